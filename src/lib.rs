@@ -1,0 +1,2 @@
+//! purekafka: a pure-Rust Apache Kafka client.
+#![forbid(unsafe_code)]
