@@ -1,2 +1,45 @@
-//! purekafka: a pure-Rust Apache Kafka client.
+//! purekafka: a pure-Rust Apache Kafka client. No librdkafka, no C: it speaks the Kafka protocol
+//! itself over tokio TCP and builds as a static binary.
+//!
+//! ```text
+//!  producer / consumer / admin     the public clients
+//!          │
+//!  cluster                         metadata cache, broker pool, leader lookup
+//!          │
+//!  conn                            one broker connection: handshake, SASL, pipelined requests
+//!          │
+//!  protocol                        bytes in, bytes out: framing, versions, record batches, SASL
+//! ```
+//!
+//! ```no_run
+//! use purekafka::{CKafkaConfig, Producer, ProducerRecord};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let ckafka = CKafkaConfig::load("fixtures/ckafka.json")?;
+//! let producer = Producer::builder(ckafka.client_config()?).build().await?;
+//! let delivered = producer.send(ProducerRecord::new("test").value("Confluent-Kafka")).await?;
+//! println!("Delivered message to {delivered}");
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod admin;
+mod cluster;
+pub mod config;
+mod conn;
+mod consumer;
+mod error;
+mod producer;
+pub mod protocol;
+
+pub use admin::{Admin, AdminBuilder};
+pub use config::{
+    Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, SaslMechanism, Secret, SecurityProtocol,
+};
+pub use conn::Connection;
+pub use consumer::{Consumer, ConsumerBuilder, Message, Offset};
+pub use error::{ConfigError, Error, KafkaCode, Result};
+pub use producer::{
+    murmur2, partition_for_key, Producer, ProducerBuilder, ProducerRecord, RecordMetadata,
+};
+pub use protocol::records::Header;

@@ -1,1 +1,135 @@
-fn main() {}
+//! Project tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
+
+mod json;
+mod kafka;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  kafka up [--brokers 1|3] [--version X.Y.Z] [--timeout SECS]
+                        start the local Kafka cluster (no-op when already up);
+                        versions 4.x (default 4.4.0), 3.9.x, 2.8.x (ZooKeeper);
+                        waits up to SECS (default 90) for the brokers
+  kafka down            stop it (jars stay cached under target/kafka/dist)
+  kafka status          print plaintext=HOST:PORT,... and sasl_plaintext=...
+                        (exit 1 when no broker is up)
+  kafka kill BROKER_ID  SIGKILL one broker (fault injection)
+  kafka start BROKER_ID restart a stopped broker, keeping its data";
+
+/// A failure to report: bad arguments (exit 2) or a task error (exit 1).
+enum Failure {
+    Usage(String),
+    Task(String),
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["kafka", rest @ ..] => kafka_cmd(rest),
+        ["help" | "-h" | "--help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        [] => Err(Failure::Usage("no command given".into())),
+        [cmd, ..] => Err(Failure::Usage(format!("unknown command {cmd:?}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Task(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn kafka_cmd(args: &[&str]) -> Result<(), Failure> {
+    match args {
+        ["up", opts @ ..] => {
+            let opts = parse_up(opts)?;
+            let cluster = kafka::ensure_up(&opts).map_err(Failure::Task)?;
+            println!("{}", cluster.status_lines());
+            Ok(())
+        }
+        ["down"] => {
+            if !kafka::down().map_err(Failure::Task)? {
+                eprintln!("no Kafka cluster was running");
+            }
+            Ok(())
+        }
+        ["status"] => match kafka::status() {
+            Some(cluster) => {
+                println!("{}", cluster.status_lines());
+                Ok(())
+            }
+            None => Err(Failure::Task("no Kafka broker is up".into())),
+        },
+        ["kill", id] => kafka::kill_broker(parse_id(id)?).map_err(Failure::Task),
+        ["start", id] => {
+            let timeout = kafka::UpOptions::default().timeout;
+            let cluster = kafka::start_broker(parse_id(id)?, timeout).map_err(Failure::Task)?;
+            eprintln!("broker(s) up: {}", cluster.plaintext_bootstrap());
+            Ok(())
+        }
+        _ => Err(Failure::Usage(format!("bad kafka arguments: {args:?}"))),
+    }
+}
+
+fn parse_id(s: &str) -> Result<u8, Failure> {
+    s.parse()
+        .map_err(|_| Failure::Usage(format!("BROKER_ID must be a number, got {s:?}")))
+}
+
+fn parse_up(args: &[&str]) -> Result<kafka::UpOptions, Failure> {
+    let mut opts = kafka::UpOptions::default();
+    let mut i = 0;
+    while i < args.len() {
+        let (flag, inline) = match args[i].split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (args[i], None),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                i += 1;
+                *args
+                    .get(i)
+                    .ok_or_else(|| Failure::Usage(format!("{flag} needs a value")))?
+            }
+        };
+        match flag {
+            "--brokers" => {
+                opts.brokers = value.parse().map_err(|_| {
+                    Failure::Usage(format!("--brokers must be 1 or 3, got {value:?}"))
+                })?;
+                if opts.brokers != 1 && opts.brokers != 3 {
+                    return Err(Failure::Usage(format!(
+                        "--brokers must be 1 or 3, got {value:?}"
+                    )));
+                }
+            }
+            "--version" => opts.version = value.to_string(),
+            "--timeout" => {
+                let secs: u64 = value.parse().map_err(|_| {
+                    Failure::Usage(format!("--timeout takes seconds, got {value:?}"))
+                })?;
+                opts.timeout = Duration::from_secs(secs);
+            }
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "unknown option {flag:?} for kafka up"
+                )))
+            }
+        }
+        i += 1;
+    }
+    Ok(opts)
+}

@@ -1,0 +1,172 @@
+//! Administration: creating and deleting topics. Requests go to the controller (KRaft brokers
+//! forward them there from any broker).
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::cluster::Cluster;
+use crate::config::ClientConfig;
+use crate::error::{codes, Error, KafkaCode};
+
+/// How often to look at the metadata while waiting for a topic to appear or go.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Builds an [`Admin`] client.
+#[derive(Debug)]
+pub struct AdminBuilder {
+    config: ClientConfig,
+}
+
+impl AdminBuilder {
+    /// Checks the configuration and connects to the cluster.
+    pub async fn build(self) -> Result<Admin, Error> {
+        Ok(Admin {
+            cluster: Cluster::connect(&self.config).await?,
+            timeout: self.config.common.request_timeout,
+        })
+    }
+}
+
+/// An admin client.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), purekafka::Error> {
+/// use purekafka::{Admin, ClientConfig};
+/// let admin = Admin::builder(ClientConfig::new().bootstrap_servers(["127.0.0.1:9092"])).build().await?;
+/// admin.create_topic("test", 1, 1).await?;
+/// admin.delete_topic("test").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    cluster: Cluster,
+    timeout: Duration,
+}
+
+impl Admin {
+    /// A builder for an admin client with this configuration.
+    pub fn builder(config: ClientConfig) -> AdminBuilder {
+        AdminBuilder { config }
+    }
+
+    /// Creates `topic` and waits until every partition has a leader, so the topic can be used
+    /// at once. A topic that exists already is [`Error::Broker`] with TOPIC_ALREADY_EXISTS
+    /// (see [`Error::kafka_code`]).
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<(), Error> {
+        let conn = self.cluster.controller().await?;
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication_factor)]);
+        let (response, _) = conn.request(&request).await?;
+        for t in &response.topics {
+            if let Some(code) = KafkaCode::from_code(t.error_code) {
+                return Err(Error::Broker {
+                    api: "CreateTopics",
+                    resource: topic.to_owned(),
+                    code,
+                    message: t.error_message.as_ref().map(|m| m.to_string()),
+                });
+            }
+        }
+        self.wait_for(topic, true).await
+    }
+
+    /// Creates `topic` unless it exists; returns whether it was created.
+    pub async fn create_topic_if_missing(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<bool, Error> {
+        match self
+            .create_topic(topic, partitions, replication_factor)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e)
+                if e.kafka_code()
+                    .is_some_and(|c| c.code() == codes::TOPIC_ALREADY_EXISTS) =>
+            {
+                self.wait_for(topic, true).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes `topic` and waits until the metadata no longer lists it.
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), Error> {
+        let conn = self.cluster.controller().await?;
+        let version = conn.version_of::<DeleteTopicsRequest>()?;
+        let name = TopicName(StrBytes::from_string(topic.to_owned()));
+        let mut request = DeleteTopicsRequest::default().with_timeout_ms(self.timeout_ms());
+        // v6 names topics in `topics` (by name or id); earlier versions in `topic_names`.
+        if version >= 6 {
+            request.topics = vec![DeleteTopicState::default().with_name(Some(name))];
+        } else {
+            request.topic_names = vec![name];
+        }
+        let response = conn.request_at(&request, version, self.timeout).await?;
+        for t in &response.responses {
+            if let Some(code) = KafkaCode::from_code(t.error_code) {
+                return Err(Error::Broker {
+                    api: "DeleteTopics",
+                    resource: topic.to_owned(),
+                    code,
+                    message: t.error_message.as_ref().map(|m| m.to_string()),
+                });
+            }
+        }
+        self.wait_for(topic, false).await
+    }
+
+    /// Waits until the metadata shows `topic` with a leader for every partition (`present`), or
+    /// no longer shows it.
+    async fn wait_for(&self, topic: &str, present: bool) -> Result<(), Error> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            self.cluster.invalidate_topic(topic);
+            let state = match self.cluster.topic(topic).await {
+                Ok(meta) => Some(
+                    !meta.partitions.is_empty() && meta.partitions.iter().all(|p| p.leader >= 0),
+                ),
+                Err(Error::UnknownTopicOrPartition(_)) => None,
+                Err(e) if e.is_retriable() => Some(false),
+                Err(e) => return Err(e),
+            };
+            let done = match state {
+                Some(ready) => present && ready,
+                None => !present,
+            };
+            if done {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "topic {topic} to be {}",
+                        if present { "ready" } else { "deleted" }
+                    ),
+                    after_ms: self.timeout.as_millis() as u64,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        self.timeout.as_millis().min(i32::MAX as u128) as i32
+    }
+}

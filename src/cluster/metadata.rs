@@ -1,0 +1,86 @@
+//! The metadata cache: brokers, topics, partitions and their leaders.
+
+use std::collections::HashMap;
+
+use kafka_protocol::messages::MetadataResponse;
+
+use crate::error::KafkaCode;
+
+/// What the cluster told us about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// Broker node id → `host:port`.
+    pub brokers: HashMap<i32, String>,
+    /// The controller's node id, when the broker named one.
+    pub controller_id: Option<i32>,
+    /// Topic name → its partitions.
+    pub topics: HashMap<String, TopicMetadata>,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetadata {
+    /// The topic-level error, e.g. UNKNOWN_TOPIC_OR_PARTITION.
+    pub error: Option<KafkaCode>,
+    /// Partitions sorted by id.
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+/// One partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    /// Partition id.
+    pub id: i32,
+    /// Leader node id, or -1 while there is none.
+    pub leader: i32,
+    /// Leader epoch, or -1 when the broker does not send it.
+    pub leader_epoch: i32,
+}
+
+impl Metadata {
+    pub(crate) fn from_response(response: MetadataResponse) -> Metadata {
+        let brokers = response
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        let topics = response
+            .topics
+            .into_iter()
+            .filter_map(|t| {
+                let name = t.name?.0.to_string();
+                let mut partitions: Vec<PartitionMetadata> = t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionMetadata {
+                        id: p.partition_index,
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                    })
+                    .collect();
+                partitions.sort_by_key(|p| p.id);
+                let error = KafkaCode::from_code(t.error_code);
+                Some((name, TopicMetadata { error, partitions }))
+            })
+            .collect();
+        Metadata {
+            brokers,
+            controller_id: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
+            topics,
+        }
+    }
+
+    /// Takes in a fresher answer. Brokers and controller are replaced; topics too when the answer
+    /// covered all topics, otherwise only those it names.
+    pub(crate) fn merge(&mut self, fresh: Metadata, all_topics: bool) {
+        if !fresh.brokers.is_empty() {
+            self.brokers = fresh.brokers;
+        }
+        self.controller_id = fresh.controller_id.or(self.controller_id);
+        if all_topics {
+            self.topics = fresh.topics;
+        } else {
+            self.topics.extend(fresh.topics);
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The cluster as the clients see it: the metadata cache (brokers, topics, partition leaders)
+//! and the pool of broker connections, reconnecting with backoff.
+//!
+//! ```text
+//!  Producer / Consumer / Admin
+//!        │ leader(topic, p) · broker(id) · controller() · refresh_metadata(topics)
+//!        ▼
+//!  Cluster ── Metadata cache (RwLock) ── BrokerSlot per node id ─► Connection (reconnects)
+//!                                      └ BrokerSlot per bootstrap address
+//! ```
+
+mod metadata;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+pub use metadata::{Metadata, TopicMetadata};
+
+use crate::config::ClientConfig;
+use crate::conn::{Backoff, Connection, ConnectionSettings};
+use crate::error::{codes, Error, KafkaCode};
+
+/// The shared cluster view of one client. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: ConnectionSettings,
+    bootstrap: Vec<Arc<BrokerSlot>>,
+    brokers: Mutex<HashMap<i32, Arc<BrokerSlot>>>,
+    metadata: RwLock<Metadata>,
+    /// One metadata refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// One broker address and its (re)connection state.
+struct BrokerSlot {
+    addr: String,
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+struct SlotState {
+    conn: Option<Connection>,
+    backoff: Backoff,
+}
+
+impl BrokerSlot {
+    fn new(addr: String, settings: &ConnectionSettings) -> Arc<Self> {
+        Arc::new(BrokerSlot {
+            addr,
+            state: tokio::sync::Mutex::new(SlotState {
+                conn: None,
+                backoff: Backoff::new(settings.reconnect_backoff, settings.reconnect_backoff_max),
+            }),
+        })
+    }
+
+    /// The live connection, or a new one after the backoff delay. Callers wanting the same
+    /// broker wait for one attempt rather than racing their own.
+    async fn connection(&self, settings: &ConnectionSettings) -> Result<Connection, Error> {
+        let mut state = self.state.lock().await;
+        if let Some(conn) = &state.conn {
+            if !conn.is_closed() {
+                return Ok(conn.clone());
+            }
+        }
+        state.conn = None;
+        let delay = state.backoff.delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match Connection::connect(&self.addr, settings).await {
+            Ok(conn) => {
+                state.backoff.succeeded();
+                state.conn = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                state.backoff.failed();
+                tracing::debug!(broker = %self.addr, error = %e, "connect failed");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Checks the configuration and fetches the cluster's brokers from the bootstrap servers.
+    pub async fn connect(config: &ClientConfig) -> Result<Cluster, Error> {
+        let settings = ConnectionSettings::from_config(config)?;
+        let bootstrap = config
+            .common
+            .bootstrap_servers
+            .iter()
+            .map(|addr| BrokerSlot::new(addr.clone(), &settings))
+            .collect();
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                settings,
+                bootstrap,
+                brokers: Mutex::new(HashMap::new()),
+                metadata: RwLock::new(Metadata::default()),
+                refreshing: tokio::sync::Mutex::new(()),
+            }),
+        };
+        cluster.refresh_metadata(&[]).await?;
+        Ok(cluster)
+    }
+
+    /// A connection to any broker: a known broker first, then the bootstrap servers. An
+    /// authentication failure ends the search at once: other brokers would refuse us too.
+    pub async fn any_broker(&self) -> Result<Connection, Error> {
+        let known: Vec<Arc<BrokerSlot>> = {
+            let brokers = self.inner.brokers.lock().expect("brokers lock");
+            let mut ids: Vec<_> = brokers.keys().copied().collect();
+            ids.sort_unstable();
+            ids.iter().map(|id| brokers[id].clone()).collect()
+        };
+        let mut tried = Vec::new();
+        let mut last = None;
+        for slot in known.iter().chain(&self.inner.bootstrap) {
+            match slot.connection(&self.inner.settings).await {
+                Ok(conn) => return Ok(conn),
+                Err(e @ (Error::Authentication { .. } | Error::Config(_))) => return Err(e),
+                Err(e) => {
+                    tried.push(slot.addr.clone());
+                    last = Some(e);
+                }
+            }
+        }
+        Err(Error::NoBrokerReachable {
+            tried: tried.join(", "),
+            last: Arc::new(last.unwrap_or(Error::Closed)),
+        })
+    }
+
+    /// A connection to the broker with node id `id`.
+    pub async fn broker(&self, id: i32) -> Result<Connection, Error> {
+        let slot = self
+            .inner
+            .brokers
+            .lock()
+            .expect("brokers lock")
+            .get(&id)
+            .cloned();
+        match slot {
+            Some(slot) => slot.connection(&self.inner.settings).await,
+            None => {
+                self.refresh_metadata(&[]).await?;
+                let slot = self
+                    .inner
+                    .brokers
+                    .lock()
+                    .expect("brokers lock")
+                    .get(&id)
+                    .cloned();
+                let slot = slot.ok_or_else(|| Error::Broker {
+                    api: "Metadata",
+                    resource: format!("broker {id}"),
+                    code: KafkaCode::from_code(8).expect("BROKER_NOT_AVAILABLE"),
+                    message: Some("the broker is not in the cluster metadata".into()),
+                })?;
+                slot.connection(&self.inner.settings).await
+            }
+        }
+    }
+
+    /// The node id of the leader of `topic[partition]`, fetching the topic's metadata when it is
+    /// not cached.
+    pub async fn leader_id(&self, topic: &str, partition: i32) -> Result<i32, Error> {
+        let topic_meta = self.topic(topic).await?;
+        let p = topic_meta
+            .partitions
+            .iter()
+            .find(|p| p.id == partition)
+            .ok_or_else(|| Error::UnknownTopicOrPartition(format!("{topic}[{partition}]")))?;
+        if p.leader < 0 {
+            return Err(Error::Broker {
+                api: "Metadata",
+                resource: format!("{topic}[{partition}]"),
+                code: KafkaCode::from_code(5).expect("LEADER_NOT_AVAILABLE"),
+                message: None,
+            });
+        }
+        Ok(p.leader)
+    }
+
+    /// The metadata of `topic`, fetched when not cached. A topic the cluster does not know is
+    /// [`Error::UnknownTopicOrPartition`].
+    pub async fn topic(&self, topic: &str) -> Result<TopicMetadata, Error> {
+        let cached = self
+            .inner
+            .metadata
+            .read()
+            .expect("metadata lock")
+            .topics
+            .get(topic)
+            .cloned();
+        let meta = match cached {
+            Some(meta) if meta.error.is_none() => meta,
+            _ => {
+                self.refresh_metadata(&[topic]).await?;
+                let meta = self
+                    .inner
+                    .metadata
+                    .read()
+                    .expect("metadata lock")
+                    .topics
+                    .get(topic)
+                    .cloned();
+                meta.ok_or_else(|| Error::UnknownTopicOrPartition(topic.to_owned()))?
+            }
+        };
+        match meta.error {
+            None => Ok(meta),
+            Some(code) if code.code() == codes::UNKNOWN_TOPIC_OR_PARTITION => {
+                Err(Error::UnknownTopicOrPartition(topic.to_owned()))
+            }
+            Some(code) => Err(Error::Broker {
+                api: "Metadata",
+                resource: topic.to_owned(),
+                code,
+                message: None,
+            }),
+        }
+    }
+
+    /// The controller, for admin requests. KRaft brokers forward them, so any broker will do
+    /// where the metadata names none.
+    pub async fn controller(&self) -> Result<Connection, Error> {
+        let controller = self
+            .inner
+            .metadata
+            .read()
+            .expect("metadata lock")
+            .controller_id;
+        match controller {
+            Some(id) => self.broker(id).await,
+            None => self.any_broker().await,
+        }
+    }
+
+    /// Forgets cached metadata for `topic`, so the next lookup asks the cluster.
+    pub fn invalidate_topic(&self, topic: &str) {
+        self.inner
+            .metadata
+            .write()
+            .expect("metadata lock")
+            .topics
+            .remove(topic);
+    }
+
+    /// Fetches metadata for `topics` (all topics when empty) and merges it into the cache.
+    pub async fn refresh_metadata(&self, topics: &[&str]) -> Result<(), Error> {
+        let _one_at_a_time = self.inner.refreshing.lock().await;
+        let conn = self.any_broker().await?;
+        let request = MetadataRequest::default()
+            .with_topics((!topics.is_empty()).then(|| {
+                topics
+                    .iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string((*t).to_owned()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false);
+        let (response, _) = conn.request(&request).await?;
+        let fresh = Metadata::from_response(response);
+        {
+            let mut brokers = self.inner.brokers.lock().expect("brokers lock");
+            for (id, addr) in &fresh.brokers {
+                let stale = brokers.get(id).is_none_or(|slot| &slot.addr != addr);
+                if stale {
+                    brokers.insert(*id, BrokerSlot::new(addr.clone(), &self.inner.settings));
+                }
+            }
+        }
+        self.inner
+            .metadata
+            .write()
+            .expect("metadata lock")
+            .merge(fresh, topics.is_empty());
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! Client configuration: librdkafka / confluent-kafka-go property names mapped onto typed
+//! settings, a typed builder for the same settings, and the loader for CKafka's `ckafka.json`.
+//!
+//! ```text
+//!  "bootstrap.servers" = "…"  ─┐
+//!  ClientConfig::set(k, v)     ├─► ClientConfig { common, producer, consumer } ─► Producer / Consumer / Admin
+//!  typed setters / ckafka.json ┘
+//! ```
+//!
+//! Every property is parsed when it is set, so a wrong key or value is reported at once, with the
+//! key's name.
+
+mod ckafka;
+mod properties;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use ckafka::{CKafkaConfig, CKafkaSasl};
+
+use crate::error::ConfigError;
+
+/// How the client talks to brokers (`security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecurityProtocol {
+    /// Plain TCP, no authentication.
+    Plaintext,
+    /// Plain TCP with SASL authentication.
+    SaslPlaintext,
+}
+
+/// A SASL mechanism (`sasl.mechanism`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaslMechanism {
+    /// RFC 4616 PLAIN: username and password in one message.
+    Plain,
+}
+
+impl SaslMechanism {
+    /// The mechanism's name as Kafka spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
+}
+
+/// What the producer waits for before a write counts as done (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// Do not wait for the broker (`acks=0`): no offsets are reported.
+    None,
+    /// Wait for the partition leader (`acks=1`).
+    Leader,
+    /// Wait for all in-sync replicas (`acks=all` or `-1`).
+    All,
+}
+
+impl Acks {
+    /// The value sent in Produce requests.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Where a consumer starts when it has no valid offset (`auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    /// The oldest record still in the log (`earliest`, `smallest`, `beginning`).
+    Earliest,
+    /// The next record to be written (`latest`, `largest`, `end`).
+    Latest,
+    /// Report an error instead (`error`, `none`).
+    Error,
+}
+
+/// A secret string, such as a SASL password. Its `Debug` never shows the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// SASL credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslConfig {
+    /// The mechanism.
+    pub mechanism: SaslMechanism,
+    /// The user name. For CKafka this is `instanceId#username`.
+    pub username: String,
+    /// The password. Never printed.
+    pub password: Secret,
+}
+
+/// Settings every client shares: where the brokers are, how to authenticate, and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommonConfig {
+    /// `bootstrap.servers`: `host:port` addresses to fetch the cluster metadata from.
+    pub bootstrap_servers: Vec<String>,
+    /// `security.protocol`.
+    pub security_protocol: SecurityProtocol,
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`, checked together when a client is built.
+    pub sasl_mechanism: SaslMechanism,
+    /// `sasl.username`.
+    pub sasl_username: Option<String>,
+    /// `sasl.password`.
+    pub sasl_password: Option<Secret>,
+    /// `client.id`, sent in every request header.
+    pub client_id: String,
+    /// `socket.timeout.ms`: how long connecting and authenticating may take.
+    pub socket_timeout: Duration,
+    /// `request.timeout.ms`: how long to wait for a response to a request.
+    pub request_timeout: Duration,
+    /// `reconnect.backoff.ms`: the first wait before reconnecting to a broker.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`: the longest wait before reconnecting.
+    pub reconnect_backoff_max: Duration,
+    /// `receive.message.max.bytes`: the largest response frame accepted from a broker.
+    pub receive_message_max_bytes: usize,
+    /// `metadata.max.age.ms`: how often metadata is refreshed even without errors.
+    pub metadata_max_age: Duration,
+}
+
+/// Producer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProducerConfig {
+    /// `acks`.
+    pub acks: Acks,
+    /// `retries`: how many times a failed produce is retried.
+    pub retries: u32,
+    /// `retry.backoff.ms`: the wait between retries.
+    pub retry_backoff: Duration,
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerConfig {
+    /// `group.id`.
+    pub group_id: Option<String>,
+    /// `auto.offset.reset`.
+    pub auto_offset_reset: AutoOffsetReset,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `fetch.wait.max.ms` (Java: `fetch.max.wait.ms`): how long the broker may hold a fetch.
+    pub fetch_wait_max: Duration,
+    /// `fetch.max.bytes`: the most bytes one fetch response may carry.
+    pub fetch_max_bytes: i32,
+    /// `max.partition.fetch.bytes`: the most bytes per partition in one fetch response.
+    pub max_partition_fetch_bytes: i32,
+}
+
+/// The whole client configuration. Build it from librdkafka property names with
+/// [`ClientConfig::set`], with the typed setters, or from a CKafka file with
+/// [`CKafkaConfig::client_config`].
+///
+/// ```
+/// use purekafka::{Acks, ClientConfig};
+/// # fn main() -> Result<(), purekafka::ConfigError> {
+/// let config = ClientConfig::new()
+///     .set("bootstrap.servers", "127.0.0.1:9094")?
+///     .set("security.protocol", "SASL_PLAINTEXT")?
+///     .set("sasl.mechanism", "PLAIN")?
+///     .set("sasl.username", "ckafka-local#purekafka")?
+///     .set("sasl.password", "secret")?
+///     .set("acks", 1)?;
+/// assert_eq!(config.producer.acks, Acks::Leader);
+/// assert!(!format!("{config:?}").contains("secret"));
+/// assert!(ClientConfig::new().set("bootstrap.server", "x").is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Settings shared by every client.
+    pub common: CommonConfig,
+    /// Producer settings.
+    pub producer: ProducerConfig,
+    /// Consumer settings.
+    pub consumer: ConsumerConfig,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            common: CommonConfig {
+                bootstrap_servers: Vec::new(),
+                security_protocol: SecurityProtocol::Plaintext,
+                sasl_mechanism: SaslMechanism::Plain,
+                sasl_username: None,
+                sasl_password: None,
+                client_id: "purekafka".to_owned(),
+                socket_timeout: Duration::from_millis(60_000),
+                request_timeout: Duration::from_millis(30_000),
+                reconnect_backoff: Duration::from_millis(100),
+                reconnect_backoff_max: Duration::from_millis(10_000),
+                receive_message_max_bytes: 100_000_000,
+                metadata_max_age: Duration::from_millis(300_000),
+            },
+            producer: ProducerConfig {
+                acks: Acks::All,
+                retries: i32::MAX as u32,
+                retry_backoff: Duration::from_millis(100),
+            },
+            consumer: ConsumerConfig {
+                group_id: None,
+                auto_offset_reset: AutoOffsetReset::Latest,
+                session_timeout: Duration::from_millis(45_000),
+                fetch_wait_max: Duration::from_millis(500),
+                fetch_max_bytes: 52_428_800,
+                max_partition_fetch_bytes: 1_048_576,
+            },
+        }
+    }
+}
+
+impl ClientConfig {
+    /// A configuration with every setting at its default (those of librdkafka where the clients
+    /// differ, except `auto.offset.reset`, which is `latest` as in both).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a property by its librdkafka / Java name. The value may be a string or a number, as
+    /// in a confluent-kafka-go `ConfigMap`. An unknown key, or a value of the wrong type or out of
+    /// range, is an error that names the key.
+    pub fn set(mut self, key: &str, value: impl ToString) -> Result<Self, ConfigError> {
+        properties::apply(&mut self, key, &value.to_string())?;
+        Ok(self)
+    }
+
+    /// Builds a configuration from `(key, value)` pairs, as [`ClientConfig::set`] one by one.
+    pub fn from_properties<K, V>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError>
+    where
+        K: AsRef<str>,
+        V: ToString,
+    {
+        pairs
+            .into_iter()
+            .try_fold(Self::new(), |config, (k, v)| config.set(k.as_ref(), v))
+    }
+
+    /// Sets `bootstrap.servers`.
+    pub fn bootstrap_servers<S: Into<String>>(
+        mut self,
+        servers: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.common.bootstrap_servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Uses SASL/PLAIN over plain TCP (`security.protocol=SASL_PLAINTEXT`,
+    /// `sasl.mechanism=PLAIN`) with these credentials.
+    pub fn sasl_plain(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.common.security_protocol = SecurityProtocol::SaslPlaintext;
+        self.common.sasl_mechanism = SaslMechanism::Plain;
+        self.common.sasl_username = Some(username.into());
+        self.common.sasl_password = Some(Secret::new(password));
+        self
+    }
+
+    /// Sets `client.id`.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.common.client_id = client_id.into();
+        self
+    }
+
+    /// Sets `request.timeout.ms`.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.common.request_timeout = timeout;
+        self
+    }
+
+    /// Sets `acks`.
+    pub fn acks(mut self, acks: Acks) -> Self {
+        self.producer.acks = acks;
+        self
+    }
+
+    /// Sets `group.id`.
+    pub fn group_id(mut self, group_id: impl Into<String>) -> Self {
+        self.consumer.group_id = Some(group_id.into());
+        self
+    }
+
+    /// Sets `auto.offset.reset`.
+    pub fn auto_offset_reset(mut self, reset: AutoOffsetReset) -> Self {
+        self.consumer.auto_offset_reset = reset;
+        self
+    }
+
+    /// Checks the settings that only make sense together and returns the SASL credentials to
+    /// use, if any. Called when a client is built.
+    pub(crate) fn validate(&self) -> Result<Option<SaslConfig>, ConfigError> {
+        let c = &self.common;
+        if c.bootstrap_servers.is_empty() {
+            return Err(ConfigError::Missing {
+                key: "bootstrap.servers".into(),
+            });
+        }
+        for server in &c.bootstrap_servers {
+            properties::check_host_port(server)?;
+        }
+        if c.reconnect_backoff > c.reconnect_backoff_max {
+            return Err(ConfigError::Conflict(
+                "reconnect.backoff.ms is larger than reconnect.backoff.max.ms".into(),
+            ));
+        }
+        match c.security_protocol {
+            SecurityProtocol::Plaintext => Ok(None),
+            SecurityProtocol::SaslPlaintext => {
+                let username = c
+                    .sasl_username
+                    .clone()
+                    .ok_or_else(|| ConfigError::Missing {
+                        key: "sasl.username".into(),
+                    })?;
+                let password = c
+                    .sasl_password
+                    .clone()
+                    .ok_or_else(|| ConfigError::Missing {
+                        key: "sasl.password".into(),
+                    })?;
+                Ok(Some(SaslConfig {
+                    mechanism: c.sasl_mechanism,
+                    username,
+                    password,
+                }))
+            }
+        }
+    }
+}

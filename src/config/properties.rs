@@ -1,0 +1,250 @@
+//! The librdkafka / Java property names and how each one's string value is parsed into the typed
+//! settings of [`ClientConfig`].
+
+use std::time::Duration;
+
+use super::{Acks, AutoOffsetReset, ClientConfig, SaslMechanism, Secret, SecurityProtocol};
+use crate::error::ConfigError;
+
+/// Applies one property. Secrets are never echoed back in errors.
+pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result<(), ConfigError> {
+    let v = Value { key, value };
+    let c = &mut config.common;
+    let p = &mut config.producer;
+    let k = &mut config.consumer;
+    match key {
+        "bootstrap.servers" | "metadata.broker.list" => {
+            let servers: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if servers.is_empty() {
+                return Err(v.invalid("expected a comma-separated list of host:port"));
+            }
+            for server in &servers {
+                check_host_port_for(key, server)?;
+            }
+            c.bootstrap_servers = servers;
+        }
+        "security.protocol" => {
+            c.security_protocol = match value.to_ascii_uppercase().as_str() {
+                "PLAINTEXT" => SecurityProtocol::Plaintext,
+                "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
+                "SSL" | "SASL_SSL" => {
+                    return Err(v.invalid("TLS is not supported by this build of purekafka"))
+                }
+                _ => return Err(v.invalid("expected PLAINTEXT or SASL_PLAINTEXT")),
+            }
+        }
+        "sasl.mechanism" | "sasl.mechanisms" => {
+            c.sasl_mechanism = match value {
+                "PLAIN" => SaslMechanism::Plain,
+                _ => return Err(v.invalid("expected PLAIN")),
+            }
+        }
+        "sasl.username" => c.sasl_username = Some(value.to_owned()),
+        "sasl.password" => c.sasl_password = Some(Secret::new(value)),
+        "client.id" => c.client_id = value.to_owned(),
+        "socket.timeout.ms" => c.socket_timeout = v.millis(10, 300_000)?,
+        "request.timeout.ms" => c.request_timeout = v.millis(1, 900_000)?,
+        "reconnect.backoff.ms" => c.reconnect_backoff = v.millis(0, 3_600_000)?,
+        "reconnect.backoff.max.ms" => c.reconnect_backoff_max = v.millis(0, 3_600_000)?,
+        "metadata.max.age.ms" => c.metadata_max_age = v.millis(1, 86_400_000)?,
+        "receive.message.max.bytes" => {
+            c.receive_message_max_bytes = v.int(1000, 2_147_483_647)? as usize
+        }
+        "acks" | "request.required.acks" => {
+            p.acks = match value {
+                "all" | "-1" => Acks::All,
+                "0" => Acks::None,
+                "1" => Acks::Leader,
+                _ => return Err(v.invalid("expected all, -1, 0 or 1")),
+            }
+        }
+        "retries" | "message.send.max.retries" => p.retries = v.int(0, 2_147_483_647)? as u32,
+        "retry.backoff.ms" => p.retry_backoff = v.millis(1, 300_000)?,
+        "group.id" => {
+            if value.is_empty() {
+                return Err(v.invalid("must not be empty"));
+            }
+            k.group_id = Some(value.to_owned())
+        }
+        "auto.offset.reset" => {
+            k.auto_offset_reset = match value {
+                "earliest" | "smallest" | "beginning" => AutoOffsetReset::Earliest,
+                "latest" | "largest" | "end" => AutoOffsetReset::Latest,
+                "error" | "none" => AutoOffsetReset::Error,
+                _ => return Err(v.invalid("expected earliest, latest or error")),
+            }
+        }
+        "session.timeout.ms" => k.session_timeout = v.millis(1, 3_600_000)?,
+        "fetch.wait.max.ms" | "fetch.max.wait.ms" => k.fetch_wait_max = v.millis(0, 300_000)?,
+        "fetch.max.bytes" => k.fetch_max_bytes = v.int(0, 2_147_483_135)? as i32,
+        "max.partition.fetch.bytes" | "fetch.message.max.bytes" => {
+            k.max_partition_fetch_bytes = v.int(1, 1_000_000_000)? as i32
+        }
+        _ => {
+            return Err(ConfigError::UnknownKey {
+                key: key.to_owned(),
+            })
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `server` is `host:port` with a valid port.
+pub(super) fn check_host_port(server: &str) -> Result<(), ConfigError> {
+    check_host_port_for("bootstrap.servers", server)
+}
+
+fn check_host_port_for(key: &str, server: &str) -> Result<(), ConfigError> {
+    let ok = server
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidValue {
+            key: key.to_owned(),
+            value: server.to_owned(),
+            reason: "expected host:port".into(),
+        })
+    }
+}
+
+/// A property's key and raw value, with parsers that name the key on failure.
+struct Value<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+impl Value<'_> {
+    fn invalid(&self, reason: &str) -> ConfigError {
+        ConfigError::InvalidValue {
+            key: self.key.to_owned(),
+            value: self.value.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn int(&self, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let n: i64 = self
+            .value
+            .trim()
+            .parse()
+            .map_err(|_| self.invalid("expected an integer"))?;
+        if n < min || n > max {
+            return Err(self.invalid(&format!("must be between {min} and {max}")));
+        }
+        Ok(n)
+    }
+
+    fn millis(&self, min: i64, max: i64) -> Result<Duration, ConfigError> {
+        self.int(min, max).map(|n| Duration::from_millis(n as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value: &str) -> Result<ClientConfig, ConfigError> {
+        ClientConfig::new().set(key, value)
+    }
+
+    #[test]
+    fn seed_properties_parse() {
+        let config = ClientConfig::from_properties([
+            ("bootstrap.servers", "a:6000,b:6000"),
+            ("sasl.mechanism", "PLAIN"),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.username", "ckafka-xyz#user"),
+            ("sasl.password", "pw"),
+            ("acks", "1"),
+            ("retries", "0"),
+            ("retry.backoff.ms", "100"),
+            ("socket.timeout.ms", "6000"),
+            ("reconnect.backoff.max.ms", "3000"),
+            ("group.id", "g"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "10000"),
+            ("request.timeout.ms", "305000"),
+            ("client.id", "me"),
+        ])
+        .unwrap();
+        assert_eq!(config.common.bootstrap_servers, ["a:6000", "b:6000"]);
+        assert_eq!(
+            config.common.security_protocol,
+            SecurityProtocol::SaslPlaintext
+        );
+        assert_eq!(config.producer.acks, Acks::Leader);
+        assert_eq!(config.producer.retries, 0);
+        assert_eq!(config.common.socket_timeout, Duration::from_millis(6000));
+        assert_eq!(config.common.reconnect_backoff_max, Duration::from_secs(3));
+        assert_eq!(config.consumer.group_id.as_deref(), Some("g"));
+        assert_eq!(config.consumer.auto_offset_reset, AutoOffsetReset::Earliest);
+        assert_eq!(
+            config.common.request_timeout,
+            Duration::from_millis(305_000)
+        );
+        let sasl = config.validate().unwrap().unwrap();
+        assert_eq!(sasl.username, "ckafka-xyz#user");
+        assert_eq!(sasl.password.expose(), "pw");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = set("bootstrap.server", "a:1").unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "bootstrap.server".into()
+            }
+        );
+        for (key, value) in [
+            ("acks", "2"),
+            ("retries", "-1"),
+            ("retries", "many"),
+            ("session.timeout.ms", "0"),
+            ("bootstrap.servers", "no-port"),
+            ("bootstrap.servers", "host:99999"),
+            ("security.protocol", "KERBEROS"),
+            ("auto.offset.reset", "sometime"),
+        ] {
+            match set(key, value).unwrap_err() {
+                ConfigError::InvalidValue { key: k, .. } => assert_eq!(k, key),
+                other => panic!("{key}={value}: unexpected {other:?}"),
+            }
+        }
+        assert!(ClientConfig::new().set("acks", 1).is_ok());
+    }
+
+    #[test]
+    fn validate_requires_sasl_credentials() {
+        let config = set("bootstrap.servers", "a:1")
+            .unwrap()
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .unwrap();
+        assert_eq!(
+            config.validate().unwrap_err(),
+            ConfigError::Missing {
+                key: "sasl.username".into()
+            }
+        );
+        assert_eq!(
+            ClientConfig::new().validate().unwrap_err(),
+            ConfigError::Missing {
+                key: "bootstrap.servers".into()
+            }
+        );
+    }
+
+    #[test]
+    fn password_never_printed() {
+        let config = set("sasl.password", "hunter2-secret").unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!format!("{:?}", config.validate()).contains("hunter2"));
+    }
+}

@@ -1,0 +1,229 @@
+//! One broker connection: TCP, the ApiVersions and SASL handshake, then requests pipelined on
+//! one socket and matched to their responses.
+//!
+//! ```text
+//!  Connection::connect(addr) ── TCP ──► Wire (writer + reader tasks)
+//!        │                                 ▲
+//!        └── handshake: ApiVersions ───────┤  (v3, falling back to what the broker offers)
+//!                       SaslHandshake ─────┤  (when SASL is configured)
+//!                       SaslAuthenticate ──┘  (or raw tokens on pre-1.0 brokers)
+//!  Connection::request::<R>(&req) ─ negotiated version ─► Wire::call ─► R::Response
+//! ```
+
+mod backoff;
+mod handshake;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::protocol::{Decodable, HeaderVersion, VersionRange};
+use tokio::net::TcpStream;
+
+pub(crate) use backoff::Backoff;
+
+use crate::config::{ClientConfig, SaslConfig};
+use crate::error::{ConfigError, Error};
+use crate::protocol::api::ApiRequest;
+use crate::protocol::frame::{self, RequestHead};
+use crate::protocol::versions::{self, ApiVersionTable};
+use wire::Wire;
+
+/// What a connection needs from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionSettings {
+    pub client_id: String,
+    pub sasl: Option<SaslConfig>,
+    pub socket_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_frame: usize,
+    pub reconnect_backoff: Duration,
+    pub reconnect_backoff_max: Duration,
+}
+
+impl ConnectionSettings {
+    pub fn from_config(config: &ClientConfig) -> Result<Self, ConfigError> {
+        let sasl = config.validate()?;
+        let c = &config.common;
+        Ok(ConnectionSettings {
+            client_id: c.client_id.clone(),
+            sasl,
+            socket_timeout: c.socket_timeout,
+            request_timeout: c.request_timeout,
+            max_frame: c.receive_message_max_bytes,
+            reconnect_backoff: c.reconnect_backoff,
+            reconnect_backoff_max: c.reconnect_backoff_max,
+        })
+    }
+}
+
+/// A ready connection to one broker: handshaken, authenticated, versions negotiated. Cheap to
+/// clone; the socket closes when the last clone is dropped.
+#[derive(Clone)]
+pub struct Connection {
+    wire: Wire,
+    versions: Arc<ApiVersionTable>,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("broker", &self.wire.broker())
+            .field("closed", &self.wire.is_closed())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connects to `addr` (`host:port`) and performs the handshake, all within the socket
+    /// timeout.
+    pub(crate) async fn connect(
+        addr: &str,
+        settings: &ConnectionSettings,
+    ) -> Result<Connection, Error> {
+        let timeout = settings.socket_timeout;
+        let attempt = async {
+            let stream = TcpStream::connect(addr).await.map_err(|e| Error::Io {
+                broker: addr.to_owned(),
+                message: e.to_string(),
+                outcome_unknown: false,
+            })?;
+            stream.set_nodelay(true).map_err(|e| Error::Io {
+                broker: addr.to_owned(),
+                message: e.to_string(),
+                outcome_unknown: false,
+            })?;
+            let wire = Wire::spawn(stream, addr, &settings.client_id, settings.max_frame);
+            let versions = handshake::api_versions(&wire, timeout).await?;
+            let conn = Connection {
+                wire,
+                versions: Arc::new(versions),
+                request_timeout: settings.request_timeout,
+            };
+            if let Some(sasl) = &settings.sasl {
+                handshake::authenticate(&conn, sasl).await?;
+            }
+            tracing::debug!(broker = addr, "connected");
+            Ok(conn)
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    what: format!("connecting to {addr} (socket.timeout.ms)"),
+                    after_ms: timeout.as_millis() as u64,
+                })
+            })
+    }
+
+    /// The broker address this connection goes to.
+    pub fn broker(&self) -> &str {
+        self.wire.broker()
+    }
+
+    /// True once the connection failed or was closed; a new one must be made.
+    pub fn is_closed(&self) -> bool {
+        self.wire.is_closed()
+    }
+
+    /// The versions the broker announced.
+    pub fn versions(&self) -> &ApiVersionTable {
+        &self.versions
+    }
+
+    /// The version of `R` this connection uses, or an error naming the API when none is shared.
+    pub fn version_of<R: ApiRequest>(&self) -> Result<i16, Error> {
+        self.versions
+            .negotiate::<R>()
+            .ok_or_else(|| Error::UnsupportedApi {
+                broker: self.broker().to_owned(),
+                api: R::NAME,
+                ours: versions::our_range(R::KEY).map_or_else(
+                    || "none".to_owned(),
+                    |VersionRange { min, max }| format!("v{min}-v{max}"),
+                ),
+            })
+    }
+
+    /// Sends `request` at the highest shared version and waits for the response, up to the
+    /// request timeout.
+    pub async fn request<R: ApiRequest>(&self, request: &R) -> Result<(R::Response, i16), Error> {
+        let version = self.version_of::<R>()?;
+        let response = self
+            .request_at(request, version, self.request_timeout)
+            .await?;
+        Ok((response, version))
+    }
+
+    /// Sends `request` at `version`, waiting up to `timeout` for the response.
+    pub async fn request_at<R: ApiRequest>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, Error> {
+        let body =
+            frame::encode_body(request, version).map_err(|e| Error::protocol(self.broker(), e))?;
+        let mut response = self.call::<R>(version, body, timeout).await?;
+        R::Response::decode(&mut response, version).map_err(|e| {
+            let error = Error::protocol(
+                self.broker(),
+                format!("cannot decode {} v{version} response: {e}", R::NAME),
+            );
+            self.wire.poison(error.clone());
+            error
+        })
+    }
+
+    /// Sends an encoded body of `R` at `version` and returns the raw response body.
+    pub(crate) async fn call<R: ApiRequest>(
+        &self,
+        version: i16,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
+        let head = RequestHead {
+            api_key: R::KEY,
+            api_version: version,
+            header_version: R::header_version(version),
+        };
+        let response_header_version = R::Response::header_version(version);
+        let call = self.wire.call(head, response_header_version, body);
+        match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The broker may still answer; the connection cannot be trusted to stay in step,
+                // so it is closed, as the Java client does.
+                let error = Error::Timeout {
+                    what: format!("{} v{version} to {}", R::NAME, self.broker()),
+                    after_ms: timeout.as_millis() as u64,
+                };
+                self.wire.poison(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends a request that the broker does not answer (Produce with acks=0).
+    pub(crate) async fn send_only<R: ApiRequest>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<(), Error> {
+        let body =
+            frame::encode_body(request, version).map_err(|e| Error::protocol(self.broker(), e))?;
+        let head = RequestHead {
+            api_key: R::KEY,
+            api_version: version,
+            header_version: R::header_version(version),
+        };
+        self.wire.send(head, body).await
+    }
+
+    /// The default request timeout of this connection.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+}

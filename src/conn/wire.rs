@@ -1,0 +1,347 @@
+//! The socket of one broker connection, owned by two tasks.
+//!
+//! ```text
+//!  Wire::call ──mpsc──► writer task ──(corr id, reply)──► reader task ──► reply oneshot
+//!                          │ head + body bytes                ▲ frames
+//!                          ▼                                  │
+//!                        socket ───────────────────────────► socket
+//! ```
+//!
+//! The writer numbers each request, tells the reader what to expect *before* it writes the bytes,
+//! then writes them; the reader matches each response frame to the oldest pending request (Kafka
+//! answers in order per connection) and checks the correlation id. Writing and reading run in
+//! separate tasks so a large request never stops responses from being drained.
+//!
+//! When anything fails (I/O, a frame over the ceiling, a correlation id out of order, a timeout)
+//! the wire is *poisoned*: the first error is kept, both tasks stop, and every request in flight
+//! fails with that error, marked outcome-unknown.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use crate::error::Error;
+use crate::protocol::frame::{self, RequestHead};
+
+/// Requests queued for the writer before senders wait.
+const QUEUE: usize = 256;
+/// Write buffer: small requests are coalesced; larger writes go straight to the socket.
+const WRITE_BUFFER: usize = 64 * 1024;
+/// Initial read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
+type Reply = oneshot::Sender<Bytes>;
+
+/// One request for the writer.
+struct Outgoing {
+    /// The Kafka request head, or `None` for a raw SASL token (v0 handshake), sent without header.
+    head: Option<RequestHead>,
+    /// Response header version, when a response is expected.
+    response_header_version: i16,
+    body: Bytes,
+    /// Where the response body goes; `None` when the broker sends no response (acks=0).
+    reply: Option<Reply>,
+    /// Told once the bytes are written, for requests without a response.
+    written: Option<oneshot::Sender<()>>,
+}
+
+/// What the reader expects next.
+struct Pending {
+    correlation_id: Option<i32>,
+    response_header_version: i16,
+    reply: Reply,
+}
+
+/// A cloneable handle to the two tasks that own one broker socket.
+#[derive(Clone)]
+pub(crate) struct Wire {
+    broker: Arc<str>,
+    tx: mpsc::Sender<Outgoing>,
+    poison: Arc<OnceLock<Error>>,
+    tasks: Arc<Tasks>,
+}
+
+/// Aborts both tasks when the last handle goes.
+struct Tasks([AbortHandle; 2]);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.0.iter().for_each(AbortHandle::abort);
+    }
+}
+
+impl Wire {
+    /// Takes over `stream`; `max_frame` is the largest response accepted.
+    pub fn spawn(stream: TcpStream, broker: &str, client_id: &str, max_frame: usize) -> Wire {
+        let broker: Arc<str> = broker.into();
+        let poison = Arc::new(OnceLock::new());
+        let (read, write) = stream.into_split();
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (pending_tx, pending_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(
+            read,
+            pending_rx,
+            max_frame,
+            broker.clone(),
+            poison.clone(),
+        ));
+        let writer = tokio::spawn(write_loop(
+            write,
+            rx,
+            pending_tx,
+            StrBytes::from_string(client_id.to_owned()),
+            broker.clone(),
+            poison.clone(),
+        ));
+        let handles = [reader.abort_handle(), writer.abort_handle()];
+        let stop = handles.clone();
+        // When either task ends, the other must not outlive it.
+        tokio::spawn(async move {
+            let (mut reader, mut writer) = (reader, writer);
+            tokio::select! {
+                _ = &mut reader => {}
+                _ = &mut writer => {}
+            }
+            stop.iter().for_each(AbortHandle::abort);
+        });
+        Wire {
+            broker,
+            tx,
+            poison,
+            tasks: Arc::new(Tasks(handles)),
+        }
+    }
+
+    /// The broker address, for errors.
+    pub fn broker(&self) -> &str {
+        &self.broker
+    }
+
+    /// True once the connection has failed or closed.
+    pub fn is_closed(&self) -> bool {
+        self.poison.get().is_some() || self.tx.is_closed()
+    }
+
+    /// Poisons the connection with `error` and stops it: every request in flight fails.
+    pub fn poison(&self, error: Error) {
+        let _ = self.poison.set(error);
+        self.tasks.0.iter().for_each(AbortHandle::abort);
+    }
+
+    /// Sends a request and returns the response frame with its header stripped.
+    pub async fn call(
+        &self,
+        head: RequestHead,
+        response_header_version: i16,
+        body: Bytes,
+    ) -> Result<Bytes, Error> {
+        self.exchange(Some(head), response_header_version, body)
+            .await
+    }
+
+    /// Sends a raw SASL token (v0 handshake) and returns the raw answer.
+    pub async fn call_raw(&self, token: Bytes) -> Result<Bytes, Error> {
+        self.exchange(None, 0, token).await
+    }
+
+    async fn exchange(
+        &self,
+        head: Option<RequestHead>,
+        response_header_version: i16,
+        body: Bytes,
+    ) -> Result<Bytes, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Outgoing {
+            head,
+            response_header_version,
+            body,
+            reply: Some(reply),
+            written: None,
+        })
+        .await?;
+        rx.await.map_err(|_| self.failure(true))
+    }
+
+    /// Sends a request the broker does not answer (Produce with acks=0); returns once written.
+    pub async fn send(&self, head: RequestHead, body: Bytes) -> Result<(), Error> {
+        let (written, rx) = oneshot::channel();
+        self.enqueue(Outgoing {
+            head: Some(head),
+            response_header_version: 0,
+            body,
+            reply: None,
+            written: Some(written),
+        })
+        .await?;
+        rx.await.map_err(|_| self.failure(true))
+    }
+
+    async fn enqueue(&self, out: Outgoing) -> Result<(), Error> {
+        if self.poison.get().is_some() {
+            return Err(self.failure(false));
+        }
+        self.tx.send(out).await.map_err(|_| self.failure(false))
+    }
+
+    /// The error for a request that the failed connection did not answer.
+    fn failure(&self, written: bool) -> Error {
+        let message = match self.poison.get() {
+            Some(Error::Io { message, .. }) => message.clone(),
+            Some(other) => return other.clone(),
+            None => "connection closed".to_owned(),
+        };
+        Error::Io {
+            broker: self.broker.to_string(),
+            message,
+            outcome_unknown: written,
+        }
+    }
+}
+
+fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
+    Error::Io {
+        broker: broker.to_owned(),
+        message: message.to_string(),
+        outcome_unknown: true,
+    }
+}
+
+async fn write_loop(
+    write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    pending: mpsc::UnboundedSender<Pending>,
+    client_id: StrBytes,
+    broker: Arc<str>,
+    poison: Arc<OnceLock<Error>>,
+) {
+    let mut socket = BufWriter::with_capacity(WRITE_BUFFER, write);
+    let mut correlation_id: i32 = 0;
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Write everything queued, then flush once.
+        while let Some(out) = next {
+            if let Err(e) =
+                write_one(&mut socket, out, &mut correlation_id, &pending, &client_id).await
+            {
+                let _ = poison.set(e.into_error(&broker));
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = socket.flush().await {
+            let _ = poison.set(io_error(&broker, e));
+            return;
+        }
+    }
+}
+
+enum WriteError {
+    Io(std::io::Error),
+    Encode(String),
+    ReaderGone,
+}
+
+impl WriteError {
+    fn into_error(self, broker: &str) -> Error {
+        match self {
+            WriteError::Io(e) => io_error(broker, e),
+            WriteError::Encode(e) => Error::protocol(broker, e),
+            WriteError::ReaderGone => io_error(broker, "connection closed"),
+        }
+    }
+}
+
+async fn write_one(
+    socket: &mut BufWriter<OwnedWriteHalf>,
+    out: Outgoing,
+    correlation_id: &mut i32,
+    pending: &mpsc::UnboundedSender<Pending>,
+    client_id: &StrBytes,
+) -> Result<(), WriteError> {
+    let (prefix, corr) = match out.head {
+        Some(head) => {
+            *correlation_id = correlation_id.wrapping_add(1);
+            let prefix =
+                frame::encode_request_head(head, *correlation_id, client_id, out.body.len())
+                    .map_err(WriteError::Encode)?;
+            (prefix, Some(*correlation_id))
+        }
+        None => {
+            let mut prefix = BytesMut::with_capacity(4);
+            prefix.extend_from_slice(&(out.body.len() as i32).to_be_bytes());
+            (prefix, None)
+        }
+    };
+    if let Some(reply) = out.reply {
+        pending
+            .send(Pending {
+                correlation_id: corr,
+                response_header_version: out.response_header_version,
+                reply,
+            })
+            .map_err(|_| WriteError::ReaderGone)?;
+    }
+    socket.write_all(&prefix).await.map_err(WriteError::Io)?;
+    socket.write_all(&out.body).await.map_err(WriteError::Io)?;
+    if let Some(written) = out.written {
+        socket.flush().await.map_err(WriteError::Io)?;
+        let _ = written.send(());
+    }
+    Ok(())
+}
+
+async fn read_loop(
+    mut read: OwnedReadHalf,
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+    max_frame: usize,
+    broker: Arc<str>,
+    poison: Arc<OnceLock<Error>>,
+) {
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let error = loop {
+        match frame::split_frame(&mut buf, max_frame) {
+            Ok(Some(frame)) => match deliver(frame, &mut pending) {
+                Ok(()) => continue,
+                Err(message) => break Error::protocol(&*broker, message),
+            },
+            Ok(None) => {}
+            Err(e) => break Error::protocol(&*broker, e),
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_BUFFER);
+        }
+        match read.read_buf(&mut buf).await {
+            Ok(0) => break io_error(&broker, "connection closed by the broker"),
+            Ok(_) => {}
+            Err(e) => break io_error(&broker, e),
+        }
+    };
+    let _ = poison.set(error);
+    // Returning drops `pending`: every waiting caller sees its reply channel close and reads the
+    // poison error.
+}
+
+fn deliver(mut frame: Bytes, pending: &mut mpsc::UnboundedReceiver<Pending>) -> Result<(), String> {
+    let Ok(p) = pending.try_recv() else {
+        return Err("response received with no request in flight".to_owned());
+    };
+    if let Some(expected) = p.correlation_id {
+        let got = frame::peek_correlation_id(&frame);
+        if got != Some(expected) {
+            return Err(format!(
+                "correlation id mismatch: expected {expected}, got {}",
+                got.map_or("none".to_owned(), |c| c.to_string())
+            ));
+        }
+        frame::strip_response_header(&mut frame, p.response_header_version)?;
+    }
+    // The caller may have given up (timeout); that is not the connection's problem.
+    let _ = p.reply.send(frame);
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! ListOffsets and Fetch for the consumer: one request per leader, answers decoded zero-copy.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Message;
+use crate::cluster::Cluster;
+use crate::config::{AutoOffsetReset, ConsumerConfig};
+use crate::error::{Error, KafkaCode};
+use crate::protocol::records::BatchDecoder;
+
+/// ListOffsets timestamp for the log start.
+pub(super) const EARLIEST: i64 = -2;
+/// ListOffsets timestamp for the log end.
+pub(super) const LATEST: i64 = -1;
+
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+type TopicPartition = (Arc<str>, i32);
+
+/// Groups partitions by the node id of their leader.
+async fn by_leader(
+    cluster: &Cluster,
+    partitions: impl IntoIterator<Item = TopicPartition>,
+) -> Result<BTreeMap<i32, Vec<TopicPartition>>, Error> {
+    let mut groups: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+    for tp in partitions {
+        let leader = cluster.leader_id(&tp.0, tp.1).await?;
+        groups.entry(leader).or_default().push(tp);
+    }
+    Ok(groups)
+}
+
+/// Groups `(topic, partition)` pairs by topic, in order.
+fn by_topic<'a, T>(
+    items: impl IntoIterator<Item = (&'a TopicPartition, T)>,
+) -> Vec<(Arc<str>, Vec<(i32, T)>)> {
+    let mut topics: Vec<(Arc<str>, Vec<(i32, T)>)> = Vec::new();
+    for ((topic, partition), value) in items {
+        match topics.iter_mut().find(|(t, _)| t == topic) {
+            Some((_, ps)) => ps.push((*partition, value)),
+            None => topics.push((topic.clone(), vec![(*partition, value)])),
+        }
+    }
+    topics
+}
+
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+/// The offset at `timestamp` (`EARLIEST` or `LATEST`) of each partition.
+pub(super) async fn list_offsets(
+    cluster: &Cluster,
+    partitions: &[TopicPartition],
+    timestamp: i64,
+) -> Result<Vec<(TopicPartition, i64)>, Error> {
+    let mut offsets = Vec::with_capacity(partitions.len());
+    for (leader, tps) in by_leader(cluster, partitions.iter().cloned()).await? {
+        let conn = cluster.broker(leader).await?;
+        let topics = by_topic(tps.iter().map(|tp| (tp, ())))
+            .into_iter()
+            .map(|(topic, ps)| {
+                ListOffsetsTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(
+                        ps.iter()
+                            .map(|(p, ())| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_current_leader_epoch(-1)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(topics);
+        let (response, _) = conn.request(&request).await?;
+        for t in &response.topics {
+            for p in &t.partitions {
+                let tp: TopicPartition = (Arc::from(t.name.0.as_str()), p.partition_index);
+                if let Some(code) = KafkaCode::from_code(p.error_code) {
+                    return Err(Error::Broker {
+                        api: "ListOffsets",
+                        resource: format!("{}[{}]", tp.0, tp.1),
+                        code,
+                        message: None,
+                    });
+                }
+                offsets.push((tp, p.offset));
+            }
+        }
+    }
+    Ok(offsets)
+}
+
+/// Fetches once from every leader of the assigned partitions and appends what arrived to
+/// `out`, advancing `positions`.
+pub(super) async fn fetch_once(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    positions: &mut BTreeMap<TopicPartition, i64>,
+    out: &mut VecDeque<Message>,
+) -> Result<(), Error> {
+    let groups = by_leader(cluster, positions.keys().cloned()).await?;
+    let mut requests = tokio::task::JoinSet::new();
+    for (leader, tps) in groups {
+        let conn = cluster.broker(leader).await?;
+        let topics = by_topic(tps.iter().map(|tp| (tp, positions[tp])))
+            .into_iter()
+            .map(|(topic, ps)| {
+                FetchTopic::default()
+                    .with_topic(topic_name(&topic))
+                    .with_partitions(
+                        ps.iter()
+                            .map(|&(p, offset)| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_current_leader_epoch(-1)
+                                    .with_fetch_offset(offset)
+                                    .with_log_start_offset(-1)
+                                    .with_partition_max_bytes(config.max_partition_fetch_bytes)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(config.fetch_wait_max.as_millis() as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(config.fetch_max_bytes)
+            .with_isolation_level(0)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(topics);
+        let timeout = conn.request_timeout() + config.fetch_wait_max;
+        requests.spawn(async move {
+            let version = conn.version_of::<FetchRequest>()?;
+            conn.request_at(&request, version, timeout).await
+        });
+    }
+    let mut reset: Vec<TopicPartition> = Vec::new();
+    while let Some(joined) = requests.join_next().await {
+        let response =
+            joined.map_err(|e| Error::protocol("-", format!("fetch task failed: {e}")))??;
+        if let Some(code) = KafkaCode::from_code(response.error_code) {
+            return Err(Error::Broker {
+                api: "Fetch",
+                resource: "fetch session".into(),
+                code,
+                message: None,
+            });
+        }
+        for t in response.responses {
+            let topic: Arc<str> = Arc::from(t.topic.0.as_str());
+            for p in t.partitions {
+                let tp = (topic.clone(), p.partition_index);
+                let Some(position) = positions.get_mut(&tp) else {
+                    continue;
+                };
+                match p.error_code {
+                    0 => {}
+                    OFFSET_OUT_OF_RANGE => {
+                        reset.push(tp);
+                        continue;
+                    }
+                    code => {
+                        let code = KafkaCode::from_code(code).expect("non-zero");
+                        if code.is_retriable() {
+                            // Leadership moved or the topic is still being created.
+                            cluster.invalidate_topic(&topic);
+                            continue;
+                        }
+                        return Err(Error::Broker {
+                            api: "Fetch",
+                            resource: format!("{topic}[{}]", p.partition_index),
+                            code,
+                            message: None,
+                        });
+                    }
+                }
+                let Some(records) = p.records else { continue };
+                for batch in BatchDecoder::new(records, true) {
+                    let batch = batch.map_err(|e| Error::CorruptBatch {
+                        topic: topic.to_string(),
+                        partition: p.partition_index,
+                        reason: e.to_string(),
+                    })?;
+                    if !batch.is_control() {
+                        out.extend(
+                            batch
+                                .records
+                                .into_iter()
+                                .filter(|r| r.offset >= *position)
+                                .map(|r| Message {
+                                    topic: topic.clone(),
+                                    partition: p.partition_index,
+                                    offset: r.offset,
+                                    timestamp: r.timestamp,
+                                    key: r.key,
+                                    value: r.value,
+                                    headers: r.headers,
+                                }),
+                        );
+                    }
+                    *position = (*position).max(batch.last_offset + 1);
+                }
+            }
+        }
+    }
+    if !reset.is_empty() {
+        reset_offsets(cluster, config, positions, reset).await?;
+    }
+    Ok(())
+}
+
+/// Applies `auto.offset.reset` to partitions whose position fell out of the log.
+async fn reset_offsets(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    positions: &mut BTreeMap<TopicPartition, i64>,
+    partitions: Vec<TopicPartition>,
+) -> Result<(), Error> {
+    let timestamp = match config.auto_offset_reset {
+        AutoOffsetReset::Earliest => EARLIEST,
+        AutoOffsetReset::Latest => LATEST,
+        AutoOffsetReset::Error => {
+            let (topic, partition) = &partitions[0];
+            return Err(Error::Broker {
+                api: "Fetch",
+                resource: format!(
+                    "{topic}[{partition}] at offset {}",
+                    positions[&partitions[0]]
+                ),
+                code: KafkaCode::from_code(OFFSET_OUT_OF_RANGE).expect("non-zero"),
+                message: Some("auto.offset.reset is error".into()),
+            });
+        }
+    };
+    let offsets: HashMap<TopicPartition, i64> = list_offsets(cluster, &partitions, timestamp)
+        .await?
+        .into_iter()
+        .collect();
+    positions.extend(offsets);
+    Ok(())
+}

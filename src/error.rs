@@ -1,0 +1,249 @@
+//! Errors: one public [`Error`] enum with the context a user needs to act on it (which broker,
+//! which topic and partition, which setting), and [`KafkaCode`] for the error codes brokers send.
+//!
+//! kafka-protocol reports encode and decode failures as `anyhow` errors; they are turned into
+//! [`Error::Protocol`] where they cross into this crate and never reach the public API.
+
+use std::fmt;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+
+/// What went wrong. Every variant names what it concerns: the broker, topic, partition, or the
+/// configuration key.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration key, value or file was not acceptable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// The broker refused our credentials. Retrying with the same credentials cannot help, so the
+    /// client does not reconnect on its own.
+    #[error("authentication with {broker} using SASL mechanism {mechanism} failed: {message}")]
+    Authentication {
+        /// The broker that refused us.
+        broker: String,
+        /// The SASL mechanism in use.
+        mechanism: String,
+        /// What the broker said.
+        message: String,
+    },
+
+    /// A network error on the connection to a broker. Requests that were in flight on it may or
+    /// may not have been processed by the broker: `outcome_unknown` says so.
+    #[error("connection to {broker} failed: {message}")]
+    Io {
+        /// The broker address.
+        broker: String,
+        /// What failed.
+        message: String,
+        /// True when a request had been written and may have taken effect on the broker.
+        outcome_unknown: bool,
+    },
+
+    /// The broker sent bytes that do not follow the Kafka protocol, or we could not encode one of
+    /// our requests. The connection is closed.
+    #[error("protocol error with {broker}: {message}")]
+    Protocol {
+        /// The broker address, or `-` when not tied to one.
+        broker: String,
+        /// What was wrong with the bytes.
+        message: String,
+    },
+
+    /// A record batch could not be decoded.
+    #[error("corrupt record batch in {topic}[{partition}]: {reason}")]
+    CorruptBatch {
+        /// Topic of the batch.
+        topic: String,
+        /// Partition of the batch.
+        partition: i32,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// The broker and purekafka share no version of an API the operation needs.
+    #[error("broker {broker} does not support {api} in any version purekafka speaks ({ours})")]
+    UnsupportedApi {
+        /// The broker address.
+        broker: String,
+        /// The API name, e.g. `Produce`.
+        api: &'static str,
+        /// The version range purekafka supports.
+        ours: String,
+    },
+
+    /// The broker answered with an error code.
+    #[error("{api} for {resource} failed: {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Broker {
+        /// The API that failed, e.g. `Produce`.
+        api: &'static str,
+        /// What the request was about: `topic[partition]`, a topic, a group, or a broker.
+        resource: String,
+        /// The Kafka error code.
+        code: KafkaCode,
+        /// The error message the broker sent, if any.
+        message: Option<String>,
+    },
+
+    /// No answer within the configured time.
+    #[error("timed out after {after_ms} ms: {what}")]
+    Timeout {
+        /// What we waited for.
+        what: String,
+        /// How long we waited.
+        after_ms: u64,
+    },
+
+    /// No broker of the bootstrap list could be reached.
+    #[error("no broker reachable (tried {tried}): {last}")]
+    NoBrokerReachable {
+        /// The addresses tried.
+        tried: String,
+        /// The last error.
+        last: Arc<Error>,
+    },
+
+    /// The topic or partition is not known to the cluster.
+    #[error("unknown topic or partition: {0}")]
+    UnknownTopicOrPartition(String),
+
+    /// `recv()` was called on a consumer with no partitions assigned.
+    #[error("the consumer has no partitions assigned")]
+    NoAssignment,
+
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Io { .. } | Error::Timeout { .. } | Error::NoBrokerReachable { .. } => true,
+            Error::Broker { code, .. } => code.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// True when a request may or may not have taken effect on the broker (its connection failed
+    /// after it was written, or its answer did not come in time).
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            Error::Io {
+                outcome_unknown, ..
+            } => *outcome_unknown,
+            Error::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The Kafka error code, when the broker sent one.
+    pub fn kafka_code(&self) -> Option<KafkaCode> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn protocol(broker: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::Protocol {
+            broker: broker.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A Kafka error code, as sent by brokers in responses.
+///
+/// ```
+/// use purekafka::KafkaCode;
+/// let code = KafkaCode::from_code(6).unwrap();
+/// assert_eq!(code.to_string(), "NotLeaderOrFollower (6)");
+/// assert!(code.is_retriable());
+/// assert!(KafkaCode::from_code(0).is_none());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KafkaCode(ResponseError);
+
+impl KafkaCode {
+    /// The code for `code`, or `None` for 0 (no error).
+    pub fn from_code(code: i16) -> Option<KafkaCode> {
+        ResponseError::try_from_code(code).map(KafkaCode)
+    }
+
+    /// The numeric code.
+    pub fn code(&self) -> i16 {
+        self.0.code()
+    }
+
+    /// Whether the protocol defines this error as retriable.
+    pub fn is_retriable(&self) -> bool {
+        self.0.is_retriable()
+    }
+}
+
+impl fmt::Display for KafkaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.0, self.code())
+    }
+}
+
+impl fmt::Debug for KafkaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KafkaCode({}, {})", self.0, self.code())
+    }
+}
+
+/// Error codes handled by name in this crate.
+pub(crate) mod codes {
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    pub const ILLEGAL_SASL_STATE: i16 = 34;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+}
+
+/// A configuration key, value, or file that was not acceptable. It names the key or field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The property is not one purekafka knows.
+    #[error("unknown configuration property `{key}`")]
+    UnknownKey {
+        /// The property name.
+        key: String,
+    },
+    /// The value does not parse or is out of range for the property.
+    #[error("invalid value {value:?} for `{key}`: {reason}")]
+    InvalidValue {
+        /// The property name.
+        key: String,
+        /// The value given (never a secret: secrets are shown as `[redacted]`).
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// A required property was not set.
+    #[error("missing required configuration property `{key}`")]
+    Missing {
+        /// The property name.
+        key: String,
+    },
+    /// Two settings contradict each other.
+    #[error("conflicting configuration: {0}")]
+    Conflict(String),
+    /// A config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file path.
+        path: String,
+        /// What went wrong, naming the field where one is at fault.
+        reason: String,
+    },
+}
+
+/// Result with purekafka's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,67 @@
+//! The requests purekafka sends, each tied to its API key and response type.
+//!
+//! kafka-protocol implements its own `Request` trait only when its `broker` feature is on (the
+//! trait also asks for request decoding); a client needs just encode-the-request and
+//! decode-the-response, so this trait asks for exactly that.
+
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message};
+
+/// A request purekafka sends: encodable, versioned, with a decodable response.
+pub trait ApiRequest: Message + Encodable + HeaderVersion {
+    /// The API key.
+    const KEY: i16;
+    /// The API's name, e.g. `Produce`, for messages.
+    const NAME: &'static str;
+    /// The response to this request.
+    type Response: Decodable + HeaderVersion;
+}
+
+macro_rules! api_requests {
+    ($($request:ident => $response:ident, $key:ident;)*) => {
+        $(
+            impl ApiRequest for $request {
+                const KEY: i16 = ApiKey::$key as i16;
+                const NAME: &'static str = stringify!($key);
+                type Response = $response;
+            }
+        )*
+
+        /// The name of an API key, for messages and reports.
+        pub fn api_name(key: i16) -> &'static str {
+            $(
+                if key == ApiKey::$key as i16 {
+                    return stringify!($key);
+                }
+            )*
+            "UnknownApi"
+        }
+    };
+}
+
+api_requests! {
+    ProduceRequest => ProduceResponse, Produce;
+    FetchRequest => FetchResponse, Fetch;
+    ListOffsetsRequest => ListOffsetsResponse, ListOffsets;
+    MetadataRequest => MetadataResponse, Metadata;
+    ApiVersionsRequest => ApiVersionsResponse, ApiVersions;
+    SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake;
+    SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate;
+    CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
+    DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_the_protocol() {
+        assert_eq!(ProduceRequest::KEY, 0);
+        assert_eq!(FetchRequest::KEY, 1);
+        assert_eq!(ApiVersionsRequest::KEY, 18);
+        assert_eq!(SaslAuthenticateRequest::KEY, 36);
+        assert_eq!(api_name(3), "Metadata");
+        assert_eq!(api_name(-9), "UnknownApi");
+    }
+}

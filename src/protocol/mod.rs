@@ -1,0 +1,19 @@
+//! The Kafka wire protocol, free of I/O: no tokio, no clock, no sockets. Bytes in, bytes out.
+//!
+//! - [`api`]: the requests purekafka sends, with their keys and responses;
+//! - [`frame`]: size-prefixed frames, request and response headers, correlation ids;
+//! - [`versions`]: the APIs purekafka speaks and version negotiation with a broker;
+//! - [`records`]: the record-batch encoder (the producer's hot path) and zero-copy decoder;
+//! - [`sasl`]: SASL mechanisms as state machines.
+//!
+//! Request and response bodies are kafka-protocol's message types; its `anyhow` errors are turned
+//! into strings here and into [`crate::Error`] by the connection layer.
+//!
+//! This module is public for benchmarks and for users who need the building blocks; its API may
+//! change between minor versions.
+
+pub mod api;
+pub mod frame;
+pub mod records;
+pub mod sasl;
+pub mod versions;

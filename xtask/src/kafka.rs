@@ -1,0 +1,542 @@
+//! Local Apache Kafka cluster for tests: `cargo xtask kafka up|down|status|kill|start`.
+//!
+//! Jars come from Maven (xtask/kafka/pom.xml) into `target/kafka/dist/<version>/libs`;
+//! each broker runs as a detached `java -cp 'libs/*' kafka.Kafka server.properties`
+//! with its config, data, log (`kafka.log`) and pid file in `target/kafka/run/broker-<id>/`.
+//! The running layout is recorded in `target/kafka/run/cluster.properties`.
+//!
+//! `up` semantics:
+//! * nothing running: wipe `target/kafka/run`, write configs, format KRaft storage
+//!   (or start ZooKeeper for 2.8), start every broker, wait until each answers;
+//! * the same layout (version + broker count) running: restart any node that
+//!   died (keeping its data) and wait; if all are up this is a no-op;
+//! * a different layout running: fail with a message asking for `kafka down`
+//!   (we never silently destroy a cluster someone may be using).
+
+mod config;
+mod dist;
+mod process;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use config::DEFAULT_VERSION;
+use config::{Layout, Mode, Node, Paths, ZOOKEEPER_PORT};
+use process::Proc;
+
+/// Options for [`ensure_up`].
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub version: String,
+    pub brokers: u8,
+    /// How long to wait for the brokers to answer.
+    pub timeout: Duration,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            version: DEFAULT_VERSION.to_string(),
+            brokers: 1,
+            timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// One running broker's client addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub id: u8,
+    pub plaintext: String,
+    pub sasl_plaintext: String,
+}
+
+/// The brokers that are up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub version: String,
+    pub brokers: Vec<Broker>,
+}
+
+impl Cluster {
+    fn new(version: &str, nodes: impl IntoIterator<Item = Node>) -> Cluster {
+        Cluster {
+            version: version.to_string(),
+            brokers: nodes
+                .into_iter()
+                .map(|n| Broker {
+                    id: n.id,
+                    plaintext: n.plaintext(),
+                    sasl_plaintext: n.sasl_plaintext(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `host:port,host:port` of the PLAINTEXT listeners.
+    pub fn plaintext_bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| b.plaintext.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `host:port,host:port` of the SASL_PLAINTEXT listeners.
+    pub fn sasl_bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| b.sasl_plaintext.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The two lines `cargo xtask kafka status` prints.
+    pub fn status_lines(&self) -> String {
+        format!(
+            "plaintext={}\nsasl_plaintext={}",
+            self.plaintext_bootstrap(),
+            self.sasl_bootstrap()
+        )
+    }
+}
+
+/// Bring the requested cluster up (or check it already is) and return its addresses.
+pub fn ensure_up(opts: &UpOptions) -> Result<Cluster, String> {
+    let paths = Paths::from_workspace();
+    let layout = Layout::new(&opts.version, opts.brokers)?;
+
+    if let Some(running) = read_state(&paths) {
+        if procs(&paths, &running).iter().any(Proc::alive) {
+            if running != layout {
+                return Err(format!(
+                    "{} is already running, but {} was requested; run `cargo xtask kafka down` first",
+                    running.describe(),
+                    layout.describe()
+                ));
+            }
+            return heal(&paths, &layout, opts.timeout);
+        }
+    }
+    fresh_start(&paths, &layout, opts.timeout)
+}
+
+/// Stop every process the harness started (brokers, then ZooKeeper). Returns
+/// whether anything was running. Jars, data and logs stay in target/.
+pub fn down() -> Result<bool, String> {
+    let paths = Paths::from_workspace();
+    let Some(layout) = read_state(&paths) else {
+        return Ok(false);
+    };
+    let all = procs(&paths, &layout);
+    let was_up = all.iter().any(Proc::alive);
+    let (zk, brokers): (Vec<Proc>, Vec<Proc>) =
+        all.into_iter().partition(|p| p.label == "zookeeper");
+    process::stop(&brokers, Duration::from_secs(30));
+    process::stop(&zk, Duration::from_secs(15));
+    for node in layout.nodes() {
+        let _ = fs::remove_file(pid_file(&paths, node));
+    }
+    let _ = fs::remove_file(paths.zookeeper_dir().join("zookeeper.pid"));
+    let _ = fs::remove_file(paths.state_file());
+    Ok(was_up)
+}
+
+/// The brokers whose process is alive and whose listeners accept connections;
+/// `None` when no broker is up.
+pub fn status() -> Option<Cluster> {
+    let paths = Paths::from_workspace();
+    let layout = read_state(&paths)?;
+    let up: Vec<Node> = layout
+        .nodes()
+        .into_iter()
+        .filter(|&n| {
+            broker_proc(&paths, n).is_some_and(|p| p.alive())
+                && process::port_open(&n.plaintext())
+                && process::port_open(&n.sasl_plaintext())
+        })
+        .collect();
+    if up.is_empty() {
+        None
+    } else {
+        Some(Cluster::new(&layout.version, up))
+    }
+}
+
+/// Fault injection: SIGKILL one broker (a crash, no controlled shutdown).
+pub fn kill_broker(id: u8) -> Result<(), String> {
+    let paths = Paths::from_workspace();
+    let layout = read_state(&paths).ok_or("no Kafka cluster is recorded as running")?;
+    let node = node_of(&layout, id)?;
+    match broker_proc(&paths, node).filter(Proc::alive) {
+        Some(p) => {
+            process::signal(p.pid, "KILL");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while p.alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!("killed broker {id} (pid {})", p.pid);
+            Ok(())
+        }
+        None => Err(format!("broker {id} is not running")),
+    }
+}
+
+/// Restart one broker with its existing data and wait until it answers.
+pub fn start_broker(id: u8, timeout: Duration) -> Result<Cluster, String> {
+    let paths = Paths::from_workspace();
+    let layout = read_state(&paths).ok_or("no Kafka cluster is recorded; use `kafka up`")?;
+    let node = node_of(&layout, id)?;
+    if broker_proc(&paths, node).is_some_and(|p| p.alive()) {
+        return Err(format!("broker {id} is already running"));
+    }
+    let libs = dist::ensure_libs(&paths, &layout)?;
+    let offset = process::file_len(&log_file(&paths, node));
+    start_node(&paths, &layout, &libs, node)?;
+    wait_ready(&paths, &[(node, offset)], timeout)?;
+    Ok(Cluster::new(&layout.version, [node]))
+}
+
+fn node_of(layout: &Layout, id: u8) -> Result<Node, String> {
+    layout
+        .nodes()
+        .into_iter()
+        .find(|n| n.id == id)
+        .ok_or_else(|| format!("no broker {id} in {}", layout.describe()))
+}
+
+// ---------------------------------------------------------------------------
+
+fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Cluster, String> {
+    let mode = layout.mode()?;
+    let mut ports: Vec<u16> = Vec::new();
+    for n in layout.nodes() {
+        ports.extend([n.plaintext_port(), n.sasl_port()]);
+        if mode == Mode::Kraft {
+            ports.push(n.controller_port());
+        }
+    }
+    if mode == Mode::Zookeeper {
+        ports.push(ZOOKEEPER_PORT);
+    }
+    if let Some(busy) = ports
+        .iter()
+        .find(|p| process::port_open(&format!("{}:{p}", config::HOST)))
+    {
+        return Err(format!(
+            "port {}:{busy} is already in use by a process this harness did not start; stop it first",
+            config::HOST
+        ));
+    }
+
+    let libs = dist::ensure_libs(paths, layout)?;
+    let users = config::users(paths)?;
+    let started = Instant::now();
+    eprintln!("starting {} ...", layout.describe());
+
+    let run = paths.run();
+    if run.exists() {
+        fs::remove_dir_all(&run).map_err(|e| format!("cannot clear {}: {e}", run.display()))?;
+    }
+    mkdir(&run)?;
+    for (file, user) in [
+        ("client-sasl.properties", &users[0]),
+        ("client-admin.properties", &users[1]),
+    ] {
+        write(&run.join(file), &config::client_properties(user))?;
+    }
+    for node in layout.nodes() {
+        let dir = paths.node_dir(node);
+        mkdir(&dir.join("data"))?;
+        let props = config::server_properties(layout, node, &dir.join("data"), &users);
+        write(&dir.join("server.properties"), &props)?;
+    }
+    if mode == Mode::Kraft {
+        let cluster_id = config::new_cluster_id();
+        for node in layout.nodes() {
+            let mut args = jvm_args(paths, layout, &libs, &paths.node_dir(node), "256m");
+            args.extend(
+                [
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id.as_str(),
+                    "-c",
+                ]
+                .map(String::from),
+            );
+            args.push(props_file(paths, node).display().to_string());
+            process::run(&process::java(), &args, &paths.node_dir(node))?;
+        }
+    }
+    write_state(paths, layout)?;
+
+    let result = (|| {
+        if mode == Mode::Zookeeper {
+            start_zookeeper(paths, layout, &libs, timeout)?;
+        }
+        let mut waits = Vec::new();
+        for node in layout.nodes() {
+            start_node(paths, layout, &libs, node)?;
+            waits.push((node, 0));
+        }
+        wait_ready(paths, &waits, timeout)
+    })();
+    if let Err(e) = result {
+        // Do not leave half a cluster behind; logs stay for inspection.
+        process::stop(&procs(paths, layout), Duration::from_secs(10));
+        let _ = fs::remove_file(paths.state_file());
+        return Err(e);
+    }
+    eprintln!(
+        "{} is up ({:.1}s)",
+        layout.describe(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Cluster::new(&layout.version, layout.nodes()))
+}
+
+/// Same layout already (partly) running: restart dead nodes, keep their data.
+fn heal(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Cluster, String> {
+    let libs = dist::ensure_libs(paths, layout)?;
+    if layout.mode()? == Mode::Zookeeper && !zk_proc(paths).is_some_and(|p| p.alive()) {
+        start_zookeeper(paths, layout, &libs, timeout)?;
+    }
+    let mut waits = Vec::new();
+    let mut restarted = Vec::new();
+    for node in layout.nodes() {
+        if broker_proc(paths, node).is_some_and(|p| p.alive()) {
+            waits.push((node, 0));
+        } else {
+            let offset = process::file_len(&log_file(paths, node));
+            start_node(paths, layout, &libs, node)?;
+            waits.push((node, offset));
+            restarted.push(node.id);
+        }
+    }
+    wait_ready(paths, &waits, timeout)?;
+    if restarted.is_empty() {
+        eprintln!("{} is already up", layout.describe());
+    } else {
+        eprintln!("{}: restarted broker(s) {restarted:?}", layout.describe());
+    }
+    Ok(Cluster::new(&layout.version, layout.nodes()))
+}
+
+fn jvm_args(
+    paths: &Paths,
+    layout: &Layout,
+    libs: &Path,
+    log_dir: &Path,
+    heap: &str,
+) -> Vec<String> {
+    let log_config = paths.log_config(layout);
+    let log_prop = if layout.uses_log4j2() {
+        format!("-Dlog4j2.configurationFile={}", log_config.display())
+    } else {
+        format!("-Dlog4j.configuration=file:{}", log_config.display())
+    };
+    vec![
+        format!("-Xmx{heap}"),
+        "-Xms128m".into(),
+        "-XX:+UseG1GC".into(),
+        "-XX:MaxGCPauseMillis=20".into(),
+        "-XX:+ExplicitGCInvokesConcurrent".into(),
+        "-Djava.awt.headless=true".into(),
+        format!("-Dkafka.logs.dir={}", log_dir.join("logs").display()),
+        log_prop,
+        "-cp".into(),
+        format!("{}/*", libs.display()),
+    ]
+}
+
+fn start_node(paths: &Paths, layout: &Layout, libs: &Path, node: Node) -> Result<(), String> {
+    let dir = paths.node_dir(node);
+    let mut args = jvm_args(paths, layout, libs, &dir, "512m");
+    args.push("kafka.Kafka".into());
+    args.push(props_file(paths, node).display().to_string());
+    let props = props_file(paths, node);
+    let pid = process::spawn_detached(
+        &process::java(),
+        &args,
+        &props,
+        &log_file(paths, node),
+        &dir,
+    )?;
+    process::write_pid(&pid_file(paths, node), pid)?;
+    eprintln!(
+        "broker {} started (pid {pid}), log {}",
+        node.id,
+        log_file(paths, node).display()
+    );
+    Ok(())
+}
+
+fn start_zookeeper(
+    paths: &Paths,
+    layout: &Layout,
+    libs: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
+    let dir = paths.zookeeper_dir();
+    mkdir(&dir.join("data"))?;
+    let props = dir.join("zookeeper.properties");
+    write(&props, &config::zookeeper_properties(&dir.join("data")))?;
+    let mut args = jvm_args(paths, layout, libs, &dir, "256m");
+    args.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
+    args.push(props.display().to_string());
+    let log = dir.join("zookeeper.log");
+    let pid = process::spawn_detached(&process::java(), &args, &props, &log, &dir)?;
+    process::write_pid(&dir.join("zookeeper.pid"), pid)?;
+    eprintln!("zookeeper started (pid {pid}), log {}", log.display());
+    let zk = Proc {
+        label: "zookeeper".into(),
+        pid,
+        marker: props,
+    };
+    let addr = format!("{}:{ZOOKEEPER_PORT}", config::HOST);
+    let deadline = Instant::now() + timeout;
+    while !process::port_open(&addr) {
+        if !zk.alive() {
+            return Err(format!(
+                "ZooKeeper exited during startup; last log lines:\n{}",
+                process::tail(&log, 40)
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "ZooKeeper not listening on {addr} after {timeout:?}:\n{}",
+                process::tail(&log, 40)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Lines a broker logs once it serves clients (ZooKeeper mode, KRaft mode).
+const STARTED: &[&str] = &[
+    "] started (kafka.server.KafkaServer)",
+    "Kafka Server started",
+];
+
+/// Wait until each node (with the log offset its current run starts at) is
+/// ready: process alive, "started" logged, both listeners accepting, and an
+/// ApiVersions request on PLAINTEXT answered.
+fn wait_ready(paths: &Paths, nodes: &[(Node, u64)], timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<(Node, u64)> = nodes.to_vec();
+    loop {
+        let mut still = Vec::new();
+        for &(node, offset) in &pending {
+            let log = log_file(paths, node);
+            if !broker_proc(paths, node).is_some_and(|p| p.alive()) {
+                return Err(format!(
+                    "broker {} exited during startup; last lines of {}:\n{}",
+                    node.id,
+                    log.display(),
+                    process::tail(&log, 40)
+                ));
+            }
+            let ready = process::file_contains(&log, offset, STARTED)
+                && process::port_open(&node.sasl_plaintext())
+                && process::kafka_answers(&node.plaintext());
+            if !ready {
+                still.push((node, offset));
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let (node, _) = still[0];
+            let log = log_file(paths, node);
+            return Err(format!(
+                "broker(s) {:?} not ready after {timeout:?}; last lines of {}:\n{}",
+                still.iter().map(|(n, _)| n.id).collect::<Vec<_>>(),
+                log.display(),
+                process::tail(&log, 40)
+            ));
+        }
+        pending = still;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+// --- state and per-node files ------------------------------------------------
+
+fn props_file(paths: &Paths, node: Node) -> PathBuf {
+    paths.node_dir(node).join("server.properties")
+}
+fn log_file(paths: &Paths, node: Node) -> PathBuf {
+    paths.node_dir(node).join("kafka.log")
+}
+fn pid_file(paths: &Paths, node: Node) -> PathBuf {
+    paths.node_dir(node).join("kafka.pid")
+}
+
+fn broker_proc(paths: &Paths, node: Node) -> Option<Proc> {
+    Some(Proc {
+        label: format!("broker {}", node.id),
+        pid: process::read_pid(&pid_file(paths, node))?,
+        marker: props_file(paths, node),
+    })
+}
+
+fn zk_proc(paths: &Paths) -> Option<Proc> {
+    let dir = paths.zookeeper_dir();
+    Some(Proc {
+        label: "zookeeper".into(),
+        pid: process::read_pid(&dir.join("zookeeper.pid"))?,
+        marker: dir.join("zookeeper.properties"),
+    })
+}
+
+/// Every recorded process of the layout: brokers, then ZooKeeper.
+fn procs(paths: &Paths, layout: &Layout) -> Vec<Proc> {
+    let mut all: Vec<Proc> = layout
+        .nodes()
+        .into_iter()
+        .filter_map(|n| broker_proc(paths, n))
+        .collect();
+    all.extend(zk_proc(paths));
+    all
+}
+
+fn write_state(paths: &Paths, layout: &Layout) -> Result<(), String> {
+    let cluster = Cluster::new(&layout.version, layout.nodes());
+    let text = format!(
+        "# Written by `cargo xtask kafka up`; pids are in broker-<id>/kafka.pid.\n\
+         version={}\nbrokers={}\nmode={}\n{}\n",
+        layout.version,
+        layout.brokers,
+        if layout.mode()? == Mode::Kraft {
+            "kraft"
+        } else {
+            "zookeeper"
+        },
+        cluster.status_lines()
+    );
+    write(&paths.state_file(), &text)
+}
+
+fn read_state(paths: &Paths) -> Option<Layout> {
+    let text = fs::read_to_string(paths.state_file()).ok()?;
+    let kv: BTreeMap<&str, &str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    Layout::new(kv.get("version")?, kv.get("brokers")?.parse().ok()?).ok()
+}
+
+fn mkdir(dir: &Path) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+fn write(file: &Path, text: &str) -> Result<(), String> {
+    fs::write(file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
+}

@@ -1,0 +1,412 @@
+//! Cluster layout (versions, ports, paths) and the files the brokers read.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::json;
+
+pub const DEFAULT_VERSION: &str = "4.4.0";
+pub const HOST: &str = "127.0.0.1";
+pub const ZOOKEEPER_PORT: u16 = 2181;
+
+/// How the brokers of a Kafka line are coordinated and fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Combined broker+controller KRaft nodes (3.9.x, 4.x).
+    Kraft,
+    /// Brokers plus one ZooKeeper from the same jars (2.8.x).
+    Zookeeper,
+}
+
+/// What `up` is asked to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub version: String,
+    pub brokers: u8,
+}
+
+impl Layout {
+    pub fn new(version: &str, brokers: u8) -> Result<Layout, String> {
+        if brokers != 1 && brokers != 3 {
+            return Err(format!("--brokers must be 1 or 3, got {brokers}"));
+        }
+        let layout = Layout {
+            version: version.to_string(),
+            brokers,
+        };
+        layout.mode()?;
+        Ok(layout)
+    }
+
+    /// Supported: 4.x and 3.9.x (KRaft), 2.8.x (ZooKeeper). Others are
+    /// refused rather than half-working.
+    pub fn mode(&self) -> Result<Mode, String> {
+        let parts: Vec<&str> = self.version.split('.').collect();
+        let numeric = parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        match (numeric, parts.first(), parts.get(1)) {
+            (true, Some(&"4"), _) => Ok(Mode::Kraft),
+            (true, Some(&"3"), Some(&"9")) => Ok(Mode::Kraft),
+            (true, Some(&"2"), Some(&"8")) => Ok(Mode::Zookeeper),
+            _ => Err(format!(
+                "unsupported Kafka version {:?}: use 4.x.y, 3.9.x or 2.8.x (e.g. {DEFAULT_VERSION}, 3.9.2, 2.8.2)",
+                self.version
+            )),
+        }
+    }
+
+    /// Maven profile in xtask/kafka/pom.xml.
+    pub fn maven_profile(&self) -> &'static str {
+        match self.version.split('.').next() {
+            Some("4") => "kafka4",
+            Some("3") => "kafka3",
+            _ => "kafka2",
+        }
+    }
+
+    pub fn uses_log4j2(&self) -> bool {
+        self.maven_profile() == "kafka4"
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        (1..=self.brokers).map(Node::new).collect()
+    }
+
+    pub fn describe(&self) -> String {
+        let mode = match self.mode() {
+            Ok(Mode::Zookeeper) => "ZooKeeper",
+            _ => "KRaft",
+        };
+        format!(
+            "Kafka {} ({mode}, {} broker(s))",
+            self.version, self.brokers
+        )
+    }
+}
+
+/// One broker (in KRaft also a controller). Node `n` uses ports
+/// 9092+100(n-1) (PLAINTEXT), +1 (CONTROLLER), +2 (SASL_PLAINTEXT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    pub id: u8,
+}
+
+impl Node {
+    pub fn new(id: u8) -> Node {
+        Node { id }
+    }
+    fn base(self) -> u16 {
+        9092 + 100 * (self.id as u16 - 1)
+    }
+    pub fn plaintext_port(self) -> u16 {
+        self.base()
+    }
+    pub fn controller_port(self) -> u16 {
+        self.base() + 1
+    }
+    pub fn sasl_port(self) -> u16 {
+        self.base() + 2
+    }
+    pub fn plaintext(self) -> String {
+        format!("{HOST}:{}", self.plaintext_port())
+    }
+    pub fn sasl_plaintext(self) -> String {
+        format!("{HOST}:{}", self.sasl_port())
+    }
+}
+
+/// Everything lives under `<workspace>/target/kafka`.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn from_workspace() -> Paths {
+        let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Paths {
+            root: xtask.parent().unwrap_or(xtask).to_path_buf(),
+        }
+    }
+    pub fn pom(&self) -> PathBuf {
+        self.root.join("xtask/kafka/pom.xml")
+    }
+    pub fn log_config(&self, layout: &Layout) -> PathBuf {
+        let name = if layout.uses_log4j2() {
+            "log4j2.properties"
+        } else {
+            "log4j.properties"
+        };
+        self.root.join("xtask/kafka").join(name)
+    }
+    pub fn fixtures(&self) -> PathBuf {
+        self.root.join("fixtures/ckafka.json")
+    }
+    pub fn dist(&self, version: &str) -> PathBuf {
+        self.root.join("target/kafka/dist").join(version)
+    }
+    pub fn libs(&self, version: &str) -> PathBuf {
+        self.dist(version).join("libs")
+    }
+    pub fn run(&self) -> PathBuf {
+        self.root.join("target/kafka/run")
+    }
+    pub fn state_file(&self) -> PathBuf {
+        self.run().join("cluster.properties")
+    }
+    pub fn node_dir(&self, node: Node) -> PathBuf {
+        self.run().join(format!("broker-{}", node.id))
+    }
+    pub fn zookeeper_dir(&self) -> PathBuf {
+        self.run().join("zookeeper")
+    }
+}
+
+/// A SASL/PLAIN user the brokers accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+}
+
+/// Users: the fixture's `instanceId#username` (what the client sends) plus `admin`.
+pub fn users(paths: &Paths) -> Result<Vec<User>, String> {
+    let file = paths.fixtures();
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let doc = json::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let sasl = doc
+        .get("sasl")
+        .ok_or_else(|| format!("{}: no \"sasl\" object", file.display()))?;
+    let field = |k: &str| sasl.get(k).and_then(json::Json::as_str).unwrap_or("");
+    let (user, password, instance) = (field("username"), field("password"), field("instanceId"));
+    if user.is_empty() || password.is_empty() {
+        return Err(format!(
+            "{}: sasl.username/password missing",
+            file.display()
+        ));
+    }
+    let name = if instance.is_empty() {
+        user.to_string()
+    } else {
+        format!("{instance}#{user}")
+    };
+    Ok(vec![
+        User {
+            name,
+            password: password.to_string(),
+        },
+        User {
+            name: "admin".into(),
+            password: "admin-secret".into(),
+        },
+    ])
+}
+
+/// A double-quoted string for Kafka's JAAS parser (java.io.StreamTokenizer):
+/// inside quotes any character is literal, `\` escapes.
+fn jaas_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Server-side PLAIN JAAS config. The option keys are quoted on purpose:
+/// Kafka's JaasConfig tokenizer treats `#` (and `.`, `@`, ...) as an ordinary
+/// character, so `user_ckafka-local#purekafka=...` fails with "Value not
+/// specified for key 'user_ckafka-local'", while `"user_ckafka-local#purekafka"`
+/// is one token whose text becomes the option key.
+pub fn server_jaas(users: &[User]) -> String {
+    let mut s = String::from("org.apache.kafka.common.security.plain.PlainLoginModule required");
+    for u in users {
+        let _ = write!(
+            s,
+            " {}={}",
+            jaas_quote(&format!("user_{}", u.name)),
+            jaas_quote(&u.password)
+        );
+    }
+    s.push(';');
+    s
+}
+
+pub fn client_jaas(user: &User) -> String {
+    format!(
+        "org.apache.kafka.common.security.plain.PlainLoginModule required username={} password={};",
+        jaas_quote(&user.name),
+        jaas_quote(&user.password)
+    )
+}
+
+/// Escape a java.util.Properties value.
+fn prop_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (i, c) in v.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            ' ' if i == 0 => out.push_str("\\ "),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn render(props: &[(&str, String)]) -> String {
+    let mut s =
+        String::from("# Generated by `cargo xtask kafka up`; rewritten on every fresh start.\n");
+    for (k, v) in props {
+        let _ = writeln!(s, "{k}={}", prop_value(v));
+    }
+    s
+}
+
+pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[User]) -> String {
+    let n = layout.brokers;
+    let kraft = layout.mode() == Ok(Mode::Kraft);
+    let mut p: Vec<(&str, String)> = Vec::new();
+    let mut listeners = format!(
+        "PLAINTEXT://{},SASL_PLAINTEXT://{}",
+        node.plaintext(),
+        node.sasl_plaintext()
+    );
+    let advertised = listeners.clone();
+    if kraft {
+        let voters: Vec<String> = layout
+            .nodes()
+            .iter()
+            .map(|v| format!("{}@{HOST}:{}", v.id, v.controller_port()))
+            .collect();
+        listeners.push_str(&format!(",CONTROLLER://{HOST}:{}", node.controller_port()));
+        p.push(("process.roles", "broker,controller".into()));
+        p.push(("node.id", node.id.to_string()));
+        p.push(("controller.quorum.voters", voters.join(",")));
+        p.push(("controller.listener.names", "CONTROLLER".into()));
+        p.push((
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+        ));
+    } else {
+        p.push(("broker.id", node.id.to_string()));
+        p.push(("zookeeper.connect", format!("{HOST}:{ZOOKEEPER_PORT}")));
+        p.push(("zookeeper.connection.timeout.ms", "18000".into()));
+    }
+    p.push(("listeners", listeners));
+    p.push(("advertised.listeners", advertised));
+    p.push(("inter.broker.listener.name", "PLAINTEXT".into()));
+    p.push(("sasl.enabled.mechanisms", "PLAIN".into()));
+    p.push((
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+        "PLAIN".into(),
+    ));
+    p.push((
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+        server_jaas(users),
+    ));
+    p.push(("log.dirs", data_dir.display().to_string()));
+    p.push(("auto.create.topics.enable", "false".into()));
+    p.push(("num.partitions", "1".into()));
+    p.push(("group.initial.rebalance.delay.ms", "0".into()));
+    p.push(("offsets.topic.replication.factor", n.to_string()));
+    p.push(("transaction.state.log.replication.factor", n.to_string()));
+    p.push(("transaction.state.log.min.isr", n.min(2).to_string()));
+    if layout.uses_log4j2() {
+        p.push((
+            "share.coordinator.state.topic.replication.factor",
+            n.to_string(),
+        ));
+        p.push((
+            "share.coordinator.state.topic.min.isr",
+            n.min(2).to_string(),
+        ));
+    }
+    p.push(("num.network.threads", "2".into()));
+    p.push(("num.io.threads", "4".into()));
+    render(&p)
+}
+
+pub fn zookeeper_properties(data_dir: &Path) -> String {
+    render(&[
+        ("dataDir", data_dir.display().to_string()),
+        ("clientPort", ZOOKEEPER_PORT.to_string()),
+        ("clientPortAddress", HOST.into()),
+        ("maxClientCnxns", "0".into()),
+        ("admin.enableServer", "false".into()),
+    ])
+}
+
+/// Client config for the Java tools (`--command-config`).
+pub fn client_properties(user: &User) -> String {
+    render(&[
+        ("security.protocol", "SASL_PLAINTEXT".into()),
+        ("sasl.mechanism", "PLAIN".into()),
+        ("sasl.jaas.config", client_jaas(user)),
+    ])
+}
+
+/// A fresh KRaft cluster id: 16 bytes, base64url without padding (Kafka's Uuid format).
+pub fn new_cluster_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = Vec::with_capacity(16);
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.write_u32(std::process::id());
+        bytes.extend_from_slice(&h.finish().to_be_bytes());
+    }
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let v = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
+        for k in 0..=chunk.len() {
+            out.push(ALPHABET[((v >> (18 - 6 * k)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_keys_are_quoted() {
+        let users = vec![User {
+            name: "ckafka-local#purekafka".into(),
+            password: "p\"w".into(),
+        }];
+        assert_eq!(
+            server_jaas(&users),
+            "org.apache.kafka.common.security.plain.PlainLoginModule required \
+             \"user_ckafka-local#purekafka\"=\"p\\\"w\";"
+        );
+    }
+
+    #[test]
+    fn cluster_id_is_22_chars() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22, "{id}");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(Layout::new("4.4.0", 1).unwrap().mode(), Ok(Mode::Kraft));
+        assert_eq!(Layout::new("3.9.2", 3).unwrap().mode(), Ok(Mode::Kraft));
+        assert_eq!(Layout::new("2.8.2", 1).unwrap().mode(), Ok(Mode::Zookeeper));
+        assert!(Layout::new("3.7.0", 1).is_err());
+        assert!(Layout::new("4.4.0/../x", 1).is_err());
+        assert!(Layout::new("4.4.0", 2).is_err());
+    }
+}
