@@ -1,7 +1,9 @@
 //! Project tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
 
-mod json;
+mod demo;
 mod kafka;
+mod run;
+mod test;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +12,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo                  start the local Kafka if needed and run the CKafka guide's
+                        producer and consumer examples with fixtures/ckafka.json
+  test                  start the local Kafka if needed and run every gate: fmt,
+                        clippy, docs, all tests, static musl examples
   kafka up [--brokers 1|3] [--version X.Y.Z] [--timeout SECS]
                         start the local Kafka cluster (no-op when already up);
                         versions 4.x (default 4.4.0), 3.9.x, 2.8.x (ZooKeeper);
@@ -31,6 +37,8 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["kafka", rest @ ..] => kafka_cmd(rest),
+        ["demo"] => demo::demo().map_err(Failure::Task),
+        ["test"] => test::test().map_err(Failure::Task),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())

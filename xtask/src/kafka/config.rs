@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::json;
-
 pub const DEFAULT_VERSION: &str = "4.4.0";
 pub const HOST: &str = "127.0.0.1";
 pub const ZOOKEEPER_PORT: u16 = 2181;
@@ -173,30 +171,11 @@ pub struct User {
 
 /// Users: the fixture's `instanceId#username` (what the client sends) plus `admin`.
 pub fn users(paths: &Paths) -> Result<Vec<User>, String> {
-    let file = paths.fixtures();
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let doc = json::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let sasl = doc
-        .get("sasl")
-        .ok_or_else(|| format!("{}: no \"sasl\" object", file.display()))?;
-    let field = |k: &str| sasl.get(k).and_then(json::Json::as_str).unwrap_or("");
-    let (user, password, instance) = (field("username"), field("password"), field("instanceId"));
-    if user.is_empty() || password.is_empty() {
-        return Err(format!(
-            "{}: sasl.username/password missing",
-            file.display()
-        ));
-    }
-    let name = if instance.is_empty() {
-        user.to_string()
-    } else {
-        format!("{instance}#{user}")
-    };
+    let ckafka = purekafka::CKafkaConfig::load(paths.fixtures()).map_err(|e| e.to_string())?;
     Ok(vec![
         User {
-            name,
-            password: password.to_string(),
+            name: ckafka.sasl_username(),
+            password: ckafka.sasl.password.expose().to_owned(),
         },
         User {
             name: "admin".into(),

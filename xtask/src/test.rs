@@ -1,0 +1,129 @@
+//! `cargo xtask test`: starts the local Kafka, then runs every gate: formatting, clippy with
+//! warnings denied, docs without warnings, the protocol layer's freedom from I/O, the whole test
+//! suite (unit, doc and proto-tests against the real broker), and a static musl build of the
+//! examples whose producer runs once against the broker.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::kafka::{self, UpOptions};
+use crate::run::{cargo, check, output_of, root};
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+
+pub fn test() -> Result<(), String> {
+    let started = Instant::now();
+    let cluster = kafka::ensure_up(&UpOptions::default())?;
+
+    check(cargo(&["fmt", "--all", "--", "--check"]))?;
+    check(cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let mut doc = cargo(&["doc", "--no-deps", "--package", "purekafka"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    check(doc)?;
+    protocol_is_pure()?;
+
+    let mut tests = cargo(&["test", "--workspace"]);
+    tests
+        .env("PUREKAFKA_PLAINTEXT", cluster.plaintext_bootstrap())
+        .env("PUREKAFKA_SASL", cluster.sasl_bootstrap());
+    check(tests)?;
+
+    musl_examples()?;
+    eprintln!(
+        "xtask test: all gates passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `src/protocol/` is bytes in, bytes out: it must not import tokio (shared/STYLE.md).
+fn protocol_is_pure() -> Result<(), String> {
+    let dir = root().join("src/protocol");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if text.contains("tokio") {
+            return Err(format!(
+                "{} mentions tokio: the protocol layer must stay free of I/O",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the examples for musl, checks they are static, and runs the producer once.
+fn musl_examples() -> Result<(), String> {
+    let installed = output_of({
+        let mut c = Command::new("rustup");
+        c.args(["target", "list", "--installed"]);
+        c
+    })?;
+    if !installed.lines().any(|l| l.trim() == MUSL) {
+        let mut add = Command::new("rustup");
+        add.args(["target", "add", MUSL]);
+        check(add)?;
+    }
+    check(cargo(&[
+        "build",
+        "--release",
+        "--target",
+        MUSL,
+        "--examples",
+    ]))?;
+    let dir = root().join("target").join(MUSL).join("release/examples");
+    for name in ["producer", "consumer"] {
+        let path = dir.join(name);
+        if has_interpreter(&path)? {
+            return Err(format!("{} is dynamically linked", path.display()));
+        }
+        let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        eprintln!("{name}: static musl executable, {} KiB", size / 1024);
+    }
+    let config = root().join("fixtures/ckafka.json");
+    let mut producer = Command::new(dir.join("producer"));
+    producer
+        .args([
+            "--config",
+            &config.to_string_lossy(),
+            "static musl producer",
+        ])
+        .current_dir(root());
+    let out = output_of(producer)?;
+    print!("{out}");
+    if !out.starts_with("Delivered message to ") {
+        return Err(format!("the musl producer did not deliver: {out}"));
+    }
+    Ok(())
+}
+
+/// True if the ELF file at `path` names a program interpreter (PT_INTERP), i.e. it needs the
+/// dynamic loader. A static executable, static-pie included, has none.
+fn has_interpreter(path: &Path) -> Result<bool, String> {
+    let elf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = || format!("{} is not a 64-bit little-endian ELF file", path.display());
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {
+        return Err(bad());
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[32..40].try_into().expect("8 bytes")) as usize;
+    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let p_type = elf.get(at..at + 4).ok_or_else(bad)?;
+        if u32::from_le_bytes(p_type.try_into().expect("4 bytes")) == 3 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
