@@ -166,6 +166,12 @@ impl Admin {
         }
     }
 
+    /// The version of each API purekafka uses that it negotiated with one broker of the cluster
+    /// (`None` where they share none), in the order of [`crate::protocol::versions::OURS`].
+    pub async fn negotiated_versions(&self) -> Result<Vec<(&'static str, Option<i16>)>, Error> {
+        Ok(self.cluster.any_broker().await?.versions().negotiated())
+    }
+
     fn timeout_ms(&self) -> i32 {
         self.timeout.as_millis().min(i32::MAX as u128) as i32
     }

@@ -36,11 +36,12 @@ async fn by_leader(
     Ok(groups)
 }
 
+/// A topic with a value per partition.
+type PerTopic<T> = (Arc<str>, Vec<(i32, T)>);
+
 /// Groups `(topic, partition)` pairs by topic, in order.
-fn by_topic<'a, T>(
-    items: impl IntoIterator<Item = (&'a TopicPartition, T)>,
-) -> Vec<(Arc<str>, Vec<(i32, T)>)> {
-    let mut topics: Vec<(Arc<str>, Vec<(i32, T)>)> = Vec::new();
+fn by_topic<'a, T>(items: impl IntoIterator<Item = (&'a TopicPartition, T)>) -> Vec<PerTopic<T>> {
+    let mut topics: Vec<PerTopic<T>> = Vec::new();
     for ((topic, partition), value) in items {
         match topics.iter_mut().find(|(t, _)| t == topic) {
             Some((_, ps)) => ps.push((*partition, value)),

@@ -433,7 +433,7 @@ fn decode_record(
 pub fn varint_size(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
     // 1 byte per 7 bits, at least one byte.
-    ((64 - (z | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[inline]
@@ -496,7 +496,10 @@ mod tests {
     use super::*;
     use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 
-    fn build(records: &[(i64, Option<&[u8]>, Option<&[u8]>, Vec<Header>)]) -> Bytes {
+    /// Timestamp, key, value and headers of one record.
+    type Fields<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, Vec<Header>);
+
+    fn build(records: &[Fields<'_>]) -> Bytes {
         let mut b = BatchBuilder::with_capacity(64);
         for (ts, k, v, h) in records {
             let before = b.size();

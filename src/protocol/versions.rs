@@ -23,7 +23,9 @@ pub const OURS: &[(i16, i16, i16)] = &[
     ours::<FetchRequest>(Some(12)),
     ours::<ListOffsetsRequest>(None),
     ours::<MetadataRequest>(None),
-    ours::<ApiVersionsRequest>(None),
+    // The handshake sends v3 (see API_VERSIONS_FIRST); v4 only changes how brokers answer
+    // unknown versions, which the v0 fallback already covers.
+    ours::<ApiVersionsRequest>(Some(API_VERSIONS_FIRST)),
     ours::<SaslHandshakeRequest>(None),
     ours::<SaslAuthenticateRequest>(None),
     ours::<CreateTopicsRequest>(None),
