@@ -1,6 +1,7 @@
 //! Administration: creating and deleting topics. Requests go to the controller (KRaft brokers
 //! forward them there from any broker).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -8,7 +9,7 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, TopicPartition, LATEST};
 use crate::config::ClientConfig;
 use crate::error::{codes, Error, KafkaCode};
 
@@ -132,16 +133,27 @@ impl Admin {
         self.wait_for(topic, false).await
     }
 
-    /// Waits until the metadata shows `topic` with a leader for every partition (`present`), or
-    /// no longer shows it.
+    /// Waits until `topic` is usable (`present`: every partition has a leader that answers for
+    /// it) or gone from the metadata. The metadata can name a leader a moment before that broker
+    /// serves the partition, so readiness is checked by asking each leader for its log end.
     async fn wait_for(&self, topic: &str, present: bool) -> Result<(), Error> {
         let deadline = Instant::now() + self.timeout;
         loop {
             self.cluster.invalidate_topic(topic);
             let state = match self.cluster.topic(topic).await {
-                Ok(meta) => Some(
-                    !meta.partitions.is_empty() && meta.partitions.iter().all(|p| p.leader >= 0),
-                ),
+                Ok(meta) if meta.partitions.iter().all(|p| p.leader >= 0) => {
+                    let partitions: Vec<TopicPartition> = meta
+                        .partitions
+                        .iter()
+                        .map(|p| (Arc::from(topic), p.id))
+                        .collect();
+                    match self.cluster.list_offsets(&partitions, LATEST).await {
+                        Ok(_) => Some(!partitions.is_empty()),
+                        Err(e) if e.is_retriable() => Some(false),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(_) => Some(false),
                 Err(Error::UnknownTopicOrPartition(_)) => None,
                 Err(e) if e.is_retriable() => Some(false),
                 Err(e) => return Err(e),

@@ -10,6 +10,7 @@
 //! ```
 
 mod metadata;
+mod offsets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,6 +20,7 @@ use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 pub use metadata::{Metadata, TopicMetadata};
+pub(crate) use offsets::{by_leader, by_topic, topic_name, TopicPartition, EARLIEST, LATEST};
 
 use crate::config::ClientConfig;
 use crate::conn::{Backoff, Connection, ConnectionSettings};

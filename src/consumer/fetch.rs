@@ -4,104 +4,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{BrokerId, FetchRequest};
 
 use super::Message;
-use crate::cluster::Cluster;
+use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::error::{Error, KafkaCode};
 use crate::protocol::records::BatchDecoder;
 
-/// ListOffsets timestamp for the log start.
-pub(super) const EARLIEST: i64 = -2;
-/// ListOffsets timestamp for the log end.
-pub(super) const LATEST: i64 = -1;
-
 const OFFSET_OUT_OF_RANGE: i16 = 1;
-
-type TopicPartition = (Arc<str>, i32);
-
-/// Groups partitions by the node id of their leader.
-async fn by_leader(
-    cluster: &Cluster,
-    partitions: impl IntoIterator<Item = TopicPartition>,
-) -> Result<BTreeMap<i32, Vec<TopicPartition>>, Error> {
-    let mut groups: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-    for tp in partitions {
-        let leader = cluster.leader_id(&tp.0, tp.1).await?;
-        groups.entry(leader).or_default().push(tp);
-    }
-    Ok(groups)
-}
-
-/// A topic with a value per partition.
-type PerTopic<T> = (Arc<str>, Vec<(i32, T)>);
-
-/// Groups `(topic, partition)` pairs by topic, in order.
-fn by_topic<'a, T>(items: impl IntoIterator<Item = (&'a TopicPartition, T)>) -> Vec<PerTopic<T>> {
-    let mut topics: Vec<PerTopic<T>> = Vec::new();
-    for ((topic, partition), value) in items {
-        match topics.iter_mut().find(|(t, _)| t == topic) {
-            Some((_, ps)) => ps.push((*partition, value)),
-            None => topics.push((topic.clone(), vec![(*partition, value)])),
-        }
-    }
-    topics
-}
-
-fn topic_name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.to_owned()))
-}
-
-/// The offset at `timestamp` (`EARLIEST` or `LATEST`) of each partition.
-pub(super) async fn list_offsets(
-    cluster: &Cluster,
-    partitions: &[TopicPartition],
-    timestamp: i64,
-) -> Result<Vec<(TopicPartition, i64)>, Error> {
-    let mut offsets = Vec::with_capacity(partitions.len());
-    for (leader, tps) in by_leader(cluster, partitions.iter().cloned()).await? {
-        let conn = cluster.broker(leader).await?;
-        let topics = by_topic(tps.iter().map(|tp| (tp, ())))
-            .into_iter()
-            .map(|(topic, ps)| {
-                ListOffsetsTopic::default()
-                    .with_name(topic_name(&topic))
-                    .with_partitions(
-                        ps.iter()
-                            .map(|(p, ())| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(*p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(topics);
-        let (response, _) = conn.request(&request).await?;
-        for t in &response.topics {
-            for p in &t.partitions {
-                let tp: TopicPartition = (Arc::from(t.name.0.as_str()), p.partition_index);
-                if let Some(code) = KafkaCode::from_code(p.error_code) {
-                    return Err(Error::Broker {
-                        api: "ListOffsets",
-                        resource: format!("{}[{}]", tp.0, tp.1),
-                        code,
-                        message: None,
-                    });
-                }
-                offsets.push((tp, p.offset));
-            }
-        }
-    }
-    Ok(offsets)
-}
 
 /// Fetches once from every leader of the assigned partitions and appends what arrived to
 /// `out`, advancing `positions`.
@@ -247,7 +158,8 @@ async fn reset_offsets(
             });
         }
     };
-    let offsets: HashMap<TopicPartition, i64> = list_offsets(cluster, &partitions, timestamp)
+    let offsets: HashMap<TopicPartition, i64> = cluster
+        .list_offsets(&partitions, timestamp)
         .await?
         .into_iter()
         .collect();

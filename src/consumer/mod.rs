@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, EARLIEST, LATEST};
 use crate::config::{ClientConfig, ConsumerConfig};
 use crate::error::Error;
 use crate::protocol::records::Header;
@@ -129,12 +129,8 @@ impl Consumer {
             .collect();
         let offsets = match start {
             Offset::At(offset) => partitions.iter().map(|tp| (tp.clone(), offset)).collect(),
-            Offset::Earliest => {
-                fetch::list_offsets(&self.cluster, &partitions, fetch::EARLIEST).await?
-            }
-            Offset::Latest => {
-                fetch::list_offsets(&self.cluster, &partitions, fetch::LATEST).await?
-            }
+            Offset::Earliest => self.cluster.list_offsets(&partitions, EARLIEST).await?,
+            Offset::Latest => self.cluster.list_offsets(&partitions, LATEST).await?,
         };
         self.positions.extend(offsets);
         Ok(())

@@ -1,0 +1,107 @@
+//! Requests addressed per partition leader: grouping partitions by leader and by topic, and
+//! ListOffsets, which the consumer uses to find where to start and admin uses to see that a new
+//! topic's leaders are serving.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Cluster;
+use crate::error::{Error, KafkaCode};
+
+/// ListOffsets timestamp for the log start.
+pub(crate) const EARLIEST: i64 = -2;
+/// ListOffsets timestamp for the log end.
+pub(crate) const LATEST: i64 = -1;
+
+/// A topic and partition.
+pub(crate) type TopicPartition = (Arc<str>, i32);
+
+/// A topic with a value per partition.
+pub(crate) type PerTopic<T> = (Arc<str>, Vec<(i32, T)>);
+
+/// Groups partitions by the node id of their leader.
+pub(crate) async fn by_leader(
+    cluster: &Cluster,
+    partitions: impl IntoIterator<Item = TopicPartition>,
+) -> Result<BTreeMap<i32, Vec<TopicPartition>>, Error> {
+    let mut groups: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+    for tp in partitions {
+        let leader = cluster.leader_id(&tp.0, tp.1).await?;
+        groups.entry(leader).or_default().push(tp);
+    }
+    Ok(groups)
+}
+
+/// Groups `(topic, partition)` pairs by topic, keeping their order.
+pub(crate) fn by_topic<'a, T>(
+    items: impl IntoIterator<Item = (&'a TopicPartition, T)>,
+) -> Vec<PerTopic<T>> {
+    let mut topics: Vec<PerTopic<T>> = Vec::new();
+    for ((topic, partition), value) in items {
+        match topics.iter_mut().find(|(t, _)| t == topic) {
+            Some((_, ps)) => ps.push((*partition, value)),
+            None => topics.push((topic.clone(), vec![(*partition, value)])),
+        }
+    }
+    topics
+}
+
+/// A topic name for a request.
+pub(crate) fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+impl Cluster {
+    /// The offset at `timestamp` (`EARLIEST`, `LATEST`, or a time in ms) of each partition,
+    /// asking each leader once.
+    pub(crate) async fn list_offsets(
+        &self,
+        partitions: &[TopicPartition],
+        timestamp: i64,
+    ) -> Result<Vec<(TopicPartition, i64)>, Error> {
+        let mut offsets = Vec::with_capacity(partitions.len());
+        for (leader, tps) in by_leader(self, partitions.iter().cloned()).await? {
+            let conn = self.broker(leader).await?;
+            let topics = by_topic(tps.iter().map(|tp| (tp, ())))
+                .into_iter()
+                .map(|(topic, ps)| {
+                    ListOffsetsTopic::default()
+                        .with_name(topic_name(&topic))
+                        .with_partitions(
+                            ps.iter()
+                                .map(|(p, ())| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_current_leader_epoch(-1)
+                                        .with_timestamp(timestamp)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(topics);
+            let (response, _) = conn.request(&request).await?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    let tp: TopicPartition = (Arc::from(t.name.0.as_str()), p.partition_index);
+                    if let Some(code) = KafkaCode::from_code(p.error_code) {
+                        return Err(Error::Broker {
+                            api: "ListOffsets",
+                            resource: format!("{}[{}]", tp.0, tp.1),
+                            code,
+                            message: None,
+                        });
+                    }
+                    offsets.push((tp, p.offset));
+                }
+            }
+        }
+        Ok(offsets)
+    }
+}
