@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
-use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{HeaderVersion, StrBytes};
 
 use super::wire::Wire;
 use super::Connection;
@@ -15,7 +15,9 @@ use crate::error::{codes, Error};
 use crate::protocol::api::ApiRequest;
 use crate::protocol::frame::{self, RequestHead};
 use crate::protocol::sasl::SaslClient;
-use crate::protocol::versions::{ApiVersionTable, API_VERSIONS_FIRST};
+use crate::protocol::versions::{
+    parse_api_versions, ApiVersionTable, ApiVersionsAnswer, API_VERSIONS_FIRST,
+};
 
 /// Asks the broker which versions it speaks: v3 first; a broker without v3 answers
 /// UNSUPPORTED_VERSION in the v0 format with its list, which is used as is (or, if empty, the
@@ -34,7 +36,7 @@ pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVe
             header_version: ApiVersionsRequest::header_version(version),
         };
         let call = wire.call(head, ApiVersionsResponse::header_version(version), body);
-        let mut response = match tokio::time::timeout(timeout, call).await {
+        let response = match tokio::time::timeout(timeout, call).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(Error::Timeout {
@@ -43,22 +45,12 @@ pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVe
                 })
             }
         };
-        // The error code leads every version of the response; on UNSUPPORTED_VERSION the broker
-        // writes the rest in the v0 layout.
-        let error_code = response.clone().try_get_i16().unwrap_or(-1);
-        let decode_version = if error_code == codes::UNSUPPORTED_VERSION {
-            0
-        } else {
-            version
-        };
-        let decoded = decode_api_versions(&mut response, decode_version, wire.broker())?;
-        match error_code {
-            0 => return Ok(table(&decoded)),
-            codes::UNSUPPORTED_VERSION if !decoded.api_keys.is_empty() => {
-                return Ok(table(&decoded))
-            }
-            codes::UNSUPPORTED_VERSION if version > 0 => version = 0,
-            code => {
+        match parse_api_versions(&response, version)
+            .map_err(|e| Error::protocol(wire.broker(), e))?
+        {
+            ApiVersionsAnswer::Table(table) => return Ok(table),
+            ApiVersionsAnswer::RetryAtV0 => version = 0,
+            ApiVersionsAnswer::Error(code) => {
                 return Err(Error::Broker {
                     api: "ApiVersions",
                     resource: wire.broker().to_owned(),
@@ -68,28 +60,6 @@ pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVe
             }
         }
     }
-}
-
-fn decode_api_versions(
-    body: &mut Bytes,
-    version: i16,
-    broker: &str,
-) -> Result<ApiVersionsResponse, Error> {
-    ApiVersionsResponse::decode(body, version).map_err(|e| {
-        Error::protocol(
-            broker,
-            format!("cannot decode ApiVersions v{version} response: {e}"),
-        )
-    })
-}
-
-fn table(response: &ApiVersionsResponse) -> ApiVersionTable {
-    ApiVersionTable::new(
-        response
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, k.min_version, k.max_version)),
-    )
 }
 
 /// Runs the SASL exchange: SaslHandshake, then the mechanism's tokens in SaslAuthenticate

@@ -50,3 +50,48 @@ impl RoundRobin {
         (self.0.fetch_add(1, Ordering::Relaxed) % partitions) as i32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Values computed by the Java client's `Utils.murmur2` and `BuiltInPartitioner`.
+    #[test]
+    fn matches_the_java_client() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/golden/murmur2.json");
+        let cases: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cases = cases.as_array().unwrap();
+        assert!(cases.len() > 30);
+        for case in cases {
+            let key = hex(case["key_hex"].as_str().unwrap());
+            assert_eq!(
+                murmur2(&key) as i64,
+                case["murmur2"].as_i64().unwrap(),
+                "{case}"
+            );
+            for (n, p) in case["partitions"].as_object().unwrap() {
+                let n: usize = n.parse().unwrap();
+                assert_eq!(
+                    partition_for_key(&key, n) as i64,
+                    p.as_i64().unwrap(),
+                    "{case} n={n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn round_robin_cycles() {
+        let rr = RoundRobin::default();
+        let picks: Vec<i32> = (0..6).map(|_| rr.next(3)).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+    }
+}

@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteTopicsRequest,
+    FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
 };
-use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::protocol::{Decodable, VersionRange};
 
 use super::api::ApiRequest;
 
@@ -96,9 +98,105 @@ impl ApiVersionTable {
 /// client's name (KIP-511); brokers that lack it answer UNSUPPORTED_VERSION in the v0 format.
 pub const API_VERSIONS_FIRST: i16 = 3;
 
+/// What an ApiVersions response says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiVersionsAnswer {
+    /// The broker's version table.
+    Table(ApiVersionTable),
+    /// The broker does not speak the version asked and listed nothing: ask again at v0.
+    RetryAtV0,
+    /// The broker answered with this error code.
+    Error(i16),
+}
+
+/// Reads an ApiVersions response body (header already stripped) to a request sent at
+/// `version`. A broker that does not speak `version` answers UNSUPPORTED_VERSION in the v0
+/// layout, with its own list: that list is used as is.
+pub fn parse_api_versions(body: &Bytes, version: i16) -> Result<ApiVersionsAnswer, String> {
+    // The error code leads every version of the response.
+    let error_code = body
+        .clone()
+        .try_get_i16()
+        .map_err(|_| "empty ApiVersions response".to_owned())?;
+    let unsupported = error_code == crate::error::codes::UNSUPPORTED_VERSION;
+    let layout = if unsupported { 0 } else { version };
+    let response = ApiVersionsResponse::decode(&mut body.clone(), layout)
+        .map_err(|e| format!("cannot decode ApiVersions v{layout} response: {e}"))?;
+    let table = || {
+        ApiVersionTable::new(
+            response
+                .api_keys
+                .iter()
+                .map(|k| (k.api_key, k.min_version, k.max_version)),
+        )
+    };
+    Ok(match error_code {
+        0 => ApiVersionsAnswer::Table(table()),
+        _ if unsupported && !response.api_keys.is_empty() => ApiVersionsAnswer::Table(table()),
+        _ if unsupported && version > 0 => ApiVersionsAnswer::RetryAtV0,
+        code => ApiVersionsAnswer::Error(code),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A response frame captured from Apache Kafka 4.4.0, without its correlation id (the
+    /// ApiVersions response header is always v0).
+    fn golden(name: &str) -> Bytes {
+        let path = format!("{}/fixtures/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        Bytes::from(std::fs::read(&path).unwrap()).slice(4..)
+    }
+
+    #[test]
+    fn reads_the_brokers_v3_and_v0_answers() {
+        for (file, version) in [
+            ("api-versions-v3-response.bin", 3),
+            ("api-versions-v0-response.bin", 0),
+        ] {
+            let ApiVersionsAnswer::Table(table) =
+                parse_api_versions(&golden(file), version).unwrap()
+            else {
+                panic!("{file}: no table");
+            };
+            assert_eq!(
+                table.broker_range(0),
+                Some(VersionRange { min: 0, max: 13 }),
+                "{file}"
+            );
+            assert_eq!(
+                table.broker_range(1),
+                Some(VersionRange { min: 4, max: 18 }),
+                "{file}"
+            );
+            assert_eq!(table.negotiate::<ProduceRequest>(), Some(12));
+            assert_eq!(table.negotiate::<ApiVersionsRequest>(), Some(3));
+        }
+    }
+
+    #[test]
+    fn unsupported_version_answer_falls_back_to_its_list() {
+        // Kafka 4.4.0's answer to ApiVersions v127: error 35 in the v0 layout, listing only
+        // ApiVersions 0..5.
+        let answer = parse_api_versions(&golden("api-versions-v127-response.bin"), 127).unwrap();
+        assert_eq!(
+            answer,
+            ApiVersionsAnswer::Table(ApiVersionTable::new([(18, 0, 5)]))
+        );
+        // With no list, ask again at v0; at v0 the error stands.
+        let empty = Bytes::from_static(&[0, 35, 0, 0, 0, 0]);
+        assert_eq!(
+            parse_api_versions(&empty, 3),
+            Ok(ApiVersionsAnswer::RetryAtV0)
+        );
+        assert_eq!(
+            parse_api_versions(&empty, 0),
+            Ok(ApiVersionsAnswer::Error(35))
+        );
+        assert!(parse_api_versions(&Bytes::new(), 3).is_err());
+        assert!(parse_api_versions(&Bytes::from_static(&[0, 0, 0, 0, 0, 9]), 0).is_err());
+    }
 
     #[test]
     fn negotiates_highest_shared_version() {
