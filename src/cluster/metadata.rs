@@ -1,6 +1,7 @@
 //! The metadata cache: brokers, topics, partitions and their leaders.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::MetadataResponse;
 
@@ -24,6 +25,15 @@ pub struct TopicMetadata {
     pub error: Option<KafkaCode>,
     /// Partitions sorted by id.
     pub partitions: Vec<PartitionMetadata>,
+    /// When the cluster told us this.
+    pub fetched_at: Instant,
+}
+
+impl TopicMetadata {
+    /// True when this is older than `max_age` (`metadata.max.age.ms`) and must be asked again.
+    pub fn is_stale(&self, max_age: Duration) -> bool {
+        self.fetched_at.elapsed() >= max_age
+    }
 }
 
 /// One partition.
@@ -39,6 +49,7 @@ pub struct PartitionMetadata {
 
 impl Metadata {
     pub(crate) fn from_response(response: MetadataResponse) -> Metadata {
+        let fetched_at = Instant::now();
         let brokers = response
             .brokers
             .iter()
@@ -60,7 +71,14 @@ impl Metadata {
                     .collect();
                 partitions.sort_by_key(|p| p.id);
                 let error = KafkaCode::from_code(t.error_code);
-                Some((name, TopicMetadata { error, partitions }))
+                Some((
+                    name,
+                    TopicMetadata {
+                        error,
+                        partitions,
+                        fetched_at,
+                    },
+                ))
             })
             .collect();
         Metadata {

@@ -14,6 +14,7 @@ mod offsets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
@@ -37,6 +38,8 @@ struct Inner {
     bootstrap: Vec<Arc<BrokerSlot>>,
     brokers: Mutex<HashMap<i32, Arc<BrokerSlot>>>,
     metadata: RwLock<Metadata>,
+    /// `metadata.max.age.ms`: cached topic metadata older than this is fetched again.
+    metadata_max_age: Duration,
     /// One metadata refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -108,6 +111,7 @@ impl Cluster {
                 bootstrap,
                 brokers: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
+                metadata_max_age: config.common.metadata_max_age,
                 refreshing: tokio::sync::Mutex::new(()),
             }),
         };
@@ -193,7 +197,7 @@ impl Cluster {
         Ok(p.leader)
     }
 
-    /// The metadata of `topic`, fetched when not cached. A topic the cluster does not know is
+    /// The metadata of `topic`, fetched when not cached or older than `metadata.max.age.ms`. A topic the cluster does not know is
     /// [`Error::UnknownTopicOrPartition`].
     pub async fn topic(&self, topic: &str) -> Result<TopicMetadata, Error> {
         let cached = self
@@ -205,7 +209,9 @@ impl Cluster {
             .get(topic)
             .cloned();
         let meta = match cached {
-            Some(meta) if meta.error.is_none() => meta,
+            Some(meta) if meta.error.is_none() && !meta.is_stale(self.inner.metadata_max_age) => {
+                meta
+            }
             _ => {
                 self.refresh_metadata(&[topic]).await?;
                 let meta = self

@@ -345,3 +345,143 @@ fn deliver(mut frame: Bytes, pending: &mut mpsc::UnboundedReceiver<Pending>) -> 
     let _ = p.reply.send(frame);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The wire against a scripted peer on a real loopback socket.
+
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    const HEAD: RequestHead = RequestHead {
+        api_key: 3,
+        api_version: 1,
+        header_version: 1,
+    };
+
+    /// Reads one request frame and returns its correlation id.
+    async fn read_request(sock: &mut TcpStream) -> i32 {
+        let size = sock.read_i32().await.unwrap();
+        let mut frame = vec![0; size as usize];
+        sock.read_exact(&mut frame).await.unwrap();
+        i32::from_be_bytes(frame[4..8].try_into().unwrap())
+    }
+
+    async fn respond(sock: &mut TcpStream, correlation_id: i32, body: &[u8]) {
+        sock.write_i32(4 + body.len() as i32).await.unwrap();
+        sock.write_i32(correlation_id).await.unwrap();
+        sock.write_all(body).await.unwrap();
+    }
+
+    /// A wire connected to a peer that runs `script`.
+    async fn wire_with<F, Fut>(script: F) -> Wire
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            script(sock).await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        Wire::spawn(stream, "peer", "test", 1024)
+    }
+
+    fn call(wire: &Wire, body: &'static [u8]) -> tokio::task::JoinHandle<Result<Bytes, Error>> {
+        let wire = wire.clone();
+        tokio::spawn(async move { wire.call(HEAD, 0, Bytes::from_static(body)).await })
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_get_their_own_answers() {
+        let wire = wire_with(|mut sock| async move {
+            let ids = [
+                read_request(&mut sock).await,
+                read_request(&mut sock).await,
+                read_request(&mut sock).await,
+            ];
+            for id in ids {
+                respond(&mut sock, id, &id.to_be_bytes()).await;
+            }
+            let _ = sock.read_u8().await; // hold the socket open
+        })
+        .await;
+        let calls: Vec<_> = (0..3).map(|_| call(&wire, b"req")).collect();
+        let mut answers = Vec::new();
+        for c in calls {
+            let body = c.await.unwrap().unwrap();
+            answers.push(i32::from_be_bytes(body[..].try_into().unwrap()));
+        }
+        answers.sort();
+        assert_eq!(answers, [1, 2, 3]);
+        assert!(!wire.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_correlation_id_poisons_every_request_in_flight() {
+        let wire = wire_with(|mut sock| async move {
+            let first = read_request(&mut sock).await;
+            read_request(&mut sock).await;
+            respond(&mut sock, first + 7, b"").await;
+            let _ = sock.read_u8().await;
+        })
+        .await;
+        let (a, b) = (call(&wire, b"a"), call(&wire, b"b"));
+        let (a, b) = (a.await.unwrap().unwrap_err(), b.await.unwrap().unwrap_err());
+        let Error::Protocol { message, broker } = &a else {
+            panic!("expected a protocol error, got {a:?}")
+        };
+        assert_eq!(broker, "peer");
+        assert!(
+            message.contains("correlation id mismatch: expected 1, got 8"),
+            "{message}"
+        );
+        assert_eq!(a.to_string(), b.to_string());
+        assert!(wire.is_closed());
+        // Later requests fail at once, without being written.
+        let late = wire
+            .call(HEAD, 0, Bytes::from_static(b"c"))
+            .await
+            .unwrap_err();
+        assert_eq!(late.to_string(), a.to_string());
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_ceiling_is_refused() {
+        let wire = wire_with(|mut sock| async move {
+            read_request(&mut sock).await;
+            sock.write_i32(i32::MAX).await.unwrap();
+            let _ = sock.read_u8().await;
+        })
+        .await;
+        let err = call(&wire, b"x").await.unwrap().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("exceeds receive.message.max.bytes (1024)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_socket_fails_requests_as_outcome_unknown() {
+        let wire = wire_with(|mut sock| async move {
+            read_request(&mut sock).await;
+        })
+        .await;
+        let err = call(&wire, b"x").await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Io {
+                    outcome_unknown: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_outcome_unknown());
+    }
+}
