@@ -227,3 +227,114 @@ impl Connection {
         self.request_timeout
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The handshake against a scripted pre-1.0 broker on a real loopback socket: no ApiVersions
+    //! v3, SaslHandshake v0 only, and SASL tokens as raw frames.
+
+    use std::time::Duration;
+
+    use bytes::{BufMut, BytesMut};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::config::{SaslMechanism, Secret};
+
+    async fn read_frame(sock: &mut TcpStream) -> Vec<u8> {
+        let size = sock.read_i32().await.unwrap();
+        let mut frame = vec![0; size as usize];
+        sock.read_exact(&mut frame).await.unwrap();
+        frame
+    }
+
+    async fn write_frame(sock: &mut TcpStream, frame: &[u8]) {
+        sock.write_i32(frame.len() as i32).await.unwrap();
+        sock.write_all(frame).await.unwrap();
+    }
+
+    /// A Kafka 0.10-like broker: answers ApiVersions v3 with UNSUPPORTED_VERSION and its list in
+    /// the v0 layout, takes SaslHandshake v0, then one raw PLAIN token, which it accepts when it
+    /// equals `accept` and answers by closing the connection otherwise.
+    async fn old_broker(accept: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let request = read_frame(&mut sock).await;
+            assert_eq!(&request[..4], &[0, 18, 0, 3], "ApiVersions v3 first");
+            let mut answer = BytesMut::new();
+            answer.put_slice(&request[4..8]); // correlation id
+            answer.put_i16(35);
+            // ApiVersions 0..0, SaslHandshake 0..0, Metadata 0..2: no SaslAuthenticate.
+            answer.put_i32(3);
+            for (key, min, max) in [(18i16, 0i16, 0i16), (17, 0, 0), (3, 0, 2)] {
+                answer.put_i16(key);
+                answer.put_i16(min);
+                answer.put_i16(max);
+            }
+            write_frame(&mut sock, &answer).await;
+
+            let request = read_frame(&mut sock).await;
+            assert_eq!(&request[..4], &[0, 17, 0, 0], "SaslHandshake v0");
+            let mut answer = BytesMut::new();
+            answer.put_slice(&request[4..8]);
+            answer.put_i16(0);
+            answer.put_i32(1);
+            answer.put_i16(5);
+            answer.put_slice(b"PLAIN");
+            write_frame(&mut sock, &answer).await;
+
+            let token = read_frame(&mut sock).await;
+            if token == accept {
+                write_frame(&mut sock, b"").await;
+                let _ = sock.read_u8().await;
+            }
+        });
+        addr
+    }
+
+    fn settings() -> ConnectionSettings {
+        ConnectionSettings {
+            client_id: "test".into(),
+            sasl: Some(SaslConfig {
+                mechanism: SaslMechanism::Plain,
+                username: "inst#user".into(),
+                password: Secret::new("pw"),
+            }),
+            socket_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            max_frame: 1 << 20,
+            reconnect_backoff: Duration::from_millis(10),
+            reconnect_backoff_max: Duration::from_millis(100),
+        }
+    }
+
+    #[tokio::test]
+    async fn raw_token_sasl_on_a_pre_1_0_broker() {
+        let addr = old_broker(b"\0inst#user\0pw").await;
+        let conn = Connection::connect(&addr, &settings()).await.unwrap();
+        assert_eq!(conn.versions().negotiate_key(3), Some(2));
+        assert!(conn
+            .version_of::<kafka_protocol::messages::ProduceRequest>()
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn raw_token_refusal_is_an_authentication_error() {
+        let addr = old_broker(b"something else").await;
+        let err = Connection::connect(&addr, &settings()).await.unwrap_err();
+        match err {
+            Error::Authentication {
+                broker, mechanism, ..
+            } => {
+                assert_eq!(
+                    (broker.as_str(), mechanism.as_str()),
+                    (addr.as_str(), "PLAIN")
+                );
+            }
+            other => panic!("expected an authentication error, got {other:?}"),
+        }
+    }
+}
