@@ -55,7 +55,7 @@ pub fn demo() -> Result<(), String> {
 
 /// Creates each topic of the CKafka config (one partition, as a fresh CKafka topic) unless it
 /// exists, through the SASL listener the config names.
-fn create_topics(path: &std::path::Path) -> Result<(), String> {
+pub fn create_topics(path: &std::path::Path) -> Result<(), String> {
     let ckafka = purekafka::CKafkaConfig::load(path).map_err(|e| e.to_string())?;
     let config = ckafka.client_config().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -29,6 +29,7 @@ pub fn test() -> Result<(), String> {
     doc.env("RUSTDOCFLAGS", "-D warnings");
     check(doc)?;
     protocol_is_pure()?;
+    no_c_compilation()?;
 
     let mut tests = cargo(&["test", "--workspace"]);
     tests
@@ -65,6 +66,37 @@ fn protocol_is_pure() -> Result<(), String> {
     Ok(())
 }
 
+/// Nothing in the dependency graph (dev and build dependencies included, since the musl build of
+/// the examples compiles those too) may compile C: no `cc`, `cmake` or `pkg-config` crate.
+fn no_c_compilation() -> Result<(), String> {
+    let tree = output_of(cargo(&[
+        "tree",
+        "--workspace",
+        "--edges",
+        "normal,build,dev",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]))?;
+    let c_builders: Vec<&str> = tree
+        .lines()
+        .filter(|l| {
+            ["cc ", "cmake ", "pkg-config "]
+                .iter()
+                .any(|c| l.starts_with(c))
+        })
+        .collect();
+    if c_builders.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the dependency graph compiles C: {}",
+            c_builders.join(", ")
+        ))
+    }
+}
+
 /// Builds the examples for musl, checks they are static, and runs the producer once.
 fn musl_examples() -> Result<(), String> {
     let installed = output_of({
@@ -94,6 +126,7 @@ fn musl_examples() -> Result<(), String> {
         eprintln!("{name}: static musl executable, {} KiB", size / 1024);
     }
     let config = root().join("fixtures/ckafka.json");
+    crate::demo::create_topics(&config)?;
     let mut producer = Command::new(dir.join("producer"));
     producer
         .args([
