@@ -32,22 +32,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("reconnect.backoff.max.ms", 3000)?;
     let producer = Producer::builder(config).build().await?;
 
-    // Send asynchronously; delivery reports arrive on a channel, as the Go client's Events().
-    let (events, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    // One at a time, so the two messages land in the order given, as in the guide.
     let topic = &cfg.topic[0];
-    for word in values {
-        let producer = producer.clone();
-        let events = events.clone();
-        let record = ProducerRecord::new(topic.as_str()).value(word);
-        tokio::spawn(async move {
-            let _ = events.send(producer.send(record).await);
-        });
-    }
-    drop(events);
-
     let mut failed = false;
-    while let Some(report) = reports.recv().await {
-        match report {
+    for word in values {
+        match producer.send(ProducerRecord::new(topic.as_str()).value(word)).await {
             Ok(delivered) => println!("Delivered message to {delivered}"),
             Err(e) => {
                 failed = true;

@@ -177,6 +177,9 @@ impl Producer {
 
     /// Sends one record and waits until the broker acknowledged it (per `acks`), retrying
     /// retriable errors up to `retries` times, `retry.backoff.ms` apart.
+    ///
+    /// Records are ordered by when their `send` completes: to keep two records of a partition
+    /// in order, await the first before sending the second.
     pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata, Error> {
         let inner = &*self.inner;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
