@@ -36,7 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let topic = &cfg.topic[0];
     let mut failed = false;
     for word in values {
-        match producer.send(ProducerRecord::new(topic.as_str()).value(word)).await {
+        match producer
+            .send(ProducerRecord::new(topic.as_str()).value(word))
+            .await
+        {
             Ok(delivered) => println!("Delivered message to {delivered}"),
             Err(e) => {
                 failed = true;

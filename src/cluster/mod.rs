@@ -146,35 +146,31 @@ impl Cluster {
         })
     }
 
-    /// A connection to the broker with node id `id`.
+    /// A connection to the broker with node id `id`, refreshing the metadata once when the
+    /// broker is not known yet.
     pub async fn broker(&self, id: i32) -> Result<Connection, Error> {
-        let slot = self
-            .inner
-            .brokers
-            .lock()
-            .expect("brokers lock")
-            .get(&id)
-            .cloned();
-        match slot {
-            Some(slot) => slot.connection(&self.inner.settings).await,
+        let slot = match self.slot(id) {
+            Some(slot) => slot,
             None => {
                 self.refresh_metadata(&[]).await?;
-                let slot = self
-                    .inner
-                    .brokers
-                    .lock()
-                    .expect("brokers lock")
-                    .get(&id)
-                    .cloned();
-                let slot = slot.ok_or_else(|| Error::Broker {
+                self.slot(id).ok_or_else(|| Error::Broker {
                     api: "Metadata",
                     resource: format!("broker {id}"),
                     code: KafkaCode::from_code(8).expect("BROKER_NOT_AVAILABLE"),
                     message: Some("the broker is not in the cluster metadata".into()),
-                })?;
-                slot.connection(&self.inner.settings).await
+                })?
             }
-        }
+        };
+        slot.connection(&self.inner.settings).await
+    }
+
+    fn slot(&self, id: i32) -> Option<Arc<BrokerSlot>> {
+        self.inner
+            .brokers
+            .lock()
+            .expect("brokers lock")
+            .get(&id)
+            .cloned()
     }
 
     /// The node id of the leader of `topic[partition]`, fetching the topic's metadata when it is
