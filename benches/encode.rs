@@ -12,6 +12,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use purekafka::protocol::records::{BatchBuilder, ProducerFields};
+use purekafka::Compression as Codec;
 
 const RECORDS: usize = 1000;
 const TIMESTAMP: i64 = 1_700_000_000_000;
@@ -31,7 +32,9 @@ fn purekafka(records: &[(Bytes, Bytes)], capacity: usize) -> Bytes {
     for (i, (key, value)) in records.iter().enumerate() {
         batch.push(TIMESTAMP + i as i64, Some(key), Some(value), &[]);
     }
-    batch.finish(ProducerFields::NONE)
+    batch
+        .finish(ProducerFields::NONE, Codec::None)
+        .expect("uncompressed batches always encode")
 }
 
 fn kafka_protocol(records: &[(Bytes, Bytes)], capacity: usize) -> Bytes {

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use purekafka::{Acks, ClientConfig, Consumer, Header, Offset, Producer, ProducerRecord};
+use purekafka::{
+    Acks, ClientConfig, Compression, Consumer, Header, Offset, Producer, ProducerRecord,
+};
 
 use crate::common::{admin, ckafka, plaintext, unique_topic};
 
@@ -129,6 +131,20 @@ async fn plaintext_round_trip_acks_leader() {
 #[tokio::test]
 async fn plaintext_round_trip_acks_none() {
     round_trip(plaintext(), Acks::None).await;
+}
+
+/// The broker decompresses every batch to validate it, so a codec it cannot read fails the
+/// produce; reading back checks our decoder on the broker's copy.
+#[tokio::test]
+async fn every_codec_round_trips() {
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        round_trip(plaintext().compression(codec), Acks::All).await;
+    }
 }
 
 #[tokio::test]

@@ -42,4 +42,5 @@ pub use error::{ConfigError, Error, KafkaCode, Result};
 pub use producer::{
     murmur2, partition_for_key, Producer, ProducerBuilder, ProducerRecord, RecordMetadata,
 };
+pub use protocol::compression::Compression;
 pub use protocol::records::Header;

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use ckafka::{CKafkaConfig, CKafkaSasl};
 
 use crate::error::ConfigError;
+use crate::protocol::compression::Compression;
 
 /// How the client talks to brokers (`security.protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +154,8 @@ pub struct ProducerConfig {
     pub retries: u32,
     /// `retry.backoff.ms`: the wait between retries.
     pub retry_backoff: Duration,
+    /// `compression.type` (librdkafka also `compression.codec`).
+    pub compression: Compression,
 }
 
 /// Consumer settings.
@@ -224,6 +227,7 @@ impl Default for ClientConfig {
                 acks: Acks::All,
                 retries: i32::MAX as u32,
                 retry_backoff: Duration::from_millis(100),
+                compression: Compression::None,
             },
             consumer: ConsumerConfig {
                 group_id: None,
@@ -299,6 +303,12 @@ impl ClientConfig {
     /// Sets `acks`.
     pub fn acks(mut self, acks: Acks) -> Self {
         self.producer.acks = acks;
+        self
+    }
+
+    /// Sets `compression.type`.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.producer.compression = compression;
         self
     }
 

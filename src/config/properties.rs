@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{Acks, AutoOffsetReset, ClientConfig, SaslMechanism, Secret, SecurityProtocol};
+use super::{
+    Acks, AutoOffsetReset, ClientConfig, Compression, SaslMechanism, Secret, SecurityProtocol,
+};
 use crate::error::ConfigError;
 
 /// Applies one property. Secrets are never echoed back in errors.
@@ -65,6 +67,10 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         }
         "retries" | "message.send.max.retries" => p.retries = v.int(0, 2_147_483_647)? as u32,
         "retry.backoff.ms" => p.retry_backoff = v.millis(1, 300_000)?,
+        "compression.type" | "compression.codec" => {
+            p.compression = Compression::from_name(value)
+                .ok_or_else(|| v.invalid("expected none, gzip, snappy, lz4 or zstd"))?
+        }
         "group.id" => {
             if value.is_empty() {
                 return Err(v.invalid("must not be empty"));
@@ -212,6 +218,7 @@ mod tests {
             ("bootstrap.servers", "host:99999"),
             ("security.protocol", "KERBEROS"),
             ("auto.offset.reset", "sometime"),
+            ("compression.type", "brotli"),
         ] {
             match set(key, value).unwrap_err() {
                 ConfigError::InvalidValue { key: k, .. } => assert_eq!(k, key),

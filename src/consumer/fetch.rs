@@ -19,6 +19,7 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub(super) async fn fetch_once(
     cluster: &Cluster,
     config: &ConsumerConfig,
+    decompression_limit: usize,
     positions: &mut BTreeMap<TopicPartition, i64>,
     out: &mut VecDeque<Message>,
 ) -> Result<(), Error> {
@@ -101,7 +102,7 @@ pub(super) async fn fetch_once(
                     }
                 }
                 let Some(records) = p.records else { continue };
-                for batch in BatchDecoder::new(records, true) {
+                for batch in BatchDecoder::new(records, true, decompression_limit) {
                     let batch = batch.map_err(|e| Error::CorruptBatch {
                         topic: topic.to_string(),
                         partition: p.partition_index,

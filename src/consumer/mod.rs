@@ -72,6 +72,7 @@ impl ConsumerBuilder {
         Ok(Consumer {
             cluster,
             config: self.config.consumer.clone(),
+            decompression_limit: self.config.common.receive_message_max_bytes,
             positions: BTreeMap::new(),
             buffered: VecDeque::new(),
         })
@@ -94,6 +95,8 @@ impl ConsumerBuilder {
 pub struct Consumer {
     cluster: Cluster,
     config: ConsumerConfig,
+    /// The most bytes one compressed batch may inflate to (`receive.message.max.bytes`).
+    decompression_limit: usize,
     /// Next offset to fetch, per assigned partition.
     positions: BTreeMap<(Arc<str>, i32), i64>,
     buffered: VecDeque<Message>,
@@ -153,6 +156,7 @@ impl Consumer {
             fetch::fetch_once(
                 &self.cluster,
                 &self.config,
+                self.decompression_limit,
                 &mut self.positions,
                 &mut self.buffered,
             )

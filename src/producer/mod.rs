@@ -194,7 +194,9 @@ impl Producer {
             record.value.as_deref(),
             &record.headers,
         );
-        let batch = builder.finish(ProducerFields::NONE);
+        let batch = builder
+            .finish(ProducerFields::NONE, inner.config.compression)
+            .map_err(|e| Error::protocol("-", e))?;
         let mut attempt = 0;
         loop {
             match self.try_send(&record, batch.clone(), timestamp).await {

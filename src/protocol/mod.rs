@@ -1,6 +1,7 @@
 //! The Kafka wire protocol, free of I/O: no tokio, no clock, no sockets. Bytes in, bytes out.
 //!
 //! - [`api`]: the requests purekafka sends, with their keys and responses;
+//! - [`compression`]: gzip, snappy, lz4 and zstd, in pure Rust;
 //! - [`frame`]: size-prefixed frames, request and response headers, correlation ids;
 //! - [`versions`]: the APIs purekafka speaks and version negotiation with a broker;
 //! - [`records`]: the record-batch encoder (the producer's hot path) and zero-copy decoder;
@@ -13,6 +14,7 @@
 //! change between minor versions.
 
 pub mod api;
+pub mod compression;
 pub mod frame;
 pub mod records;
 pub mod sasl;

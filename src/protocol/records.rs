@@ -16,6 +16,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::compression::Compression;
+
 /// Bytes of a v2 batch header, from base offset through the record count.
 pub const BATCH_HEADER_LEN: usize = 61;
 /// Offset of the batch length field.
@@ -172,31 +174,71 @@ impl BatchBuilder {
         self.max_timestamp = self.max_timestamp.max(timestamp);
     }
 
-    /// Closes the batch: fills in the header and the CRC and returns the batch bytes.
-    pub fn finish(mut self, producer: ProducerFields) -> Bytes {
-        let batch_length = (self.buf.len() - LOG_OVERHEAD) as i32;
-        let max_timestamp = if self.count == 0 {
-            self.base_timestamp
-        } else {
-            self.max_timestamp
+    /// Closes the batch: fills in the header and the CRC and returns the batch bytes. A
+    /// compressed batch compresses the records section once, into the buffer it is sent from.
+    pub fn finish(
+        self,
+        producer: ProducerFields,
+        compression: Compression,
+    ) -> Result<Bytes, String> {
+        let mut buf = match compression {
+            Compression::None => self.buf,
+            codec => {
+                let records = &self.buf[BATCH_HEADER_LEN..];
+                let mut out = BytesMut::with_capacity(BATCH_HEADER_LEN + records.len() / 2);
+                out.put_bytes(0, BATCH_HEADER_LEN);
+                codec.compress(records, &mut out)?;
+                out
+            }
         };
-        let mut header = &mut self.buf[..BATCH_HEADER_LEN];
+        let header = BatchHeader {
+            batch_length: (buf.len() - LOG_OVERHEAD) as i32,
+            attributes: compression.id(),
+            last_offset_delta: self.count - 1,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: if self.count == 0 {
+                self.base_timestamp
+            } else {
+                self.max_timestamp
+            },
+            producer,
+            count: self.count,
+        };
+        header.write(&mut buf);
+        Ok(buf.freeze())
+    }
+}
+
+/// The fields of a batch header that the encoder fills in when the batch closes.
+struct BatchHeader {
+    batch_length: i32,
+    attributes: i16,
+    last_offset_delta: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    producer: ProducerFields,
+    count: i32,
+}
+
+impl BatchHeader {
+    /// Writes the header over the first [`BATCH_HEADER_LEN`] bytes of `batch`, then the CRC.
+    fn write(&self, batch: &mut BytesMut) {
+        let mut header = &mut batch[..BATCH_HEADER_LEN];
         header.put_i64(0); // base offset: the broker assigns it
-        header.put_i32(batch_length);
+        header.put_i32(self.batch_length);
         header.put_i32(-1); // partition leader epoch
         header.put_i8(2); // magic
         header.put_u32(0); // crc, below
-        header.put_i16(0); // attributes: no compression, create time, not transactional
-        header.put_i32(self.count - 1); // last offset delta
+        header.put_i16(self.attributes); // codec; create time; not transactional
+        header.put_i32(self.last_offset_delta);
         header.put_i64(self.base_timestamp);
-        header.put_i64(max_timestamp);
-        header.put_i64(producer.producer_id);
-        header.put_i16(producer.producer_epoch);
-        header.put_i32(producer.base_sequence);
+        header.put_i64(self.max_timestamp);
+        header.put_i64(self.producer.producer_id);
+        header.put_i16(self.producer.producer_epoch);
+        header.put_i32(self.producer.base_sequence);
         header.put_i32(self.count);
-        let crc = crc32c::crc32c(&self.buf[ATTRIBUTES_OFFSET..]);
-        self.buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-        self.buf.freeze()
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
 }
 
@@ -265,8 +307,10 @@ pub enum DecodeError {
     },
     /// A magic byte other than 2 (the message formats of Kafka before 0.11).
     UnsupportedMagic(i8),
-    /// A compressed batch whose codec this build cannot read.
+    /// A codec id that is none of the four Kafka defines.
     UnsupportedCompression(i16),
+    /// The compressed records could not be decompressed.
+    Decompression(String),
     /// The bytes end before what they announce, or a length is negative where it must not be.
     Malformed(&'static str),
 }
@@ -283,7 +327,8 @@ impl std::fmt::Display for DecodeError {
                 "CRC mismatch in batch at offset {base_offset}: stored {stored:#010x}, computed {computed:#010x}"
             ),
             DecodeError::UnsupportedMagic(m) => write!(f, "unsupported message format (magic {m})"),
-            DecodeError::UnsupportedCompression(c) => write!(f, "unsupported compression codec {c}"),
+            DecodeError::UnsupportedCompression(c) => write!(f, "unknown compression codec {c}"),
+            DecodeError::Decompression(e) => write!(f, "cannot decompress batch: {e}"),
             DecodeError::Malformed(what) => write!(f, "malformed batch: {what}"),
         }
     }
@@ -294,12 +339,18 @@ impl std::fmt::Display for DecodeError {
 pub struct BatchDecoder {
     buf: Bytes,
     check_crc: bool,
+    decompression_limit: usize,
 }
 
 impl BatchDecoder {
-    /// Decodes the batches in `buf`; `check_crc` verifies each batch's CRC32C.
-    pub fn new(buf: Bytes, check_crc: bool) -> Self {
-        BatchDecoder { buf, check_crc }
+    /// Decodes the batches in `buf`; `check_crc` verifies each batch's CRC32C. A compressed
+    /// batch may inflate to at most `decompression_limit` bytes.
+    pub fn new(buf: Bytes, check_crc: bool, decompression_limit: usize) -> Self {
+        BatchDecoder {
+            buf,
+            check_crc,
+            decompression_limit,
+        }
     }
 
     fn next_batch(&mut self) -> Result<Option<Batch>, DecodeError> {
@@ -352,10 +403,14 @@ impl BatchDecoder {
         if count < 0 {
             return Err(DecodeError::Malformed("negative record count"));
         }
-        let compression = attributes & ATTR_COMPRESSION_MASK;
-        if compression != 0 {
-            return Err(DecodeError::UnsupportedCompression(compression));
-        }
+        let codec = attributes & ATTR_COMPRESSION_MASK;
+        let mut batch = match Compression::from_id(codec) {
+            Some(Compression::None) => batch,
+            Some(codec) => codec
+                .decompress(&batch, self.decompression_limit)
+                .map_err(DecodeError::Decompression)?,
+            None => return Err(DecodeError::UnsupportedCompression(codec)),
+        };
         let log_append = attributes & ATTR_LOG_APPEND_TIME != 0;
         // Each record takes at least 7 bytes, so the count cannot reserve more than the bytes hold.
         let mut records = Vec::with_capacity((count as usize).min(batch.len() / 7));
@@ -499,7 +554,14 @@ mod tests {
     /// Timestamp, key, value and headers of one record.
     type Fields<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, Vec<Header>);
 
+    /// Decompression ceiling in tests.
+    const LIMIT: usize = 1 << 24;
+
     fn build(records: &[Fields<'_>]) -> Bytes {
+        build_with(records, Compression::None)
+    }
+
+    fn build_with(records: &[Fields<'_>], codec: Compression) -> Bytes {
         let mut b = BatchBuilder::with_capacity(64);
         for (ts, k, v, h) in records {
             let before = b.size();
@@ -507,7 +569,7 @@ mod tests {
             b.push(*ts, *k, *v, h);
             assert_eq!(b.size() - before, expect);
         }
-        b.finish(ProducerFields::NONE)
+        b.finish(ProducerFields::NONE, codec).unwrap()
     }
 
     #[test]
@@ -564,7 +626,7 @@ mod tests {
     #[test]
     fn round_trip_and_zero_copy() {
         let batch = build(&[(5, Some(b"key"), Some(b"value"), vec![Header::new("a", "b")])]);
-        let decoded: Vec<Batch> = BatchDecoder::new(batch.clone(), true)
+        let decoded: Vec<Batch> = BatchDecoder::new(batch.clone(), true, LIMIT)
             .collect::<Result<_, _>>()
             .unwrap();
         let rec = &decoded[0].records[0];
@@ -584,14 +646,14 @@ mod tests {
         let mut corrupt = BytesMut::from(&batch[..]);
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
-        let err = BatchDecoder::new(corrupt.freeze(), true)
+        let err = BatchDecoder::new(corrupt.freeze(), true, LIMIT)
             .next()
             .unwrap()
             .unwrap_err();
         assert!(matches!(err, DecodeError::Crc { .. }), "{err:?}");
         // Without CRC checks the same bytes still decode.
         let partial = batch.slice(..batch.len() - 3);
-        assert_eq!(BatchDecoder::new(partial, true).count(), 0);
+        assert_eq!(BatchDecoder::new(partial, true, LIMIT).count(), 0);
     }
 
     #[test]
@@ -599,7 +661,7 @@ mod tests {
         let batch = build(&[(5, None, Some(b"x"), vec![])]);
         let mut hostile = BytesMut::from(&batch[..]);
         hostile[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
-        let err = BatchDecoder::new(hostile.freeze(), false)
+        let err = BatchDecoder::new(hostile.freeze(), false, LIMIT)
             .next()
             .unwrap()
             .unwrap_err();
@@ -645,7 +707,7 @@ mod tests {
 
     #[test]
     fn decodes_the_java_clients_batch() {
-        let batches: Vec<Batch> = BatchDecoder::new(golden("java-batch-none.bin"), true)
+        let batches: Vec<Batch> = BatchDecoder::new(golden("java-batch-none.bin"), true, LIMIT)
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(batches.len(), 1);
@@ -656,15 +718,7 @@ mod tests {
             (-1, -1, -1)
         );
         assert!(!batch.is_control() && !batch.is_transactional() && !batch.is_log_append_time());
-        for (i, (rec, (ts, key, value, headers))) in
-            batch.records.iter().zip(java_records()).enumerate()
-        {
-            assert_eq!(rec.offset, i as i64);
-            assert_eq!(rec.timestamp, ts);
-            assert_eq!(rec.key.as_deref(), key);
-            assert_eq!(rec.value.as_deref(), value);
-            assert_eq!(rec.headers, headers);
-        }
+        assert_java_records(batch);
     }
 
     #[test]
@@ -679,15 +733,63 @@ mod tests {
         assert_eq!(ours[16..], java[16..]);
     }
 
+    fn assert_java_records(batch: &Batch) {
+        assert_eq!(batch.records.len(), 4);
+        for (i, (rec, (ts, key, value, headers))) in
+            batch.records.iter().zip(java_records()).enumerate()
+        {
+            assert_eq!(rec.offset, i as i64);
+            assert_eq!(rec.timestamp, ts);
+            assert_eq!(rec.key.as_deref(), key);
+            assert_eq!(rec.value.as_deref(), value);
+            assert_eq!(rec.headers, headers);
+        }
+    }
+
     #[test]
-    fn compressed_java_batches_are_refused_by_codec() {
+    fn decodes_the_java_clients_compressed_batches() {
         for (file, codec) in [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
-            let err = BatchDecoder::new(golden(&format!("java-batch-{file}.bin")), true)
+            let batches: Vec<Batch> =
+                BatchDecoder::new(golden(&format!("java-batch-{file}.bin")), true, LIMIT)
+                    .collect::<Result<_, _>>()
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(batches.len(), 1, "{file}");
+            assert_eq!(batches[0].attributes, codec, "{file}");
+            assert_java_records(&batches[0]);
+        }
+    }
+
+    #[test]
+    fn our_compressed_batches_decode() {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let bytes = build_with(&java_records(), codec);
+            assert_eq!(
+                bytes[21..23],
+                codec.id().to_be_bytes(),
+                "{codec:?} attributes"
+            );
+            let batch = BatchDecoder::new(bytes, true, LIMIT)
                 .next()
                 .unwrap()
-                .unwrap_err();
-            assert_eq!(err, DecodeError::UnsupportedCompression(codec), "{file}");
+                .unwrap();
+            assert_java_records(&batch);
         }
+    }
+
+    #[test]
+    fn an_unknown_codec_is_named() {
+        let mut bytes = BytesMut::from(&build(&java_records())[..]);
+        bytes[22] = 6;
+        let err = BatchDecoder::new(bytes.freeze(), false, LIMIT)
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err, DecodeError::UnsupportedCompression(6));
     }
 
     proptest::proptest! {
@@ -710,8 +812,10 @@ mod tests {
                 }).collect();
                 b.push(*ts, k.as_deref(), v.as_deref(), &headers);
             }
-            let bytes = b.finish(ProducerFields { producer_id: 7, producer_epoch: 1, base_sequence: 3 });
-            let batch = BatchDecoder::new(bytes.clone(), true).next().unwrap().unwrap();
+            let bytes = b
+                .finish(ProducerFields { producer_id: 7, producer_epoch: 1, base_sequence: 3 }, Compression::None)
+                .unwrap();
+            let batch = BatchDecoder::new(bytes.clone(), true, LIMIT).next().unwrap().unwrap();
             proptest::prop_assert_eq!(batch.records.len(), records.len());
             proptest::prop_assert_eq!(batch.producer_id, 7);
             proptest::prop_assert_eq!(batch.base_sequence, 3);
@@ -728,7 +832,7 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
-            for batch in BatchDecoder::new(Bytes::from(bytes), true) {
+            for batch in BatchDecoder::new(Bytes::from(bytes), true, LIMIT) {
                 let _ = batch;
             }
         }
