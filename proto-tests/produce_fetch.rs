@@ -179,3 +179,29 @@ async fn latest_skips_what_was_there() {
     assert_eq!(Some(msg.offset), new.offset);
     admin().await.delete_topic(&topic).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_record_over_message_max_bytes_is_refused_before_sending() {
+    let topic = unique_topic("toolarge");
+    admin().await.create_topic(&topic, 1, 1).await.unwrap();
+    let config = plaintext().set("message.max.bytes", 10_000).unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let err = producer
+        .send(ProducerRecord::new(&topic).value(vec![7u8; 20_000]))
+        .await
+        .unwrap_err();
+    match err {
+        purekafka::Error::RecordTooLarge { size, max } => {
+            assert!(size > 20_000, "{size}");
+            assert_eq!(max, 10_000);
+        }
+        other => panic!("expected RecordTooLarge, got {other:?}"),
+    }
+    // A record under the limit still goes through.
+    let ok = producer
+        .send(ProducerRecord::new(&topic).value(vec![7u8; 5_000]))
+        .await
+        .unwrap();
+    assert_eq!(ok.offset, Some(0));
+    admin().await.delete_topic(&topic).await.unwrap();
+}

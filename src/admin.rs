@@ -11,7 +11,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::{Cluster, TopicPartition, LATEST};
 use crate::config::ClientConfig;
-use crate::error::{codes, Error, KafkaCode};
+use crate::error::{Error, KafkaCode};
+use crate::protocol::codes;
 
 /// How often to look at the metadata while waiting for a topic to appear or go.
 const POLL: Duration = Duration::from_millis(50);

@@ -42,6 +42,18 @@ pub enum Error {
         outcome_unknown: bool,
     },
 
+    /// The connection failed for a reason other than I/O (a protocol error, another request's
+    /// timeout) while this request was queued or in flight on it.
+    #[error("connection to {broker} closed: {cause}")]
+    Disconnected {
+        /// The broker address.
+        broker: String,
+        /// Why the connection was closed.
+        cause: Arc<Error>,
+        /// True when this request had been written and may have taken effect on the broker.
+        outcome_unknown: bool,
+    },
+
     /// The broker sent bytes that do not follow the Kafka protocol, or we could not encode one of
     /// our requests. The connection is closed.
     #[error("protocol error with {broker}: {message}")]
@@ -105,6 +117,15 @@ pub enum Error {
         last: Arc<Error>,
     },
 
+    /// A record is larger than `message.max.bytes` allows; it was not sent.
+    #[error("record of {size} bytes exceeds message.max.bytes ({max})")]
+    RecordTooLarge {
+        /// The record's size as a batch on the wire.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
     /// The topic or partition is not known to the cluster.
     #[error("unknown topic or partition: {0}")]
     UnknownTopicOrPartition(String),
@@ -122,7 +143,10 @@ impl Error {
     /// Whether retrying the same operation later may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Io { .. } | Error::Timeout { .. } | Error::NoBrokerReachable { .. } => true,
+            Error::Io { .. }
+            | Error::Disconnected { .. }
+            | Error::Timeout { .. }
+            | Error::NoBrokerReachable { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
             _ => false,
         }
@@ -133,6 +157,9 @@ impl Error {
     pub fn is_outcome_unknown(&self) -> bool {
         match self {
             Error::Io {
+                outcome_unknown, ..
+            }
+            | Error::Disconnected {
                 outcome_unknown, ..
             } => *outcome_unknown,
             Error::Timeout { .. } => true,
@@ -195,15 +222,6 @@ impl fmt::Debug for KafkaCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KafkaCode({}, {})", self.0, self.code())
     }
-}
-
-/// Error codes handled by name in this crate.
-pub(crate) mod codes {
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-    pub const ILLEGAL_SASL_STATE: i16 = 34;
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 }
 
 /// A configuration key, value, or file that was not acceptable. It names the key or field.

@@ -36,7 +36,6 @@ pub use admin::{Admin, AdminBuilder};
 pub use config::{
     Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, SaslMechanism, Secret, SecurityProtocol,
 };
-pub use conn::Connection;
 pub use consumer::{Consumer, ConsumerBuilder, Message, Offset};
 pub use error::{ConfigError, Error, KafkaCode, Result};
 pub use producer::{

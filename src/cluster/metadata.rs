@@ -88,17 +88,12 @@ impl Metadata {
         }
     }
 
-    /// Takes in a fresher answer. Brokers and controller are replaced; topics too when the answer
-    /// covered all topics, otherwise only those it names.
-    pub(crate) fn merge(&mut self, fresh: Metadata, all_topics: bool) {
+    /// Takes in a fresher answer: brokers and controller are replaced, topics it names too.
+    pub(crate) fn merge(&mut self, fresh: Metadata) {
         if !fresh.brokers.is_empty() {
             self.brokers = fresh.brokers;
         }
         self.controller_id = fresh.controller_id.or(self.controller_id);
-        if all_topics {
-            self.topics = fresh.topics;
-        } else {
-            self.topics.extend(fresh.topics);
-        }
+        self.topics.extend(fresh.topics);
     }
 }

@@ -17,15 +17,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::MetadataRequest;
 
 pub use metadata::{Metadata, TopicMetadata};
 pub(crate) use offsets::{by_leader, by_topic, topic_name, TopicPartition, EARLIEST, LATEST};
 
 use crate::config::ClientConfig;
 use crate::conn::{Backoff, Connection, ConnectionSettings};
-use crate::error::{codes, Error, KafkaCode};
+use crate::error::{Error, KafkaCode};
+use crate::protocol::codes;
 
 /// The shared cluster view of one client. Cheap to clone.
 #[derive(Clone)]
@@ -156,7 +156,7 @@ impl Cluster {
                 self.slot(id).ok_or_else(|| Error::Broker {
                     api: "Metadata",
                     resource: format!("broker {id}"),
-                    code: KafkaCode::from_code(8).expect("BROKER_NOT_AVAILABLE"),
+                    code: KafkaCode::from_code(codes::BROKER_NOT_AVAILABLE).expect("non-zero"),
                     message: Some("the broker is not in the cluster metadata".into()),
                 })?
             }
@@ -186,7 +186,7 @@ impl Cluster {
             return Err(Error::Broker {
                 api: "Metadata",
                 resource: format!("{topic}[{partition}]"),
-                code: KafkaCode::from_code(5).expect("LEADER_NOT_AVAILABLE"),
+                code: KafkaCode::from_code(codes::LEADER_NOT_AVAILABLE).expect("non-zero"),
                 message: None,
             });
         }
@@ -260,22 +260,27 @@ impl Cluster {
             .remove(topic);
     }
 
-    /// Fetches metadata for `topics` (all topics when empty) and merges it into the cache.
+    /// Fetches the brokers and the metadata of `topics` (none when empty) and merges them into
+    /// the cache.
     pub async fn refresh_metadata(&self, topics: &[&str]) -> Result<(), Error> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
         let conn = self.any_broker().await?;
-        let request = MetadataRequest::default()
-            .with_topics((!topics.is_empty()).then(|| {
-                topics
-                    .iter()
-                    .map(|t| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string((*t).to_owned()))))
-                    })
-                    .collect()
-            }))
-            .with_allow_auto_topic_creation(false);
-        let (response, _) = conn.request(&request).await?;
+        // An empty list asks for brokers only (from v1; v0 answers with every topic, which the
+        // merge below takes in just as well).
+        let mut request = MetadataRequest::default().with_topics(Some(
+            topics
+                .iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+                .collect(),
+        ));
+        let version = conn.version_of::<MetadataRequest>()?;
+        if version >= 4 {
+            // Before v4 the field does not exist and brokers follow auto.create.topics.enable.
+            request.allow_auto_topic_creation = false;
+        }
+        let response = conn
+            .request_at(&request, version, conn.request_timeout())
+            .await?;
         let fresh = Metadata::from_response(response);
         {
             let mut brokers = self.inner.brokers.lock().expect("brokers lock");
@@ -290,7 +295,7 @@ impl Cluster {
             .metadata
             .write()
             .expect("metadata lock")
-            .merge(fresh, topics.is_empty());
+            .merge(fresh);
         Ok(())
     }
 }

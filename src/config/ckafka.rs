@@ -70,9 +70,32 @@ impl CKafkaConfig {
         Self::parse(&text).map_err(file_error)
     }
 
-    /// Parses and checks the JSON text of a `ckafka.json` file.
+    /// Parses and checks the JSON text of a `ckafka.json` file. Errors name the field; a value
+    /// from the `sasl` object is never repeated in them, since it may be the password.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: CKafkaConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        match value.get("sasl") {
+            None => return Err("missing field `sasl`".into()),
+            Some(sasl) if !sasl.is_object() => return Err("field `sasl` must be an object".into()),
+            Some(sasl) => {
+                if let Some(other) = sasl.as_object().and_then(|o| {
+                    o.keys()
+                        .find(|k| !["username", "password", "instanceId"].contains(&k.as_str()))
+                }) {
+                    return Err(format!("unknown field `sasl.{other}`"));
+                }
+                for field in ["username", "password", "instanceId"] {
+                    match sasl.get(field) {
+                        None => return Err(format!("missing field `sasl.{field}`")),
+                        Some(v) if !v.is_string() => {
+                            return Err(format!("field `sasl.{field}` must be a string"))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        let config: CKafkaConfig = serde_json::from_value(value).map_err(|e| e.to_string())?;
         let nonempty = [
             ("topic", config.topic.is_empty()),
             ("bootstrapServers", config.bootstrap_servers.is_empty()),
@@ -149,7 +172,10 @@ mod tests {
                 "instanceid",
             ),
             (SEED.replace(r#"["test"]"#, "\"test\""), "invalid type"),
-            (SEED.replace(r#""yourPassword""#, "7"), "invalid type"),
+            (
+                SEED.replace(r#""yourPassword""#, "7"),
+                "`sasl.password` must be a string",
+            ),
             (SEED.replace(r#"["test"]"#, "[]"), "topic"),
             (SEED.replace(r#""yourUserName""#, r#""""#), "sasl.username"),
             ("{".to_owned(), "EOF"),
@@ -162,6 +188,22 @@ mod tests {
             "bootstrapServers": ["h:1"]}"#;
         let err = CKafkaConfig::parse(missing).unwrap_err();
         assert!(err.contains("missing field `consumerGroupId`"), "{err}");
+        // Nothing from the sasl object is echoed back: it may be the password.
+        for sasl in [
+            r#""u:hunter2""#,
+            r#"{"username": "u", "password": 123456789, "instanceId": "i"}"#,
+        ] {
+            let text = SEED.replace(
+                r#"{"username": "yourUserName", "password": "yourPassword", "instanceId": "instanceId"}"#,
+                sasl,
+            );
+            assert_ne!(text, SEED);
+            let err = CKafkaConfig::parse(&text).unwrap_err();
+            assert!(
+                !err.contains("hunter2") && !err.contains("123456789"),
+                "{err}"
+            );
+        }
         let err = CKafkaConfig::load("/nonexistent/ckafka.json").unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ckafka.json"));
     }

@@ -20,6 +20,7 @@ pub use ckafka::{CKafkaConfig, CKafkaSasl};
 
 use crate::error::ConfigError;
 use crate::protocol::compression::Compression;
+pub use crate::protocol::sasl::SaslMechanism;
 
 /// How the client talks to brokers (`security.protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,23 +30,6 @@ pub enum SecurityProtocol {
     Plaintext,
     /// Plain TCP with SASL authentication.
     SaslPlaintext,
-}
-
-/// A SASL mechanism (`sasl.mechanism`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SaslMechanism {
-    /// RFC 4616 PLAIN: username and password in one message.
-    Plain,
-}
-
-impl SaslMechanism {
-    /// The mechanism's name as Kafka spells it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            SaslMechanism::Plain => "PLAIN",
-        }
-    }
 }
 
 /// What the producer waits for before a write counts as done (`acks`).
@@ -156,6 +140,11 @@ pub struct ProducerConfig {
     pub retry_backoff: Duration,
     /// `compression.type` (librdkafka also `compression.codec`).
     pub compression: Compression,
+    /// `delivery.timeout.ms` (librdkafka: `message.timeout.ms`): how long a record may take,
+    /// retries included, before it fails.
+    pub delivery_timeout: Duration,
+    /// `message.max.bytes` (Java: `max.request.size`): the largest record batch sent.
+    pub message_max_bytes: usize,
 }
 
 /// Consumer settings.
@@ -174,6 +163,8 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: i32,
     /// `max.partition.fetch.bytes`: the most bytes per partition in one fetch response.
     pub max_partition_fetch_bytes: i32,
+    /// `fetch.error.backoff.ms`: the wait before fetching again after a partition error.
+    pub fetch_error_backoff: Duration,
 }
 
 /// The whole client configuration. Build it from librdkafka property names with
@@ -228,6 +219,8 @@ impl Default for ClientConfig {
                 retries: i32::MAX as u32,
                 retry_backoff: Duration::from_millis(100),
                 compression: Compression::None,
+                delivery_timeout: Duration::from_millis(120_000),
+                message_max_bytes: 1_000_000,
             },
             consumer: ConsumerConfig {
                 group_id: None,
@@ -236,6 +229,7 @@ impl Default for ClientConfig {
                 fetch_wait_max: Duration::from_millis(500),
                 fetch_max_bytes: 52_428_800,
                 max_partition_fetch_bytes: 1_048_576,
+                fetch_error_backoff: Duration::from_millis(500),
             },
         }
     }

@@ -67,6 +67,12 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         }
         "retries" | "message.send.max.retries" => p.retries = v.int(0, 2_147_483_647)? as u32,
         "retry.backoff.ms" => p.retry_backoff = v.millis(1, 300_000)?,
+        "delivery.timeout.ms" | "message.timeout.ms" => {
+            p.delivery_timeout = v.millis(1, 2_147_483_647)?
+        }
+        "message.max.bytes" | "max.request.size" => {
+            p.message_max_bytes = v.int(1000, 1_000_000_000)? as usize
+        }
         "compression.type" | "compression.codec" => {
             p.compression = Compression::from_name(value)
                 .ok_or_else(|| v.invalid("expected none, gzip, snappy, lz4 or zstd"))?
@@ -88,6 +94,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "session.timeout.ms" => k.session_timeout = v.millis(1, 3_600_000)?,
         "fetch.wait.max.ms" | "fetch.max.wait.ms" => k.fetch_wait_max = v.millis(0, 300_000)?,
         "fetch.max.bytes" => k.fetch_max_bytes = v.int(0, 2_147_483_135)? as i32,
+        "fetch.error.backoff.ms" => k.fetch_error_backoff = v.millis(0, 300_000)?,
         "max.partition.fetch.bytes" | "fetch.message.max.bytes" => {
             k.max_partition_fetch_bytes = v.int(1, 1_000_000_000)? as i32
         }

@@ -1,7 +1,5 @@
 //! The start of every connection: ApiVersions, then SASL when configured.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, SaslAuthenticateRequest, SaslHandshakeRequest,
@@ -11,8 +9,8 @@ use kafka_protocol::protocol::{HeaderVersion, StrBytes};
 use super::wire::Wire;
 use super::Connection;
 use crate::config::SaslConfig;
-use crate::error::{codes, Error};
-use crate::protocol::api::ApiRequest;
+use crate::error::Error;
+use crate::protocol::codes;
 use crate::protocol::frame::{self, RequestHead};
 use crate::protocol::sasl::SaslClient;
 use crate::protocol::versions::{
@@ -22,7 +20,7 @@ use crate::protocol::versions::{
 /// Asks the broker which versions it speaks: v3 first; a broker without v3 answers
 /// UNSUPPORTED_VERSION in the v0 format with its list, which is used as is (or, if empty, the
 /// request is repeated at v0).
-pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVersionTable, Error> {
+pub(super) async fn api_versions(wire: &Wire) -> Result<ApiVersionTable, Error> {
     let mut version = API_VERSIONS_FIRST;
     loop {
         let request = ApiVersionsRequest::default()
@@ -30,21 +28,11 @@ pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVe
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let body =
             frame::encode_body(&request, version).map_err(|e| Error::protocol(wire.broker(), e))?;
-        let head = RequestHead {
-            api_key: ApiVersionsRequest::KEY,
-            api_version: version,
-            header_version: ApiVersionsRequest::header_version(version),
-        };
-        let call = wire.call(head, ApiVersionsResponse::header_version(version), body);
-        let response = match tokio::time::timeout(timeout, call).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Error::Timeout {
-                    what: format!("ApiVersions from {}", wire.broker()),
-                    after_ms: timeout.as_millis() as u64,
-                })
-            }
-        };
+        let head = RequestHead::of::<ApiVersionsRequest>(version);
+        // Connection::connect bounds the whole handshake by socket.timeout.ms.
+        let response = wire
+            .call(head, ApiVersionsResponse::header_version(version), body)
+            .await?;
         match parse_api_versions(&response, version)
             .map_err(|e| Error::protocol(wire.broker(), e))?
         {
@@ -65,7 +53,7 @@ pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVe
 /// Runs the SASL exchange: SaslHandshake, then the mechanism's tokens in SaslAuthenticate
 /// requests, or as raw frames when the broker predates SaslAuthenticate (Kafka before 1.0).
 pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result<(), Error> {
-    let mut client = SaslClient::new(sasl);
+    let mut client = SaslClient::new(sasl.mechanism, &sasl.username, sasl.password.expose());
     let broker = conn.broker().to_owned();
     let auth_error = |message: String| Error::Authentication {
         broker: broker.clone(),

@@ -96,7 +96,7 @@ impl Connection {
                 outcome_unknown: false,
             })?;
             let wire = Wire::spawn(stream, addr, &settings.client_id, settings.max_frame);
-            let versions = handshake::api_versions(&wire, timeout).await?;
+            let versions = handshake::api_versions(&wire).await?;
             let conn = Connection {
                 wire,
                 versions: Arc::new(versions),
@@ -184,18 +184,25 @@ impl Connection {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, Error> {
-        let head = RequestHead {
-            api_key: R::KEY,
-            api_version: version,
-            header_version: R::header_version(version),
-        };
         let response_header_version = R::Response::header_version(version);
-        let call = self.wire.call(head, response_header_version, body);
-        match tokio::time::timeout(timeout, call).await {
+        let call = self
+            .wire
+            .call(RequestHead::of::<R>(version), response_header_version, body);
+        self.within::<R, _>(version, timeout, call).await
+    }
+
+    /// Waits up to `timeout` for `operation` on this connection. On expiry the broker may still
+    /// answer, so the connection cannot be trusted to stay in step: it is closed, as the Java
+    /// client does, and the requests in flight on it fail.
+    async fn within<R: ApiRequest, T>(
+        &self,
+        version: i16,
+        timeout: Duration,
+        operation: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(timeout, operation).await {
             Ok(result) => result,
             Err(_) => {
-                // The broker may still answer; the connection cannot be trusted to stay in step,
-                // so it is closed, as the Java client does.
                 let error = Error::Timeout {
                     what: format!("{} v{version} to {}", R::NAME, self.broker()),
                     after_ms: timeout.as_millis() as u64,

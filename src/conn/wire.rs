@@ -189,17 +189,26 @@ impl Wire {
         self.tx.send(out).await.map_err(|_| self.failure(false))
     }
 
-    /// The error for a request that the failed connection did not answer.
+    /// The error for a request that the failed connection did not answer: the connection's
+    /// cause, with this request's own outcome (`written`: it may have reached the broker).
     fn failure(&self, written: bool) -> Error {
-        let message = match self.poison.get() {
-            Some(Error::Io { message, .. }) => message.clone(),
-            Some(other) => return other.clone(),
-            None => "connection closed".to_owned(),
-        };
-        Error::Io {
-            broker: self.broker.to_string(),
-            message,
-            outcome_unknown: written,
+        let broker = self.broker.to_string();
+        match self.poison.get() {
+            Some(Error::Io { message, .. }) => Error::Io {
+                broker,
+                message: message.clone(),
+                outcome_unknown: written,
+            },
+            Some(cause) => Error::Disconnected {
+                broker,
+                cause: Arc::new(cause.clone()),
+                outcome_unknown: written,
+            },
+            None => Error::Io {
+                broker,
+                message: "connection closed".to_owned(),
+                outcome_unknown: written,
+            },
         }
     }
 }
@@ -431,22 +440,32 @@ mod tests {
         .await;
         let (a, b) = (call(&wire, b"a"), call(&wire, b"b"));
         let (a, b) = (a.await.unwrap().unwrap_err(), b.await.unwrap().unwrap_err());
-        let Error::Protocol { message, broker } = &a else {
-            panic!("expected a protocol error, got {a:?}")
+        let Error::Disconnected {
+            broker,
+            cause,
+            outcome_unknown: true,
+        } = &a
+        else {
+            panic!("expected a disconnection with unknown outcome, got {a:?}")
         };
         assert_eq!(broker, "peer");
+        let Error::Protocol { message, .. } = &**cause else {
+            panic!("expected a protocol error as the cause, got {cause:?}")
+        };
         assert!(
             message.contains("correlation id mismatch: expected 1, got 8"),
             "{message}"
         );
         assert_eq!(a.to_string(), b.to_string());
+        assert!(b.is_outcome_unknown());
         assert!(wire.is_closed());
-        // Later requests fail at once, without being written.
+        // Later requests fail at once, with the same cause, and were never written.
         let late = wire
             .call(HEAD, 0, Bytes::from_static(b"c"))
             .await
             .unwrap_err();
         assert_eq!(late.to_string(), a.to_string());
+        assert!(!late.is_outcome_unknown());
     }
 
     #[tokio::test]

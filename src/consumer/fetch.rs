@@ -10,19 +10,21 @@ use super::Message;
 use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::error::{Error, KafkaCode};
+use crate::protocol::codes;
 use crate::protocol::records::BatchDecoder;
 
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-
 /// Fetches once from every leader of the assigned partitions and appends what arrived to
-/// `out`, advancing `positions`.
+/// `out`, advancing `positions`. Returns true when a partition answered with a retriable error
+/// (its leader moved, or the topic is still being created): the caller backs off before the
+/// next fetch rather than asking again at once.
 pub(super) async fn fetch_once(
     cluster: &Cluster,
     config: &ConsumerConfig,
     decompression_limit: usize,
     positions: &mut BTreeMap<TopicPartition, i64>,
     out: &mut VecDeque<Message>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
+    let mut retriable = false;
     let groups = by_leader(cluster, positions.keys().cloned()).await?;
     let mut requests = tokio::task::JoinSet::new();
     for (leader, tps) in groups {
@@ -82,7 +84,7 @@ pub(super) async fn fetch_once(
                 };
                 match p.error_code {
                     0 => {}
-                    OFFSET_OUT_OF_RANGE => {
+                    codes::OFFSET_OUT_OF_RANGE => {
                         reset.push(tp);
                         continue;
                     }
@@ -91,6 +93,7 @@ pub(super) async fn fetch_once(
                         if code.is_retriable() {
                             // Leadership moved or the topic is still being created.
                             cluster.invalidate_topic(&topic);
+                            retriable = true;
                             continue;
                         }
                         return Err(Error::Broker {
@@ -125,7 +128,16 @@ pub(super) async fn fetch_once(
                                 }),
                         );
                     }
-                    *position = (*position).max(batch.last_offset + 1);
+                    let next =
+                        batch
+                            .last_offset
+                            .checked_add(1)
+                            .ok_or_else(|| Error::CorruptBatch {
+                                topic: topic.to_string(),
+                                partition: p.partition_index,
+                                reason: "last offset is i64::MAX".into(),
+                            })?;
+                    *position = (*position).max(next);
                 }
             }
         }
@@ -133,7 +145,7 @@ pub(super) async fn fetch_once(
     if !reset.is_empty() {
         reset_offsets(cluster, config, positions, reset).await?;
     }
-    Ok(())
+    Ok(retriable)
 }
 
 /// Applies `auto.offset.reset` to partitions whose position fell out of the log.
@@ -154,7 +166,7 @@ async fn reset_offsets(
                     "{topic}[{partition}] at offset {}",
                     positions[&partitions[0]]
                 ),
-                code: KafkaCode::from_code(OFFSET_OUT_OF_RANGE).expect("non-zero"),
+                code: KafkaCode::from_code(codes::OFFSET_OUT_OF_RANGE).expect("non-zero"),
                 message: Some("auto.offset.reset is error".into()),
             });
         }

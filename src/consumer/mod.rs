@@ -153,7 +153,7 @@ impl Consumer {
             if self.positions.is_empty() {
                 return Err(Error::NoAssignment);
             }
-            fetch::fetch_once(
+            let back_off = fetch::fetch_once(
                 &self.cluster,
                 &self.config,
                 self.decompression_limit,
@@ -161,6 +161,9 @@ impl Consumer {
                 &mut self.buffered,
             )
             .await?;
+            if back_off && self.buffered.is_empty() {
+                tokio::time::sleep(self.config.fetch_error_backoff).await;
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ mod partitioner;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
@@ -176,7 +178,8 @@ impl Producer {
     }
 
     /// Sends one record and waits until the broker acknowledged it (per `acks`), retrying
-    /// retriable errors up to `retries` times, `retry.backoff.ms` apart.
+    /// retriable errors up to `retries` times, `retry.backoff.ms` apart, for at most
+    /// `delivery.timeout.ms`. A record larger than `message.max.bytes` fails at once.
     ///
     /// Records are ordered by when their `send` completes: to keep two records of a partition
     /// in order, await the first before sending the second.
@@ -197,10 +200,33 @@ impl Producer {
         let batch = builder
             .finish(ProducerFields::NONE, inner.config.compression)
             .map_err(|e| Error::protocol("-", e))?;
+        if batch.len() > inner.config.message_max_bytes {
+            return Err(Error::RecordTooLarge {
+                size: batch.len(),
+                max: inner.config.message_max_bytes,
+            });
+        }
+        let deadline = Instant::now() + inner.config.delivery_timeout;
         let mut attempt = 0;
         loop {
-            match self.try_send(&record, batch.clone(), timestamp).await {
-                Err(e) if e.is_retriable() && attempt < inner.config.retries => {
+            let result =
+                tokio::time::timeout_at(deadline, self.try_send(&record, batch.clone(), timestamp))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Timeout {
+                            what: format!(
+                                "delivery of a record to {} (delivery.timeout.ms)",
+                                record.topic
+                            ),
+                            after_ms: inner.config.delivery_timeout.as_millis() as u64,
+                        })
+                    });
+            match result {
+                Err(e)
+                    if e.is_retriable()
+                        && attempt < inner.config.retries
+                        && Instant::now() + inner.config.retry_backoff < deadline =>
+                {
                     attempt += 1;
                     tracing::debug!(topic = %record.topic, error = %e, attempt, "retrying produce");
                     inner.cluster.invalidate_topic(&record.topic);

@@ -36,9 +36,12 @@ pub fn murmur2(data: &[u8]) -> i32 {
     h as i32
 }
 
-/// The partition Java's default partitioner picks for `key` among `partitions`.
+/// The partition Java's default partitioner picks for `key` among `partitions` (0 for a topic
+/// without partitions, which no broker reports).
 pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
-    ((murmur2(key) & 0x7fff_ffff) as usize % partitions) as i32
+    ((murmur2(key) & 0x7fff_ffff) as usize)
+        .checked_rem(partitions)
+        .unwrap_or(0) as i32
 }
 
 /// Spreads keyless records over partitions in turn.

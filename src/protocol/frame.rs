@@ -84,6 +84,17 @@ pub struct RequestHead {
     pub header_version: i16,
 }
 
+impl RequestHead {
+    /// The head of a request of type `R` at `version`.
+    pub fn of<R: ApiRequest>(version: i16) -> Self {
+        RequestHead {
+            api_key: R::KEY,
+            api_version: version,
+            header_version: R::header_version(version),
+        }
+    }
+}
+
 /// Encodes the size prefix and request header for a body of `body_len` bytes.
 pub fn encode_request_head(
     head: RequestHead,

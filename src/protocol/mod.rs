@@ -1,6 +1,7 @@
 //! The Kafka wire protocol, free of I/O: no tokio, no clock, no sockets. Bytes in, bytes out.
 //!
 //! - [`api`]: the requests purekafka sends, with their keys and responses;
+//! - [`codes`]: the error codes handled by name;
 //! - [`compression`]: gzip, snappy, lz4 and zstd, in pure Rust;
 //! - [`frame`]: size-prefixed frames, request and response headers, correlation ids;
 //! - [`versions`]: the APIs purekafka speaks and version negotiation with a broker;
@@ -14,6 +15,7 @@
 //! change between minor versions.
 
 pub mod api;
+pub mod codes;
 pub mod compression;
 pub mod frame;
 pub mod records;

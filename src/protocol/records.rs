@@ -421,9 +421,12 @@ impl BatchDecoder {
             }
             records.push(record);
         }
+        let last_offset = base_offset
+            .checked_add(last_offset_delta as i64)
+            .ok_or(DecodeError::Malformed("last offset beyond i64"))?;
         Ok(Some(Batch {
             base_offset,
-            last_offset: base_offset + last_offset_delta as i64,
+            last_offset,
             attributes,
             producer_id,
             producer_epoch,

@@ -1,7 +1,22 @@
 //! SASL mechanisms as pure state machines: bytes in, bytes out. The connection layer carries
 //! their tokens in SaslAuthenticate requests (or, on brokers before Kafka 1.0, as raw frames).
 
-use crate::config::{SaslConfig, SaslMechanism};
+/// A SASL mechanism (`sasl.mechanism`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaslMechanism {
+    /// RFC 4616 PLAIN: username and password in one message.
+    Plain,
+}
+
+impl SaslMechanism {
+    /// The mechanism's name as Kafka spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
+}
 
 /// A client-side SASL exchange.
 #[derive(Debug)]
@@ -11,11 +26,11 @@ pub enum SaslClient {
 }
 
 impl SaslClient {
-    /// Starts an exchange for the configured mechanism.
-    pub fn new(config: &SaslConfig) -> Self {
-        match config.mechanism {
+    /// Starts an exchange with `mechanism` for these credentials.
+    pub fn new(mechanism: SaslMechanism, username: &str, password: &str) -> Self {
+        match mechanism {
             SaslMechanism::Plain => SaslClient::Plain(Plain {
-                message: plain_message(&config.username, config.password.expose()),
+                message: plain_message(username, password),
             }),
         }
     }
@@ -68,16 +83,9 @@ fn plain_message(username: &str, password: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
-
     #[test]
     fn plain_message_layout() {
-        let config = SaslConfig {
-            mechanism: SaslMechanism::Plain,
-            username: "inst#user".into(),
-            password: Secret::new("pw"),
-        };
-        let mut client = SaslClient::new(&config);
+        let mut client = SaslClient::new(SaslMechanism::Plain, "inst#user", "pw");
         assert_eq!(client.mechanism(), "PLAIN");
         assert_eq!(client.initial_response(), b"\0inst#user\0pw");
         assert_eq!(client.step(b""), Ok(None));

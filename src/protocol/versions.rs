@@ -25,8 +25,7 @@ pub const OURS: &[(i16, i16, i16)] = &[
     ours::<FetchRequest>(Some(12)),
     ours::<ListOffsetsRequest>(None),
     ours::<MetadataRequest>(None),
-    // The handshake sends v3 (see API_VERSIONS_FIRST); v4 only changes how brokers answer
-    // unknown versions, which the v0 fallback already covers.
+    // The handshake always sends v3 (API_VERSIONS_FIRST), so the table says v3 too.
     ours::<ApiVersionsRequest>(Some(API_VERSIONS_FIRST)),
     ours::<SaslHandshakeRequest>(None),
     ours::<SaslAuthenticateRequest>(None),
@@ -118,7 +117,7 @@ pub fn parse_api_versions(body: &Bytes, version: i16) -> Result<ApiVersionsAnswe
         .clone()
         .try_get_i16()
         .map_err(|_| "empty ApiVersions response".to_owned())?;
-    let unsupported = error_code == crate::error::codes::UNSUPPORTED_VERSION;
+    let unsupported = error_code == super::codes::UNSUPPORTED_VERSION;
     let layout = if unsupported { 0 } else { version };
     let response = ApiVersionsResponse::decode(&mut body.clone(), layout)
         .map_err(|e| format!("cannot decode ApiVersions v{layout} response: {e}"))?;
