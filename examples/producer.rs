@@ -30,23 +30,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("retry.backoff.ms", 100)?
         .set("socket.timeout.ms", 6000)?
         .set("reconnect.backoff.max.ms", 3000)?;
-    let producer = Producer::builder(config).build().await?;
+    let producer = Producer::builder(config).delivery_reports().build().await?;
 
-    // One at a time, so the two messages land in the order given, as in the guide.
-    let topic = &cfg.topic[0];
-    let mut failed = false;
-    for word in values {
-        match producer
-            .send(ProducerRecord::new(topic.as_str()).value(word))
-            .await
-        {
-            Ok(delivered) => println!("Delivered message to {delivered}"),
-            Err(e) => {
-                failed = true;
-                println!("Delivery failed: {e}");
+    // Delivery reports arrive on a stream, as the Go client's Events().
+    let mut reports = producer.delivery_reports().expect("enabled above");
+    let printer = tokio::spawn(async move {
+        let mut failed = false;
+        while let Some(report) = reports.recv().await {
+            match report.error {
+                None => println!("Delivered message to {}", report.metadata),
+                Some(e) => {
+                    failed = true;
+                    println!("Delivery failed: {e}");
+                }
             }
         }
+        failed
+    });
+
+    // Produce asynchronously, then wait for the deliveries (the guide's p.Flush(10 * 1000)).
+    let topic = &cfg.topic[0];
+    for word in values {
+        producer
+            .produce(ProducerRecord::new(topic.as_str()).value(word))
+            .await?;
     }
+    producer.flush(std::time::Duration::from_secs(10)).await?;
+    producer.close().await;
+    let failed = printer.await?;
     if failed {
         std::process::exit(1);
     }

@@ -5,5 +5,6 @@
 mod admin;
 mod common;
 mod produce_fetch;
+mod producer;
 mod sasl;
 mod versions;

@@ -50,7 +50,7 @@ async fn round_trip(config: ClientConfig, acks: Acks) {
     let mut delivered = Vec::new();
     for record in &sent {
         let md = producer.send(record.clone()).await.unwrap();
-        assert_eq!(md.topic, topic);
+        assert_eq!(&*md.topic, topic);
         assert!((0..3).contains(&md.partition));
         assert_eq!(md.offset.is_some(), acks != Acks::None);
         delivered.push(md);

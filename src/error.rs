@@ -126,6 +126,16 @@ pub enum Error {
         max: usize,
     },
 
+    /// The producer's queue is full (`queue.buffering.max.messages` or
+    /// `queue.buffering.max.kbytes`) and the caller asked not to wait.
+    #[error("producer queue is full (queue.buffering.max.messages={messages}, queue.buffering.max.kbytes={kbytes})")]
+    QueueFull {
+        /// The message limit.
+        messages: usize,
+        /// The size limit in KiB.
+        kbytes: usize,
+    },
+
     /// The topic or partition is not known to the cluster.
     #[error("unknown topic or partition: {0}")]
     UnknownTopicOrPartition(String),

@@ -145,6 +145,21 @@ pub struct ProducerConfig {
     pub delivery_timeout: Duration,
     /// `message.max.bytes` (Java: `max.request.size`): the largest record batch sent.
     pub message_max_bytes: usize,
+    /// `linger.ms` (librdkafka also `queue.buffering.max.ms`): how long a batch waits for more
+    /// records before it is sent.
+    pub linger: Duration,
+    /// `batch.size`: the most bytes in one batch.
+    pub batch_size: usize,
+    /// `batch.num.messages`: the most records in one batch.
+    pub batch_num_messages: usize,
+    /// `queue.buffering.max.messages`: records queued and in flight before `send` waits.
+    pub queue_max_messages: usize,
+    /// `queue.buffering.max.kbytes` (Java: `buffer.memory`, in bytes): record bytes queued and in
+    /// flight before `send` waits.
+    pub queue_max_bytes: usize,
+    /// `max.in.flight.requests.per.connection` (librdkafka also `max.in.flight`): Produce
+    /// requests in flight to one broker.
+    pub max_in_flight: usize,
 }
 
 /// Consumer settings.
@@ -221,6 +236,12 @@ impl Default for ClientConfig {
                 compression: Compression::None,
                 delivery_timeout: Duration::from_millis(120_000),
                 message_max_bytes: 1_000_000,
+                linger: Duration::from_millis(5),
+                batch_size: 1_000_000,
+                batch_num_messages: 10_000,
+                queue_max_messages: 100_000,
+                queue_max_bytes: 1_048_576 * 1024,
+                max_in_flight: 5,
             },
             consumer: ConsumerConfig {
                 group_id: None,

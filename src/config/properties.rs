@@ -73,6 +73,17 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "message.max.bytes" | "max.request.size" => {
             p.message_max_bytes = v.int(1000, 1_000_000_000)? as usize
         }
+        "linger.ms" | "queue.buffering.max.ms" => p.linger = v.millis(0, 900_000)?,
+        "batch.size" => p.batch_size = v.int(1, 2_147_483_647)? as usize,
+        "batch.num.messages" => p.batch_num_messages = v.int(1, 1_000_000)? as usize,
+        "queue.buffering.max.messages" => p.queue_max_messages = v.int(1, 2_147_483_647)? as usize,
+        "queue.buffering.max.kbytes" => {
+            p.queue_max_bytes = v.int(1, 2_147_483_647)? as usize * 1024
+        }
+        "buffer.memory" => p.queue_max_bytes = v.int(1024, i64::MAX)? as usize,
+        "max.in.flight.requests.per.connection" | "max.in.flight" => {
+            p.max_in_flight = v.int(1, 1_000_000)? as usize
+        }
         "compression.type" | "compression.codec" => {
             p.compression = Compression::from_name(value)
                 .ok_or_else(|| v.invalid("expected none, gzip, snappy, lz4 or zstd"))?

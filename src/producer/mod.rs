@@ -1,35 +1,36 @@
-//! The producer: picks a partition, writes the record into a v2 batch, sends it to the
-//! partition's leader and reports where it landed.
+//! The producer: records are written into their partition's open batch as they are sent
+//! ([`accumulator`]); a sender task ([`sender`]) ships closed batches, one Produce request per
+//! broker, and each record's delivery future (and the optional report stream) learns where it
+//! landed.
 //!
 //! ```text
-//!  send(record) ─► partition (explicit │ murmur2(key) │ round robin)
-//!               ─► BatchBuilder ─► Produce to the leader ─► RecordMetadata {topic, partition, offset}
-//!                                      ▲  retriable error: refresh metadata, back off, retry
+//!  produce(record) ─► partition (explicit │ murmur2(key) │ sticky) ─► Accumulator::append
+//!        │                                                                 │ linger / full / flush
+//!        ▼                                                                 ▼
+//!  DeliveryFuture ◄── batch outcome (watch) ◄── settle ◄── sender: Produce per broker, retries
 //! ```
-//!
-//! This first producer sends one batch per record and waits for each; the accumulator with
-//! linger, batching per partition and in-flight limits replaces that path without changing the
-//! API.
 
+mod accumulator;
 mod partitioner;
+mod sender;
 
 use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::time::Instant;
-
 use bytes::Bytes;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 pub use partitioner::{murmur2, partition_for_key};
 
 use crate::cluster::Cluster;
-use crate::config::{Acks, ClientConfig, ProducerConfig};
-use crate::error::{Error, KafkaCode};
-use crate::protocol::records::{BatchBuilder, Header, ProducerFields};
-use partitioner::RoundRobin;
+use crate::config::{ClientConfig, ProducerConfig};
+use crate::error::Error;
+use crate::protocol::records::{BatchBuilder, Header};
+use accumulator::{Accumulator, Appended, BatchAck, Refused, Target};
 
 /// A record to send.
 ///
@@ -107,7 +108,7 @@ impl ProducerRecord {
 #[non_exhaustive]
 pub struct RecordMetadata {
     /// The topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The record's offset; `None` with `acks=0`, when the broker does not say.
@@ -127,185 +128,290 @@ impl fmt::Display for RecordMetadata {
     }
 }
 
+impl RecordMetadata {
+    /// Where record `index` of a batch landed, from the batch's outcome.
+    fn of(topic: &Arc<str>, partition: i32, index: i64, timestamp: i64, ack: &BatchAck) -> Self {
+        RecordMetadata {
+            topic: topic.clone(),
+            partition,
+            offset: ack.base_offset.map(|base| base + index),
+            timestamp: ack.log_append_time.unwrap_or(timestamp),
+        }
+    }
+}
+
+/// One record's delivery, as the report stream tells it (the Go client's `Events()`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// Where the record went; the offset is `None` when it failed (or with `acks=0`).
+    pub metadata: RecordMetadata,
+    /// Why the record was not delivered, if it was not.
+    pub error: Option<Error>,
+}
+
+/// The stream of delivery reports of a producer built with
+/// [`ProducerBuilder::delivery_reports`].
+#[derive(Debug)]
+pub struct DeliveryReports(mpsc::UnboundedReceiver<DeliveryReport>);
+
+impl DeliveryReports {
+    /// The next report; `None` once the producer is closed and every report was read.
+    pub async fn recv(&mut self) -> Option<DeliveryReport> {
+        self.0.recv().await
+    }
+}
+
+/// Resolves when the broker acknowledged (or finally refused) one record. `.await` it.
+pub struct DeliveryFuture {
+    appended: Appended,
+    timestamp: i64,
+}
+
+impl IntoFuture for DeliveryFuture {
+    type Output = Result<RecordMetadata, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let Appended {
+                mut outcome,
+                index,
+                partition,
+                topic,
+            } = self.appended;
+            let settled = outcome
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| Error::Closed)?;
+            match settled.as_ref().expect("waited for Some") {
+                Ok(ack) => Ok(RecordMetadata::of(
+                    &topic,
+                    partition,
+                    index,
+                    self.timestamp,
+                    ack,
+                )),
+                Err(e) => Err(e.clone()),
+            }
+        })
+    }
+}
+
 /// Builds a [`Producer`].
 #[derive(Debug)]
 pub struct ProducerBuilder {
     config: ClientConfig,
+    reports: bool,
 }
 
 impl ProducerBuilder {
-    /// Checks the configuration and connects to the cluster.
+    /// Also report every delivery on a stream, taken with [`Producer::delivery_reports`].
+    pub fn delivery_reports(mut self) -> Self {
+        self.reports = true;
+        self
+    }
+
+    /// Checks the configuration, connects to the cluster and starts the sender.
     pub async fn build(self) -> Result<Producer, Error> {
         let cluster = Cluster::connect(&self.config).await?;
+        let (reports_tx, reports_rx) = match self.reports {
+            true => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(DeliveryReports(rx)))
+            }
+            false => (None, None),
+        };
+        let config = self.config.producer.clone();
+        let acc = Arc::new(Accumulator::new(config.clone(), reports_tx));
+        let sender = tokio::spawn(sender::run(
+            acc.clone(),
+            cluster.clone(),
+            config.clone(),
+            self.config.common.request_timeout,
+        ));
         Ok(Producer {
-            inner: std::sync::Arc::new(Inner {
+            inner: Arc::new(Inner {
                 cluster,
-                config: self.config.producer.clone(),
-                request_timeout: self.config.common.request_timeout,
-                round_robin: RoundRobin::default(),
+                acc,
+                config,
+                sender: Mutex::new(Some(sender)),
+                reports: Mutex::new(reports_rx),
             }),
         })
     }
 }
 
-/// A Kafka producer. Cheap to clone; clones share connections.
+/// A Kafka producer. Cheap to clone; clones share the queue and the connections.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), purekafka::Error> {
 /// use purekafka::{ClientConfig, Producer, ProducerRecord};
 /// let config = ClientConfig::new().bootstrap_servers(["127.0.0.1:9092"]);
 /// let producer = Producer::builder(config).build().await?;
+/// // Wait for one record:
 /// let delivered = producer.send(ProducerRecord::new("test").value("hello")).await?;
 /// println!("Delivered message to {delivered}");
+/// // Or queue many and collect their deliveries later:
+/// let mut pending = Vec::new();
+/// for i in 0..1000 {
+///     pending.push(producer.produce(ProducerRecord::new("test").value(format!("m{i}"))).await?);
+/// }
+/// for delivery in pending {
+///     delivery.await?;
+/// }
+/// producer.close().await;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct Producer {
-    inner: std::sync::Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 struct Inner {
     cluster: Cluster,
+    acc: Arc<Accumulator>,
     config: ProducerConfig,
-    request_timeout: Duration,
-    round_robin: RoundRobin,
+    sender: Mutex<Option<JoinHandle<()>>>,
+    reports: Mutex<Option<DeliveryReports>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The sender still delivers (or times out) what is queued, then ends.
+        self.acc.close();
+    }
 }
 
 impl Producer {
     /// A builder for a producer with this configuration.
     pub fn builder(config: ClientConfig) -> ProducerBuilder {
-        ProducerBuilder { config }
+        ProducerBuilder {
+            config,
+            reports: false,
+        }
     }
 
-    /// Sends one record and waits until the broker acknowledged it (per `acks`), retrying
-    /// retriable errors up to `retries` times, `retry.backoff.ms` apart, for at most
-    /// `delivery.timeout.ms`. A record larger than `message.max.bytes` fails at once.
-    ///
-    /// Records are ordered by when their `send` completes: to keep two records of a partition
-    /// in order, await the first before sending the second.
+    /// Sends one record and waits until the broker acknowledged it (per `acks`). Retriable
+    /// errors are retried up to `retries` times, `retry.backoff.ms` apart, within
+    /// `delivery.timeout.ms`.
     pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata, Error> {
+        self.produce(record).await?.await
+    }
+
+    /// Queues one record, waiting while the queue is full, and returns its delivery future.
+    /// Records queued for a partition are delivered in the order they were queued.
+    pub async fn produce(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
+        self.enqueue(record, true).await
+    }
+
+    /// Queues one record like [`Producer::produce`], but fails with [`Error::QueueFull`] instead
+    /// of waiting when the queue is full.
+    pub async fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
+        self.enqueue(record, false).await
+    }
+
+    async fn enqueue(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture, Error> {
         let inner = &*self.inner;
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let mut builder = BatchBuilder::with_capacity(
-            record.key.as_ref().map_or(0, Bytes::len)
-                + record.value.as_ref().map_or(0, Bytes::len)
-                + 32,
-        );
-        builder.push(
-            timestamp,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-        );
-        let batch = builder
-            .finish(ProducerFields::NONE, inner.config.compression)
-            .map_err(|e| Error::protocol("-", e))?;
-        if batch.len() > inner.config.message_max_bytes {
+        let c = &inner.config;
+        let (key, value) = (record.key.as_deref(), record.value.as_deref());
+        let alone = BatchBuilder::size_alone(key, value, &record.headers);
+        if alone > c.message_max_bytes {
             return Err(Error::RecordTooLarge {
-                size: batch.len(),
-                max: inner.config.message_max_bytes,
+                size: alone,
+                max: c.message_max_bytes,
             });
         }
-        let deadline = Instant::now() + inner.config.delivery_timeout;
-        let mut attempt = 0;
-        loop {
-            let result =
-                tokio::time::timeout_at(deadline, self.try_send(&record, batch.clone(), timestamp))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Error::Timeout {
-                            what: format!(
-                                "delivery of a record to {} (delivery.timeout.ms)",
-                                record.topic
-                            ),
-                            after_ms: inner.config.delivery_timeout.as_millis() as u64,
-                        })
-                    });
-            match result {
-                Err(e)
-                    if e.is_retriable()
-                        && attempt < inner.config.retries
-                        && Instant::now() + inner.config.retry_backoff < deadline =>
-                {
-                    attempt += 1;
-                    tracing::debug!(topic = %record.topic, error = %e, attempt, "retrying produce");
-                    inner.cluster.invalidate_topic(&record.topic);
-                    tokio::time::sleep(inner.config.retry_backoff).await;
+        let target = match (record.partition, key) {
+            (Some(p), _) => Target::Partition(p),
+            (None, key) => {
+                let partitions = inner.cluster.topic(&record.topic).await?.partitions.len();
+                if partitions == 0 {
+                    return Err(Error::UnknownTopicOrPartition(record.topic.clone()));
                 }
-                result => return result,
+                match key {
+                    Some(key) => Target::Partition(partition_for_key(key, partitions)),
+                    None => Target::Sticky { partitions },
+                }
+            }
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        loop {
+            // Register for space before trying, so a release in between is not missed.
+            let space = inner.acc.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            match inner.acc.append(
+                &record.topic,
+                target,
+                timestamp,
+                key,
+                value,
+                &record.headers,
+                alone,
+            ) {
+                Ok(appended) => {
+                    return Ok(DeliveryFuture {
+                        appended,
+                        timestamp,
+                    })
+                }
+                Err(Refused::Closed) => return Err(Error::Closed),
+                Err(Refused::Full) if !wait => {
+                    return Err(Error::QueueFull {
+                        messages: c.queue_max_messages,
+                        kbytes: c.queue_max_bytes / 1024,
+                    })
+                }
+                Err(Refused::Full) => space.await,
             }
         }
     }
 
-    async fn try_send(
-        &self,
-        record: &ProducerRecord,
-        batch: Bytes,
-        timestamp: i64,
-    ) -> Result<RecordMetadata, Error> {
-        let inner = &*self.inner;
-        let partition = self.choose_partition(record).await?;
-        let leader = inner.cluster.leader_id(&record.topic, partition).await?;
-        let conn = inner.cluster.broker(leader).await?;
-        let request = ProduceRequest::default()
-            .with_acks(inner.config.acks.as_i16())
-            .with_timeout_ms(inner.request_timeout.as_millis().min(i32::MAX as u128) as i32)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(record.topic.clone())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch))])]);
-        let delivered = |offset| RecordMetadata {
-            topic: record.topic.clone(),
-            partition,
-            offset,
-            timestamp,
-        };
-        if inner.config.acks == Acks::None {
-            let version = conn.version_of::<ProduceRequest>()?;
-            conn.send_only(&request, version).await?;
-            return Ok(delivered(None));
-        }
-        let (response, _) = conn.request(&request).await?;
-        let p = response
-            .responses
-            .iter()
-            .flat_map(|t| &t.partition_responses)
-            .find(|p| p.index == partition)
-            .ok_or_else(|| {
-                Error::protocol(
-                    conn.broker(),
-                    format!("Produce response lacks {}[{partition}]", record.topic),
-                )
-            })?;
-        if let Some(code) = KafkaCode::from_code(p.error_code) {
-            return Err(Error::Broker {
-                api: "Produce",
-                resource: format!("{}[{partition}]", record.topic),
-                code,
-                message: p.error_message.as_ref().map(|m| m.to_string()),
-            });
-        }
-        let mut metadata = delivered(Some(p.base_offset));
-        if p.log_append_time_ms >= 0 {
-            metadata.timestamp = p.log_append_time_ms;
-        }
-        Ok(metadata)
+    /// The delivery report stream, when the producer was built with
+    /// [`ProducerBuilder::delivery_reports`]; it can be taken once.
+    pub fn delivery_reports(&self) -> Option<DeliveryReports> {
+        self.inner.reports.lock().expect("reports lock").take()
     }
 
-    async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32, Error> {
-        let inner = &*self.inner;
-        if let Some(p) = record.partition {
-            return Ok(p);
-        }
-        let count = inner.cluster.topic(&record.topic).await?.partitions.len();
-        if count == 0 {
-            return Err(Error::UnknownTopicOrPartition(record.topic.clone()));
-        }
-        Ok(match &record.key {
-            Some(key) => partition_for_key(key, count),
-            None => inner.round_robin.next(count),
+    /// Records queued or in flight.
+    pub fn in_flight_count(&self) -> usize {
+        self.inner.acc.pending()
+    }
+
+    /// Sends every queued record now, without waiting for `linger.ms`, and waits until all are
+    /// delivered or failed, for at most `timeout`.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let acc = &self.inner.acc;
+        acc.flushing(true);
+        let drained = async {
+            loop {
+                let drained = acc.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if acc.pending() == 0 {
+                    return;
+                }
+                drained.await;
+            }
+        };
+        let result = tokio::time::timeout(timeout, drained).await;
+        acc.flushing(false);
+        result.map_err(|_| Error::Timeout {
+            what: format!("flush ({} records still queued)", acc.pending()),
+            after_ms: timeout.as_millis() as u64,
         })
+    }
+
+    /// Closes the producer: no new records are taken, and every queued record is delivered or
+    /// fails (at the latest after `delivery.timeout.ms`) before this returns. Clones of this
+    /// producer are closed too.
+    pub async fn close(self) {
+        self.inner.acc.close();
+        let sender = self.inner.sender.lock().expect("sender lock").take();
+        if let Some(sender) = sender {
+            let _ = sender.await;
+        }
     }
 }
 

@@ -1,7 +1,6 @@
-//! Choosing a partition for a record: Java's murmur2 for keyed records, so a key lands where the
-//! Java client and librdkafka's `murmur2_random` put it; round robin for keyless ones.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! Choosing a partition for a keyed record: Java's murmur2, so a key lands where the Java client
+//! and librdkafka's `murmur2_random` put it. Keyless records stick to a partition per batch (see
+//! the accumulator).
 
 /// Kafka's murmur2 hash (the Java client's `Utils.murmur2`).
 pub fn murmur2(data: &[u8]) -> i32 {
@@ -44,16 +43,6 @@ pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
         .unwrap_or(0) as i32
 }
 
-/// Spreads keyless records over partitions in turn.
-#[derive(Debug, Default)]
-pub(crate) struct RoundRobin(AtomicUsize);
-
-impl RoundRobin {
-    pub fn next(&self, partitions: usize) -> i32 {
-        (self.0.fetch_add(1, Ordering::Relaxed) % partitions) as i32
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,12 +78,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn round_robin_cycles() {
-        let rr = RoundRobin::default();
-        let picks: Vec<i32> = (0..6).map(|_| rr.next(3)).collect();
-        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }
 }

@@ -85,16 +85,14 @@ impl BatchBuilder {
         } else {
             timestamp.wrapping_sub(self.base_timestamp)
         };
-        let mut size = 1 // attributes
-            + varint_size(ts_delta)
-            + varint_size(self.count as i64)
-            + bytes_size(key)
-            + bytes_size(value)
-            + varint_size(headers.len() as i64);
-        for h in headers {
-            size += bytes_size(Some(&h.key)) + bytes_size(h.value.as_deref());
-        }
-        size
+        body_size(ts_delta, self.count as i64, key, value, headers)
+    }
+
+    /// The size of a batch holding just this record: what `message.max.bytes` is checked
+    /// against before a record is queued.
+    pub fn size_alone(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+        let body = body_size(0, 0, key, value, headers);
+        BATCH_HEADER_LEN + varint_size(body as i64) + body
     }
 
     /// Appends one record. `timestamp` is milliseconds since the Unix epoch.
@@ -159,6 +157,26 @@ impl BatchBuilder {
         header.write(&mut buf);
         Ok(buf.freeze())
     }
+}
+
+/// The size of a record's body (everything after its length varint).
+fn body_size(
+    ts_delta: i64,
+    offset_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) -> usize {
+    let mut size = 1 // attributes
+        + varint_size(ts_delta)
+        + varint_size(offset_delta)
+        + bytes_size(key)
+        + bytes_size(value)
+        + varint_size(headers.len() as i64);
+    for h in headers {
+        size += bytes_size(Some(&h.key)) + bytes_size(h.value.as_deref());
+    }
+    size
 }
 
 /// The fields of a batch header that the encoder fills in when the batch closes.

@@ -1,0 +1,212 @@
+//! The batching producer: queueing, linger, flush, close, back-pressure, delivery reports.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use purekafka::{ClientConfig, Consumer, Error, Offset, Producer, ProducerRecord};
+
+use crate::common::{admin, plaintext, unique_topic};
+
+/// Reads every record of `topic` (with `partitions` partitions) until `count` arrived.
+async fn read_all(topic: &str, partitions: i32, count: usize) -> Vec<purekafka::Message> {
+    let mut consumer = Consumer::builder(plaintext()).build().await.unwrap();
+    consumer
+        .assign((0..partitions).map(|p| (topic, p)), Offset::Earliest)
+        .await
+        .unwrap();
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("records arrive")
+            .unwrap();
+        out.push(msg);
+    }
+    out
+}
+
+async fn topic(partitions: i32) -> String {
+    let topic = unique_topic("producer");
+    admin()
+        .await
+        .create_topic(&topic, partitions, 1)
+        .await
+        .unwrap();
+    topic
+}
+
+#[tokio::test]
+async fn queued_records_arrive_once_and_in_order() {
+    let topic = topic(3).await;
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    let n = 20_000;
+    let mut pending = Vec::with_capacity(n);
+    for i in 0..n {
+        let record = ProducerRecord::new(&topic)
+            .key(format!("k{}", i % 7))
+            .value(format!("{i}"));
+        pending.push(producer.produce(record).await.unwrap());
+    }
+    let mut offsets = BTreeMap::new();
+    for (i, delivery) in pending.into_iter().enumerate() {
+        let md = delivery.await.unwrap();
+        offsets.insert((md.partition, md.offset.unwrap()), i);
+    }
+    assert_eq!(offsets.len(), n, "every record has its own offset");
+    // Per partition, offsets follow the order records were queued in, with no gaps.
+    let mut last: BTreeMap<i32, (i64, usize)> = BTreeMap::new();
+    for (&(partition, offset), &i) in &offsets {
+        if let Some(&(o, j)) = last.get(&partition) {
+            assert_eq!(offset, o + 1);
+            assert!(i > j, "record {i} overtook {j} in partition {partition}");
+        }
+        last.insert(partition, (offset, i));
+    }
+    let read = read_all(&topic, 3, n).await;
+    let mut seen: Vec<usize> = read
+        .iter()
+        .map(|m| {
+            std::str::from_utf8(m.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..n).collect::<Vec<_>>(),
+        "nothing lost, nothing duplicated"
+    );
+    producer.close().await;
+}
+
+#[tokio::test]
+async fn keyless_records_stick_to_one_partition_per_batch() {
+    let topic = topic(4).await;
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..100 {
+        pending.push(
+            producer
+                .produce(ProducerRecord::new(&topic).value(format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut partitions = std::collections::BTreeSet::new();
+    for d in pending {
+        partitions.insert(d.await.unwrap().partition);
+    }
+    assert_eq!(
+        partitions.len(),
+        1,
+        "100 small keyless records fill one batch: {partitions:?}"
+    );
+}
+
+#[tokio::test]
+async fn flush_sends_without_waiting_for_linger() {
+    let topic = topic(1).await;
+    let config = plaintext().set("linger.ms", 60_000).unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let pending = producer
+        .produce(ProducerRecord::new(&topic).value("x"))
+        .await
+        .unwrap();
+    assert_eq!(producer.in_flight_count(), 1);
+    producer.flush(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(producer.in_flight_count(), 0);
+    assert_eq!(pending.await.unwrap().offset, Some(0));
+}
+
+#[tokio::test]
+async fn close_delivers_everything_queued() {
+    let topic = topic(2).await;
+    let config = plaintext().set("linger.ms", 60_000).unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..500 {
+        pending.push(
+            producer
+                .produce(ProducerRecord::new(&topic).key(format!("{i}")).value("v"))
+                .await
+                .unwrap(),
+        );
+    }
+    let clone = producer.clone();
+    producer.close().await;
+    for d in pending {
+        d.await.expect("delivered before close returned");
+    }
+    let err = clone
+        .send(ProducerRecord::new(&topic).value("late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    assert_eq!(read_all(&topic, 2, 500).await.len(), 500);
+}
+
+#[tokio::test]
+async fn try_send_reports_a_full_queue() {
+    let topic = topic(1).await;
+    let config: ClientConfig = plaintext()
+        .set("linger.ms", 60_000)
+        .unwrap()
+        .set("queue.buffering.max.messages", 10)
+        .unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..10 {
+        pending.push(
+            producer
+                .try_send(ProducerRecord::new(&topic).value("x"))
+                .await
+                .unwrap(),
+        );
+    }
+    let err = producer
+        .try_send(ProducerRecord::new(&topic).value("x"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, Error::QueueFull { messages: 10, .. }),
+        "{err:?}"
+    );
+    // A waiting send goes through once the queue drains.
+    let waiting = {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        tokio::spawn(async move { producer.send(ProducerRecord::new(&topic).value("y")).await })
+    };
+    producer.flush(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap().offset, Some(10));
+    for d in pending {
+        d.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn delivery_reports_stream_every_record() {
+    let topic = topic(1).await;
+    let producer = Producer::builder(plaintext())
+        .delivery_reports()
+        .build()
+        .await
+        .unwrap();
+    let mut reports = producer.delivery_reports().expect("enabled in the builder");
+    assert!(producer.delivery_reports().is_none(), "taken once");
+    for word in ["Confluent-Kafka", "Golang Client Message"] {
+        producer
+            .produce(ProducerRecord::new(&topic).value(word))
+            .await
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).await.unwrap();
+    for offset in 0..2 {
+        let report = reports.recv().await.unwrap();
+        assert!(report.error.is_none());
+        assert_eq!(report.metadata.to_string(), format!("{topic}[0]@{offset}"));
+    }
+}
