@@ -2,6 +2,7 @@
 
 mod demo;
 mod kafka;
+mod perf;
 mod run;
 mod test;
 
@@ -16,6 +17,10 @@ commands:
                         producer and consumer examples with fixtures/ckafka.json
   test                  start the local Kafka if needed and run every gate: fmt,
                         clippy, docs, all tests, static musl examples
+  perf produce [--messages N] [--size B] [--acks 0|1|all] [--compression C]
+               [--partitions P] [--linger-ms MS]
+                        produce to the local Kafka with a release build and print
+                        one JSON line: msgs_per_s, mb_per_s, client_cpu_s, p50/p99_ack_ms
   kafka up [--brokers 1|3] [--version X.Y.Z] [--timeout SECS]
                         start the local Kafka cluster (no-op when already up);
                         versions 4.x (default 4.4.0), 3.9.x, 2.8.x (ZooKeeper);
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         ["kafka", rest @ ..] => kafka_cmd(rest),
         ["demo"] => demo::demo().map_err(Failure::Task),
         ["test"] => test::test().map_err(Failure::Task),
+        ["perf", rest @ ..] => perf::perf(rest).map_err(Failure::Task),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())

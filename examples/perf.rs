@@ -1,0 +1,150 @@
+//! Load generator behind `cargo xtask perf produce`: produces to the local Kafka and prints one
+//! JSON line with throughput, this process's CPU time and ack latency.
+//!
+//! ```text
+//! cargo run --release --example perf -- produce [--bootstrap 127.0.0.1:9092] [--messages N]
+//!     [--size B] [--acks 0|1|all] [--compression none|gzip|snappy|lz4|zstd] [--partitions P]
+//!     [--linger-ms MS]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use purekafka::{Admin, ClientConfig, Producer, ProducerRecord};
+
+struct Options {
+    bootstrap: String,
+    messages: usize,
+    size: usize,
+    acks: String,
+    compression: String,
+    partitions: i32,
+    linger_ms: u64,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        bootstrap: "127.0.0.1:9092".into(),
+        messages: 1_000_000,
+        size: 100,
+        acks: "1".into(),
+        compression: "none".into(),
+        partitions: 8,
+        linger_ms: 5,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag} takes a number, got {value:?}"))
+        };
+        match flag.as_str() {
+            "--bootstrap" => o.bootstrap = value.clone(),
+            "--messages" => o.messages = number()? as usize,
+            "--size" => o.size = number()? as usize,
+            "--acks" => o.acks = value.clone(),
+            "--compression" => o.compression = value.clone(),
+            "--partitions" => o.partitions = number()? as i32,
+            "--linger-ms" => o.linger_ms = number()?,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    Ok(o)
+}
+
+/// User plus system CPU seconds of this process so far (Linux: /proc/self/stat, in clock ticks
+/// of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn produce(o: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let base = ClientConfig::new().bootstrap_servers([o.bootstrap.as_str()]);
+    let topic = format!("perf-{}", std::process::id());
+    let admin = Admin::builder(base.clone()).build().await?;
+    admin.create_topic(&topic, o.partitions, 1).await?;
+
+    let config = base
+        .set("acks", &o.acks)?
+        .set("compression.type", &o.compression)?
+        .set("linger.ms", o.linger_ms)?;
+    let producer = Producer::builder(config).build().await?;
+    let value = Bytes::from(vec![b'x'; o.size]);
+
+    // Deliveries are awaited in a second task, which notes each record's ack latency.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, purekafka::DeliveryFuture)>(100_000);
+    let waiter = tokio::spawn(async move {
+        let mut latencies = Vec::new();
+        while let Some((queued, delivery)) = rx.recv().await {
+            delivery.await?;
+            latencies.push(queued.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok::<_, purekafka::Error>(latencies)
+    });
+
+    let cpu_start = cpu_seconds();
+    let started = Instant::now();
+    for i in 0..o.messages {
+        let record = ProducerRecord::new(topic.as_str())
+            .key(Bytes::from((i as u64).to_be_bytes().to_vec()))
+            .value(value.clone());
+        let delivery = producer.produce(record).await?;
+        tx.send((Instant::now(), delivery)).await?;
+    }
+    drop(tx);
+    producer.flush(Duration::from_secs(120)).await?;
+    let mut latencies = waiter.await??;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
+    producer.close().await;
+    admin.delete_topic(&topic).await?;
+
+    latencies.sort_by(f64::total_cmp);
+    let bytes = (o.messages * (o.size + 8)) as f64;
+    println!(
+        "{{\"workload\":\"produce\",\"messages\":{},\"size\":{},\"acks\":\"{}\",\"compression\":\"{}\",\"partitions\":{},\"linger_ms\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.2},\"client_cpu_s\":{:.2},\"p50_ack_ms\":{:.2},\"p99_ack_ms\":{:.2}}}",
+        o.messages,
+        o.size,
+        o.acks,
+        o.compression,
+        o.partitions,
+        o.linger_ms,
+        o.messages as f64 / elapsed,
+        bytes / elapsed / 1e6,
+        cpu,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.split_first() {
+        Some((cmd, rest)) if cmd == "produce" => produce(parse(rest)?).await,
+        _ => Err("usage: perf produce [--messages N] [--size B] [--acks A] [--compression C] [--partitions P] [--linger-ms MS]".into()),
+    }
+}
