@@ -31,7 +31,11 @@ pub(super) async fn api_versions(wire: &Wire) -> Result<ApiVersionTable, Error> 
         let head = RequestHead::of::<ApiVersionsRequest>(version);
         // Connection::connect bounds the whole handshake by socket.timeout.ms.
         let response = wire
-            .call(head, ApiVersionsResponse::header_version(version), body)
+            .call(
+                head,
+                ApiVersionsResponse::header_version(version),
+                body.into(),
+            )
             .await?;
         match parse_api_versions(&response, version)
             .map_err(|e| Error::protocol(wire.broker(), e))?

@@ -26,7 +26,7 @@ pub(crate) use backoff::Backoff;
 use crate::config::{ClientConfig, SaslConfig};
 use crate::error::{ConfigError, Error};
 use crate::protocol::api::ApiRequest;
-use crate::protocol::frame::{self, RequestHead};
+use crate::protocol::frame::{self, Body, RequestHead};
 use crate::protocol::versions::{self, ApiVersionTable};
 use wire::Wire;
 
@@ -166,7 +166,31 @@ impl Connection {
     ) -> Result<R::Response, Error> {
         let body =
             frame::encode_body(request, version).map_err(|e| Error::protocol(self.broker(), e))?;
-        let mut response = self.call::<R>(version, body, timeout).await?;
+        let response = self.call::<R>(version, body.into(), timeout).await?;
+        self.decode::<R>(response, version)
+    }
+
+    /// Sends an encoded body of `R` at `version` and returns the raw response body.
+    pub(crate) async fn call<R: ApiRequest>(
+        &self,
+        version: i16,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
+        let response_header_version = R::Response::header_version(version);
+        let call = self
+            .wire
+            .call(RequestHead::of::<R>(version), response_header_version, body);
+        self.within::<R, _>(version, timeout, call).await
+    }
+
+    /// Decodes a response to `R` at `version`. Bytes that do not decode poison the connection:
+    /// what follows them cannot be trusted.
+    pub(crate) fn decode<R: ApiRequest>(
+        &self,
+        mut response: Bytes,
+        version: i16,
+    ) -> Result<R::Response, Error> {
         R::Response::decode(&mut response, version).map_err(|e| {
             let error = Error::protocol(
                 self.broker(),
@@ -175,20 +199,6 @@ impl Connection {
             self.wire.poison(error.clone());
             error
         })
-    }
-
-    /// Sends an encoded body of `R` at `version` and returns the raw response body.
-    pub(crate) async fn call<R: ApiRequest>(
-        &self,
-        version: i16,
-        body: Bytes,
-        timeout: Duration,
-    ) -> Result<Bytes, Error> {
-        let response_header_version = R::Response::header_version(version);
-        let call = self
-            .wire
-            .call(RequestHead::of::<R>(version), response_header_version, body);
-        self.within::<R, _>(version, timeout, call).await
     }
 
     /// Waits up to `timeout` for `operation` on this connection. On expiry the broker may still
@@ -213,20 +223,16 @@ impl Connection {
         }
     }
 
-    /// Sends a request that the broker does not answer (Produce with acks=0).
+    /// Sends an encoded body of `R` that the broker does not answer (Produce with acks=0),
+    /// waiting up to the request timeout for it to be written.
     pub(crate) async fn send_only<R: ApiRequest>(
         &self,
-        request: &R,
         version: i16,
+        body: Body,
     ) -> Result<(), Error> {
-        let body =
-            frame::encode_body(request, version).map_err(|e| Error::protocol(self.broker(), e))?;
-        let head = RequestHead {
-            api_key: R::KEY,
-            api_version: version,
-            header_version: R::header_version(version),
-        };
-        self.wire.send(head, body).await
+        let send = self.wire.send(RequestHead::of::<R>(version), body);
+        self.within::<R, _>(version, self.request_timeout, send)
+            .await
     }
 
     /// The default request timeout of this connection.

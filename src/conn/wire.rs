@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::error::Error;
-use crate::protocol::frame::{self, RequestHead};
+use crate::protocol::frame::{self, Body, RequestHead};
 
 /// Requests queued for the writer before senders wait.
 const QUEUE: usize = 256;
@@ -44,7 +44,7 @@ struct Outgoing {
     head: Option<RequestHead>,
     /// Response header version, when a response is expected.
     response_header_version: i16,
-    body: Bytes,
+    body: Body,
     /// Where the response body goes; `None` when the broker sends no response (acks=0).
     reply: Option<Reply>,
     /// Told once the bytes are written, for requests without a response.
@@ -139,7 +139,7 @@ impl Wire {
         &self,
         head: RequestHead,
         response_header_version: i16,
-        body: Bytes,
+        body: Body,
     ) -> Result<Bytes, Error> {
         self.exchange(Some(head), response_header_version, body)
             .await
@@ -147,14 +147,14 @@ impl Wire {
 
     /// Sends a raw SASL token (v0 handshake) and returns the raw answer.
     pub async fn call_raw(&self, token: Bytes) -> Result<Bytes, Error> {
-        self.exchange(None, 0, token).await
+        self.exchange(None, 0, token.into()).await
     }
 
     async fn exchange(
         &self,
         head: Option<RequestHead>,
         response_header_version: i16,
-        body: Bytes,
+        body: Body,
     ) -> Result<Bytes, Error> {
         let (reply, rx) = oneshot::channel();
         self.enqueue(Outgoing {
@@ -169,7 +169,7 @@ impl Wire {
     }
 
     /// Sends a request the broker does not answer (Produce with acks=0); returns once written.
-    pub async fn send(&self, head: RequestHead, body: Bytes) -> Result<(), Error> {
+    pub async fn send(&self, head: RequestHead, body: Body) -> Result<(), Error> {
         let (written, rx) = oneshot::channel();
         self.enqueue(Outgoing {
             head: Some(head),
@@ -297,7 +297,11 @@ async fn write_one(
             .map_err(|_| WriteError::ReaderGone)?;
     }
     socket.write_all(&prefix).await.map_err(WriteError::Io)?;
-    socket.write_all(&out.body).await.map_err(WriteError::Io)?;
+    // Large runs (record batches) bypass the write buffer and go to the socket as they are;
+    // small ones are gathered into it.
+    for part in out.body.parts() {
+        socket.write_all(part).await.map_err(WriteError::Io)?;
+    }
     if let Some(written) = out.written {
         socket.flush().await.map_err(WriteError::Io)?;
         let _ = written.send(());
@@ -401,7 +405,7 @@ mod tests {
 
     fn call(wire: &Wire, body: &'static [u8]) -> tokio::task::JoinHandle<Result<Bytes, Error>> {
         let wire = wire.clone();
-        tokio::spawn(async move { wire.call(HEAD, 0, Bytes::from_static(body)).await })
+        tokio::spawn(async move { wire.call(HEAD, 0, Bytes::from_static(body).into()).await })
     }
 
     #[tokio::test]
@@ -461,7 +465,7 @@ mod tests {
         assert!(wire.is_closed());
         // Later requests fail at once, with the same cause, and were never written.
         let late = wire
-            .call(HEAD, 0, Bytes::from_static(b"c"))
+            .call(HEAD, 0, Bytes::from_static(b"c").into())
             .await
             .unwrap_err();
         assert_eq!(late.to_string(), a.to_string());

@@ -11,15 +11,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use bytes::Bytes;
 use kafka_protocol::messages::ProduceRequest;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::accumulator::{Accumulator, BatchAck, ReadyBatch};
-use crate::cluster::{topic_name, Cluster};
+use crate::cluster::Cluster;
 use crate::config::{Acks, ProducerConfig};
 use crate::error::{Error, KafkaCode};
+use crate::protocol::frame::Body;
+use crate::protocol::produce::{encode_produce, TopicBatches};
 
 /// Runs until the producer is closed and everything queued is settled.
 pub(crate) async fn run(
@@ -89,19 +91,19 @@ struct Shared {
 impl Shared {
     /// Sends `batches` to broker `leader` in one Produce request and settles each from the answer.
     async fn produce(&self, leader: i32, mut batches: Vec<ReadyBatch>) {
-        let request = match self.request(&mut batches) {
-            Ok(request) => request,
-            Err(e) => return batches.into_iter().for_each(|b| self.failed(b, e.clone())),
-        };
         let conn = match self.cluster.broker(leader).await {
             Ok(conn) => conn,
             Err(e) => return batches.into_iter().for_each(|b| self.failed(b, e.clone())),
         };
+        let body = conn
+            .version_of::<ProduceRequest>()
+            .and_then(|version| Ok((version, self.body(version, &mut batches)?)));
+        let (version, body) = match body {
+            Ok(ok) => ok,
+            Err(e) => return batches.into_iter().for_each(|b| self.failed(b, e.clone())),
+        };
         if self.config.acks == Acks::None {
-            let sent = match conn.version_of::<ProduceRequest>() {
-                Ok(version) => conn.send_only(&request, version).await,
-                Err(e) => Err(e),
-            };
+            let sent = conn.send_only::<ProduceRequest>(version, body).await;
             for batch in batches {
                 match &sent {
                     Ok(()) => self.acc.settle(
@@ -117,8 +119,14 @@ impl Shared {
             }
             return;
         }
-        let response = match conn.request(&request).await {
-            Ok((response, _)) => response,
+        // The broker may take its whole timeout; the client waits that long plus its own.
+        let wait = self.request_timeout * 2;
+        let response = match conn.call::<ProduceRequest>(version, body, wait).await {
+            Ok(bytes) => conn.decode::<ProduceRequest>(bytes, version),
+            Err(e) => Err(e),
+        };
+        let response = match response {
+            Ok(response) => response,
             Err(e) => return batches.into_iter().for_each(|b| self.failed(b, e.clone())),
         };
         for batch in batches {
@@ -162,29 +170,22 @@ impl Shared {
         }
     }
 
-    /// One Produce request for `batches`, grouped by topic.
-    fn request(&self, batches: &mut [ReadyBatch]) -> Result<ProduceRequest, Error> {
-        let mut topics: Vec<TopicProduceData> = Vec::new();
-        for batch in batches.iter_mut() {
-            let data = PartitionProduceData::default()
-                .with_index(batch.partition)
-                .with_records(Some(batch.bytes(&self.config)?));
-            match topics
-                .iter_mut()
-                .find(|t| t.name.0.as_str() == &*batch.topic)
-            {
-                Some(t) => t.partition_data.push(data),
-                None => topics.push(
-                    TopicProduceData::default()
-                        .with_name(topic_name(&batch.topic))
-                        .with_partition_data(vec![data]),
-                ),
+    /// The Produce body for `batches`, grouped by topic, the batches shared rather than copied.
+    fn body(&self, version: i16, batches: &mut [ReadyBatch]) -> Result<Body, Error> {
+        let mut topics: Vec<TopicBatches<'_>> = Vec::new();
+        let encoded: Vec<Bytes> = batches
+            .iter_mut()
+            .map(|b| b.bytes(&self.config))
+            .collect::<Result<_, _>>()?;
+        for (batch, bytes) in batches.iter().zip(encoded) {
+            match topics.iter_mut().find(|(name, _)| *name == &*batch.topic) {
+                Some((_, partitions)) => partitions.push((batch.partition, bytes)),
+                None => topics.push((&batch.topic, vec![(batch.partition, bytes)])),
             }
         }
-        Ok(ProduceRequest::default()
-            .with_acks(self.config.acks.as_i16())
-            .with_timeout_ms(self.request_timeout.as_millis().min(i32::MAX as u128) as i32)
-            .with_topic_data(topics))
+        let timeout_ms = self.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+        encode_produce(version, self.config.acks.as_i16(), timeout_ms, &topics)
+            .map_err(|e| Error::protocol("-", e))
     }
 
     /// A batch failed with `error`: retry it when the error allows and time remains, else report

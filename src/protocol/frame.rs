@@ -61,6 +61,47 @@ pub fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Fram
     Ok(Some(buf.split_to(size).freeze()))
 }
 
+/// A request body as a list of byte runs, written to the socket one after another: a Produce
+/// request's record batches travel as their own runs, not copied into the request.
+#[derive(Debug, Clone, Default)]
+pub struct Body {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Body {
+    /// Appends a run.
+    pub fn push(&mut self, part: Bytes) {
+        self.len += part.len();
+        if !part.is_empty() {
+            self.parts.push(part);
+        }
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the body has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The runs, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        let mut body = Body::default();
+        body.push(bytes);
+        body
+    }
+}
+
 /// Encodes a request body at `version`. kafka-protocol's encode errors become a message.
 pub fn encode_body<R: ApiRequest>(request: &R, version: i16) -> Result<Bytes, String> {
     let size = request

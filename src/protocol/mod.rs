@@ -5,6 +5,7 @@
 //! - [`compression`]: gzip, snappy, lz4 and zstd, in pure Rust;
 //! - [`frame`]: size-prefixed frames, request and response headers, correlation ids;
 //! - [`versions`]: the APIs purekafka speaks and version negotiation with a broker;
+//! - [`produce`]: Produce request bodies that carry record batches without copying them;
 //! - [`records`]: the record-batch encoder (the producer's hot path) and zero-copy decoder;
 //! - [`sasl`]: SASL mechanisms as state machines.
 //!
@@ -18,6 +19,7 @@ pub mod api;
 pub mod codes;
 pub mod compression;
 pub mod frame;
+pub mod produce;
 pub mod records;
 pub mod sasl;
 pub mod versions;
