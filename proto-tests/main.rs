@@ -1,6 +1,8 @@
 //! Integration tests against the real local Kafka (`cargo xtask kafka up`; `cargo xtask test`
 //! starts it). Addresses come from `PUREKAFKA_PLAINTEXT` and `PUREKAFKA_SASL`, defaulting to the
-//! single-broker layout. A test that cannot reach its broker fails: nothing here skips.
+//! single-broker layout; tests that read the broker's log segments find them under
+//! `PUREKAFKA_DATA_DIR` (default: that layout's data folder). A test that cannot reach its broker
+//! fails: nothing here skips.
 
 mod admin;
 mod common;

@@ -210,3 +210,78 @@ async fn delivery_reports_stream_every_record() {
         assert_eq!(report.metadata.to_string(), format!("{topic}[0]@{offset}"));
     }
 }
+
+/// The batches the broker stored for `topic[partition]`, read from its log segment (the local
+/// single-broker layout keeps data under target/kafka/run/broker-1/data).
+fn stored_batches(topic: &str, partition: i32) -> Vec<purekafka::protocol::records::Batch> {
+    let dir = std::env::var("PUREKAFKA_DATA_DIR").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/kafka/run/broker-1/data"
+        )
+        .to_owned()
+    });
+    let path = format!("{dir}/{topic}-{partition}/00000000000000000000.log");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    purekafka::protocol::records::BatchDecoder::new(bytes.into(), true, 1 << 26)
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn idempotent_batches_carry_contiguous_sequences() {
+    let topic = topic(2).await;
+    // acks=all is the default, and with it idempotence, as in the Java client.
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    let n = 5_000;
+    let mut pending = Vec::new();
+    for i in 0..n {
+        pending.push(
+            producer
+                .produce(ProducerRecord::new(&topic).key(format!("{i}")).value("v"))
+                .await
+                .unwrap(),
+        );
+    }
+    for d in pending {
+        d.await.unwrap();
+    }
+    producer.close().await;
+    let mut total = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for partition in 0..2 {
+        let mut next_sequence = 0;
+        for batch in stored_batches(&topic, partition) {
+            assert!(
+                batch.producer_id >= 0 && batch.producer_epoch >= 0,
+                "{batch:?}"
+            );
+            assert_eq!(batch.base_sequence, next_sequence, "partition {partition}");
+            next_sequence += batch.records.len() as i32;
+            total += batch.records.len();
+            ids.insert(batch.producer_id);
+        }
+    }
+    assert_eq!(total, n);
+    assert_eq!(ids.len(), 1, "one producer id: {ids:?}");
+}
+
+#[tokio::test]
+async fn acks_one_is_not_idempotent_and_cannot_be_forced() {
+    let topic = topic(1).await;
+    let config = plaintext().set("acks", 1).unwrap();
+    let producer = Producer::builder(config.clone()).build().await.unwrap();
+    producer
+        .send(ProducerRecord::new(&topic).value("x"))
+        .await
+        .unwrap();
+    let batches = stored_batches(&topic, 0);
+    assert_eq!((batches[0].producer_id, batches[0].base_sequence), (-1, -1));
+    let conflicting = config.set("enable.idempotence", true).unwrap();
+    let err = Producer::builder(conflicting).build().await.err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("enable.idempotence=true requires acks=all"),
+        "{err}"
+    );
+}

@@ -160,6 +160,27 @@ pub struct ProducerConfig {
     /// `max.in.flight.requests.per.connection` (librdkafka also `max.in.flight`): Produce
     /// requests in flight to one broker.
     pub max_in_flight: usize,
+    /// `enable.idempotence`, when set. Unset, it is on exactly when `acks=all` (the default), as
+    /// in the Java client since 3.0.
+    pub enable_idempotence: Option<bool>,
+}
+
+impl ProducerConfig {
+    /// Whether the producer is idempotent, or why the settings contradict each other.
+    pub fn idempotent(&self) -> Result<bool, ConfigError> {
+        match self.enable_idempotence {
+            None => Ok(self.acks == Acks::All),
+            Some(false) => Ok(false),
+            Some(true) if self.acks != Acks::All => Err(ConfigError::Conflict(
+                "enable.idempotence=true requires acks=all".into(),
+            )),
+            Some(true) if self.max_in_flight > 5 => Err(ConfigError::Conflict(
+                "enable.idempotence=true allows at most 5 max.in.flight.requests.per.connection"
+                    .into(),
+            )),
+            Some(true) => Ok(true),
+        }
+    }
 }
 
 /// Consumer settings.
@@ -242,6 +263,7 @@ impl Default for ClientConfig {
                 queue_max_messages: 100_000,
                 queue_max_bytes: 1_048_576 * 1024,
                 max_in_flight: 5,
+                enable_idempotence: None,
             },
             consumer: ConsumerConfig {
                 group_id: None,

@@ -84,6 +84,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "max.in.flight.requests.per.connection" | "max.in.flight" => {
             p.max_in_flight = v.int(1, 1_000_000)? as usize
         }
+        "enable.idempotence" => p.enable_idempotence = Some(v.boolean()?),
         "compression.type" | "compression.codec" => {
             p.compression = Compression::from_name(value)
                 .ok_or_else(|| v.invalid("expected none, gzip, snappy, lz4 or zstd"))?
@@ -165,6 +166,14 @@ impl Value<'_> {
         Ok(n)
     }
 
+    fn boolean(&self) -> Result<bool, ConfigError> {
+        match self.value {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.invalid("expected true or false")),
+        }
+    }
+
     fn millis(&self, min: i64, max: i64) -> Result<Duration, ConfigError> {
         self.int(min, max).map(|n| Duration::from_millis(n as u64))
     }
@@ -237,6 +246,7 @@ mod tests {
             ("security.protocol", "KERBEROS"),
             ("auto.offset.reset", "sometime"),
             ("compression.type", "brotli"),
+            ("enable.idempotence", "yes"),
         ] {
             match set(key, value).unwrap_err() {
                 ConfigError::InvalidValue { key: k, .. } => assert_eq!(k, key),
@@ -244,6 +254,24 @@ mod tests {
             }
         }
         assert!(ClientConfig::new().set("acks", 1).is_ok());
+    }
+
+    #[test]
+    fn idempotence_follows_acks_unless_set() {
+        let idempotent = |pairs: &[(&str, &str)]| {
+            ClientConfig::from_properties(pairs.iter().copied())
+                .unwrap()
+                .producer
+                .idempotent()
+        };
+        assert_eq!(idempotent(&[]), Ok(true));
+        assert_eq!(idempotent(&[("acks", "1")]), Ok(false));
+        assert_eq!(idempotent(&[("enable.idempotence", "false")]), Ok(false));
+        let conflict = idempotent(&[("acks", "1"), ("enable.idempotence", "true")]).unwrap_err();
+        assert!(conflict
+            .to_string()
+            .contains("enable.idempotence=true requires acks=all"));
+        assert!(idempotent(&[("enable.idempotence", "true"), ("max.in.flight", "6")]).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::{DeliveryReport, RecordMetadata};
 use crate::config::ProducerConfig;
 use crate::error::Error;
-use crate::protocol::records::{BatchBuilder, Header, ProducerFields};
+use crate::protocol::records::{restamp, BatchBuilder, Header, ProducerFields};
 
 /// What the broker said about a batch.
 #[derive(Debug, Clone)]
@@ -81,6 +81,7 @@ pub(crate) struct ReadyBatch {
     pub attempts: u32,
     retry_at: Option<Instant>,
     encoding: Encoding,
+    stamp: Option<ProducerFields>,
     pub timestamps: Vec<i64>,
     pub outcome: watch::Sender<Outcome>,
 }
@@ -91,20 +92,32 @@ enum Encoding {
 }
 
 impl ReadyBatch {
-    /// The batch bytes, encoded (and compressed) on first use, outside the accumulator's lock,
-    /// and kept for retries.
-    pub fn bytes(&mut self, config: &ProducerConfig) -> Result<Bytes, Error> {
-        if let Encoding::Open(builder) = &mut self.encoding {
-            let builder = std::mem::replace(builder, BatchBuilder::with_capacity(0));
-            let bytes = builder
-                .finish(ProducerFields::NONE, config.compression)
-                .map_err(|e| Error::protocol("-", e))?;
-            self.encoding = Encoding::Done(bytes);
-        }
-        match &self.encoding {
-            Encoding::Done(bytes) => Ok(bytes.clone()),
-            Encoding::Open(_) => unreachable!("encoded above"),
-        }
+    /// The batch bytes carrying `producer` fields. Encoded (and compressed) on first use,
+    /// outside the accumulator's lock, and kept for retries; re-stamped only when the fields
+    /// change (a new producer epoch).
+    pub fn bytes(
+        &mut self,
+        config: &ProducerConfig,
+        producer: ProducerFields,
+    ) -> Result<Bytes, Error> {
+        let bytes = match &mut self.encoding {
+            Encoding::Open(builder) => {
+                let builder = std::mem::replace(builder, BatchBuilder::with_capacity(0));
+                builder
+                    .finish(producer, config.compression)
+                    .map_err(|e| Error::protocol("-", e))?
+            }
+            Encoding::Done(bytes) if self.stamp == Some(producer) => return Ok(bytes.clone()),
+            Encoding::Done(bytes) => restamp(bytes, producer),
+        };
+        self.stamp = Some(producer);
+        self.encoding = Encoding::Done(bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The producer fields the batch was last encoded with.
+    pub fn stamp(&self) -> Option<ProducerFields> {
+        self.stamp
     }
 
     /// Reports the outcome to every record of the batch.
@@ -132,6 +145,7 @@ impl OpenBatch {
             attempts: 0,
             retry_at: None,
             encoding: Encoding::Open(self.builder),
+            stamp: None,
             timestamps: self.timestamps,
             outcome: self.outcome,
         }

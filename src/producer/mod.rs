@@ -11,6 +11,7 @@
 //! ```
 
 mod accumulator;
+mod idempotence;
 mod partitioner;
 mod sender;
 
@@ -214,6 +215,7 @@ impl ProducerBuilder {
 
     /// Checks the configuration, connects to the cluster and starts the sender.
     pub async fn build(self) -> Result<Producer, Error> {
+        self.config.producer.idempotent()?;
         let cluster = Cluster::connect(&self.config).await?;
         let (reports_tx, reports_rx) = match self.reports {
             true => {

@@ -17,11 +17,14 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::accumulator::{Accumulator, BatchAck, ReadyBatch};
+use super::idempotence::Identity;
 use crate::cluster::Cluster;
 use crate::config::{Acks, ProducerConfig};
 use crate::error::{Error, KafkaCode};
+use crate::protocol::codes;
 use crate::protocol::frame::Body;
 use crate::protocol::produce::{encode_produce, TopicBatches};
+use crate::protocol::records::ProducerFields;
 
 /// Runs until the producer is closed and everything queued is settled.
 pub(crate) async fn run(
@@ -31,11 +34,13 @@ pub(crate) async fn run(
     request_timeout: std::time::Duration,
 ) {
     let mut in_flight: HashMap<i32, Arc<Semaphore>> = HashMap::new();
+    let identity = config.idempotent().unwrap_or(false).then(Identity::default);
     let shared = Arc::new(Shared {
         acc: acc.clone(),
         cluster,
         config,
         request_timeout,
+        identity,
     });
     loop {
         let (batches, next) = acc.drain(Instant::now());
@@ -53,6 +58,15 @@ pub(crate) async fn run(
                 None => acc.wake.notified().await,
             }
             continue;
+        }
+        if let Some(identity) = shared.identity.as_ref().filter(|i| i.needs_init()) {
+            if let Err(e) = identity.init(&shared.cluster).await {
+                tracing::debug!(error = %e, "InitProducerId failed");
+                batches
+                    .into_iter()
+                    .for_each(|b| shared.failed(b, e.clone()));
+                continue;
+            }
         }
         let mut by_leader: BTreeMap<i32, Vec<ReadyBatch>> = BTreeMap::new();
         for batch in batches {
@@ -86,9 +100,15 @@ struct Shared {
     cluster: Cluster,
     config: ProducerConfig,
     request_timeout: std::time::Duration,
+    /// Producer id, epoch and sequences, when the producer is idempotent.
+    identity: Option<Identity>,
 }
 
 impl Shared {
+    fn timeout_ms(&self) -> i32 {
+        self.request_timeout.as_millis().min(i32::MAX as u128) as i32
+    }
+
     /// Sends `batches` to broker `leader` in one Produce request and settles each from the answer.
     async fn produce(&self, leader: i32, mut batches: Vec<ReadyBatch>) {
         let conn = match self.cluster.broker(leader).await {
@@ -147,8 +167,8 @@ impl Shared {
                 self.failed(batch, e);
                 continue;
             };
-            match KafkaCode::from_code(p.error_code) {
-                None => self.acc.settle(
+            match p.error_code {
+                0 => self.acc.settle(
                     batch,
                     Ok(BatchAck {
                         base_offset: Some(p.base_offset),
@@ -157,16 +177,50 @@ impl Shared {
                     }),
                     true,
                 ),
-                Some(code) => {
-                    let e = Error::Broker {
-                        api: "Produce",
-                        resource: format!("{}[{}]", batch.topic, batch.partition),
-                        code,
-                        message: p.error_message.as_ref().map(|m| m.to_string()),
-                    };
+                // A retry of a batch the broker already wrote: delivered, offset not repeated.
+                codes::DUPLICATE_SEQUENCE_NUMBER if self.identity.is_some() => self.acc.settle(
+                    batch,
+                    Ok(BatchAck {
+                        base_offset: None,
+                        log_append_time: None,
+                    }),
+                    true,
+                ),
+                // The broker lost or refuses our sequence: send again under a new epoch.
+                codes::OUT_OF_ORDER_SEQUENCE_NUMBER
+                | codes::UNKNOWN_PRODUCER_ID
+                | codes::INVALID_PRODUCER_EPOCH
+                    if self.identity.is_some() =>
+                {
+                    if let Some(identity) = &self.identity {
+                        identity.sequence_broken(&batch);
+                    }
+                    if batch.attempts < self.config.retries {
+                        self.acc.retry(batch, self.config.retry_backoff);
+                    } else {
+                        let e = self.broker_error(&batch, p.error_code, p.error_message.as_ref());
+                        self.acc.settle(batch, Err(e), true);
+                    }
+                }
+                code => {
+                    let e = self.broker_error(&batch, code, p.error_message.as_ref());
                     self.failed(batch, e);
                 }
             }
+        }
+    }
+
+    fn broker_error(
+        &self,
+        batch: &ReadyBatch,
+        code: i16,
+        message: Option<&kafka_protocol::protocol::StrBytes>,
+    ) -> Error {
+        Error::Broker {
+            api: "Produce",
+            resource: format!("{}[{}]", batch.topic, batch.partition),
+            code: KafkaCode::from_code(code).expect("non-zero"),
+            message: message.map(|m| m.to_string()),
         }
     }
 
@@ -175,7 +229,13 @@ impl Shared {
         let mut topics: Vec<TopicBatches<'_>> = Vec::new();
         let encoded: Vec<Bytes> = batches
             .iter_mut()
-            .map(|b| b.bytes(&self.config))
+            .map(|b| {
+                let fields = match &self.identity {
+                    Some(identity) => identity.stamp(b)?,
+                    None => ProducerFields::NONE,
+                };
+                b.bytes(&self.config, fields)
+            })
             .collect::<Result<_, _>>()?;
         for (batch, bytes) in batches.iter().zip(encoded) {
             match topics.iter_mut().find(|(name, _)| *name == &*batch.topic) {
@@ -183,9 +243,13 @@ impl Shared {
                 None => topics.push((&batch.topic, vec![(batch.partition, bytes)])),
             }
         }
-        let timeout_ms = self.request_timeout.as_millis().min(i32::MAX as u128) as i32;
-        encode_produce(version, self.config.acks.as_i16(), timeout_ms, &topics)
-            .map_err(|e| Error::protocol("-", e))
+        encode_produce(
+            version,
+            self.config.acks.as_i16(),
+            self.timeout_ms(),
+            &topics,
+        )
+        .map_err(|e| Error::protocol("-", e))
     }
 
     /// A batch failed with `error`: retry it when the error allows and time remains, else report
@@ -202,6 +266,10 @@ impl Shared {
             self.cluster.invalidate_topic(&batch.topic);
             self.acc.retry(batch, backoff);
         } else {
+            if let Some(identity) = &self.identity {
+                // The batch may have been written: its sequence cannot be reused.
+                identity.sequence_broken(&batch);
+            }
             self.acc.settle(batch, Err(error), true);
         }
     }

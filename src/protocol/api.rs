@@ -49,6 +49,7 @@ api_requests! {
     SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate;
     CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
     DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
+    InitProducerIdRequest => InitProducerIdResponse, InitProducerId;
 }
 
 #[cfg(test)]

@@ -16,3 +16,11 @@ pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 /// The topic exists already.
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// The broker saw a sequence number out of order for this producer and partition.
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+/// The broker already has this batch (a retry of a batch that was written).
+pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+/// The batch carries an older producer epoch than the broker knows.
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+/// The broker no longer knows the producer id (its records expired).
+pub const UNKNOWN_PRODUCER_ID: i16 = 59;

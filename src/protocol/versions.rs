@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteTopicsRequest,
-    FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, SaslAuthenticateRequest,
-    SaslHandshakeRequest,
+    FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -31,6 +31,7 @@ pub const OURS: &[(i16, i16, i16)] = &[
     ours::<SaslAuthenticateRequest>(None),
     ours::<CreateTopicsRequest>(None),
     ours::<DeleteTopicsRequest>(None),
+    ours::<InitProducerIdRequest>(None),
 ];
 
 const fn ours<R: ApiRequest>(cap: Option<i16>) -> (i16, i16, i16) {

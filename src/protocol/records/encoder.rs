@@ -159,6 +159,22 @@ impl BatchBuilder {
     }
 }
 
+/// Offset of the producer id in the batch header; the epoch and base sequence follow it.
+const PRODUCER_ID_OFFSET: usize = 43;
+
+/// A copy of a closed batch with other producer fields, its CRC recomputed: for an idempotent
+/// batch that must go again under a new producer epoch.
+pub fn restamp(batch: &[u8], producer: ProducerFields) -> Bytes {
+    let mut copy = BytesMut::from(batch);
+    let mut fields = &mut copy[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 14];
+    fields.put_i64(producer.producer_id);
+    fields.put_i16(producer.producer_epoch);
+    fields.put_i32(producer.base_sequence);
+    let crc = crc32c::crc32c(&copy[ATTRIBUTES_OFFSET..]);
+    copy[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    copy.freeze()
+}
+
 /// The size of a record's body (everything after its length varint).
 fn body_size(
     ts_delta: i64,
@@ -214,6 +230,30 @@ impl BatchHeader {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn restamped_batches_decode_with_the_new_fields() {
+        let batch = build(&java_records());
+        let fields = ProducerFields {
+            producer_id: 4242,
+            producer_epoch: 3,
+            base_sequence: 17,
+        };
+        let again = restamp(&batch, fields);
+        let decoded = BatchDecoder::new(again, true, LIMIT)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                decoded.producer_id,
+                decoded.producer_epoch,
+                decoded.base_sequence
+            ),
+            (4242, 3, 17)
+        );
+        assert_eq!(decoded.records.len(), 4);
+    }
+
     use super::super::testdata::*;
     use super::super::BatchDecoder;
     use super::*;

@@ -20,7 +20,7 @@ mod encoder;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub use decoder::{Batch, BatchDecoder, DecodeError, Record};
-pub use encoder::{BatchBuilder, ProducerFields};
+pub use encoder::{restamp, BatchBuilder, ProducerFields};
 
 /// Bytes of a v2 batch header, from base offset through the record count.
 pub const BATCH_HEADER_LEN: usize = 61;

@@ -1,0 +1,129 @@
+//! The idempotent producer's identity: a producer id and epoch from InitProducerId, and the next
+//! sequence number of every partition. Brokers drop a batch whose sequence they have already
+//! written, so a batch retried with the same stamp after an unknown outcome is written once.
+//!
+//! ```text
+//!  InitProducerId ─► (id, epoch) ─► each batch, when first sent: sequence = next[partition]
+//!        ▲                                          next[partition] += records
+//!        └─ a stamped batch failed for good, or the broker lost our sequence:
+//!           bump the epoch (KIP-360; a new id on brokers before 2.5) and start sequences at 0
+//! ```
+//!
+//! One batch per partition is in flight at a time, so sequences are handed out in queue order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+
+use super::accumulator::ReadyBatch;
+use crate::cluster::Cluster;
+use crate::error::{Error, KafkaCode};
+use crate::protocol::records::ProducerFields;
+
+/// The first InitProducerId version that bumps the epoch of an existing producer id.
+const BUMPS_EPOCH: i16 = 3;
+
+#[derive(Default)]
+struct State {
+    /// Producer id and epoch, once initialised.
+    current: Option<(i64, i16)>,
+    /// Next sequence per topic and partition.
+    sequences: HashMap<(Arc<str>, i32), i32>,
+    /// A sequence gap opened: get a new epoch before the next batch goes.
+    reset: bool,
+}
+
+/// Producer id, epoch and sequences, shared by the sender's request tasks.
+#[derive(Default)]
+pub(crate) struct Identity {
+    state: Mutex<State>,
+}
+
+impl Identity {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("identity lock")
+    }
+
+    /// True until InitProducerId succeeded, and again after a sequence gap.
+    pub fn needs_init(&self) -> bool {
+        let state = self.state();
+        state.current.is_none() || state.reset
+    }
+
+    /// Asks the cluster for a producer id, or for the next epoch of the current one.
+    pub async fn init(&self, cluster: &Cluster) -> Result<(), Error> {
+        let current = self.state().current;
+        let conn = cluster.any_broker().await?;
+        let version = conn.version_of::<InitProducerIdRequest>()?;
+        let (id, epoch) = match current {
+            Some((id, epoch)) if version >= BUMPS_EPOCH => (id, epoch),
+            _ => (-1, -1),
+        };
+        // kafka-protocol's default transactional id is "", not null: set it to null explicitly.
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            // No transaction: the Java client sends i32::MAX here too.
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch);
+        let response = conn
+            .request_at(&request, version, conn.request_timeout())
+            .await?;
+        if let Some(code) = KafkaCode::from_code(response.error_code) {
+            return Err(Error::Broker {
+                api: "InitProducerId",
+                resource: conn.broker().to_owned(),
+                code,
+                message: None,
+            });
+        }
+        let mut state = self.state();
+        state.current = Some((response.producer_id.0, response.producer_epoch));
+        state.sequences.clear();
+        state.reset = false;
+        tracing::debug!(
+            producer_id = response.producer_id.0,
+            epoch = response.producer_epoch,
+            "idempotent producer initialised"
+        );
+        Ok(())
+    }
+
+    /// The fields `batch` goes with: its stamp when that is of the current epoch (a retry),
+    /// otherwise the partition's next sequence.
+    pub fn stamp(&self, batch: &ReadyBatch) -> Result<ProducerFields, Error> {
+        let mut state = self.state();
+        let (id, epoch) = state.current.ok_or(Error::Closed)?;
+        if let Some(stamp) = batch.stamp() {
+            if (stamp.producer_id, stamp.producer_epoch) == (id, epoch) {
+                return Ok(stamp);
+            }
+        }
+        let next = state
+            .sequences
+            .entry((batch.topic.clone(), batch.partition))
+            .or_insert(0);
+        let base_sequence = *next;
+        // Sequences wrap to 0 after i32::MAX, as in the Java client.
+        *next = ((*next as i64 + batch.records as i64) % (i32::MAX as i64 + 1)) as i32;
+        Ok(ProducerFields {
+            producer_id: id,
+            producer_epoch: epoch,
+            base_sequence,
+        })
+    }
+
+    /// The sequence of `batch`'s partition can no longer be trusted (the batch failed for good
+    /// after it may have been written, or the broker refused its sequence): when the batch was
+    /// stamped with the current epoch, get a new epoch before sending more.
+    pub fn sequence_broken(&self, batch: &ReadyBatch) {
+        let mut state = self.state();
+        let current = state.current;
+        if let (Some(stamp), Some((id, epoch))) = (batch.stamp(), current) {
+            if (stamp.producer_id, stamp.producer_epoch) == (id, epoch) {
+                state.reset = true;
+            }
+        }
+    }
+}
