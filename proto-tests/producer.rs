@@ -285,3 +285,34 @@ async fn acks_one_is_not_idempotent_and_cannot_be_forced() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_custom_partitioner_chooses_and_can_defer() {
+    struct EvenToTwo;
+    impl purekafka::Partitioner for EvenToTwo {
+        fn partition(&self, _topic: &str, key: Option<&[u8]>, partitions: usize) -> Option<i32> {
+            assert_eq!(partitions, 3);
+            let n: u32 = std::str::from_utf8(key?).ok()?.parse().ok()?;
+            (n % 2 == 0).then_some(2)
+        }
+    }
+    let topic = topic(3).await;
+    let producer = Producer::builder(plaintext())
+        .partitioner(EvenToTwo)
+        .build()
+        .await
+        .unwrap();
+    for n in 0..10u32 {
+        let key = n.to_string();
+        let md = producer
+            .send(ProducerRecord::new(&topic).key(key.clone()))
+            .await
+            .unwrap();
+        let expected = if n % 2 == 0 {
+            2
+        } else {
+            purekafka::partition_for_key(key.as_bytes(), 3)
+        };
+        assert_eq!(md.partition, expected, "key {n}");
+    }
+}

@@ -39,8 +39,8 @@ pub use config::{
 pub use consumer::{Consumer, ConsumerBuilder, Message, Offset};
 pub use error::{ConfigError, Error, KafkaCode, Result};
 pub use producer::{
-    murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports, Producer,
-    ProducerBuilder, ProducerRecord, RecordMetadata,
+    murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports, Partitioner,
+    Producer, ProducerBuilder, ProducerRecord, RecordMetadata,
 };
 pub use protocol::compression::Compression;
 pub use protocol::records::Header;

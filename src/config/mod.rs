@@ -136,8 +136,10 @@ pub struct ProducerConfig {
     pub acks: Acks,
     /// `retries`: how many times a failed produce is retried.
     pub retries: u32,
-    /// `retry.backoff.ms`: the wait between retries.
+    /// `retry.backoff.ms`: the wait before the first retry; it doubles with each further one.
     pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`: the longest wait between retries.
+    pub retry_backoff_max: Duration,
     /// `compression.type` (librdkafka also `compression.codec`).
     pub compression: Compression,
     /// `delivery.timeout.ms` (librdkafka: `message.timeout.ms`): how long a record may take,
@@ -254,6 +256,7 @@ impl Default for ClientConfig {
                 acks: Acks::All,
                 retries: i32::MAX as u32,
                 retry_backoff: Duration::from_millis(100),
+                retry_backoff_max: Duration::from_millis(1000),
                 compression: Compression::None,
                 delivery_timeout: Duration::from_millis(120_000),
                 message_max_bytes: 1_000_000,

@@ -67,6 +67,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         }
         "retries" | "message.send.max.retries" => p.retries = v.int(0, 2_147_483_647)? as u32,
         "retry.backoff.ms" => p.retry_backoff = v.millis(1, 300_000)?,
+        "retry.backoff.max.ms" => p.retry_backoff_max = v.millis(1, 300_000)?,
         "delivery.timeout.ms" | "message.timeout.ms" => {
             p.delivery_timeout = v.millis(1, 2_147_483_647)?
         }

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use partitioner::{murmur2, partition_for_key};
+pub use partitioner::{murmur2, partition_for_key, Partitioner};
 
 use crate::cluster::Cluster;
 use crate::config::{ClientConfig, ProducerConfig};
@@ -204,9 +204,22 @@ impl IntoFuture for DeliveryFuture {
 pub struct ProducerBuilder {
     config: ClientConfig,
     reports: bool,
+    partitioner: Option<Arc<dyn Partitioner>>,
+}
+
+impl fmt::Debug for dyn Partitioner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Partitioner")
+    }
 }
 
 impl ProducerBuilder {
+    /// Chooses partitions with `partitioner` for records sent without one.
+    pub fn partitioner(mut self, partitioner: impl Partitioner + 'static) -> Self {
+        self.partitioner = Some(Arc::new(partitioner));
+        self
+    }
+
     /// Also report every delivery on a stream, taken with [`Producer::delivery_reports`].
     pub fn delivery_reports(mut self) -> Self {
         self.reports = true;
@@ -239,6 +252,7 @@ impl ProducerBuilder {
                 config,
                 sender: Mutex::new(Some(sender)),
                 reports: Mutex::new(reports_rx),
+                partitioner: self.partitioner,
             }),
         })
     }
@@ -276,6 +290,7 @@ struct Inner {
     config: ProducerConfig,
     sender: Mutex<Option<JoinHandle<()>>>,
     reports: Mutex<Option<DeliveryReports>>,
+    partitioner: Option<Arc<dyn Partitioner>>,
 }
 
 impl Drop for Inner {
@@ -291,6 +306,7 @@ impl Producer {
         ProducerBuilder {
             config,
             reports: false,
+            partitioner: None,
         }
     }
 
@@ -331,9 +347,20 @@ impl Producer {
                 if partitions == 0 {
                     return Err(Error::UnknownTopicOrPartition(record.topic.clone()));
                 }
-                match key {
-                    Some(key) => Target::Partition(partition_for_key(key, partitions)),
-                    None => Target::Sticky { partitions },
+                let chosen = inner
+                    .partitioner
+                    .as_ref()
+                    .and_then(|p| p.partition(&record.topic, key, partitions));
+                match (chosen, key) {
+                    (Some(p), _) if (0..partitions as i32).contains(&p) => Target::Partition(p),
+                    (Some(p), _) => {
+                        return Err(Error::UnknownTopicOrPartition(format!(
+                            "{}[{p}]",
+                            record.topic
+                        )))
+                    }
+                    (None, Some(key)) => Target::Partition(partition_for_key(key, partitions)),
+                    (None, None) => Target::Sticky { partitions },
                 }
             }
         };

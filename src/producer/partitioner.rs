@@ -2,6 +2,24 @@
 //! and librdkafka's `murmur2_random` put it. Keyless records stick to a partition per batch (see
 //! the accumulator).
 
+/// Chooses the partition of records sent without one, in place of the built-in choice.
+///
+/// ```
+/// use purekafka::Partitioner;
+/// /// Sends every record with a key starting with "vip" to partition 0.
+/// struct Vip;
+/// impl Partitioner for Vip {
+///     fn partition(&self, _topic: &str, key: Option<&[u8]>, _partitions: usize) -> Option<i32> {
+///         key.filter(|k| k.starts_with(b"vip")).map(|_| 0)
+///     }
+/// }
+/// ```
+pub trait Partitioner: Send + Sync {
+    /// The partition, below `partitions`, for a record of `topic` with `key`; `None` leaves the
+    /// choice to the built-in one (murmur2 of the key, or sticky for keyless records).
+    fn partition(&self, topic: &str, key: Option<&[u8]>, partitions: usize) -> Option<i32>;
+}
+
 /// Kafka's murmur2 hash (the Java client's `Utils.murmur2`).
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;

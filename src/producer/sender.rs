@@ -196,7 +196,8 @@ impl Shared {
                         identity.sequence_broken(&batch);
                     }
                     if batch.attempts < self.config.retries {
-                        self.acc.retry(batch, self.config.retry_backoff);
+                        let backoff = self.backoff(batch.attempts);
+                        self.acc.retry(batch, backoff);
                     } else {
                         let e = self.broker_error(&batch, p.error_code, p.error_message.as_ref());
                         self.acc.settle(batch, Err(e), true);
@@ -208,6 +209,15 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// The wait before retry number `attempts + 1`: `retry.backoff.ms`, doubling per attempt, at
+    /// most `retry.backoff.max.ms`.
+    fn backoff(&self, attempts: u32) -> std::time::Duration {
+        let c = &self.config;
+        c.retry_backoff
+            .saturating_mul(1 << attempts.min(16))
+            .min(c.retry_backoff_max.max(c.retry_backoff))
     }
 
     fn broker_error(
@@ -255,7 +265,7 @@ impl Shared {
     /// A batch failed with `error`: retry it when the error allows and time remains, else report
     /// the error to its records.
     fn failed(&self, batch: ReadyBatch, error: Error) {
-        let backoff = self.config.retry_backoff;
+        let backoff = self.backoff(batch.attempts);
         let deadline = batch.created + self.config.delivery_timeout;
         if error.is_retriable()
             && batch.attempts < self.config.retries
