@@ -1,12 +1,13 @@
 //! Shared by the proto-tests: broker addresses, configs, unique topics, and a TCP proxy that
-//! counts connections.
+//! counts and cuts connections.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use purekafka::{Admin, CKafkaConfig, ClientConfig};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 /// The PLAINTEXT bootstrap address.
 pub fn plaintext_addr() -> String {
@@ -52,33 +53,63 @@ pub async fn admin() -> Admin {
         .expect("admin connects over PLAINTEXT")
 }
 
-/// A TCP proxy on 127.0.0.1 forwarding to `target`, counting the connections it accepted.
-pub struct CountingProxy {
+/// A TCP proxy forwarding to a broker listener: it counts the connections it accepted and can
+/// cut them all at once, mid-request.
+pub struct Proxy {
     pub addr: String,
     pub connections: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
-impl CountingProxy {
-    pub async fn start(target: String) -> CountingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+impl Proxy {
+    /// A proxy on a free loopback port.
+    pub async fn start(target: String) -> Proxy {
+        Proxy::listen("127.0.0.1:0", target).await
+    }
+
+    /// A proxy on `listen`, e.g. where the PROXIED listener sends clients.
+    pub async fn listen(listen: &str, target: String) -> Proxy {
+        let listener = TcpListener::bind(listen).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let connections = Arc::new(AtomicUsize::new(0));
-        let count = connections.clone();
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (count, handles) = (connections.clone(), open.clone());
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
                 let target = target.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     if let Ok(mut broker) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
                     }
                 });
+                handles.lock().unwrap().push(task.abort_handle());
             }
         });
-        CountingProxy { addr, connections }
+        Proxy {
+            addr,
+            connections,
+            open,
+        }
     }
 
     pub fn count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+
+    /// Drops every connection open through the proxy, whatever is in flight on it.
+    pub fn cut(&self) {
+        for handle in self.open.lock().unwrap().drain(..) {
+            handle.abort();
+        }
+    }
+}
+
+/// The PROXIED listener's address (where the harness points clients: the proxy's) and the
+/// listener's own port behind it.
+pub fn proxied_addrs() -> (String, String) {
+    (
+        std::env::var("PUREKAFKA_PROXIED").unwrap_or_else(|_| "127.0.0.1:19095".into()),
+        std::env::var("PUREKAFKA_PROXIED_TARGET").unwrap_or_else(|_| "127.0.0.1:9095".into()),
+    )
 }

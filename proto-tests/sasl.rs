@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use purekafka::{Admin, CKafkaConfig, Error, Producer};
 
-use crate::common::{ckafka, plaintext_addr, CountingProxy};
+use crate::common::{ckafka, plaintext_addr, Proxy};
 
 #[tokio::test]
 async fn plain_with_ckafka_username_succeeds() {
@@ -23,7 +23,7 @@ async fn plain_with_ckafka_username_succeeds() {
 #[tokio::test]
 async fn wrong_password_fails_fast_without_reconnecting() {
     let mut cfg = ckafka();
-    let proxy = CountingProxy::start(cfg.bootstrap_servers[0].clone()).await;
+    let proxy = Proxy::start(cfg.bootstrap_servers[0].clone()).await;
     cfg.bootstrap_servers = vec![proxy.addr.clone()];
     let config = cfg
         .client_config()

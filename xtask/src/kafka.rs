@@ -213,7 +213,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     let mode = layout.mode()?;
     let mut ports: Vec<u16> = Vec::new();
     for n in layout.nodes() {
-        ports.extend([n.plaintext_port(), n.sasl_port()]);
+        ports.extend([n.plaintext_port(), n.sasl_port(), n.proxied_port()]);
         if mode == Mode::Kraft {
             ports.push(n.controller_port());
         }

@@ -85,7 +85,11 @@ impl Layout {
 }
 
 /// One broker (in KRaft also a controller). Node `n` uses ports
-/// 9092+100(n-1) (PLAINTEXT), +1 (CONTROLLER), +2 (SASL_PLAINTEXT).
+/// 9092+100(n-1) (PLAINTEXT), +1 (CONTROLLER), +2 (SASL_PLAINTEXT), +3 (PROXIED).
+///
+/// PROXIED is a PLAINTEXT listener that advertises port +10003 instead of its own: a test puts a
+/// TCP proxy there (one that cuts, stalls or resets connections) and every connection the client
+/// makes, after bootstrap too, goes through it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Node {
     pub id: u8,
@@ -112,6 +116,13 @@ impl Node {
     }
     pub fn sasl_plaintext(self) -> String {
         format!("{HOST}:{}", self.sasl_port())
+    }
+    pub fn proxied_port(self) -> u16 {
+        self.base() + 3
+    }
+    /// Where the PROXIED listener tells clients to connect: the test's proxy.
+    pub fn proxy_port(self) -> u16 {
+        self.proxied_port() + 10_000
     }
 }
 
@@ -246,11 +257,17 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
     let kraft = layout.mode() == Ok(Mode::Kraft);
     let mut p: Vec<(&str, String)> = Vec::new();
     let mut listeners = format!(
-        "PLAINTEXT://{},SASL_PLAINTEXT://{}",
+        "PLAINTEXT://{},SASL_PLAINTEXT://{},PROXIED://{HOST}:{}",
         node.plaintext(),
-        node.sasl_plaintext()
+        node.sasl_plaintext(),
+        node.proxied_port()
     );
-    let advertised = listeners.clone();
+    let advertised = format!(
+        "PLAINTEXT://{},SASL_PLAINTEXT://{},PROXIED://{HOST}:{}",
+        node.plaintext(),
+        node.sasl_plaintext(),
+        node.proxy_port()
+    );
     if kraft {
         let voters: Vec<String> = layout
             .nodes()
@@ -264,9 +281,14 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
         p.push(("controller.listener.names", "CONTROLLER".into()));
         p.push((
             "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT,CONTROLLER:PLAINTEXT"
+                .into(),
         ));
     } else {
+        p.push((
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT".into(),
+        ));
         p.push(("broker.id", node.id.to_string()));
         p.push(("zookeeper.connect", format!("{HOST}:{ZOOKEEPER_PORT}")));
         p.push(("zookeeper.connection.timeout.ms", "18000".into()));
