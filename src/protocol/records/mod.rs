@@ -65,8 +65,12 @@ impl Header {
 #[inline]
 pub fn varint_size(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
-    // 1 byte per 7 bits, at least one byte.
-    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
+    if z < 0x80 {
+        // Most lengths and deltas in a batch take one byte.
+        return 1;
+    }
+    // 1 byte per 7 bits.
+    (64 - z.leading_zeros() as usize).div_ceil(7)
 }
 
 #[inline]
