@@ -25,6 +25,25 @@ async fn read_all(topic: &str, partitions: i32, count: usize) -> Vec<purekafka::
     out
 }
 
+/// The values read are the numbers 0..n, each exactly once: nothing lost, nothing duplicated.
+fn assert_each_once(read: &[purekafka::Message], n: usize) {
+    let mut seen: Vec<usize> = read
+        .iter()
+        .map(|m| {
+            std::str::from_utf8(m.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..n).collect::<Vec<_>>(),
+        "every record exactly once"
+    );
+}
+
 async fn topic(partitions: i32) -> String {
     let topic = unique_topic("producer");
     admin()
@@ -62,22 +81,7 @@ async fn queued_records_arrive_once_and_in_order() {
         }
         last.insert(partition, (offset, i));
     }
-    let read = read_all(&topic, 3, n).await;
-    let mut seen: Vec<usize> = read
-        .iter()
-        .map(|m| {
-            std::str::from_utf8(m.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    seen.sort_unstable();
-    assert_eq!(
-        seen,
-        (0..n).collect::<Vec<_>>(),
-        "nothing lost, nothing duplicated"
-    );
+    assert_each_once(&read_all(&topic, 3, n).await, n);
     producer.close().await;
 }
 
@@ -355,22 +359,7 @@ async fn cut_connections_lose_and_duplicate_nothing() {
         "the producer reconnected ({} connections)",
         proxy.count()
     );
-    let mut seen: Vec<usize> = read_all(&topic, 2, n)
-        .await
-        .iter()
-        .map(|m| {
-            std::str::from_utf8(m.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    seen.sort_unstable();
-    assert_eq!(
-        seen,
-        (0..n).collect::<Vec<_>>(),
-        "every record exactly once"
-    );
+    assert_each_once(&read_all(&topic, 2, n).await, n);
     // And nothing beyond: the log holds n records.
     let stored: usize = (0..2)
         .map(|p| {

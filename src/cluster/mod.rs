@@ -193,32 +193,17 @@ impl Cluster {
         Ok(p.leader)
     }
 
-    /// The metadata of `topic`, fetched when not cached or older than `metadata.max.age.ms`. A topic the cluster does not know is
-    /// [`Error::UnknownTopicOrPartition`].
+    /// The metadata of `topic`, fetched when not cached or older than `metadata.max.age.ms`. A
+    /// topic the cluster does not know is [`Error::UnknownTopicOrPartition`].
     pub async fn topic(&self, topic: &str) -> Result<TopicMetadata, Error> {
-        let cached = self
-            .inner
-            .metadata
-            .read()
-            .expect("metadata lock")
-            .topics
-            .get(topic)
-            .cloned();
-        let meta = match cached {
+        let meta = match self.cached(topic) {
             Some(meta) if meta.error.is_none() && !meta.is_stale(self.inner.metadata_max_age) => {
                 meta
             }
             _ => {
                 self.refresh_metadata(&[topic]).await?;
-                let meta = self
-                    .inner
-                    .metadata
-                    .read()
-                    .expect("metadata lock")
-                    .topics
-                    .get(topic)
-                    .cloned();
-                meta.ok_or_else(|| Error::UnknownTopicOrPartition(topic.to_owned()))?
+                self.cached(topic)
+                    .ok_or_else(|| Error::UnknownTopicOrPartition(topic.to_owned()))?
             }
         };
         match meta.error {
@@ -233,6 +218,11 @@ impl Cluster {
                 message: None,
             }),
         }
+    }
+
+    fn cached(&self, topic: &str) -> Option<TopicMetadata> {
+        let metadata = self.inner.metadata.read().expect("metadata lock");
+        metadata.topics.get(topic).cloned()
     }
 
     /// The controller, for admin requests. KRaft brokers forward them, so any broker will do
