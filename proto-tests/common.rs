@@ -59,6 +59,7 @@ pub struct Proxy {
     pub addr: String,
     pub connections: Arc<AtomicUsize>,
     open: Arc<Mutex<Vec<AbortHandle>>>,
+    accepting: AbortHandle,
 }
 
 impl Proxy {
@@ -67,14 +68,25 @@ impl Proxy {
         Proxy::listen("127.0.0.1:0", target).await
     }
 
-    /// A proxy on `listen`, e.g. where the PROXIED listener sends clients.
+    /// A proxy on `listen`, e.g. where the PROXIED listener sends clients. A port another
+    /// test's proxy is letting go of is waited for, up to 10 s.
     pub async fn listen(listen: &str, target: String) -> Proxy {
-        let listener = TcpListener::bind(listen).await.unwrap();
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(listen).await {
+                Ok(listener) => break listener,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot listen on {listen}: {e}"),
+            }
+        };
         let addr = listener.local_addr().unwrap().to_string();
         let connections = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(Mutex::new(Vec::new()));
         let (count, handles) = (connections.clone(), open.clone());
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
                 let target = target.clone();
@@ -85,16 +97,24 @@ impl Proxy {
                 });
                 handles.lock().unwrap().push(task.abort_handle());
             }
-        });
+        })
+        .abort_handle();
         Proxy {
             addr,
             connections,
             open,
+            accepting,
         }
     }
 
     pub fn count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and drops every connection: the broker is unreachable through it.
+    pub fn close(&self) {
+        self.accepting.abort();
+        self.cut();
     }
 
     /// Drops every connection open through the proxy, whatever is in flight on it.
@@ -105,11 +125,22 @@ impl Proxy {
     }
 }
 
-/// The PROXIED listener's address (where the harness points clients: the proxy's) and the
-/// listener's own port behind it.
-pub fn proxied_addrs() -> (String, String) {
-    (
-        std::env::var("PUREKAFKA_PROXIED").unwrap_or_else(|_| "127.0.0.1:19095".into()),
-        std::env::var("PUREKAFKA_PROXIED_TARGET").unwrap_or_else(|_| "127.0.0.1:9095".into()),
-    )
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Tests that use the PROXIED listener take turns: its advertised port is fixed.
+static PROXIED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A proxy where the PROXIED listener sends clients (`PUREKAFKA_PROXIED`, default
+/// 127.0.0.1:19095), forwarding to that listener (`PUREKAFKA_PROXIED_TARGET`, default
+/// 127.0.0.1:9095). Hold the guard for as long as the proxy is in use.
+pub async fn proxied() -> (tokio::sync::MutexGuard<'static, ()>, Proxy) {
+    let turn = PROXIED.lock().await;
+    let listen = std::env::var("PUREKAFKA_PROXIED").unwrap_or_else(|_| "127.0.0.1:19095".into());
+    let target =
+        std::env::var("PUREKAFKA_PROXIED_TARGET").unwrap_or_else(|_| "127.0.0.1:9095".into());
+    (turn, Proxy::listen(&listen, target).await)
 }

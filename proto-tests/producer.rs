@@ -326,8 +326,7 @@ async fn a_custom_partitioner_chooses_and_can_defer() {
 #[tokio::test]
 async fn cut_connections_lose_and_duplicate_nothing() {
     let topic = topic(2).await;
-    let (listen, target) = crate::common::proxied_addrs();
-    let proxy = crate::common::Proxy::listen(&listen, target).await;
+    let (_turn, proxy) = crate::common::proxied().await;
     let config = ClientConfig::new()
         .bootstrap_servers([proxy.addr.clone()])
         .set("reconnect.backoff.ms", 10)
@@ -370,4 +369,43 @@ async fn cut_connections_lose_and_duplicate_nothing() {
         })
         .sum();
     assert_eq!(stored, n);
+}
+
+/// With the broker out of reach, queued records fail after delivery.timeout.ms with a timeout:
+/// the producer neither hangs nor drops them silently.
+#[tokio::test]
+async fn an_unreachable_broker_fails_records_after_the_delivery_timeout() {
+    let topic = topic(1).await;
+    let (_turn, proxy) = crate::common::proxied().await;
+    let config = ClientConfig::new()
+        .bootstrap_servers([proxy.addr.clone()])
+        .set("delivery.timeout.ms", 1500)
+        .unwrap()
+        .set("request.timeout.ms", 500)
+        .unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    producer
+        .send(ProducerRecord::new(&topic).value("reachable"))
+        .await
+        .unwrap();
+    proxy.close();
+    let started = std::time::Instant::now();
+    let mut pending = Vec::new();
+    for i in 0..50 {
+        pending.push(
+            producer
+                .produce(ProducerRecord::new(&topic).value(format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for delivery in pending {
+        let err = delivery.await.unwrap_err();
+        assert!(err.to_string().contains("delivery.timeout.ms"), "{err}");
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
 }

@@ -120,6 +120,20 @@ impl ReadyBatch {
         self.stamp
     }
 
+    /// The error of a batch that ran out of `delivery.timeout.ms`, naming the last failure.
+    pub fn expired(&self, timeout: Duration, last: Option<&Error>) -> Error {
+        let last = last
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        Error::Timeout {
+            what: format!(
+                "delivery of {} records to {}[{}] (delivery.timeout.ms){last}",
+                self.records, self.topic, self.partition
+            ),
+            after_ms: timeout.as_millis() as u64,
+        }
+    }
+
     /// Reports the outcome to every record of the batch.
     pub fn finish(&self, outcome: Result<BatchAck, Error>) {
         self.outcome.send_replace(Some(outcome));
@@ -336,13 +350,7 @@ impl Accumulator {
         }
         drop(state);
         for batch in expired {
-            let error = Error::Timeout {
-                what: format!(
-                    "delivery of {} records to {}[{}] (delivery.timeout.ms)",
-                    batch.records, batch.topic, batch.partition
-                ),
-                after_ms: timeout.as_millis() as u64,
-            };
+            let error = batch.expired(timeout, None);
             self.settle(batch, Err(error), false);
         }
         (out, next)

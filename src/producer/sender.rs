@@ -267,10 +267,8 @@ impl Shared {
     fn failed(&self, batch: ReadyBatch, error: Error) {
         let backoff = self.backoff(batch.attempts);
         let deadline = batch.created + self.config.delivery_timeout;
-        if error.is_retriable()
-            && batch.attempts < self.config.retries
-            && Instant::now() + backoff < deadline
-        {
+        let out_of_time = Instant::now() + backoff >= deadline;
+        if error.is_retriable() && batch.attempts < self.config.retries && !out_of_time {
             tracing::debug!(topic = %batch.topic, partition = batch.partition, %error, "retrying produce");
             // Leadership may have moved: look it up again before the retry.
             self.cluster.invalidate_topic(&batch.topic);
@@ -280,6 +278,10 @@ impl Shared {
                 // The batch may have been written: its sequence cannot be reused.
                 identity.sequence_broken(&batch);
             }
+            let error = match out_of_time && error.is_retriable() {
+                true => batch.expired(self.config.delivery_timeout, Some(&error)),
+                false => error,
+            };
             self.acc.settle(batch, Err(error), true);
         }
     }
