@@ -9,7 +9,10 @@
 //! This first consumer is assigned partitions explicitly; group membership, committed offsets
 //! and pipelined fetches build on it.
 
+mod assignor;
 mod fetch;
+
+pub use assignor::Assignor;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;

@@ -3,6 +3,7 @@
 //! - [`api`]: the requests purekafka sends, with their keys and responses;
 //! - [`codes`]: the error codes handled by name;
 //! - [`compression`]: gzip, snappy, lz4 and zstd, in pure Rust;
+//! - [`consumer_protocol`]: group members' subscriptions and assignments;
 //! - [`frame`]: size-prefixed frames, request and response headers, correlation ids;
 //! - [`versions`]: the APIs purekafka speaks and version negotiation with a broker;
 //! - [`produce`]: Produce request bodies that carry record batches without copying them;
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod codes;
 pub mod compression;
+pub mod consumer_protocol;
 pub mod frame;
 pub mod produce;
 pub mod records;
