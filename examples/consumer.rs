@@ -1,5 +1,6 @@
 //! The CKafka guide's Go consumer, in Rust: reads `ckafka.json`, connects with SASL_PLAINTEXT +
-//! PLAIN, reads the configured topics from the earliest offset and prints each message.
+//! PLAIN, joins the consumer group `consumerGroupId` subscribed to the configured topics, and
+//! prints each message. A new group starts at the earliest offset; a known one where it left off.
 //!
 //! ```text
 //! cargo run --example consumer -- [--config fixtures/ckafka.json] [--max-messages N] [--idle-timeout-ms MS]
@@ -9,7 +10,7 @@
 
 use std::time::Duration;
 
-use purekafka::{AutoOffsetReset, CKafkaConfig, Consumer, Offset};
+use purekafka::{AutoOffsetReset, CKafkaConfig, Consumer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,15 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("request.timeout.ms", 305000)?
         .set("reconnect.backoff.max.ms", 3000)?;
     let mut consumer = Consumer::builder(config).build().await?;
-    for topic in &cfg.topic {
-        let partitions = consumer.partitions(topic).await?;
-        consumer
-            .assign(
-                partitions.iter().map(|&p| (topic.as_str(), p)),
-                Offset::Earliest,
-            )
-            .await?;
-    }
+    consumer.subscribe(&cfg.topic)?;
 
     let mut seen = 0;
     while seen < max_messages {
@@ -67,5 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    // Commits what was read and leaves the group.
+    consumer.close().await?;
     Ok(())
 }

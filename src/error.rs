@@ -140,6 +140,11 @@ pub enum Error {
     #[error("unknown topic or partition: {0}")]
     UnknownTopicOrPartition(String),
 
+    /// A group member was assigned a partition the group has no committed offset for, and
+    /// `auto.offset.reset` is `error`.
+    #[error("no committed offset for {0} and auto.offset.reset is error")]
+    NoCommittedOffset(String),
+
     /// `recv()` was called on a consumer with no partitions assigned.
     #[error("the consumer has no partitions assigned")]
     NoAssignment,

@@ -146,6 +146,13 @@ impl Cluster {
         })
     }
 
+    /// A new connection of its own to `addr`, outside the pool: for work that must not share a
+    /// socket, such as a group's JoinGroup (which the broker holds for a whole rebalance) and its
+    /// heartbeats.
+    pub async fn dedicated(&self, addr: &str) -> Result<Connection, Error> {
+        Connection::connect(addr, &self.inner.settings).await
+    }
+
     /// A connection to the broker with node id `id`, refreshing the metadata once when the
     /// broker is not known yet.
     pub async fn broker(&self, id: i32) -> Result<Connection, Error> {

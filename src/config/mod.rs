@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub use ckafka::{CKafkaConfig, CKafkaSasl};
 
+use crate::consumer::Assignor;
 use crate::error::ConfigError;
 use crate::protocol::compression::Compression;
 pub use crate::protocol::sasl::SaslMechanism;
@@ -203,6 +204,20 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     /// `fetch.error.backoff.ms`: the wait before fetching again after a partition error.
     pub fetch_error_backoff: Duration,
+    /// `heartbeat.interval.ms`: how often a group member tells the coordinator it is alive.
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms`: the rebalance timeout, how long the group waits for members to
+    /// rejoin.
+    pub max_poll_interval: Duration,
+    /// `partition.assignment.strategy`: the assignors offered, in order of preference.
+    pub assignors: Vec<Assignor>,
+    /// `enable.auto.commit`: commit what was handed to the application, periodically and on
+    /// rebalance and close.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms`.
+    pub auto_commit_interval: Duration,
+    /// `group.instance.id`: static membership (KIP-345).
+    pub group_instance_id: Option<String>,
 }
 
 /// The whole client configuration. Build it from librdkafka property names with
@@ -276,6 +291,12 @@ impl Default for ClientConfig {
                 fetch_max_bytes: 52_428_800,
                 max_partition_fetch_bytes: 1_048_576,
                 fetch_error_backoff: Duration::from_millis(500),
+                heartbeat_interval: Duration::from_millis(3000),
+                max_poll_interval: Duration::from_millis(300_000),
+                assignors: vec![Assignor::Range, Assignor::RoundRobin],
+                enable_auto_commit: true,
+                auto_commit_interval: Duration::from_millis(5000),
+                group_instance_id: None,
             },
         }
     }

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    Acks, AutoOffsetReset, ClientConfig, Compression, SaslMechanism, Secret, SecurityProtocol,
+    Acks, Assignor, AutoOffsetReset, ClientConfig, Compression, SaslMechanism, Secret,
+    SecurityProtocol,
 };
 use crate::error::ConfigError;
 
@@ -108,6 +109,27 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "fetch.wait.max.ms" | "fetch.max.wait.ms" => k.fetch_wait_max = v.millis(0, 300_000)?,
         "fetch.max.bytes" => k.fetch_max_bytes = v.int(0, 2_147_483_135)? as i32,
         "fetch.error.backoff.ms" => k.fetch_error_backoff = v.millis(0, 300_000)?,
+        "heartbeat.interval.ms" => k.heartbeat_interval = v.millis(1, 3_600_000)?,
+        "max.poll.interval.ms" => k.max_poll_interval = v.millis(1, 86_400_000)?,
+        "partition.assignment.strategy" => {
+            k.assignors = value
+                .split(',')
+                .map(|name| {
+                    let name = name.trim();
+                    // The Java client's class names name the same assignors.
+                    let short = match name {
+                        "org.apache.kafka.clients.consumer.RangeAssignor" => "range",
+                        "org.apache.kafka.clients.consumer.RoundRobinAssignor" => "roundrobin",
+                        other => other,
+                    };
+                    Assignor::from_name(short)
+                        .ok_or_else(|| v.invalid("expected a list of range, roundrobin"))
+                })
+                .collect::<Result<_, _>>()?
+        }
+        "enable.auto.commit" => k.enable_auto_commit = v.boolean()?,
+        "auto.commit.interval.ms" => k.auto_commit_interval = v.millis(1, 86_400_000)?,
+        "group.instance.id" => k.group_instance_id = Some(value.to_owned()),
         "max.partition.fetch.bytes" | "fetch.message.max.bytes" => {
             k.max_partition_fetch_bytes = v.int(1, 1_000_000_000)? as i32
         }
@@ -248,6 +270,8 @@ mod tests {
             ("auto.offset.reset", "sometime"),
             ("compression.type", "brotli"),
             ("enable.idempotence", "yes"),
+            ("partition.assignment.strategy", "range,sticky"),
+            ("enable.auto.commit", "1"),
         ] {
             match set(key, value).unwrap_err() {
                 ConfigError::InvalidValue { key: k, .. } => assert_eq!(k, key),

@@ -11,19 +11,29 @@
 
 mod assignor;
 mod fetch;
+mod group;
 
 pub use assignor::Assignor;
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 
 use crate::cluster::{Cluster, EARLIEST, LATEST};
+use crate::config::AutoOffsetReset;
 use crate::config::{ClientConfig, ConsumerConfig};
+use crate::error::ConfigError;
 use crate::error::Error;
+use crate::protocol::consumer_protocol::TopicPartitions;
 use crate::protocol::records::Header;
+use group::GroupMember;
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +87,41 @@ impl ConsumerBuilder {
             config: self.config.consumer.clone(),
             decompression_limit: self.config.common.receive_message_max_bytes,
             positions: BTreeMap::new(),
+            consumed: BTreeMap::new(),
             buffered: VecDeque::new(),
+            group: None,
+            last_commit: Instant::now(),
         })
     }
 }
 
-/// A Kafka consumer reading explicitly assigned partitions.
+/// A consumer's group membership.
+struct Group {
+    member: Arc<tokio::sync::Mutex<GroupMember>>,
+    /// Set by the member's heartbeats when it must rejoin.
+    rejoin: Arc<AtomicBool>,
+    /// A join in progress, with the positions it will start from. It runs as a task of its
+    /// own, so a `recv` cancelled by its caller's timeout does not abandon the rebalance; the
+    /// next `recv` waits for the same join.
+    joining: Option<JoinHandle<Result<Positions, Error>>>,
+}
+
+type Positions = Vec<((Arc<str>, i32), i64)>;
+
+/// A Kafka consumer: a member of a consumer group with [`Consumer::subscribe`], or a reader of
+/// explicitly assigned partitions with [`Consumer::assign`].
+///
+/// ```no_run
+/// # async fn group() -> Result<(), purekafka::Error> {
+/// use purekafka::{ClientConfig, Consumer};
+/// let config = ClientConfig::new().bootstrap_servers(["127.0.0.1:9092"]).group_id("readers");
+/// let mut consumer = Consumer::builder(config).build().await?;
+/// consumer.subscribe(&["test", "test-topic"])?;
+/// let msg = consumer.recv().await?;
+/// println!("Message on {msg}: {:?}", msg.value);
+/// consumer.close().await?; // commits what was read (enable.auto.commit) and leaves the group
+/// # Ok(()) }
+/// ```
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), purekafka::Error> {
@@ -102,7 +141,12 @@ pub struct Consumer {
     decompression_limit: usize,
     /// Next offset to fetch, per assigned partition.
     positions: BTreeMap<(Arc<str>, i32), i64>,
+    /// Next offset after what was handed to the application: what commits store.
+    consumed: BTreeMap<(Arc<str>, i32), i64>,
     buffered: VecDeque<Message>,
+    /// Group membership, after `subscribe`.
+    group: Option<Group>,
+    last_commit: Instant,
 }
 
 impl Consumer {
@@ -147,14 +191,70 @@ impl Consumer {
         self.positions.iter().map(|((t, p), o)| (&**t, *p, *o))
     }
 
-    /// The next message, fetching when none is buffered. Waits until one arrives.
+    /// Joins the consumer group (`group.id`) with a subscription to `topics`. Partitions are
+    /// assigned by the group and reassigned as members come and go; each starts at the group's
+    /// committed offset, or per `auto.offset.reset` where there is none. Membership begins with
+    /// the next [`Consumer::recv`].
+    pub fn subscribe<T: AsRef<str>>(&mut self, topics: &[T]) -> Result<(), Error> {
+        let group_id = self
+            .config
+            .group_id
+            .clone()
+            .ok_or_else(|| ConfigError::Missing {
+                key: "group.id".into(),
+            })?;
+        let topics = topics.iter().map(|t| t.as_ref().to_owned()).collect();
+        let member = GroupMember::new(self.cluster.clone(), group_id, self.config.clone(), topics);
+        self.group = Some(Group {
+            rejoin: member.rejoin_flag(),
+            member: Arc::new(tokio::sync::Mutex::new(member)),
+            joining: None,
+        });
+        self.positions.clear();
+        self.consumed.clear();
+        self.buffered.clear();
+        Ok(())
+    }
+
+    /// The partitions currently assigned, sorted.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.positions
+            .keys()
+            .map(|(t, p)| (t.to_string(), *p))
+            .collect()
+    }
+
+    /// The next message, fetching when none is buffered. Waits until one arrives. A group
+    /// member rejoins here when the group rebalances, and commits on `auto.commit.interval.ms`.
     pub async fn recv(&mut self) -> Result<Message, Error> {
         loop {
+            if self
+                .group
+                .as_ref()
+                .is_some_and(|g| g.joining.is_some() || g.rejoin.load(Ordering::Acquire))
+            {
+                self.rebalance().await?;
+            }
+            if self.config.enable_auto_commit
+                && self.group.is_some()
+                && self.last_commit.elapsed() >= self.config.auto_commit_interval
+            {
+                self.commit_consumed().await?;
+            }
             if let Some(msg) = self.buffered.pop_front() {
+                self.consumed
+                    .insert((msg.topic.clone(), msg.partition), msg.offset + 1);
                 return Ok(msg);
             }
             if self.positions.is_empty() {
-                return Err(Error::NoAssignment);
+                match self.group {
+                    // A member with no partitions waits for the next rebalance.
+                    Some(_) => {
+                        tokio::time::sleep(self.config.fetch_wait_max).await;
+                        continue;
+                    }
+                    None => return Err(Error::NoAssignment),
+                }
             }
             let back_off = fetch::fetch_once(
                 &self.cluster,
@@ -169,4 +269,110 @@ impl Consumer {
             }
         }
     }
+
+    /// Rejoins the group: commits what was consumed (with auto commit; the partitions are about
+    /// to be revoked), takes the new assignment and starts each partition at its committed
+    /// offset.
+    async fn rebalance(&mut self) -> Result<(), Error> {
+        let group = self.group.as_mut().expect("called for group members");
+        if group.joining.is_none() {
+            if self.config.enable_auto_commit && !self.consumed.is_empty() {
+                if let Err(e) = self.commit_consumed().await {
+                    tracing::debug!(error = %e, "commit before rebalance failed");
+                }
+            }
+            self.positions.clear();
+            self.consumed.clear();
+            self.buffered.clear();
+            let group = self.group.as_mut().expect("called for group members");
+            let (member, cluster, reset) = (
+                group.member.clone(),
+                self.cluster.clone(),
+                self.config.auto_offset_reset,
+            );
+            group.joining = Some(tokio::spawn(async move {
+                let mut member = member.lock().await;
+                let assignment = member.join().await?;
+                let committed = member.committed(&assignment).await?;
+                drop(member);
+                start_positions(&cluster, &assignment, &committed, reset).await
+            }));
+        }
+        let group = self.group.as_mut().expect("called for group members");
+        let joining = group.joining.as_mut().expect("set above");
+        let joined = joining.await;
+        group.joining = None;
+        let positions =
+            joined.map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))??;
+        self.positions.extend(positions);
+        tracing::debug!(assignment = ?self.assignment(), "joined the group");
+        Ok(())
+    }
+
+    /// Commits, for the group, the position after every message handed out so far.
+    pub async fn commit(&mut self) -> Result<(), Error> {
+        if self.group.is_none() {
+            return Err(Error::Config(ConfigError::Missing {
+                key: "group.id".into(),
+            }));
+        }
+        self.commit_consumed().await
+    }
+
+    async fn commit_consumed(&mut self) -> Result<(), Error> {
+        self.last_commit = Instant::now();
+        let Some(group) = self.group.as_ref() else {
+            return Ok(());
+        };
+        let offsets: Vec<(&str, i32, i64)> = self
+            .consumed
+            .iter()
+            .map(|((t, p), o)| (&**t, *p, *o))
+            .collect();
+        group.member.lock().await.commit(&offsets).await
+    }
+
+    /// Closes the consumer: commits what was consumed (with `enable.auto.commit`) and leaves the
+    /// group, so its partitions move to the other members at once.
+    pub async fn close(mut self) -> Result<(), Error> {
+        if self.group.is_some() && self.config.enable_auto_commit {
+            self.commit_consumed().await?;
+        }
+        if let Some(group) = self.group.take() {
+            if let Some(joining) = group.joining {
+                joining.abort();
+            }
+            group.member.lock().await.leave().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Where each assigned partition starts: its committed offset, or per `auto.offset.reset`.
+async fn start_positions(
+    cluster: &Cluster,
+    assignment: &TopicPartitions,
+    committed: &HashMap<(String, i32), Option<i64>>,
+    reset: AutoOffsetReset,
+) -> Result<Positions, Error> {
+    let mut positions = Vec::new();
+    let (mut earliest, mut latest) = (Vec::new(), Vec::new());
+    for (topic, partitions) in assignment {
+        let topic: Arc<str> = Arc::from(topic.as_str());
+        for &p in partitions {
+            match committed.get(&(topic.to_string(), p)).copied().flatten() {
+                Some(offset) => positions.push(((topic.clone(), p), offset)),
+                None => match reset {
+                    AutoOffsetReset::Earliest => earliest.push((topic.clone(), p)),
+                    AutoOffsetReset::Latest => latest.push((topic.clone(), p)),
+                    AutoOffsetReset::Error => {
+                        return Err(Error::NoCommittedOffset(format!("{topic}[{p}]")))
+                    }
+                },
+            }
+        }
+    }
+    positions.extend(cluster.list_offsets(&earliest, EARLIEST).await?);
+    positions.extend(cluster.list_offsets(&latest, LATEST).await?);
+    Ok(positions)
 }

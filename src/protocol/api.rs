@@ -50,6 +50,13 @@ api_requests! {
     CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
     DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId;
+    FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator;
+    JoinGroupRequest => JoinGroupResponse, JoinGroup;
+    SyncGroupRequest => SyncGroupResponse, SyncGroup;
+    HeartbeatRequest => HeartbeatResponse, Heartbeat;
+    LeaveGroupRequest => LeaveGroupResponse, LeaveGroup;
+    OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
+    OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
 }
 
 #[cfg(test)]

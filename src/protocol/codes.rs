@@ -24,3 +24,21 @@ pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 /// The broker no longer knows the producer id (its records expired).
 pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+/// The coordinator is still loading the group.
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+/// The coordinator is not available.
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+/// The broker is not this group's coordinator.
+pub const NOT_COORDINATOR: i16 = 16;
+/// The generation is not the group's current one.
+pub const ILLEGAL_GENERATION: i16 = 22;
+/// The coordinator does not know this member id.
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+/// The group is rebalancing: rejoin.
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+/// JoinGroup v4+: join again with the member id the broker assigned.
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+/// Another member holds this group.instance.id.
+pub const FENCED_INSTANCE_ID: i16 = 82;
+/// The member's assignors share none with the group's.
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;

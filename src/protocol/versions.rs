@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteTopicsRequest,
-    FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    SaslAuthenticateRequest, SaslHandshakeRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -32,6 +34,16 @@ pub const OURS: &[(i16, i16, i16)] = &[
     ours::<CreateTopicsRequest>(None),
     ours::<DeleteTopicsRequest>(None),
     ours::<InitProducerIdRequest>(None),
+    // v4 asks for several coordinators at once; one key at a time serves a consumer.
+    ours::<FindCoordinatorRequest>(Some(3)),
+    ours::<JoinGroupRequest>(None),
+    ours::<SyncGroupRequest>(None),
+    ours::<HeartbeatRequest>(None),
+    ours::<LeaveGroupRequest>(None),
+    // v8 asks for several groups at once; v9 is for KIP-848 groups.
+    ours::<OffsetFetchRequest>(Some(7)),
+    // v9 is for KIP-848 groups, v10 names topics by id.
+    ours::<OffsetCommitRequest>(Some(8)),
 ];
 
 const fn ours<R: ApiRequest>(cap: Option<i16>) -> (i16, i16, i16) {

@@ -1,0 +1,194 @@
+//! Classic consumer groups: joining, splitting partitions, leaving, committed offsets.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use purekafka::{ClientConfig, ConfigError, Consumer, Error, Producer, ProducerRecord};
+use tokio::sync::watch;
+
+use crate::common::{admin, plaintext, unique_topic};
+
+/// A member config with quick heartbeats, so rebalances show within a second.
+fn member(group: &str) -> ClientConfig {
+    plaintext()
+        .group_id(group)
+        .set("auto.offset.reset", "earliest")
+        .unwrap()
+        .set("heartbeat.interval.ms", 200)
+        .unwrap()
+        .set("session.timeout.ms", 6000)
+        .unwrap()
+}
+
+async fn produce(topic: &str, n: usize) {
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let record = ProducerRecord::new(topic)
+            .key(format!("k{i}"))
+            .value(format!("{i}"));
+        pending.push(producer.produce(record).await.unwrap());
+    }
+    for d in pending {
+        d.await.unwrap();
+    }
+}
+
+/// A member consuming in the background, publishing its assignment after every poll.
+struct Member {
+    assignment: watch::Receiver<Vec<(String, i32)>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Member {
+    fn spawn(config: ClientConfig, topic: &str) -> Member {
+        let (tx, assignment) = watch::channel(Vec::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (topic, halt) = (topic.to_owned(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut consumer = Consumer::builder(config).build().await.unwrap();
+            consumer.subscribe(&[topic]).unwrap();
+            while !halt.load(Ordering::Relaxed) {
+                let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+                let _ = tx.send(consumer.assignment());
+            }
+            consumer.close().await.unwrap();
+        });
+        Member {
+            assignment,
+            stop,
+            task,
+        }
+    }
+
+    fn partitions(&self) -> BTreeSet<i32> {
+        self.assignment.borrow().iter().map(|(_, p)| *p).collect()
+    }
+
+    async fn leave(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+    }
+}
+
+/// Waits until `done` holds, for at most 30 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn split_and_rejoin(strategy: &str) {
+    let topic = unique_topic("group");
+    admin().await.create_topic(&topic, 6, 1).await.unwrap();
+    let group = unique_topic("g");
+    let config = member(&group)
+        .set("partition.assignment.strategy", strategy)
+        .unwrap();
+    let a = Member::spawn(config.clone(), &topic);
+    eventually("one member holds all 6 partitions", || {
+        a.partitions().len() == 6
+    })
+    .await;
+    let b = Member::spawn(config, &topic);
+    eventually("two members split 3 and 3", || {
+        let (pa, pb) = (a.partitions(), b.partitions());
+        pa.len() == 3 && pb.len() == 3 && pa.is_disjoint(&pb)
+    })
+    .await;
+    // b leaves the group: a gets everything back.
+    b.leave().await;
+    eventually("the remaining member holds all 6 again", || {
+        a.partitions().len() == 6
+    })
+    .await;
+    a.leave().await;
+}
+
+#[tokio::test]
+async fn range_members_split_partitions_without_overlap_or_gap() {
+    split_and_rejoin("range").await;
+}
+
+#[tokio::test]
+async fn roundrobin_members_split_partitions_without_overlap_or_gap() {
+    split_and_rejoin("roundrobin").await;
+}
+
+#[tokio::test]
+async fn a_new_member_resumes_from_committed_offsets() {
+    let topic = unique_topic("resume");
+    admin().await.create_topic(&topic, 3, 1).await.unwrap();
+    produce(&topic, 30).await;
+    let group = unique_topic("g");
+    let mut first = Consumer::builder(member(&group)).build().await.unwrap();
+    first.subscribe(&[&topic]).unwrap();
+    let mut seen = BTreeSet::new();
+    for _ in 0..10 {
+        let msg = tokio::time::timeout(Duration::from_secs(20), first.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(seen.insert((msg.partition, msg.offset)));
+    }
+    // close() commits what was handed out, no more.
+    first.close().await.unwrap();
+    let mut second = Consumer::builder(member(&group)).build().await.unwrap();
+    second.subscribe(&[&topic]).unwrap();
+    for _ in 0..20 {
+        let msg = tokio::time::timeout(Duration::from_secs(20), second.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            seen.insert((msg.partition, msg.offset)),
+            "{msg} was read twice"
+        );
+    }
+    assert_eq!(seen.len(), 30);
+    let extra = tokio::time::timeout(Duration::from_millis(1500), second.recv()).await;
+    assert!(extra.is_err(), "nothing beyond the 30 records: {extra:?}");
+    second.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn latest_reset_skips_what_was_there_for_a_new_group() {
+    let topic = unique_topic("latest-group");
+    admin().await.create_topic(&topic, 1, 1).await.unwrap();
+    produce(&topic, 5).await;
+    let config = member(&unique_topic("g"))
+        .set("auto.offset.reset", "latest")
+        .unwrap();
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    // The first poll joins; nothing old arrives.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), consumer.recv())
+            .await
+            .is_err()
+    );
+    produce(&topic, 1).await;
+    let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.offset, 5);
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn subscribing_needs_a_group_id() {
+    let mut consumer = Consumer::builder(plaintext()).build().await.unwrap();
+    let err = consumer.subscribe(&["t"]).unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ConfigError::Missing { ref key }) if key == "group.id"),
+        "{err:?}"
+    );
+}
