@@ -1,11 +1,15 @@
-//! Load generator behind `cargo xtask perf produce`: produces to the local Kafka and prints one
-//! JSON line with throughput, this process's CPU time and ack latency.
+//! Load generator behind `cargo xtask perf produce|consume`: produces to (or consumes from) the
+//! local Kafka and prints one JSON line with throughput, this process's CPU time and, for
+//! produce, ack latency.
 //!
 //! ```text
 //! cargo run --release --example perf -- produce [--bootstrap 127.0.0.1:9092] [--messages N]
 //!     [--size B] [--acks 0|1|all] [--compression none|gzip|snappy|lz4|zstd] [--partitions P]
 //!     [--linger-ms MS]
+//! cargo run --release --example perf -- consume [same options]
 //! ```
+//!
+//! `consume` first fills a fresh topic (untimed), then times a group member reading it all.
 
 use std::time::{Duration, Instant};
 
@@ -140,11 +144,64 @@ async fn produce(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Fills a fresh topic with `o.messages` records, then times one group member reading them all.
+async fn consume(o: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let base = ClientConfig::new().bootstrap_servers([o.bootstrap.as_str()]);
+    let topic = format!("perf-consume-{}", std::process::id());
+    let admin = Admin::builder(base.clone()).build().await?;
+    admin.create_topic(&topic, o.partitions, 1).await?;
+    let producer = Producer::builder(base.clone().set("compression.type", &o.compression)?)
+        .build()
+        .await?;
+    let value = Bytes::from(vec![b'x'; o.size]);
+    for i in 0..o.messages {
+        let key = Bytes::from((i as u64).to_be_bytes().to_vec());
+        producer
+            .produce(
+                ProducerRecord::new(topic.as_str())
+                    .key(key)
+                    .value(value.clone()),
+            )
+            .await?;
+    }
+    producer.flush(Duration::from_secs(120)).await?;
+    producer.close().await;
+
+    let config = base
+        .group_id(format!("perf-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")?;
+    let mut consumer = purekafka::Consumer::builder(config).build().await?;
+    consumer.subscribe(&[topic.as_str()])?;
+    let cpu_start = cpu_seconds();
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    for _ in 0..o.messages {
+        let msg = consumer.recv().await?;
+        bytes += msg.value.as_ref().map_or(0, Bytes::len) + msg.key.as_ref().map_or(0, Bytes::len);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
+    consumer.close().await?;
+    admin.delete_topic(&topic).await?;
+    println!(
+        "{{\"workload\":\"consume\",\"messages\":{},\"size\":{},\"compression\":\"{}\",\"partitions\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.2},\"client_cpu_s\":{:.2}}}",
+        o.messages,
+        o.size,
+        o.compression,
+        o.partitions,
+        o.messages as f64 / elapsed,
+        bytes as f64 / elapsed / 1e6,
+        cpu,
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.split_first() {
         Some((cmd, rest)) if cmd == "produce" => produce(parse(rest)?).await,
-        _ => Err("usage: perf produce [--messages N] [--size B] [--acks A] [--compression C] [--partitions P] [--linger-ms MS]".into()),
+        Some((cmd, rest)) if cmd == "consume" => consume(parse(rest)?).await,
+        _ => Err("usage: perf produce|consume [--messages N] [--size B] [--acks A] [--compression C] [--partitions P] [--linger-ms MS]".into()),
     }
 }

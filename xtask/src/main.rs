@@ -21,6 +21,8 @@ commands:
                [--partitions P] [--linger-ms MS]
                         produce to the local Kafka with a release build and print
                         one JSON line: msgs_per_s, mb_per_s, client_cpu_s, p50/p99_ack_ms
+  perf consume [same options]
+                        fill a topic, then time a group member reading it all
   kafka up [--brokers 1|3] [--version X.Y.Z] [--timeout SECS]
                         start the local Kafka cluster (no-op when already up);
                         versions 4.x (default 4.4.0), 3.9.x, 2.8.x (ZooKeeper);
