@@ -192,3 +192,86 @@ async fn subscribing_needs_a_group_id() {
         "{err:?}"
     );
 }
+
+/// The Java client's console consumer, as a member of `group` reading `topic`.
+fn java_member(group: &str, topic: &str) -> std::process::Child {
+    let libs = std::env::var("PUREKAFKA_KAFKA_LIBS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/dist/4.4.0/libs").to_owned()
+    });
+    std::process::Command::new("java")
+        .args([
+            "-cp",
+            &format!("{libs}/*"),
+            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        ])
+        .args(["--bootstrap-server", &crate::common::plaintext_addr()])
+        .args(["--topic", topic, "--group", group])
+        .args(["--consumer-property", "heartbeat.interval.ms=200"])
+        .args(["--consumer-property", "session.timeout.ms=6000"])
+        .args([
+            "--consumer-property",
+            "partition.assignment.strategy=org.apache.kafka.clients.consumer.RangeAssignor",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("java runs the Java client's console consumer")
+}
+
+/// A group of a Java member (the leader: it joins first, so the Java RangeAssignor reads our
+/// subscription) and a purekafka member: the partitions split between them, and all come back
+/// to purekafka when the Java member is killed and its session times out.
+#[tokio::test]
+async fn a_java_member_and_a_purekafka_member_share_a_group() {
+    let topic = unique_topic("mixed");
+    admin().await.create_topic(&topic, 6, 1).await.unwrap();
+    let group = unique_topic("g");
+    let mut java = java_member(&group, &topic);
+    // Let the Java member form the group first.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ours = Member::spawn(
+        member(&group)
+            .set("partition.assignment.strategy", "range")
+            .unwrap(),
+        &topic,
+    );
+    eventually(
+        "purekafka holds 3 of 6 partitions beside the Java member",
+        || ours.partitions().len() == 3,
+    )
+    .await;
+    java.kill().unwrap();
+    let _ = java.wait();
+    eventually("purekafka holds all 6 once the Java member is gone", || {
+        ours.partitions().len() == 6
+    })
+    .await;
+    ours.leave().await;
+}
+
+/// The other way round: purekafka leads (and assigns), the Java member joins and must read the
+/// assignment purekafka wrote for it.
+#[tokio::test]
+async fn a_java_member_takes_its_share_from_a_purekafka_leader() {
+    let topic = unique_topic("mixed-lead");
+    admin().await.create_topic(&topic, 6, 1).await.unwrap();
+    let group = unique_topic("g");
+    let ours = Member::spawn(
+        member(&group)
+            .set("partition.assignment.strategy", "range")
+            .unwrap(),
+        &topic,
+    );
+    eventually("purekafka holds all 6 partitions alone", || {
+        ours.partitions().len() == 6
+    })
+    .await;
+    let mut java = java_member(&group, &topic);
+    eventually("purekafka gave 3 partitions to the Java member", || {
+        ours.partitions().len() == 3
+    })
+    .await;
+    java.kill().unwrap();
+    let _ = java.wait();
+    ours.leave().await;
+}

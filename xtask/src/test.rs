@@ -32,9 +32,15 @@ pub fn test() -> Result<(), String> {
     no_c_compilation()?;
 
     let mut tests = cargo(&["test", "--workspace"]);
+    let kafka = root().join("target/kafka");
     tests
         .env("PUREKAFKA_PLAINTEXT", cluster.plaintext_bootstrap())
-        .env("PUREKAFKA_SASL", cluster.sasl_bootstrap());
+        .env("PUREKAFKA_SASL", cluster.sasl_bootstrap())
+        .env("PUREKAFKA_DATA_DIR", kafka.join("run/broker-1/data"))
+        .env(
+            "PUREKAFKA_KAFKA_LIBS",
+            kafka.join("dist").join(&cluster.version).join("libs"),
+        );
     check(tests)?;
 
     musl_examples()?;
