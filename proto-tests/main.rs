@@ -6,6 +6,7 @@
 
 mod admin;
 mod common;
+mod consumer;
 mod consumer_group;
 mod produce_fetch;
 mod producer;

@@ -218,6 +218,8 @@ pub struct ConsumerConfig {
     pub auto_commit_interval: Duration,
     /// `group.instance.id`: static membership (KIP-345).
     pub group_instance_id: Option<String>,
+    /// `check.crcs`: verify each fetched batch's CRC32C (on by default, as in the Java client).
+    pub check_crcs: bool,
 }
 
 /// The whole client configuration. Build it from librdkafka property names with
@@ -297,6 +299,7 @@ impl Default for ClientConfig {
                 enable_auto_commit: true,
                 auto_commit_interval: Duration::from_millis(5000),
                 group_instance_id: None,
+                check_crcs: true,
             },
         }
     }

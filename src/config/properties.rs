@@ -130,6 +130,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "enable.auto.commit" => k.enable_auto_commit = v.boolean()?,
         "auto.commit.interval.ms" => k.auto_commit_interval = v.millis(1, 86_400_000)?,
         "group.instance.id" => k.group_instance_id = Some(value.to_owned()),
+        "check.crcs" => k.check_crcs = v.boolean()?,
         "max.partition.fetch.bytes" | "fetch.message.max.bytes" => {
             k.max_partition_fetch_bytes = v.int(1, 1_000_000_000)? as i32
         }

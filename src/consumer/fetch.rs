@@ -1,6 +1,6 @@
 //! ListOffsets and Fetch for the consumer: one request per leader, answers decoded zero-copy.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -13,19 +13,49 @@ use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
 use crate::protocol::records::BatchDecoder;
 
-/// Fetches once from every leader of the assigned partitions and appends what arrived to
-/// `out`, advancing `positions`. Returns true when a partition answered with a retriable error
-/// (its leader moved, or the topic is still being created): the caller backs off before the
-/// next fetch rather than asking again at once.
+/// What the consumer knows of its partitions between fetches.
+#[derive(Default)]
+pub(super) struct FetchState {
+    /// Next offset to fetch, per assigned partition.
+    pub positions: BTreeMap<TopicPartition, i64>,
+    /// The high watermark each partition reported in its last fetch.
+    pub high_watermarks: BTreeMap<TopicPartition, i64>,
+    /// Assigned partitions not fetched until resumed.
+    pub paused: BTreeSet<TopicPartition>,
+    /// Fetched messages not yet handed out.
+    pub buffered: VecDeque<Message>,
+}
+
+impl FetchState {
+    /// Forgets everything: a new assignment follows.
+    pub fn clear(&mut self) {
+        *self = FetchState::default();
+    }
+}
+
+/// Fetches once from every leader of the assigned, unpaused partitions and appends what
+/// arrived to `state.buffered`, advancing positions. Returns true when a partition answered
+/// with a retriable error (its leader moved, or the topic is still being created): the caller
+/// backs off before the next fetch rather than asking again at once.
 pub(super) async fn fetch_once(
     cluster: &Cluster,
     config: &ConsumerConfig,
     decompression_limit: usize,
-    positions: &mut BTreeMap<TopicPartition, i64>,
-    out: &mut VecDeque<Message>,
+    state: &mut FetchState,
 ) -> Result<bool, Error> {
+    let FetchState {
+        positions,
+        high_watermarks,
+        paused,
+        buffered: out,
+    } = state;
     let mut retriable = false;
-    let groups = by_leader(cluster, positions.keys().cloned()).await?;
+    let active: Vec<TopicPartition> = positions
+        .keys()
+        .filter(|tp| !paused.contains(*tp))
+        .cloned()
+        .collect();
+    let groups = by_leader(cluster, active).await?;
     let mut requests = tokio::task::JoinSet::new();
     for (leader, tps) in groups {
         let conn = cluster.broker(leader).await?;
@@ -104,8 +134,9 @@ pub(super) async fn fetch_once(
                         });
                     }
                 }
+                high_watermarks.insert(tp.clone(), p.high_watermark);
                 let Some(records) = p.records else { continue };
-                for batch in BatchDecoder::new(records, true, decompression_limit) {
+                for batch in BatchDecoder::new(records, config.check_crcs, decompression_limit) {
                     let batch = batch.map_err(|e| Error::CorruptBatch {
                         topic: topic.to_string(),
                         partition: p.partition_index,

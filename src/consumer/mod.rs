@@ -11,15 +11,18 @@
 
 mod assignor;
 mod fetch;
+
+use fetch::FetchState;
 mod group;
 
 pub use assignor::Assignor;
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -86,9 +89,8 @@ impl ConsumerBuilder {
             cluster,
             config: self.config.consumer.clone(),
             decompression_limit: self.config.common.receive_message_max_bytes,
-            positions: BTreeMap::new(),
+            state: FetchState::default(),
             consumed: BTreeMap::new(),
-            buffered: VecDeque::new(),
             group: None,
             last_commit: Instant::now(),
         })
@@ -139,11 +141,10 @@ pub struct Consumer {
     config: ConsumerConfig,
     /// The most bytes one compressed batch may inflate to (`receive.message.max.bytes`).
     decompression_limit: usize,
-    /// Next offset to fetch, per assigned partition.
-    positions: BTreeMap<(Arc<str>, i32), i64>,
+    /// Positions, watermarks, paused partitions and fetched messages.
+    state: FetchState,
     /// Next offset after what was handed to the application: what commits store.
     consumed: BTreeMap<(Arc<str>, i32), i64>,
-    buffered: VecDeque<Message>,
     /// Group membership, after `subscribe`.
     group: Option<Group>,
     last_commit: Instant,
@@ -182,13 +183,16 @@ impl Consumer {
             Offset::Earliest => self.cluster.list_offsets(&partitions, EARLIEST).await?,
             Offset::Latest => self.cluster.list_offsets(&partitions, LATEST).await?,
         };
-        self.positions.extend(offsets);
+        self.state.positions.extend(offsets);
         Ok(())
     }
 
     /// The next offset to be read from each assigned partition.
     pub fn positions(&self) -> impl Iterator<Item = (&str, i32, i64)> {
-        self.positions.iter().map(|((t, p), o)| (&**t, *p, *o))
+        self.state
+            .positions
+            .iter()
+            .map(|((t, p), o)| (&**t, *p, *o))
     }
 
     /// Joins the consumer group (`group.id`) with a subscription to `topics`. Partitions are
@@ -210,15 +214,15 @@ impl Consumer {
             member: Arc::new(tokio::sync::Mutex::new(member)),
             joining: None,
         });
-        self.positions.clear();
+        self.state.clear();
         self.consumed.clear();
-        self.buffered.clear();
         Ok(())
     }
 
     /// The partitions currently assigned, sorted.
     pub fn assignment(&self) -> Vec<(String, i32)> {
-        self.positions
+        self.state
+            .positions
             .keys()
             .map(|(t, p)| (t.to_string(), *p))
             .collect()
@@ -241,30 +245,27 @@ impl Consumer {
             {
                 self.commit_consumed().await?;
             }
-            if let Some(msg) = self.buffered.pop_front() {
+            if let Some(msg) = self.state.buffered.pop_front() {
                 self.consumed
                     .insert((msg.topic.clone(), msg.partition), msg.offset + 1);
                 return Ok(msg);
             }
-            if self.positions.is_empty() {
-                match self.group {
-                    // A member with no partitions waits for the next rebalance.
-                    Some(_) => {
-                        tokio::time::sleep(self.config.fetch_wait_max).await;
-                        continue;
-                    }
-                    None => return Err(Error::NoAssignment),
-                }
+            if self.state.positions.is_empty() && self.group.is_none() {
+                return Err(Error::NoAssignment);
+            }
+            if self.state.positions.len() == self.state.paused.len() {
+                // No partitions, or all paused: wait for a rebalance or a resume.
+                tokio::time::sleep(self.config.fetch_wait_max).await;
+                continue;
             }
             let back_off = fetch::fetch_once(
                 &self.cluster,
                 &self.config,
                 self.decompression_limit,
-                &mut self.positions,
-                &mut self.buffered,
+                &mut self.state,
             )
             .await?;
-            if back_off && self.buffered.is_empty() {
+            if back_off && self.state.buffered.is_empty() {
                 tokio::time::sleep(self.config.fetch_error_backoff).await;
             }
         }
@@ -281,9 +282,8 @@ impl Consumer {
                     tracing::debug!(error = %e, "commit before rebalance failed");
                 }
             }
-            self.positions.clear();
+            self.state.clear();
             self.consumed.clear();
-            self.buffered.clear();
             let group = self.group.as_mut().expect("called for group members");
             let (member, cluster, reset) = (
                 group.member.clone(),
@@ -304,7 +304,7 @@ impl Consumer {
         group.joining = None;
         let positions =
             joined.map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))??;
-        self.positions.extend(positions);
+        self.state.positions.extend(positions);
         tracing::debug!(assignment = ?self.assignment(), "joined the group");
         Ok(())
     }
@@ -317,6 +317,72 @@ impl Consumer {
             }));
         }
         self.commit_consumed().await
+    }
+
+    /// Waits up to `timeout` for messages and returns all that are ready (empty when none came
+    /// in time): the batch-at-a-time way of [`Consumer::recv`].
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<Message>, Error> {
+        let first = match tokio::time::timeout(timeout, self.recv()).await {
+            Ok(msg) => msg?,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut out = Vec::with_capacity(1 + self.state.buffered.len());
+        out.push(first);
+        while let Some(msg) = self.state.buffered.pop_front() {
+            self.consumed
+                .insert((msg.topic.clone(), msg.partition), msg.offset + 1);
+            out.push(msg);
+        }
+        Ok(out)
+    }
+
+    /// Moves an assigned partition to `offset`: the next message from it is the one at `offset`.
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) -> Result<(), Error> {
+        let key = self.assigned(topic, partition)?;
+        self.state.positions.insert(key.clone(), offset);
+        self.state
+            .buffered
+            .retain(|m| (&m.topic, m.partition) != (&key.0, key.1));
+        Ok(())
+    }
+
+    /// Stops fetching an assigned partition until [`Consumer::resume`]; messages already
+    /// fetched from it are still handed out.
+    pub fn pause(&mut self, topic: &str, partition: i32) -> Result<(), Error> {
+        let key = self.assigned(topic, partition)?;
+        self.state.paused.insert(key);
+        Ok(())
+    }
+
+    /// Fetches a paused partition again.
+    pub fn resume(&mut self, topic: &str, partition: i32) -> Result<(), Error> {
+        let key = self.assigned(topic, partition)?;
+        self.state.paused.remove(&key);
+        Ok(())
+    }
+
+    /// The partition's high watermark (the offset after its last committed record) as of the
+    /// last fetch, and the lag: how many records lie between the consumer's position and it.
+    pub fn watermark_and_lag(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
+        let key = (Arc::from(topic), partition);
+        let high = *self.state.high_watermarks.get(&key)?;
+        // What was handed out counts as consumed; fetched but buffered messages do not.
+        let position = match self.consumed.get(&key) {
+            Some(&next) => next,
+            None => *self.state.positions.get(&key)?,
+        };
+        Some((high, (high - position).max(0)))
+    }
+
+    fn assigned(&self, topic: &str, partition: i32) -> Result<(Arc<str>, i32), Error> {
+        self.state
+            .positions
+            .keys()
+            .find(|(t, p)| &**t == topic && *p == partition)
+            .cloned()
+            .ok_or_else(|| {
+                Error::UnknownTopicOrPartition(format!("{topic}[{partition}] is not assigned"))
+            })
     }
 
     async fn commit_consumed(&mut self) -> Result<(), Error> {

@@ -1,0 +1,98 @@
+//! The consumer's controls: poll, seek, pause and resume, watermarks and lag.
+
+use std::time::Duration;
+
+use purekafka::{Consumer, Offset, Producer, ProducerRecord};
+
+use crate::common::{admin, plaintext, unique_topic};
+
+async fn topic_with(n: usize, partitions: i32) -> String {
+    let topic = unique_topic("controls");
+    admin()
+        .await
+        .create_topic(&topic, partitions, 1)
+        .await
+        .unwrap();
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    for i in 0..n {
+        producer
+            .send(
+                ProducerRecord::new(&topic)
+                    .partition(i as i32 % partitions)
+                    .value(format!("{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    topic
+}
+
+async fn assigned(topic: &str, partitions: i32) -> Consumer {
+    let mut consumer = Consumer::builder(plaintext()).build().await.unwrap();
+    consumer
+        .assign((0..partitions).map(|p| (topic, p)), Offset::Earliest)
+        .await
+        .unwrap();
+    consumer
+}
+
+#[tokio::test]
+async fn poll_returns_batches_and_nothing_when_idle() {
+    let topic = topic_with(20, 1).await;
+    let mut consumer = assigned(&topic, 1).await;
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        let batch = consumer.poll(Duration::from_secs(10)).await.unwrap();
+        assert!(!batch.is_empty());
+        got.extend(batch.into_iter().map(|m| m.offset));
+    }
+    assert_eq!(got, (0..20).collect::<Vec<i64>>());
+    assert!(consumer
+        .poll(Duration::from_millis(700))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn seek_rereads_and_watermarks_give_the_lag() {
+    let topic = topic_with(10, 1).await;
+    let mut consumer = assigned(&topic, 1).await;
+    for expected in 0..4 {
+        assert_eq!(consumer.recv().await.unwrap().offset, expected);
+    }
+    assert_eq!(consumer.watermark_and_lag(&topic, 0), Some((10, 6)));
+    consumer.seek(&topic, 0, 1).unwrap();
+    assert_eq!(consumer.recv().await.unwrap().offset, 1);
+    assert!(
+        consumer.seek(&topic, 7, 0).is_err(),
+        "partition 7 is not assigned"
+    );
+}
+
+#[tokio::test]
+async fn paused_partitions_wait_for_resume() {
+    let topic = topic_with(10, 2).await;
+    let mut consumer = assigned(&topic, 2).await;
+    consumer.pause(&topic, 1).unwrap();
+    let mut from_zero = 0;
+    while from_zero < 5 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg.partition, 0, "partition 1 is paused");
+        from_zero += 1;
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), consumer.recv())
+            .await
+            .is_err()
+    );
+    consumer.resume(&topic, 1).unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.partition, 1);
+}
