@@ -139,8 +139,14 @@ static PROXIED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// 127.0.0.1:9095). Hold the guard for as long as the proxy is in use.
 pub async fn proxied() -> (tokio::sync::MutexGuard<'static, ()>, Proxy) {
     let turn = PROXIED.lock().await;
-    let listen = std::env::var("PUREKAFKA_PROXIED").unwrap_or_else(|_| "127.0.0.1:19095".into());
-    let target =
-        std::env::var("PUREKAFKA_PROXIED_TARGET").unwrap_or_else(|_| "127.0.0.1:9095".into());
+    let (listen, target) = proxied_addrs();
     (turn, Proxy::listen(&listen, target).await)
+}
+
+/// Where the PROXIED listener sends clients, and the listener itself.
+pub fn proxied_addrs() -> (String, String) {
+    (
+        std::env::var("PUREKAFKA_PROXIED").unwrap_or_else(|_| "127.0.0.1:19095".into()),
+        std::env::var("PUREKAFKA_PROXIED_TARGET").unwrap_or_else(|_| "127.0.0.1:9095".into()),
+    )
 }

@@ -275,3 +275,87 @@ async fn a_java_member_takes_its_share_from_a_purekafka_leader() {
     let _ = java.wait();
     ours.leave().await;
 }
+
+/// A member hears of every change to its partitions: assigned alone, revoked when another
+/// member joins, then assigned its share.
+#[tokio::test]
+async fn rebalance_events_tell_the_application() {
+    use purekafka::RebalanceEvent::{Assigned, Revoked};
+    let topic = unique_topic("events");
+    admin().await.create_topic(&topic, 4, 1).await.unwrap();
+    let group = unique_topic("g");
+    let mut consumer = Consumer::builder(member(&group)).build().await.unwrap();
+    let mut events = consumer.rebalance_events();
+    consumer.subscribe(&[&topic]).unwrap();
+    let all: Vec<(String, i32)> = (0..4).map(|p| (topic.clone(), p)).collect();
+    let mut seen = Vec::new();
+    let mut other = None;
+    for _ in 0..300 {
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+        while let Some(event) = events.try_recv() {
+            seen.push(event);
+        }
+        if seen == [Assigned(all.clone())] && other.is_none() {
+            other = Some(Member::spawn(member(&group), &topic));
+        }
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0], Assigned(all.clone()));
+    assert_eq!(seen[1], Revoked(all));
+    assert!(
+        matches!(&seen[2], Assigned(share) if share.len() == 2),
+        "{seen:?}"
+    );
+    other.unwrap().leave().await;
+    consumer.close().await.unwrap();
+}
+
+/// A member cut off from the coordinator for longer than its session learns its partitions
+/// were lost (not revoked: nothing is committed), and rejoins once it can.
+#[tokio::test]
+async fn a_member_cut_off_past_its_session_loses_its_partitions() {
+    use purekafka::RebalanceEvent::{Assigned, Lost};
+    let topic = unique_topic("lost");
+    admin().await.create_topic(&topic, 2, 1).await.unwrap();
+    let (_turn, proxy) = crate::common::proxied().await;
+    let config = ClientConfig::new()
+        .bootstrap_servers([proxy.addr.clone()])
+        .group_id(unique_topic("g"))
+        .set("heartbeat.interval.ms", 200)
+        .unwrap()
+        .set("session.timeout.ms", 6000)
+        .unwrap()
+        .set("request.timeout.ms", 1000)
+        .unwrap();
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    let mut events = consumer.rebalance_events();
+    consumer.subscribe(&[&topic]).unwrap();
+    let all: Vec<(String, i32)> = (0..2).map(|p| (topic.clone(), p)).collect();
+    let _ = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await;
+    assert_eq!(events.try_recv(), Some(Assigned(all.clone())));
+    // Cut the member off for longer than its session.
+    proxy.close();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+    }
+    drop(proxy);
+    let (listen, target) = crate::common::proxied_addrs();
+    let proxy = crate::common::Proxy::listen(&listen, target).await;
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+        while let Some(event) = events.try_recv() {
+            seen.push(event);
+        }
+        if seen.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, [Lost(all.clone()), Assigned(all)]);
+    consumer.close().await.unwrap();
+    drop(proxy);
+}

@@ -36,7 +36,9 @@ pub use admin::{Admin, AdminBuilder};
 pub use config::{
     Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, SaslMechanism, Secret, SecurityProtocol,
 };
-pub use consumer::{Assignor, Consumer, ConsumerBuilder, Message, Offset};
+pub use consumer::{
+    Assignor, Consumer, ConsumerBuilder, Message, Offset, RebalanceEvent, RebalanceEvents,
+};
 pub use error::{ConfigError, Error, KafkaCode, Result};
 pub use producer::{
     murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports, Partitioner,

@@ -16,7 +16,7 @@
 //! nor a long fetch ever delays a heartbeat.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,51 @@ fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
 
+/// Whether, and why, the member must join again. Shared by the member, its heartbeat task and
+/// the consumer.
+#[derive(Clone, Debug)]
+pub(crate) struct Rejoin(Arc<AtomicU8>);
+
+impl Rejoin {
+    const NO: u8 = 0;
+    /// The group is rebalancing: the partitions are revoked in good order.
+    const REBALANCE: u8 = 1;
+    /// The coordinator no longer counts this member in: its partitions may already be elsewhere.
+    const LOST: u8 = 2;
+
+    fn new() -> Self {
+        Rejoin(Arc::new(AtomicU8::new(Rejoin::REBALANCE)))
+    }
+
+    /// True while the member must join before fetching.
+    pub fn needed(&self) -> bool {
+        self.0.load(Ordering::Acquire) != Rejoin::NO
+    }
+
+    /// True when the partitions were lost rather than revoked.
+    pub fn lost(&self) -> bool {
+        self.0.load(Ordering::Acquire) == Rejoin::LOST
+    }
+
+    fn rebalance(&self) {
+        // A loss is not downgraded to a rebalance.
+        let _ = self.0.compare_exchange(
+            Rejoin::NO,
+            Rejoin::REBALANCE,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    fn lose(&self) {
+        self.0.store(Rejoin::LOST, Ordering::Release);
+    }
+
+    fn clear(&self) {
+        self.0.store(Rejoin::NO, Ordering::Release);
+    }
+}
+
 /// One member of a classic group.
 pub(crate) struct GroupMember {
     cluster: Cluster,
@@ -62,7 +107,7 @@ pub(crate) struct GroupMember {
     member_id: String,
     generation: i32,
     /// Set by the heartbeat task when the member must join again.
-    rejoin: Arc<AtomicBool>,
+    rejoin: Rejoin,
     heartbeat: Option<JoinHandle<()>>,
 }
 
@@ -89,14 +134,15 @@ impl GroupMember {
             coordinator: None,
             member_id: String::new(),
             generation: -1,
-            rejoin: Arc::new(AtomicBool::new(true)),
+            rejoin: Rejoin::new(),
             heartbeat: None,
         }
     }
 
-    /// Set while the member must (re)join before fetching: not yet joined, or the group is
-    /// rebalancing. Shared, so it can be read without waiting for the member.
-    pub fn rejoin_flag(&self) -> Arc<AtomicBool> {
+    /// Whether the member must (re)join before fetching: not yet joined, the group is
+    /// rebalancing, or the member was dropped. Shared, so it can be read without waiting for the
+    /// member.
+    pub fn rejoin(&self) -> Rejoin {
         self.rejoin.clone()
     }
 
@@ -151,7 +197,7 @@ impl GroupMember {
         loop {
             match self.join_once().await? {
                 Some(assignment) => {
-                    self.rejoin.store(false, Ordering::Release);
+                    self.rejoin.clear();
                     self.start_heartbeat().await?;
                     return Ok(assignment);
                 }
@@ -334,7 +380,12 @@ impl GroupMember {
                     continue;
                 }
                 tracing::debug!(%group, code, "heartbeat asks to rejoin");
-                rejoin.store(true, Ordering::Release);
+                match code {
+                    codes::UNKNOWN_MEMBER_ID
+                    | codes::ILLEGAL_GENERATION
+                    | codes::FENCED_INSTANCE_ID => rejoin.lose(),
+                    _ => rejoin.rebalance(),
+                }
                 return;
             }
         }));
@@ -412,7 +463,7 @@ impl GroupMember {
                     code @ (codes::REBALANCE_IN_PROGRESS
                     | codes::ILLEGAL_GENERATION
                     | codes::UNKNOWN_MEMBER_ID) => {
-                        self.rejoin.store(true, Ordering::Release);
+                        self.rejoin.rebalance();
                         return Err(self.group_error("OffsetCommit", code));
                     }
                     code => return Err(self.group_error("OffsetCommit", code)),
@@ -445,7 +496,7 @@ impl GroupMember {
             .request_at(&request, version, conn.request_timeout())
             .await?;
         self.member_id.clear();
-        self.rejoin.store(true, Ordering::Release);
+        self.rejoin.rebalance();
         match response.error_code {
             0 | codes::UNKNOWN_MEMBER_ID => Ok(()),
             code => Err(self.group_error("LeaveGroup", code)),

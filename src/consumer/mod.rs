@@ -20,10 +20,10 @@ pub use assignor::Assignor;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -36,7 +36,7 @@ use crate::error::ConfigError;
 use crate::error::Error;
 use crate::protocol::consumer_protocol::TopicPartitions;
 use crate::protocol::records::Header;
-use group::GroupMember;
+use group::{GroupMember, Rejoin};
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,37 @@ impl fmt::Display for Message {
     }
 }
 
+/// A change to a group member's partitions, reported as it happens (see
+/// [`Consumer::rebalance_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RebalanceEvent {
+    /// These partitions now belong to this member; each starts at its committed offset.
+    Assigned(Vec<(String, i32)>),
+    /// These partitions are taken away in good order (the group is rebalancing); with
+    /// `enable.auto.commit` their positions were committed first.
+    Revoked(Vec<(String, i32)>),
+    /// These partitions were lost: the group dropped this member (for example its session
+    /// expired), so another member may already be reading them. Nothing was committed.
+    Lost(Vec<(String, i32)>),
+}
+
+/// The stream of a consumer's [`RebalanceEvent`]s.
+#[derive(Debug)]
+pub struct RebalanceEvents(mpsc::UnboundedReceiver<RebalanceEvent>);
+
+impl RebalanceEvents {
+    /// The next event; `None` once the consumer is gone.
+    pub async fn recv(&mut self) -> Option<RebalanceEvent> {
+        self.0.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<RebalanceEvent> {
+        self.0.try_recv().ok()
+    }
+}
+
 /// Builds a [`Consumer`].
 #[derive(Debug)]
 pub struct ConsumerBuilder {
@@ -93,6 +124,7 @@ impl ConsumerBuilder {
             consumed: BTreeMap::new(),
             group: None,
             last_commit: Instant::now(),
+            events: None,
         })
     }
 }
@@ -101,7 +133,7 @@ impl ConsumerBuilder {
 struct Group {
     member: Arc<tokio::sync::Mutex<GroupMember>>,
     /// Set by the member's heartbeats when it must rejoin.
-    rejoin: Arc<AtomicBool>,
+    rejoin: Rejoin,
     /// A join in progress, with the positions it will start from. It runs as a task of its
     /// own, so a `recv` cancelled by its caller's timeout does not abandon the rebalance; the
     /// next `recv` waits for the same join.
@@ -148,6 +180,8 @@ pub struct Consumer {
     /// Group membership, after `subscribe`.
     group: Option<Group>,
     last_commit: Instant,
+    /// Where rebalance events go, once asked for.
+    events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
 }
 
 impl Consumer {
@@ -210,13 +244,27 @@ impl Consumer {
         let topics = topics.iter().map(|t| t.as_ref().to_owned()).collect();
         let member = GroupMember::new(self.cluster.clone(), group_id, self.config.clone(), topics);
         self.group = Some(Group {
-            rejoin: member.rejoin_flag(),
+            rejoin: member.rejoin(),
             member: Arc::new(tokio::sync::Mutex::new(member)),
             joining: None,
         });
         self.state.clear();
         self.consumed.clear();
         Ok(())
+    }
+
+    /// Reports every change to this member's partitions from now on: assigned, revoked, lost.
+    /// Events are sent from within [`Consumer::recv`], where rebalances happen.
+    pub fn rebalance_events(&mut self) -> RebalanceEvents {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.events = Some(tx);
+        RebalanceEvents(rx)
+    }
+
+    fn event(&self, event: RebalanceEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
     }
 
     /// The partitions currently assigned, sorted.
@@ -235,7 +283,7 @@ impl Consumer {
             if self
                 .group
                 .as_ref()
-                .is_some_and(|g| g.joining.is_some() || g.rejoin.load(Ordering::Acquire))
+                .is_some_and(|g| g.joining.is_some() || g.rejoin.needed())
             {
                 self.rebalance().await?;
             }
@@ -275,11 +323,23 @@ impl Consumer {
     /// to be revoked), takes the new assignment and starts each partition at its committed
     /// offset.
     async fn rebalance(&mut self) -> Result<(), Error> {
-        let group = self.group.as_mut().expect("called for group members");
+        let group = self.group.as_ref().expect("called for group members");
         if group.joining.is_none() {
-            if self.config.enable_auto_commit && !self.consumed.is_empty() {
-                if let Err(e) = self.commit_consumed().await {
-                    tracing::debug!(error = %e, "commit before rebalance failed");
+            let lost = group.rejoin.lost();
+            let previous = self.assignment();
+            if lost {
+                // Too late to commit: the partitions may already be someone else's.
+                if !previous.is_empty() {
+                    self.event(RebalanceEvent::Lost(previous));
+                }
+            } else {
+                if self.config.enable_auto_commit && !self.consumed.is_empty() {
+                    if let Err(e) = self.commit_consumed().await {
+                        tracing::debug!(error = %e, "commit before rebalance failed");
+                    }
+                }
+                if !previous.is_empty() {
+                    self.event(RebalanceEvent::Revoked(previous));
                 }
             }
             self.state.clear();
@@ -306,6 +366,7 @@ impl Consumer {
             joined.map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))??;
         self.state.positions.extend(positions);
         tracing::debug!(assignment = ?self.assignment(), "joined the group");
+        self.event(RebalanceEvent::Assigned(self.assignment()));
         Ok(())
     }
 
