@@ -359,3 +359,49 @@ async fn a_member_cut_off_past_its_session_loses_its_partitions() {
     consumer.close().await.unwrap();
     drop(proxy);
 }
+
+/// Static members (group.instance.id): one closes and comes back within its session, and takes
+/// up the same partitions with no rebalance: the other member's assignment never moves.
+#[tokio::test]
+async fn a_static_member_comes_back_without_a_rebalance() {
+    let topic = unique_topic("static");
+    admin().await.create_topic(&topic, 4, 1).await.unwrap();
+    let group = unique_topic("g");
+    let config = |instance: &str| {
+        member(&group)
+            .set("group.instance.id", instance)
+            .unwrap()
+            .set("session.timeout.ms", 20_000)
+            .unwrap()
+    };
+    let a = Member::spawn(config("static-a"), &topic);
+    eventually("a holds all 4", || a.partitions().len() == 4).await;
+    let b = Member::spawn(config("static-b"), &topic);
+    eventually("a and b hold 2 each", || {
+        a.partitions().len() == 2 && b.partitions().len() == 2
+    })
+    .await;
+    let (a_share, b_share) = (a.partitions(), b.partitions());
+    a.leave().await;
+    let mut b_seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        b_seen.insert(b.partitions());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = Member::spawn(config("static-a"), &topic);
+    eventually("the returning member holds its old share", || {
+        again.partitions() == a_share
+    })
+    .await;
+    for _ in 0..20 {
+        b_seen.insert(b.partitions());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b_seen.into_iter().collect::<Vec<_>>(),
+        [b_share],
+        "b was never rebalanced"
+    );
+    again.leave().await;
+    b.leave().await;
+}

@@ -473,12 +473,14 @@ impl GroupMember {
         Ok(())
     }
 
-    /// Leaves the group, so its partitions move to other members at once.
+    /// Leaves the group, so its partitions move to other members at once. A static member
+    /// (`group.instance.id`) does not leave, as in the Java client (KIP-345): its partitions
+    /// wait for it to come back within its session, with no rebalance.
     pub async fn leave(&mut self) -> Result<(), Error> {
         if let Some(task) = self.heartbeat.take() {
             task.abort();
         }
-        if self.member_id.is_empty() {
+        if self.member_id.is_empty() || self.config.group_instance_id.is_some() {
             return Ok(());
         }
         let conn = self.coordinator().await?;

@@ -460,7 +460,9 @@ impl Consumer {
     }
 
     /// Closes the consumer: commits what was consumed (with `enable.auto.commit`) and leaves the
-    /// group, so its partitions move to the other members at once.
+    /// group, so its partitions move to the other members at once. A static member
+    /// (`group.instance.id`) stays in the group for its session, so that coming back with the
+    /// same instance id takes up the same partitions without a rebalance.
     pub async fn close(mut self) -> Result<(), Error> {
         if self.group.is_some() && self.config.enable_auto_commit {
             self.commit_consumed().await?;
