@@ -96,3 +96,45 @@ async fn paused_partitions_wait_for_resume() {
         .unwrap();
     assert_eq!(msg.partition, 1);
 }
+
+/// Compressed batches that together inflate past receive.message.max.bytes are decoded a
+/// fetch's budget at a time: everything arrives, nothing is skipped.
+#[tokio::test]
+async fn compressed_fetches_stay_within_their_budget() {
+    let topic = unique_topic("budget");
+    admin().await.create_topic(&topic, 3, 1).await.unwrap();
+    let producer = Producer::builder(plaintext().set("compression.type", "gzip").unwrap())
+        .build()
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    for i in 0..900 {
+        let value = format!("{i:06}{}", "x".repeat(94));
+        let record = ProducerRecord::new(&topic).partition(i % 3).value(value);
+        pending.push(producer.produce(record).await.unwrap());
+    }
+    for d in pending {
+        d.await.unwrap();
+    }
+    // Each partition's batch inflates to about 30 KB; the budget holds one and a half.
+    let config = plaintext()
+        .set("receive.message.max.bytes", 50_000)
+        .unwrap();
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    consumer
+        .assign((0..3).map(|p| (topic.as_str(), p)), Offset::Earliest)
+        .await
+        .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 900 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let n: usize = std::str::from_utf8(&msg.value.unwrap()[..6])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(seen.insert(n), "{n} twice");
+    }
+}

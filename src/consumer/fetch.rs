@@ -11,7 +11,7 @@ use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, E
 use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
-use crate::protocol::records::BatchDecoder;
+use crate::protocol::records::{BatchDecoder, DecodeError};
 
 /// What the consumer knows of its partitions between fetches.
 #[derive(Default)]
@@ -82,7 +82,13 @@ pub(super) async fn fetch_once(
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(config.fetch_wait_max.as_millis() as i32)
             .with_min_bytes(1)
-            .with_max_bytes(config.fetch_max_bytes)
+            // A response must fit in receive.message.max.bytes (which also bounds this
+            // function's decompression), with room for its headers.
+            .with_max_bytes(
+                config
+                    .fetch_max_bytes
+                    .min(decompression_limit.saturating_sub(512) as i32),
+            )
             .with_isolation_level(0)
             .with_session_id(0)
             .with_session_epoch(-1)
@@ -94,6 +100,9 @@ pub(super) async fn fetch_once(
         });
     }
     let mut reset: Vec<TopicPartition> = Vec::new();
+    // One decompression budget for the whole fetch: what compressed batches inflate to stays in
+    // memory until the messages are handed out. Batches beyond it are fetched again later.
+    let mut budget = decompression_limit;
     while let Some(joined) = requests.join_next().await {
         let response =
             joined.map_err(|e| Error::protocol("-", format!("fetch task failed: {e}")))??;
@@ -136,12 +145,25 @@ pub(super) async fn fetch_once(
                 }
                 high_watermarks.insert(tp.clone(), p.high_watermark);
                 let Some(records) = p.records else { continue };
-                for batch in BatchDecoder::new(records, config.check_crcs, decompression_limit) {
-                    let batch = batch.map_err(|e| Error::CorruptBatch {
-                        topic: topic.to_string(),
-                        partition: p.partition_index,
-                        reason: e.to_string(),
-                    })?;
+                let mut decoder = BatchDecoder::new(records, config.check_crcs, budget);
+                while let Some(batch) = decoder.next() {
+                    let batch = match batch {
+                        Ok(batch) => batch,
+                        // Over what is left of this fetch's budget, though within the whole:
+                        // stop here, and fetch this batch again once the buffer is handed out.
+                        Err(DecodeError::InflatesBeyond(_))
+                            if decoder.budget() < decompression_limit =>
+                        {
+                            break
+                        }
+                        Err(e) => {
+                            return Err(Error::CorruptBatch {
+                                topic: topic.to_string(),
+                                partition: p.partition_index,
+                                reason: e.to_string(),
+                            })
+                        }
+                    };
                     if !batch.is_control() {
                         out.extend(
                             batch
@@ -170,6 +192,7 @@ pub(super) async fn fetch_once(
                             })?;
                     *position = (*position).max(next);
                 }
+                budget = decoder.budget();
             }
         }
     }

@@ -30,6 +30,41 @@ pub enum Compression {
     Zstd,
 }
 
+/// Why a batch could not be decompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecompressError {
+    /// The output would exceed the limit.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The input is not valid for the codec.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for DecompressError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecompressError::TooLarge { limit } => {
+                write!(f, "decompressed batch exceeds {limit} bytes")
+            }
+            DecompressError::Corrupt(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<String> for DecompressError {
+    fn from(e: String) -> Self {
+        DecompressError::Corrupt(e)
+    }
+}
+
+impl From<&str> for DecompressError {
+    fn from(e: &str) -> Self {
+        DecompressError::Corrupt(e.to_owned())
+    }
+}
+
 /// The xerial snappy stream header: magic, version 1, minimum compatible version 1.
 const XERIAL_HEADER: [u8; 16] = [
     0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
@@ -126,7 +161,7 @@ impl Compression {
     }
 
     /// Decompresses `input`; more than `limit` bytes of output is an error.
-    pub fn decompress(self, input: &[u8], limit: usize) -> Result<Bytes, String> {
+    pub fn decompress(self, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
         let mut out = Vec::with_capacity(input.len().saturating_mul(4).min(limit));
         match self {
             Compression::None => read_limited(input, limit, &mut out)?,
@@ -161,12 +196,12 @@ impl Compression {
     }
 }
 
-fn too_large(limit: usize) -> String {
-    format!("decompressed batch exceeds {limit} bytes")
+fn too_large(limit: usize) -> DecompressError {
+    DecompressError::TooLarge { limit }
 }
 
 /// Reads all of `reader` into `out`, failing past `limit` bytes.
-fn read_limited(reader: impl Read, limit: usize, out: &mut Vec<u8>) -> Result<(), String> {
+fn read_limited(reader: impl Read, limit: usize, out: &mut Vec<u8>) -> Result<(), DecompressError> {
     let n = reader
         .take(limit as u64 + 1)
         .read_to_end(out)
@@ -178,7 +213,7 @@ fn read_limited(reader: impl Read, limit: usize, out: &mut Vec<u8>) -> Result<()
 }
 
 /// Reads xerial snappy blocks: `[i32 length][snappy block]…`.
-fn unxerial(mut input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), String> {
+fn unxerial(mut input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecompressError> {
     let mut dec = snap::raw::Decoder::new();
     while !input.is_empty() {
         let (len, rest) = input
@@ -230,7 +265,7 @@ mod tests {
             let mut packed = BytesMut::new();
             c.compress(&zeros, &mut packed).unwrap();
             let err = c.decompress(&packed, 1000).unwrap_err();
-            assert!(err.contains("exceeds 1000 bytes"), "{c:?}: {err}");
+            assert_eq!(err, DecompressError::TooLarge { limit: 1000 }, "{c:?}");
         }
     }
 

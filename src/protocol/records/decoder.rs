@@ -7,7 +7,7 @@ use super::{
     get_bytes, get_varint, Header, ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME,
     ATTR_TRANSACTIONAL, BATCH_HEADER_LEN, LENGTH_OFFSET, LOG_OVERHEAD,
 };
-use crate::protocol::compression::Compression;
+use crate::protocol::compression::{Compression, DecompressError};
 
 /// One decoded record. Key, value and headers share the fetched buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct Batch {
     pub base_sequence: i32,
     /// The records, in offset order.
     pub records: Vec<Record>,
+    /// Bytes the records took once decompressed (0 for an uncompressed batch).
+    pub inflated: usize,
 }
 
 impl Batch {
@@ -78,6 +80,8 @@ pub enum DecodeError {
     UnsupportedCompression(i16),
     /// The compressed records could not be decompressed.
     Decompression(String),
+    /// The compressed records would inflate beyond what is left of the decoder's budget.
+    InflatesBeyond(usize),
     /// The bytes end before what they announce, or a length is negative where it must not be.
     Malformed(&'static str),
 }
@@ -96,6 +100,9 @@ impl std::fmt::Display for DecodeError {
             DecodeError::UnsupportedMagic(m) => write!(f, "unsupported message format (magic {m})"),
             DecodeError::UnsupportedCompression(c) => write!(f, "unknown compression codec {c}"),
             DecodeError::Decompression(e) => write!(f, "cannot decompress batch: {e}"),
+            DecodeError::InflatesBeyond(limit) => {
+                write!(f, "decompressed batch exceeds the {limit} bytes left to decode")
+            }
             DecodeError::Malformed(what) => write!(f, "malformed batch: {what}"),
         }
     }
@@ -106,18 +113,25 @@ impl std::fmt::Display for DecodeError {
 pub struct BatchDecoder {
     buf: Bytes,
     check_crc: bool,
-    decompression_limit: usize,
+    /// Bytes compressed batches may still inflate to.
+    budget: usize,
 }
 
 impl BatchDecoder {
-    /// Decodes the batches in `buf`; `check_crc` verifies each batch's CRC32C. A compressed
-    /// batch may inflate to at most `decompression_limit` bytes.
-    pub fn new(buf: Bytes, check_crc: bool, decompression_limit: usize) -> Self {
+    /// Decodes the batches in `buf`; `check_crc` verifies each batch's CRC32C. Compressed
+    /// batches may inflate to `budget` bytes in all: a batch that would go beyond what is left
+    /// is [`DecodeError::InflatesBeyond`].
+    pub fn new(buf: Bytes, check_crc: bool, budget: usize) -> Self {
         BatchDecoder {
             buf,
             check_crc,
-            decompression_limit,
+            budget,
         }
+    }
+
+    /// What is left of the decompression budget.
+    pub fn budget(&self) -> usize {
+        self.budget
     }
 
     fn next_batch(&mut self) -> Result<Option<Batch>, DecodeError> {
@@ -173,11 +187,17 @@ impl BatchDecoder {
         let codec = attributes & ATTR_COMPRESSION_MASK;
         let mut batch = match Compression::from_id(codec) {
             Some(Compression::None) => batch,
-            Some(codec) => codec
-                .decompress(&batch, self.decompression_limit)
-                .map_err(DecodeError::Decompression)?,
+            Some(codec) => match codec.decompress(&batch, self.budget) {
+                Ok(inflated) => inflated,
+                Err(DecompressError::TooLarge { limit }) => {
+                    return Err(DecodeError::InflatesBeyond(limit))
+                }
+                Err(DecompressError::Corrupt(e)) => return Err(DecodeError::Decompression(e)),
+            },
             None => return Err(DecodeError::UnsupportedCompression(codec)),
         };
+        let inflated = if codec == 0 { 0 } else { batch.len() };
+        self.budget -= inflated;
         let log_append = attributes & ATTR_LOG_APPEND_TIME != 0;
         // Each record takes at least 7 bytes, so the count cannot reserve more than the bytes hold.
         let mut records = Vec::with_capacity((count as usize).min(batch.len() / 7));
@@ -199,6 +219,7 @@ impl BatchDecoder {
             producer_epoch,
             base_sequence,
             records,
+            inflated,
         }))
     }
 }
@@ -331,6 +352,25 @@ mod tests {
             assert_eq!(batches[0].attributes, codec, "{file}");
             assert_java_records(&batches[0]);
         }
+    }
+
+    #[test]
+    fn compressed_batches_share_one_budget() {
+        let big: Vec<Fields<'static>> = (0..100)
+            .map(|i| (i, None, Some(&[b'z'; 1000][..]), vec![]))
+            .collect();
+        let one = build_with(&big, Compression::Gzip);
+        let mut two = BytesMut::from(&one[..]);
+        two.extend_from_slice(&one);
+        let inflated = 100 * (1000 + 8);
+        let mut decoder = BatchDecoder::new(two.freeze(), true, inflated * 3 / 2);
+        let first = decoder.next().unwrap().unwrap();
+        assert!(first.inflated >= 100_000, "{}", first.inflated);
+        assert_eq!(decoder.budget(), inflated * 3 / 2 - first.inflated);
+        assert!(matches!(
+            decoder.next().unwrap(),
+            Err(DecodeError::InflatesBeyond(_))
+        ));
     }
 
     #[test]
