@@ -138,3 +138,21 @@ async fn compressed_fetches_stay_within_their_budget() {
         assert!(seen.insert(n), "{n} twice");
     }
 }
+
+#[tokio::test]
+async fn the_consumer_is_a_stream_of_messages() {
+    use futures_core::Stream;
+    let topic = topic_with(5, 1).await;
+    let mut stream = assigned(&topic, 1).await.stream();
+    for expected in 0..5 {
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx));
+        let msg = tokio::time::timeout(Duration::from_secs(10), next)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg.offset, expected);
+    }
+    let consumer = stream.into_inner().expect("no recv in progress");
+    assert_eq!(consumer.assignment(), [(topic.clone(), 0)]);
+}

@@ -319,6 +319,16 @@ impl Consumer {
         }
     }
 
+    /// The consumer as a [`Stream`](futures_core::Stream) of messages (each item is what
+    /// [`Consumer::recv`] returns). [`MessageStream::into_inner`] gives the consumer back, for
+    /// instance to close it.
+    pub fn stream(self) -> MessageStream {
+        MessageStream {
+            consumer: Some(self),
+            next: None,
+        }
+    }
+
     /// Rejoins the group: commits what was consumed (with auto commit; the partitions are about
     /// to be revoked), takes the new assignment and starts each partition at its committed
     /// offset.
@@ -504,4 +514,49 @@ async fn start_positions(
     positions.extend(cluster.list_offsets(&earliest, EARLIEST).await?);
     positions.extend(cluster.list_offsets(&latest, LATEST).await?);
     Ok(positions)
+}
+
+type NextMessage =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (Consumer, Result<Message, Error>)> + Send>>;
+
+/// A [`Consumer`] as a [`Stream`](futures_core::Stream) of messages; see [`Consumer::stream`].
+pub struct MessageStream {
+    consumer: Option<Consumer>,
+    /// The `recv` in progress, which owns the consumer until it completes.
+    next: Option<NextMessage>,
+}
+
+impl MessageStream {
+    /// The consumer back, once no message is being waited for (`None` while one is).
+    pub fn into_inner(self) -> Option<Consumer> {
+        self.consumer
+    }
+}
+
+impl futures_core::Stream for MessageStream {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.next.is_none() {
+            let Some(mut consumer) = self.consumer.take() else {
+                return std::task::Poll::Ready(None);
+            };
+            self.next = Some(Box::pin(async move {
+                let message = consumer.recv().await;
+                (consumer, message)
+            }));
+        }
+        let next = self.next.as_mut().expect("set above");
+        match next.as_mut().poll(cx) {
+            std::task::Poll::Ready((consumer, message)) => {
+                self.next = None;
+                self.consumer = Some(consumer);
+                std::task::Poll::Ready(Some(message))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
 }
