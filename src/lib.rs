@@ -37,7 +37,8 @@ pub use config::{
     Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, SaslMechanism, Secret, SecurityProtocol,
 };
 pub use consumer::{
-    Assignor, Consumer, ConsumerBuilder, Message, Offset, RebalanceEvent, RebalanceEvents,
+    Assignor, Consumer, ConsumerBuilder, Message, MessageStream, Offset, RebalanceEvent,
+    RebalanceEvents,
 };
 pub use error::{ConfigError, Error, KafkaCode, Result};
 pub use producer::{
