@@ -198,12 +198,21 @@ fn java_member(group: &str, topic: &str) -> std::process::Child {
     let libs = std::env::var("PUREKAFKA_KAFKA_LIBS").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/dist/4.4.0/libs").to_owned()
     });
+    // Kafka 2.x keeps the console consumer in its core jar, under another name.
+    let old = std::fs::read_dir(&libs)
+        .unwrap_or_else(|e| panic!("{libs}: {e}"))
+        .flatten()
+        .any(|jar| {
+            jar.file_name()
+                .to_string_lossy()
+                .starts_with("kafka_2.13-2.")
+        });
+    let class = match old {
+        true => "kafka.tools.ConsoleConsumer",
+        false => "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    };
     std::process::Command::new("java")
-        .args([
-            "-cp",
-            &format!("{libs}/*"),
-            "org.apache.kafka.tools.consumer.ConsoleConsumer",
-        ])
+        .args(["-cp", &format!("{libs}/*"), class])
         .args(["--bootstrap-server", &crate::common::plaintext_addr()])
         .args(["--topic", topic, "--group", group])
         .args(["--consumer-property", "heartbeat.interval.ms=200"])
