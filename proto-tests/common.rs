@@ -150,3 +150,26 @@ pub fn proxied_addrs() -> (String, String) {
         std::env::var("PUREKAFKA_PROXIED_TARGET").unwrap_or_else(|_| "127.0.0.1:9095".into()),
     )
 }
+
+/// A Java tool from the running broker's jars (`PUREKAFKA_KAFKA_LIBS`, default the 4.4.0 jars):
+/// `class` names it in Kafka 3.7 and later, `old_class` in Kafka 2.x's core jar.
+pub fn java_tool(class: &str, old_class: &str) -> std::process::Command {
+    let libs = std::env::var("PUREKAFKA_KAFKA_LIBS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/dist/4.4.0/libs").to_owned()
+    });
+    let old = std::fs::read_dir(&libs)
+        .unwrap_or_else(|e| panic!("{libs}: {e}"))
+        .flatten()
+        .any(|jar| {
+            jar.file_name()
+                .to_string_lossy()
+                .starts_with("kafka_2.13-2.")
+        });
+    let mut java = std::process::Command::new("java");
+    java.args([
+        "-cp",
+        &format!("{libs}/*"),
+        if old { old_class } else { class },
+    ]);
+    java
+}

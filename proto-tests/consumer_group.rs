@@ -195,36 +195,22 @@ async fn subscribing_needs_a_group_id() {
 
 /// The Java client's console consumer, as a member of `group` reading `topic`.
 fn java_member(group: &str, topic: &str) -> std::process::Child {
-    let libs = std::env::var("PUREKAFKA_KAFKA_LIBS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/dist/4.4.0/libs").to_owned()
-    });
-    // Kafka 2.x keeps the console consumer in its core jar, under another name.
-    let old = std::fs::read_dir(&libs)
-        .unwrap_or_else(|e| panic!("{libs}: {e}"))
-        .flatten()
-        .any(|jar| {
-            jar.file_name()
-                .to_string_lossy()
-                .starts_with("kafka_2.13-2.")
-        });
-    let class = match old {
-        true => "kafka.tools.ConsoleConsumer",
-        false => "org.apache.kafka.tools.consumer.ConsoleConsumer",
-    };
-    std::process::Command::new("java")
-        .args(["-cp", &format!("{libs}/*"), class])
-        .args(["--bootstrap-server", &crate::common::plaintext_addr()])
-        .args(["--topic", topic, "--group", group])
-        .args(["--consumer-property", "heartbeat.interval.ms=200"])
-        .args(["--consumer-property", "session.timeout.ms=6000"])
-        .args([
-            "--consumer-property",
-            "partition.assignment.strategy=org.apache.kafka.clients.consumer.RangeAssignor",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("java runs the Java client's console consumer")
+    crate::common::java_tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        "kafka.tools.ConsoleConsumer",
+    )
+    .args(["--bootstrap-server", &crate::common::plaintext_addr()])
+    .args(["--topic", topic, "--group", group])
+    .args(["--consumer-property", "heartbeat.interval.ms=200"])
+    .args(["--consumer-property", "session.timeout.ms=6000"])
+    .args([
+        "--consumer-property",
+        "partition.assignment.strategy=org.apache.kafka.clients.consumer.RangeAssignor",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("java runs the Java client's console consumer")
 }
 
 /// A group of a Java member (the leader: it joins first, so the Java RangeAssignor reads our
