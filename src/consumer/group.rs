@@ -44,6 +44,10 @@ use crate::protocol::consumer_protocol::{
     decode_assignment, encode_assignment, Subscription, TopicPartitions,
 };
 
+/// The pause before joining again after the group asked to start over (the Java client's
+/// `retry.backoff.ms` default).
+const REJOIN_BACKOFF: Duration = Duration::from_millis(100);
+
 /// The consumer protocol type every classic consumer group uses.
 const PROTOCOL_TYPE: &str = "consumer";
 
@@ -201,7 +205,8 @@ impl GroupMember {
                     self.start_heartbeat().await?;
                     return Ok(assignment);
                 }
-                None => continue,
+                // Start over after a pause, so a group stuck in an error is not hammered.
+                None => tokio::time::sleep(REJOIN_BACKOFF).await,
             }
         }
     }
@@ -225,7 +230,7 @@ impl GroupMember {
                     .with_metadata(subscription.clone())
             })
             .collect();
-        let request = JoinGroupRequest::default()
+        let mut request = JoinGroupRequest::default()
             .with_group_id(GroupId(s(&self.group_id)))
             .with_session_timeout_ms(millis(self.config.session_timeout))
             .with_rebalance_timeout_ms(millis(self.config.max_poll_interval))
@@ -237,19 +242,23 @@ impl GroupMember {
         // The coordinator holds JoinGroup until every member has joined: up to the rebalance
         // timeout.
         let wait = self.config.max_poll_interval + conn.request_timeout();
-        let joined = match conn.request_at(&request, version, wait).await {
-            Ok(joined) => joined,
-            Err(e) => {
-                self.coordinator = None;
-                return Err(e);
+        let joined = loop {
+            let joined = match conn.request_at(&request, version, wait).await {
+                Ok(joined) => joined,
+                Err(e) => {
+                    self.coordinator = None;
+                    return Err(e);
+                }
+            };
+            if joined.error_code != codes::MEMBER_ID_REQUIRED {
+                break joined;
             }
+            // JoinGroup v4+: the first join only hands out a member id; join again with it.
+            self.member_id = joined.member_id.to_string();
+            request.member_id = joined.member_id;
         };
         match joined.error_code {
             0 => {}
-            codes::MEMBER_ID_REQUIRED => {
-                self.member_id = joined.member_id.to_string();
-                return Ok(None);
-            }
             codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION => {
                 self.member_id.clear();
                 return Ok(None);
