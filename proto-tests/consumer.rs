@@ -211,3 +211,45 @@ async fn java_written_topics_read_back_with_every_codec() {
         }
     }
 }
+
+#[tokio::test]
+async fn one_fetch_session_serves_every_round() {
+    // Eight partitions fetched over several rounds, with new records between them: every
+    // record arrives once and in order, and the broker keeps the same KIP-227 session
+    // throughout, so it accepted each incremental request (a refused epoch would open a new
+    // session with another id).
+    let topic = topic_with(0, 8).await;
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    let mut consumer = assigned(&topic, 8).await;
+    let mut sessions = Vec::new();
+    let mut seen: Vec<Vec<String>> = vec![Vec::new(); 8];
+    for round in 0..6 {
+        for p in 0..8 {
+            producer
+                .send(
+                    ProducerRecord::new(&topic)
+                        .partition(p)
+                        .value(format!("{round}")),
+                )
+                .await
+                .unwrap();
+        }
+        for _ in 0..8 {
+            let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+                .await
+                .expect("a record within 10 s")
+                .unwrap();
+            let value = String::from_utf8(msg.value.unwrap().to_vec()).unwrap();
+            seen[msg.partition as usize].push(value);
+        }
+        sessions.push(consumer.fetch_sessions());
+    }
+    let expected: Vec<String> = (0..6).map(|r| r.to_string()).collect();
+    assert!(seen.iter().all(|values| *values == expected), "{seen:?}");
+    let (broker, id) = sessions[0][0];
+    assert_ne!(id, 0, "the broker opened a fetch session");
+    assert!(
+        sessions.iter().all(|s| s == &[(broker, id)]),
+        "one session throughout: {sessions:?}"
+    );
+}

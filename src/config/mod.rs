@@ -198,6 +198,9 @@ pub struct ConsumerConfig {
     pub session_timeout: Duration,
     /// `fetch.wait.max.ms` (Java: `fetch.max.wait.ms`): how long the broker may hold a fetch.
     pub fetch_wait_max: Duration,
+    /// `fetch.min.bytes`: the broker holds a fetch until this many bytes are ready (or
+    /// `fetch.wait.max.ms` passes).
+    pub fetch_min_bytes: i32,
     /// `fetch.max.bytes`: the most bytes one fetch response may carry.
     pub fetch_max_bytes: i32,
     /// `max.partition.fetch.bytes`: the most bytes per partition in one fetch response.
@@ -290,6 +293,7 @@ impl Default for ClientConfig {
                 auto_offset_reset: AutoOffsetReset::Latest,
                 session_timeout: Duration::from_millis(45_000),
                 fetch_wait_max: Duration::from_millis(500),
+                fetch_min_bytes: 1,
                 fetch_max_bytes: 52_428_800,
                 max_partition_fetch_bytes: 1_048_576,
                 fetch_error_backoff: Duration::from_millis(500),

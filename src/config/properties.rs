@@ -107,6 +107,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         }
         "session.timeout.ms" => k.session_timeout = v.millis(1, 3_600_000)?,
         "fetch.wait.max.ms" | "fetch.max.wait.ms" => k.fetch_wait_max = v.millis(0, 300_000)?,
+        "fetch.min.bytes" => k.fetch_min_bytes = v.int(1, 100_000_000)? as i32,
         "fetch.max.bytes" => k.fetch_max_bytes = v.int(0, 2_147_483_135)? as i32,
         "fetch.error.backoff.ms" => k.fetch_error_backoff = v.millis(0, 300_000)?,
         "heartbeat.interval.ms" => k.heartbeat_interval = v.millis(1, 3_600_000)?,

@@ -1,11 +1,28 @@
-//! ListOffsets and Fetch for the consumer: one request per leader, answers decoded zero-copy.
+//! The fetcher: one Fetch per leader covering every assigned partition it leads, with the next
+//! round already on the wire while the application works through the current one, and records
+//! decoded zero-copy from the answers.
+//!
+//! ```text
+//!  recv ─► buffered? ─► else await the round in flight (or start one)
+//!                          │  per leader: FetchSession plans the request (KIP-227)
+//!                          ▼
+//!              absorb: answers for partitions still at the offset asked ─► BatchDecoder
+//!                          │  (a seek, reset or rebalance meanwhile drops the stale answer)
+//!                          ▼
+//!              start the next round at the new positions ─► hand out messages
+//! ```
+//!
+//! At most two rounds of records are held: the one being handed out and the one in flight.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio::task::JoinHandle;
 
+use super::fetch_session::{FetchPlan, FetchSession};
 use super::Message;
 use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
@@ -31,89 +48,312 @@ impl FetchState {
     pub fn clear(&mut self) {
         *self = FetchState::default();
     }
+
+    /// The partitions to fetch and where: assigned and not paused.
+    fn wanted(&self) -> BTreeMap<TopicPartition, i64> {
+        self.positions
+            .iter()
+            .filter(|(tp, _)| !self.paused.contains(*tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect()
+    }
 }
 
-/// Fetches once from every leader of the assigned, unpaused partitions and appends what
-/// arrived to `state.buffered`, advancing positions. Returns true when a partition answered
-/// with a retriable error (its leader moved, or the topic is still being created): the caller
-/// backs off before the next fetch rather than asking again at once.
-pub(super) async fn fetch_once(
+/// Settings of every Fetch request.
+#[derive(Clone, Copy)]
+struct FetchParams {
+    max_wait: Duration,
+    min_bytes: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+}
+
+/// One leader's answer, with the fetch offsets it answers for.
+struct Reply {
+    asked: BTreeMap<TopicPartition, i64>,
+    response: FetchResponse,
+}
+
+/// What a round brings back: the answers, the sessions it carried, and its first failure.
+struct Round {
+    sessions: BTreeMap<i32, FetchSession>,
+    replies: Vec<Reply>,
+    /// A session was lost or a leader moved: fetch again, after a pause if nothing came.
+    retriable: bool,
+    error: Option<Error>,
+}
+
+/// Runs fetch rounds, one at a time, each in a task of its own so the next is in flight while
+/// the application handles the last.
+#[derive(Default)]
+pub(super) struct Fetcher {
+    /// Each leader's fetch session; taken by the round in flight and given back with it.
+    sessions: BTreeMap<i32, FetchSession>,
+    round: Option<JoinHandle<Round>>,
+    /// The session ids as the last round left them (the sessions themselves travel with the
+    /// round in flight).
+    session_ids: Vec<(i32, i32)>,
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        if let Some(round) = self.round.take() {
+            round.abort();
+        }
+    }
+}
+
+impl Fetcher {
+    /// Waits for the round in flight (starting one if none is), adds what it brought to
+    /// `state.buffered`, advancing positions, and starts the next round.
+    pub async fn fetch(
+        &mut self,
+        cluster: &Cluster,
+        config: &ConsumerConfig,
+        decompression_limit: usize,
+        state: &mut FetchState,
+    ) -> Result<(), Error> {
+        if self.round.is_none() {
+            self.start(cluster, config, decompression_limit, state, Duration::ZERO);
+        }
+        let Some(round) = self.round.as_mut() else {
+            return Ok(());
+        };
+        let round = round
+            .await
+            .map_err(|e| Error::protocol("-", format!("fetch task failed: {e}")));
+        self.round = None;
+        let round = round?;
+        self.sessions = round.sessions;
+        self.session_ids = self.sessions.iter().map(|(&b, s)| (b, s.id())).collect();
+        let absorbed = absorb(cluster, config, decompression_limit, state, round.replies).await;
+        let retriable = round.retriable || matches!(absorbed, Ok(true));
+        // Pipelining: the next round goes out now, while the application handles these
+        // messages; after an error, only once the pause is over.
+        let pause = if round.error.is_some() || absorbed.is_err() || retriable {
+            config.fetch_error_backoff
+        } else {
+            Duration::ZERO
+        };
+        self.start(cluster, config, decompression_limit, state, pause);
+        absorbed?;
+        match round.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The fetch session id with each leader (0 where there is none).
+    pub fn session_ids(&self) -> Vec<(i32, i32)> {
+        self.session_ids.clone()
+    }
+
+    fn start(
+        &mut self,
+        cluster: &Cluster,
+        config: &ConsumerConfig,
+        decompression_limit: usize,
+        state: &FetchState,
+        pause: Duration,
+    ) {
+        let wanted = state.wanted();
+        if wanted.is_empty() {
+            return;
+        }
+        let params = FetchParams {
+            max_wait: config.fetch_wait_max,
+            min_bytes: config.fetch_min_bytes,
+            // A response must fit in receive.message.max.bytes (which also bounds the
+            // decompression of one round), with room for its headers.
+            max_bytes: config
+                .fetch_max_bytes
+                .min(decompression_limit.saturating_sub(512) as i32),
+            partition_max_bytes: config.max_partition_fetch_bytes,
+        };
+        let sessions = std::mem::take(&mut self.sessions);
+        self.round = Some(tokio::spawn(round(
+            cluster.clone(),
+            params,
+            wanted,
+            sessions,
+            pause,
+        )));
+    }
+}
+
+/// One Fetch to each leader of `wanted`, all at once.
+async fn round(
+    cluster: Cluster,
+    params: FetchParams,
+    wanted: BTreeMap<TopicPartition, i64>,
+    mut sessions: BTreeMap<i32, FetchSession>,
+    pause: Duration,
+) -> Round {
+    tokio::time::sleep(pause).await;
+    let mut out = Round {
+        sessions: BTreeMap::new(),
+        replies: Vec::new(),
+        retriable: false,
+        error: None,
+    };
+    let groups = match by_leader(&cluster, wanted.keys().cloned()).await {
+        Ok(groups) => groups,
+        Err(e) => {
+            out.sessions = sessions;
+            out.error = Some(e);
+            return out;
+        }
+    };
+    let mut requests = tokio::task::JoinSet::new();
+    for (leader, tps) in groups {
+        let asked: BTreeMap<TopicPartition, i64> = tps
+            .into_iter()
+            .map(|tp| (tp.clone(), wanted[&tp]))
+            .collect();
+        let session = sessions.remove(&leader).unwrap_or_default();
+        let cluster = cluster.clone();
+        requests.spawn(async move {
+            let (session, answer) = fetch_from(&cluster, leader, params, &asked, session).await;
+            (
+                leader,
+                session,
+                answer.map(|r| r.map(|response| Reply { asked, response })),
+            )
+        });
+    }
+    // Sessions with leaders that lead nothing wanted now stay for later.
+    out.sessions = sessions;
+    while let Some(joined) = requests.join_next().await {
+        let (leader, session, answer) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                out.error = Some(Error::protocol("-", format!("fetch task failed: {e}")));
+                continue;
+            }
+        };
+        out.sessions.insert(leader, session);
+        match answer {
+            Ok(Some(reply)) => out.replies.push(reply),
+            Ok(None) => out.retriable = true,
+            Err(e) => {
+                out.error.get_or_insert(e);
+            }
+        }
+    }
+    out
+}
+
+/// One Fetch to `leader`, through its session. `Ok(None)`: the session was lost; fetch again.
+async fn fetch_from(
+    cluster: &Cluster,
+    leader: i32,
+    params: FetchParams,
+    asked: &BTreeMap<TopicPartition, i64>,
+    mut session: FetchSession,
+) -> (FetchSession, Result<Option<FetchResponse>, Error>) {
+    let conn = match cluster.broker(leader).await {
+        Ok(conn) => conn,
+        Err(e) => return (session, Err(e)),
+    };
+    let version = match conn.version_of::<FetchRequest>() {
+        Ok(version) => version,
+        Err(e) => return (session, Err(e)),
+    };
+    let plan = session.plan(asked, version);
+    let request = fetch_request(params, plan);
+    let timeout = conn.request_timeout() + params.max_wait;
+    let answer = match conn.request_at(&request, version, timeout).await {
+        Ok(response) => match response.error_code {
+            0 => {
+                session.answered(response.session_id);
+                Ok(Some(response))
+            }
+            codes::FETCH_SESSION_ID_NOT_FOUND | codes::INVALID_FETCH_SESSION_EPOCH => {
+                tracing::debug!(leader, code = response.error_code, "fetch session lost");
+                session.reset();
+                Ok(None)
+            }
+            code => {
+                session.reset();
+                Err(Error::Broker {
+                    api: "Fetch",
+                    resource: format!("fetch session with broker {leader}"),
+                    code: KafkaCode::from_code(code).expect("non-zero"),
+                    message: None,
+                })
+            }
+        },
+        Err(e) => {
+            session.reset();
+            Err(e)
+        }
+    };
+    (session, answer)
+}
+
+fn fetch_request(params: FetchParams, plan: FetchPlan) -> FetchRequest {
+    let topics = by_topic(plan.partitions.iter().map(|(tp, offset)| (tp, *offset)))
+        .into_iter()
+        .map(|(topic, ps)| {
+            FetchTopic::default()
+                .with_topic(topic_name(&topic))
+                .with_partitions(
+                    ps.iter()
+                        .map(|&(p, offset)| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_current_leader_epoch(-1)
+                                .with_fetch_offset(offset)
+                                .with_log_start_offset(-1)
+                                .with_partition_max_bytes(params.partition_max_bytes)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let forgotten = by_topic(plan.forgotten.iter().map(|tp| (tp, ())))
+        .into_iter()
+        .map(|(topic, ps)| {
+            ForgottenTopic::default()
+                .with_topic(topic_name(&topic))
+                .with_partitions(ps.into_iter().map(|(p, ())| p).collect())
+        })
+        .collect();
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(params.max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(params.min_bytes)
+        .with_max_bytes(params.max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(plan.session_id)
+        .with_session_epoch(plan.epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten)
+}
+
+/// Decodes a round's answers into `state.buffered`, advancing positions. An answer for a
+/// partition no longer at the offset asked (sought, reset or revoked meanwhile) is dropped.
+/// Returns true when a partition answered with a retriable error (its leader moved, or the
+/// topic is still being created).
+async fn absorb(
     cluster: &Cluster,
     config: &ConsumerConfig,
     decompression_limit: usize,
     state: &mut FetchState,
+    replies: Vec<Reply>,
 ) -> Result<bool, Error> {
     let FetchState {
         positions,
         high_watermarks,
-        paused,
         buffered: out,
+        ..
     } = state;
     let mut retriable = false;
-    let active: Vec<TopicPartition> = positions
-        .keys()
-        .filter(|tp| !paused.contains(*tp))
-        .cloned()
-        .collect();
-    let groups = by_leader(cluster, active).await?;
-    let mut requests = tokio::task::JoinSet::new();
-    for (leader, tps) in groups {
-        let conn = cluster.broker(leader).await?;
-        let topics = by_topic(tps.iter().map(|tp| (tp, positions[tp])))
-            .into_iter()
-            .map(|(topic, ps)| {
-                FetchTopic::default()
-                    .with_topic(topic_name(&topic))
-                    .with_partitions(
-                        ps.iter()
-                            .map(|&(p, offset)| {
-                                FetchPartition::default()
-                                    .with_partition(p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_fetch_offset(offset)
-                                    .with_log_start_offset(-1)
-                                    .with_partition_max_bytes(config.max_partition_fetch_bytes)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(config.fetch_wait_max.as_millis() as i32)
-            .with_min_bytes(1)
-            // A response must fit in receive.message.max.bytes (which also bounds this
-            // function's decompression), with room for its headers.
-            .with_max_bytes(
-                config
-                    .fetch_max_bytes
-                    .min(decompression_limit.saturating_sub(512) as i32),
-            )
-            .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(topics);
-        let timeout = conn.request_timeout() + config.fetch_wait_max;
-        requests.spawn(async move {
-            let version = conn.version_of::<FetchRequest>()?;
-            conn.request_at(&request, version, timeout).await
-        });
-    }
     let mut reset: Vec<TopicPartition> = Vec::new();
-    // One decompression budget for the whole fetch: what compressed batches inflate to stays in
+    // One decompression budget for the whole round: what compressed batches inflate to stays in
     // memory until the messages are handed out. Batches beyond it are fetched again later.
     let mut budget = decompression_limit;
-    while let Some(joined) = requests.join_next().await {
-        let response =
-            joined.map_err(|e| Error::protocol("-", format!("fetch task failed: {e}")))??;
-        if let Some(code) = KafkaCode::from_code(response.error_code) {
-            return Err(Error::Broker {
-                api: "Fetch",
-                resource: "fetch session".into(),
-                code,
-                message: None,
-            });
-        }
+    for Reply { asked, response } in replies {
         for t in response.responses {
             let topic: Arc<str> = Arc::from(t.topic.0.as_str());
             for p in t.partitions {
@@ -121,6 +361,9 @@ pub(super) async fn fetch_once(
                 let Some(position) = positions.get_mut(&tp) else {
                     continue;
                 };
+                if asked.get(&tp) != Some(&*position) {
+                    continue;
+                }
                 match p.error_code {
                     0 => {}
                     codes::OFFSET_OUT_OF_RANGE => {

@@ -11,9 +11,10 @@
 
 mod assignor;
 mod fetch;
-
-use fetch::FetchState;
+mod fetch_session;
 mod group;
+
+use fetch::{FetchState, Fetcher};
 
 pub use assignor::Assignor;
 
@@ -121,6 +122,7 @@ impl ConsumerBuilder {
             config: self.config.consumer.clone(),
             decompression_limit: self.config.common.receive_message_max_bytes,
             state: FetchState::default(),
+            fetcher: Fetcher::default(),
             consumed: BTreeMap::new(),
             group: None,
             last_commit: Instant::now(),
@@ -175,6 +177,8 @@ pub struct Consumer {
     decompression_limit: usize,
     /// Positions, watermarks, paused partitions and fetched messages.
     state: FetchState,
+    /// Fetch rounds and sessions.
+    fetcher: Fetcher,
     /// Next offset after what was handed to the application: what commits store.
     consumed: BTreeMap<(Arc<str>, i32), i64>,
     /// Group membership, after `subscribe`.
@@ -306,16 +310,14 @@ impl Consumer {
                 tokio::time::sleep(self.config.fetch_wait_max).await;
                 continue;
             }
-            let back_off = fetch::fetch_once(
-                &self.cluster,
-                &self.config,
-                self.decompression_limit,
-                &mut self.state,
-            )
-            .await?;
-            if back_off && self.state.buffered.is_empty() {
-                tokio::time::sleep(self.config.fetch_error_backoff).await;
-            }
+            self.fetcher
+                .fetch(
+                    &self.cluster,
+                    &self.config,
+                    self.decompression_limit,
+                    &mut self.state,
+                )
+                .await?;
         }
     }
 
@@ -443,6 +445,13 @@ impl Consumer {
             None => *self.state.positions.get(&key)?,
         };
         Some((high, (high - position).max(0)))
+    }
+
+    /// The KIP-227 fetch session held with each broker fetched from, as (broker id, session
+    /// id); 0 where the broker declined a session or speaks a Fetch version without them.
+    /// For diagnostics.
+    pub fn fetch_sessions(&self) -> Vec<(i32, i32)> {
+        self.fetcher.session_ids()
     }
 
     fn assigned(&self, topic: &str, partition: i32) -> Result<(Arc<str>, i32), Error> {
