@@ -173,3 +173,70 @@ pub fn java_tool(class: &str, old_class: &str) -> std::process::Command {
     ]);
     java
 }
+
+/// How the transaction of a record the Java transactional writer wrote ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its transaction committed.
+    Committed,
+    /// Its transaction aborted: a `read_committed` consumer never sees it.
+    Aborted,
+    /// Written outside any transaction.
+    Plain,
+}
+
+/// One record the Java transactional writer wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub outcome: Outcome,
+    pub offset: i64,
+    pub key: String,
+    pub value: String,
+}
+
+/// Runs proto-tests/java/TransactionalWriter.java with the Java client of the running broker's
+/// jars (see [`java_tool`]) against the PLAINTEXT listener: it writes its fixed, interleaved mix
+/// of committed transactions, aborted transactions and records outside transactions into
+/// partition 0 of `topic`, which must exist. Returns what it wrote, in offset order.
+pub fn write_transactions(topic: &str) -> Vec<Written> {
+    // The source launcher (Java 11+) takes a .java file where a main class would go.
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto-tests/java/TransactionalWriter.java"
+    );
+    let out = java_tool(source, source)
+        .args([&plaintext_addr(), topic])
+        .output()
+        .expect("java runs proto-tests/java/TransactionalWriter.java");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.lines().any(|l| l == "done"),
+        "TransactionalWriter failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Other lines on stdout may be the Java client's own logging.
+    let mut written: Vec<Written> = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("record\t"))
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [outcome, offset, key, value] = fields[..] else {
+                panic!("TransactionalWriter printed {line:?}");
+            };
+            Written {
+                outcome: match outcome {
+                    "committed" => Outcome::Committed,
+                    "aborted" => Outcome::Aborted,
+                    "plain" => Outcome::Plain,
+                    other => panic!("TransactionalWriter printed outcome {other:?}"),
+                },
+                offset: offset.parse().expect("an offset"),
+                key: key.to_owned(),
+                value: value.to_owned(),
+            }
+        })
+        .collect();
+    written.sort_by_key(|w| w.offset);
+    written
+}

@@ -11,4 +11,5 @@ mod consumer_group;
 mod produce_fetch;
 mod producer;
 mod sasl;
+mod transactions;
 mod versions;

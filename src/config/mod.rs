@@ -66,6 +66,30 @@ pub enum AutoOffsetReset {
     Error,
 }
 
+/// Which records a consumer reads (`isolation.level`).
+///
+/// The default is `read_uncommitted`, as in the Java client (librdkafka defaults to
+/// `read_committed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Every record, those of open and aborted transactions included (`read_uncommitted`).
+    #[default]
+    ReadUncommitted,
+    /// Records outside transactions and those of committed transactions, up to the partition's
+    /// last stable offset (`read_committed`).
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The value sent in Fetch and ListOffsets requests.
+    pub fn as_i8(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
+}
+
 /// A secret string, such as a SASL password. Its `Debug` never shows the value.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -223,6 +247,8 @@ pub struct ConsumerConfig {
     pub group_instance_id: Option<String>,
     /// `check.crcs`: verify each fetched batch's CRC32C (on by default, as in the Java client).
     pub check_crcs: bool,
+    /// `isolation.level`: whether records of aborted and open transactions are read.
+    pub isolation_level: IsolationLevel,
 }
 
 /// The whole client configuration. Build it from librdkafka property names with
@@ -304,6 +330,7 @@ impl Default for ClientConfig {
                 auto_commit_interval: Duration::from_millis(5000),
                 group_instance_id: None,
                 check_crcs: true,
+                isolation_level: IsolationLevel::ReadUncommitted,
             },
         }
     }
@@ -389,6 +416,12 @@ impl ClientConfig {
     /// Sets `auto.offset.reset`.
     pub fn auto_offset_reset(mut self, reset: AutoOffsetReset) -> Self {
         self.consumer.auto_offset_reset = reset;
+        self
+    }
+
+    /// Sets `isolation.level`.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.consumer.isolation_level = level;
         self
     }
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    Acks, Assignor, AutoOffsetReset, ClientConfig, Compression, SaslMechanism, Secret,
-    SecurityProtocol,
+    Acks, Assignor, AutoOffsetReset, ClientConfig, Compression, IsolationLevel, SaslMechanism,
+    Secret, SecurityProtocol,
 };
 use crate::error::ConfigError;
 
@@ -132,6 +132,13 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "auto.commit.interval.ms" => k.auto_commit_interval = v.millis(1, 86_400_000)?,
         "group.instance.id" => k.group_instance_id = Some(value.to_owned()),
         "check.crcs" => k.check_crcs = v.boolean()?,
+        "isolation.level" => {
+            k.isolation_level = match value {
+                "read_uncommitted" => IsolationLevel::ReadUncommitted,
+                "read_committed" => IsolationLevel::ReadCommitted,
+                _ => return Err(v.invalid("expected read_uncommitted or read_committed")),
+            }
+        }
         "max.partition.fetch.bytes" | "fetch.message.max.bytes" => {
             k.max_partition_fetch_bytes = v.int(1, 1_000_000_000)? as i32
         }
@@ -274,6 +281,8 @@ mod tests {
             ("enable.idempotence", "yes"),
             ("partition.assignment.strategy", "range,sticky"),
             ("enable.auto.commit", "1"),
+            ("isolation.level", "READ_COMMITTED"),
+            ("isolation.level", "serializable"),
         ] {
             match set(key, value).unwrap_err() {
                 ConfigError::InvalidValue { key: k, .. } => assert_eq!(k, key),
@@ -281,6 +290,24 @@ mod tests {
             }
         }
         assert!(ClientConfig::new().set("acks", 1).is_ok());
+    }
+
+    #[test]
+    fn isolation_level_is_read_uncommitted_unless_set() {
+        assert_eq!(
+            ClientConfig::new().consumer.isolation_level,
+            IsolationLevel::ReadUncommitted
+        );
+        for (value, level) in [
+            ("read_committed", IsolationLevel::ReadCommitted),
+            ("read_uncommitted", IsolationLevel::ReadUncommitted),
+        ] {
+            let config = set("isolation.level", value).unwrap();
+            assert_eq!(config.consumer.isolation_level, level);
+        }
+        let typed = ClientConfig::new().isolation_level(IsolationLevel::ReadCommitted);
+        assert_eq!(typed.consumer.isolation_level.as_i8(), 1);
+        assert_eq!(IsolationLevel::ReadUncommitted.as_i8(), 0);
     }
 
     #[test]

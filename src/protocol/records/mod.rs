@@ -13,14 +13,21 @@
 //! The decoder hands out records whose key, value and header fields are `Bytes` slices of the
 //! fetched buffer: nothing is copied. A partial batch at the end of a fetch response (the broker
 //! cuts responses at the size limit) ends the iteration without an error.
+//!
+//! For transactions, [`Batch::control_type`] reads a control batch's marker (COMMIT or ABORT), and
+//! [`AbortedTransactions`] decides, batch by batch, what a `read_committed` consumer delivers.
 
+mod control;
 mod decoder;
 mod encoder;
+mod transactions;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+pub use control::{ControlRecordError, ControlRecordType};
 pub use decoder::{Batch, BatchDecoder, DecodeError, Record};
 pub use encoder::{restamp, BatchBuilder, ProducerFields};
+pub use transactions::AbortedTransactions;
 
 /// Bytes of a v2 batch header, from base offset through the record count.
 pub const BATCH_HEADER_LEN: usize = 61;
