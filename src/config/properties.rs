@@ -121,10 +121,14 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
                     let short = match name {
                         "org.apache.kafka.clients.consumer.RangeAssignor" => "range",
                         "org.apache.kafka.clients.consumer.RoundRobinAssignor" => "roundrobin",
+                        "org.apache.kafka.clients.consumer.CooperativeStickyAssignor" => {
+                            "cooperative-sticky"
+                        }
                         other => other,
                     };
-                    Assignor::from_name(short)
-                        .ok_or_else(|| v.invalid("expected a list of range, roundrobin"))
+                    Assignor::from_name(short).ok_or_else(|| {
+                        v.invalid("expected a list of range, roundrobin, cooperative-sticky")
+                    })
                 })
                 .collect::<Result<_, _>>()?
         }
@@ -257,6 +261,25 @@ mod tests {
         let sasl = config.validate().unwrap().unwrap();
         assert_eq!(sasl.username, "ckafka-xyz#user");
         assert_eq!(sasl.password.expose(), "pw");
+    }
+
+    #[test]
+    fn assignors_by_short_or_java_class_name() {
+        let config = set(
+            "partition.assignment.strategy",
+            "cooperative-sticky, org.apache.kafka.clients.consumer.CooperativeStickyAssignor,\
+             org.apache.kafka.clients.consumer.RangeAssignor,roundrobin",
+        )
+        .unwrap();
+        assert_eq!(
+            config.consumer.assignors,
+            [
+                Assignor::CooperativeSticky,
+                Assignor::CooperativeSticky,
+                Assignor::Range,
+                Assignor::RoundRobin
+            ]
+        );
     }
 
     #[test]

@@ -1,8 +1,17 @@
-//! Partition assignors for classic consumer groups, run by the group leader: `range` and
-//! `roundrobin`, dividing partitions exactly as the Java client's assignors of the same names,
-//! so a group can mix purekafka, Java and librdkafka members.
+//! Partition assignors for classic consumer groups, run by the group leader.
+//!
+//! - `range` and `roundrobin` divide partitions exactly as the Java client's assignors of the
+//!   same names, so a group can mix purekafka, Java and librdkafka members. They are *eager*:
+//!   every member gives up all its partitions before each rebalance.
+//! - `cooperative-sticky` ([`cooperative_sticky`]) is *cooperative* (KIP-429): members keep
+//!   their partitions through a rebalance, and the assignment keeps what it can, so only the
+//!   partitions that must move are revoked, and they reach their new owner one rebalance
+//!   later. Its choices follow Java's `CooperativeStickyAssignor` (same rules, not
+//!   necessarily the same partition for the same member).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod cooperative_sticky;
 
 use crate::protocol::consumer_protocol::{Subscription, TopicPartitions};
 
@@ -14,6 +23,10 @@ pub enum Assignor {
     Range,
     /// All partitions of all topics dealt out to members in turn.
     RoundRobin,
+    /// Balanced, keeping the partitions members own, and moving partitions in two rebalances
+    /// (revoke, then assign) without stopping the others: Java's `CooperativeStickyAssignor`
+    /// (KIP-429). Cooperative: see [`Assignor::is_cooperative`].
+    CooperativeSticky,
 }
 
 impl Assignor {
@@ -22,7 +35,16 @@ impl Assignor {
         match self {
             Assignor::Range => "range",
             Assignor::RoundRobin => "roundrobin",
+            Assignor::CooperativeSticky => "cooperative-sticky",
         }
+    }
+
+    /// Whether the assignor follows the cooperative protocol (KIP-429): members keep their
+    /// partitions while they rejoin, send them in their subscription (`owned` and
+    /// `generation`), revoke only what their new assignment lacks, and rejoin at once when they
+    /// revoked anything. Eager assignors revoke everything before joining.
+    pub fn is_cooperative(self) -> bool {
+        matches!(self, Assignor::CooperativeSticky)
     }
 
     /// The assignor called `name`.
@@ -30,17 +52,26 @@ impl Assignor {
         match name {
             "range" => Some(Assignor::Range),
             "roundrobin" => Some(Assignor::RoundRobin),
+            "cooperative-sticky" => Some(Assignor::CooperativeSticky),
             _ => None,
         }
     }
 
     /// Divides the partitions of the subscribed topics (`partitions`: topic → partition count)
     /// among `members` (member id → subscription). Every member gets an entry, maybe empty.
+    ///
+    /// `range` and `roundrobin` look only at the topics. `cooperative-sticky` also reads each
+    /// member's `owned` and `generation`, and leaves out of this round a partition that moves
+    /// away from a member still owning it, so the result need not cover every partition; the
+    /// follow-up rebalance, after its owner has revoked it, hands it to its new member.
     pub fn assign(
         self,
         members: &BTreeMap<String, Subscription>,
         partitions: &HashMap<String, i32>,
     ) -> BTreeMap<String, TopicPartitions> {
+        if self == Assignor::CooperativeSticky {
+            return cooperative_sticky::assign(members, partitions);
+        }
         let mut out: BTreeMap<String, BTreeMap<String, Vec<i32>>> = members
             .keys()
             .map(|m| (m.clone(), BTreeMap::new()))
@@ -91,6 +122,7 @@ impl Assignor {
                     }
                 }
             }
+            Assignor::CooperativeSticky => unreachable!("returned above"),
         }
         out.into_iter()
             .map(|(m, topics)| (m, topics.into_iter().collect()))
@@ -108,6 +140,7 @@ mod tests {
                 let sub = Subscription {
                     topics: topics.iter().map(|t| t.to_string()).collect(),
                     owned: vec![],
+                    generation: None,
                 };
                 (m.to_string(), sub)
             })

@@ -217,6 +217,7 @@ impl GroupMember {
         let subscription = Subscription {
             topics: self.topics.clone(),
             owned: Vec::new(),
+            generation: None,
         }
         .encode()
         .map_err(|e| Error::protocol("-", e))?;
