@@ -2,16 +2,18 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use purekafka::{ClientConfig, ConfigError, Consumer, Error, Producer, ProducerRecord};
+use purekafka::{
+    ClientConfig, ConfigError, Consumer, Error, Producer, ProducerRecord, RebalanceEvent,
+};
 use tokio::sync::watch;
 
 use crate::common::{admin, plaintext, unique_topic};
 
 /// A member config with quick heartbeats, so rebalances show within a second.
-fn member(group: &str) -> ClientConfig {
+pub(crate) fn member(group: &str) -> ClientConfig {
     plaintext()
         .group_id(group)
         .set("auto.offset.reset", "earliest")
@@ -22,7 +24,7 @@ fn member(group: &str) -> ClientConfig {
         .unwrap()
 }
 
-async fn produce(topic: &str, n: usize) {
+pub(crate) async fn produce(topic: &str, n: usize) {
     let producer = Producer::builder(plaintext()).build().await.unwrap();
     let mut pending = Vec::new();
     for i in 0..n {
@@ -36,46 +38,54 @@ async fn produce(topic: &str, n: usize) {
     }
 }
 
-/// A member consuming in the background, publishing its assignment after every poll.
-struct Member {
+/// A member consuming in the background, publishing its assignment after every poll and
+/// keeping its rebalance events.
+pub(crate) struct Member {
     assignment: watch::Receiver<Vec<(String, i32)>>,
+    events: Arc<Mutex<Vec<RebalanceEvent>>>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Member {
-    fn spawn(config: ClientConfig, topic: &str) -> Member {
+    pub(crate) fn spawn(config: ClientConfig, topic: &str) -> Member {
         let (tx, assignment) = watch::channel(Vec::new());
         let stop = Arc::new(AtomicBool::new(false));
-        let (topic, halt) = (topic.to_owned(), stop.clone());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (topic, halt, log) = (topic.to_owned(), stop.clone(), events.clone());
         let task = tokio::spawn(async move {
             let mut consumer = Consumer::builder(config).build().await.unwrap();
+            let mut rebalances = consumer.rebalance_events();
             consumer.subscribe(&[topic]).unwrap();
             while !halt.load(Ordering::Relaxed) {
                 let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+                while let Some(event) = rebalances.try_recv() {
+                    log.lock().unwrap().push(event);
+                }
                 let _ = tx.send(consumer.assignment());
             }
             consumer.close().await.unwrap();
         });
         Member {
             assignment,
+            events,
             stop,
             task,
         }
     }
 
-    fn partitions(&self) -> BTreeSet<i32> {
+    pub(crate) fn partitions(&self) -> BTreeSet<i32> {
         self.assignment.borrow().iter().map(|(_, p)| *p).collect()
     }
 
-    async fn leave(self) {
+    pub(crate) async fn leave(self) {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.unwrap();
     }
 }
 
 /// Waits until `done` holds, for at most 30 s.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..300 {
         if done() {
             return;
@@ -86,25 +96,39 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 async fn split_and_rejoin(strategy: &str) {
-    let topic = unique_topic("group");
-    admin().await.create_topic(&topic, 6, 1).await.unwrap();
     let group = unique_topic("g");
     let config = member(&group)
         .set("partition.assignment.strategy", strategy)
         .unwrap();
+    split_and_rejoin_with(config).await;
+}
+
+/// One member holds six partitions, three split them 2-2-2 without overlap or gap, and when two
+/// leave the last holds all six again.
+pub(crate) async fn split_and_rejoin_with(config: ClientConfig) {
+    let topic = unique_topic("group");
+    admin().await.create_topic(&topic, 6, 1).await.unwrap();
     let a = Member::spawn(config.clone(), &topic);
     eventually("one member holds all 6 partitions", || {
         a.partitions().len() == 6
     })
     .await;
-    let b = Member::spawn(config, &topic);
+    let b = Member::spawn(config.clone(), &topic);
     eventually("two members split 3 and 3", || {
         let (pa, pb) = (a.partitions(), b.partitions());
         pa.len() == 3 && pb.len() == 3 && pa.is_disjoint(&pb)
     })
     .await;
-    // b leaves the group: a gets everything back.
+    let c = Member::spawn(config, &topic);
+    eventually("three members split 2, 2 and 2", || {
+        let (pa, pb, pc) = (a.partitions(), b.partitions(), c.partitions());
+        let all: BTreeSet<i32> = pa.iter().chain(&pb).chain(&pc).copied().collect();
+        [&pa, &pb, &pc].iter().all(|p| p.len() == 2) && all.len() == 6
+    })
+    .await;
+    // b and c leave the group: a gets everything back.
     b.leave().await;
+    c.leave().await;
     eventually("the remaining member holds all 6 again", || {
         a.partitions().len() == 6
     })
@@ -123,7 +147,80 @@ async fn roundrobin_members_split_partitions_without_overlap_or_gap() {
 }
 
 #[tokio::test]
+async fn cooperative_sticky_members_split_partitions_without_overlap_or_gap() {
+    split_and_rejoin("cooperative-sticky").await;
+}
+
+/// How many partitions the member's Revoked events named in all.
+fn revoked(member: &Member) -> usize {
+    let events = member.events.lock().unwrap();
+    events
+        .iter()
+        .map(|e| match e {
+            RebalanceEvent::Revoked(ps) => ps.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn cooperative_sticky_moves_only_what_must_move() {
+    let topic = unique_topic("sticky");
+    admin().await.create_topic(&topic, 6, 1).await.unwrap();
+    let group = unique_topic("g");
+    let config = member(&group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .unwrap();
+    let a = Member::spawn(config.clone(), &topic);
+    eventually("one member holds all 6 partitions", || {
+        a.partitions().len() == 6
+    })
+    .await;
+    // Watch a's assignment through the rebalance: what it keeps never leaves it.
+    let mut watch = a.assignment.clone();
+    let b = Member::spawn(config.clone(), &topic);
+    let mut smallest = a.partitions();
+    let split = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            watch.changed().await.unwrap();
+            let now: BTreeSet<i32> = watch.borrow().iter().map(|(_, p)| *p).collect();
+            smallest = smallest.intersection(&now).copied().collect();
+            let pb = b.partitions();
+            if now.len() == 3 && pb.len() == 3 && now.is_disjoint(&pb) {
+                return now;
+            }
+        }
+    })
+    .await
+    .expect("two members split 3 and 3 within 30 s");
+    assert_eq!(smallest, split, "a never lost a partition it kept");
+    assert_eq!(revoked(&a), 3, "a gave up 3, not all 6");
+    assert_eq!(revoked(&b), 0);
+
+    // A third member takes one partition from each: the other two stay where they are.
+    let (kept_a, kept_b) = (a.partitions(), b.partitions());
+    let c = Member::spawn(config, &topic);
+    eventually("three members split 2, 2 and 2", || {
+        let (pa, pb, pc) = (a.partitions(), b.partitions(), c.partitions());
+        pa.len() == 2 && pb.len() == 2 && pc.len() == 2 && pa.is_disjoint(&pc)
+    })
+    .await;
+    assert!(a.partitions().is_subset(&kept_a) && b.partitions().is_subset(&kept_b));
+    assert_eq!(revoked(&a), 4);
+    assert_eq!(revoked(&b), 1);
+    for m in [a, b, c] {
+        m.leave().await;
+    }
+}
+
+#[tokio::test]
 async fn a_new_member_resumes_from_committed_offsets() {
+    resume_from_committed_offsets(member).await;
+}
+
+/// A member reads 10 of 30 records and closes; the next member of the group reads the other
+/// 20, each once.
+pub(crate) async fn resume_from_committed_offsets(member: fn(&str) -> ClientConfig) {
     let topic = unique_topic("resume");
     admin().await.create_topic(&topic, 3, 1).await.unwrap();
     produce(&topic, 30).await;
@@ -194,7 +291,7 @@ async fn subscribing_needs_a_group_id() {
 }
 
 /// The Java client's console consumer, as a member of `group` reading `topic`.
-fn java_member(group: &str, topic: &str) -> std::process::Child {
+fn java_member(group: &str, topic: &str, assignor: &str) -> std::process::Child {
     crate::common::java_tool(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
         "kafka.tools.ConsoleConsumer",
@@ -205,7 +302,7 @@ fn java_member(group: &str, topic: &str) -> std::process::Child {
     .args(["--consumer-property", "session.timeout.ms=6000"])
     .args([
         "--consumer-property",
-        "partition.assignment.strategy=org.apache.kafka.clients.consumer.RangeAssignor",
+        &format!("partition.assignment.strategy=org.apache.kafka.clients.consumer.{assignor}"),
     ])
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null())
@@ -213,20 +310,19 @@ fn java_member(group: &str, topic: &str) -> std::process::Child {
     .expect("java runs the Java client's console consumer")
 }
 
-/// A group of a Java member (the leader: it joins first, so the Java RangeAssignor reads our
+/// A group of a Java member (the leader: it joins first, so the Java assignor reads our
 /// subscription) and a purekafka member: the partitions split between them, and all come back
 /// to purekafka when the Java member is killed and its session times out.
-#[tokio::test]
-async fn a_java_member_and_a_purekafka_member_share_a_group() {
+async fn java_leads(strategy: &str, java_assignor: &str) {
     let topic = unique_topic("mixed");
     admin().await.create_topic(&topic, 6, 1).await.unwrap();
     let group = unique_topic("g");
-    let mut java = java_member(&group, &topic);
+    let mut java = java_member(&group, &topic, java_assignor);
     // Let the Java member form the group first.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let ours = Member::spawn(
         member(&group)
-            .set("partition.assignment.strategy", "range")
+            .set("partition.assignment.strategy", strategy)
             .unwrap(),
         &topic,
     );
@@ -246,14 +342,13 @@ async fn a_java_member_and_a_purekafka_member_share_a_group() {
 
 /// The other way round: purekafka leads (and assigns), the Java member joins and must read the
 /// assignment purekafka wrote for it.
-#[tokio::test]
-async fn a_java_member_takes_its_share_from_a_purekafka_leader() {
+async fn purekafka_leads(strategy: &str, java_assignor: &str) {
     let topic = unique_topic("mixed-lead");
     admin().await.create_topic(&topic, 6, 1).await.unwrap();
     let group = unique_topic("g");
     let ours = Member::spawn(
         member(&group)
-            .set("partition.assignment.strategy", "range")
+            .set("partition.assignment.strategy", strategy)
             .unwrap(),
         &topic,
     );
@@ -261,7 +356,7 @@ async fn a_java_member_takes_its_share_from_a_purekafka_leader() {
         ours.partitions().len() == 6
     })
     .await;
-    let mut java = java_member(&group, &topic);
+    let mut java = java_member(&group, &topic, java_assignor);
     eventually("purekafka gave 3 partitions to the Java member", || {
         ours.partitions().len() == 3
     })
@@ -269,6 +364,26 @@ async fn a_java_member_takes_its_share_from_a_purekafka_leader() {
     java.kill().unwrap();
     let _ = java.wait();
     ours.leave().await;
+}
+
+#[tokio::test]
+async fn a_java_member_and_a_purekafka_member_share_a_group() {
+    java_leads("range", "RangeAssignor").await;
+}
+
+#[tokio::test]
+async fn a_java_member_takes_its_share_from_a_purekafka_leader() {
+    purekafka_leads("range", "RangeAssignor").await;
+}
+
+#[tokio::test]
+async fn a_cooperative_java_leader_and_a_purekafka_member_share_a_group() {
+    java_leads("cooperative-sticky", "CooperativeStickyAssignor").await;
+}
+
+#[tokio::test]
+async fn a_cooperative_java_member_takes_its_share_from_a_purekafka_leader() {
+    purekafka_leads("cooperative-sticky", "CooperativeStickyAssignor").await;
 }
 
 /// A member hears of every change to its partitions: assigned alone, revoked when another

@@ -8,6 +8,7 @@ mod admin;
 mod common;
 mod consumer;
 mod consumer_group;
+mod kip848;
 mod produce_fetch;
 mod producer;
 mod sasl;

@@ -226,3 +226,42 @@ async fn the_java_consumer_reads_what_the_writer_committed() {
     );
     admin().await.delete_topic(&topic).await.unwrap();
 }
+
+/// Everything a consumer at `level` is handed from partition 0 of `topic`, reading until
+/// nothing more comes for a second.
+async fn consume_all(topic: &str, level: &str) -> Vec<(i64, String, String)> {
+    let config = crate::common::plaintext()
+        .set("isolation.level", level)
+        .unwrap();
+    let mut consumer = purekafka::Consumer::builder(config).build().await.unwrap();
+    consumer
+        .assign([(topic, 0)], purekafka::Offset::Earliest)
+        .await
+        .unwrap();
+    let text = |b: Option<Bytes>| String::from_utf8(b.unwrap().to_vec()).unwrap();
+    let mut out = Vec::new();
+    while let Ok(msg) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+        let msg = msg.unwrap();
+        out.push((msg.offset, text(msg.key), text(msg.value)));
+    }
+    out
+}
+
+/// The consumer itself: at read_committed it hands out exactly the committed and plain
+/// records; at read_uncommitted every record; transaction markers never.
+#[tokio::test]
+async fn a_read_committed_consumer_skips_aborted_transactions() {
+    let topic = unique_topic("txn-consumer");
+    admin().await.create_topic(&topic, 1, 1).await.unwrap();
+    let written = write_transactions(&topic);
+    check_account(&written);
+    assert_eq!(
+        consume_all(&topic, "read_committed").await,
+        triples(written.iter().filter(|w| w.outcome != Outcome::Aborted))
+    );
+    assert_eq!(
+        consume_all(&topic, "read_uncommitted").await,
+        triples(written.iter())
+    );
+    admin().await.delete_topic(&topic).await.unwrap();
+}

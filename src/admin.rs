@@ -148,7 +148,7 @@ impl Admin {
                         .iter()
                         .map(|p| (Arc::from(topic), p.id))
                         .collect();
-                    match self.cluster.list_offsets(&partitions, LATEST).await {
+                    match self.cluster.list_offsets(&partitions, LATEST, 0).await {
                         Ok(_) => Some(!partitions.is_empty()),
                         Err(e) if e.is_retriable() => Some(false),
                         Err(e) => return Err(e),

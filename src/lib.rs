@@ -34,8 +34,8 @@ pub mod protocol;
 
 pub use admin::{Admin, AdminBuilder};
 pub use config::{
-    Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, IsolationLevel, SaslMechanism, Secret,
-    SecurityProtocol,
+    Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, GroupProtocol, IsolationLevel,
+    SaslMechanism, Secret, SecurityProtocol,
 };
 pub use consumer::{
     Assignor, Consumer, ConsumerBuilder, Message, MessageStream, Offset, RebalanceEvent,

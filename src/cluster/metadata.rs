@@ -25,6 +25,8 @@ pub struct TopicMetadata {
     pub error: Option<KafkaCode>,
     /// Partitions sorted by id.
     pub partitions: Vec<PartitionMetadata>,
+    /// The topic id (Metadata v10 and later), or 0 when the broker sent none.
+    pub id: u128,
     /// When the cluster told us this.
     pub fetched_at: Instant,
 }
@@ -71,11 +73,13 @@ impl Metadata {
                     .collect();
                 partitions.sort_by_key(|p| p.id);
                 let error = KafkaCode::from_code(t.error_code);
+                let id = t.topic_id.as_u128();
                 Some((
                     name,
                     TopicMetadata {
                         error,
                         partitions,
+                        id,
                         fetched_at,
                     },
                 ))

@@ -57,11 +57,13 @@ pub(crate) fn topic_name(topic: &str) -> TopicName {
 
 impl Cluster {
     /// The offset at `timestamp` (`EARLIEST`, `LATEST`, or a time in ms) of each partition,
-    /// asking each leader once.
+    /// asking each leader once. With `isolation_level` 1 (read_committed), `LATEST` is the last
+    /// stable offset: the end of the log short of any open transaction.
     pub(crate) async fn list_offsets(
         &self,
         partitions: &[TopicPartition],
         timestamp: i64,
+        isolation_level: i8,
     ) -> Result<Vec<(TopicPartition, i64)>, Error> {
         let mut offsets = Vec::with_capacity(partitions.len());
         for (leader, tps) in by_leader(self, partitions.iter().cloned()).await? {
@@ -85,6 +87,7 @@ impl Cluster {
                 .collect();
             let request = ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
+                .with_isolation_level(isolation_level)
                 .with_topics(topics);
             let (response, _) = conn.request(&request).await?;
             for t in &response.topics {

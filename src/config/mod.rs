@@ -90,6 +90,17 @@ impl IsolationLevel {
     }
 }
 
+/// How a consumer group shares out partitions (`group.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup and SyncGroup, with the assignment computed by a member (`classic`): every
+    /// Kafka version, and the only one CKafka offers.
+    Classic,
+    /// KIP-848 (`consumer`): the coordinator assigns, through ConsumerGroupHeartbeat; Kafka 4.0
+    /// and later.
+    Consumer,
+}
+
 /// A secret string, such as a SASL password. Its `Debug` never shows the value.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -236,6 +247,11 @@ pub struct ConsumerConfig {
     /// `max.poll.interval.ms`: the rebalance timeout, how long the group waits for members to
     /// rejoin.
     pub max_poll_interval: Duration,
+    /// `group.protocol`: `classic` (default) or `consumer` (KIP-848).
+    pub group_protocol: GroupProtocol,
+    /// `group.remote.assignor`: the coordinator's assignor for `group.protocol=consumer`
+    /// (`uniform` or `range`); the broker's default when unset.
+    pub group_remote_assignor: Option<String>,
     /// `partition.assignment.strategy`: the assignors offered, in order of preference.
     pub assignors: Vec<Assignor>,
     /// `enable.auto.commit`: commit what was handed to the application, periodically and on
@@ -325,6 +341,8 @@ impl Default for ClientConfig {
                 fetch_error_backoff: Duration::from_millis(500),
                 heartbeat_interval: Duration::from_millis(3000),
                 max_poll_interval: Duration::from_millis(300_000),
+                group_protocol: GroupProtocol::Classic,
+                group_remote_assignor: None,
                 assignors: vec![Assignor::Range, Assignor::RoundRobin],
                 enable_auto_commit: true,
                 auto_commit_interval: Duration::from_millis(5000),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    Acks, Assignor, AutoOffsetReset, ClientConfig, Compression, IsolationLevel, SaslMechanism,
-    Secret, SecurityProtocol,
+    Acks, Assignor, AutoOffsetReset, ClientConfig, Compression, GroupProtocol, IsolationLevel,
+    SaslMechanism, Secret, SecurityProtocol,
 };
 use crate::error::ConfigError;
 
@@ -105,6 +105,14 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
                 _ => return Err(v.invalid("expected earliest, latest or error")),
             }
         }
+        "group.protocol" => {
+            k.group_protocol = match value.to_ascii_lowercase().as_str() {
+                "classic" => GroupProtocol::Classic,
+                "consumer" => GroupProtocol::Consumer,
+                _ => return Err(v.invalid("expected classic or consumer")),
+            }
+        }
+        "group.remote.assignor" => k.group_remote_assignor = Some(value.to_owned()),
         "session.timeout.ms" => k.session_timeout = v.millis(1, 3_600_000)?,
         "fetch.wait.max.ms" | "fetch.max.wait.ms" => k.fetch_wait_max = v.millis(0, 300_000)?,
         "fetch.min.bytes" => k.fetch_min_bytes = v.int(1, 100_000_000)? as i32,
@@ -300,6 +308,7 @@ mod tests {
             ("bootstrap.servers", "host:99999"),
             ("security.protocol", "KERBEROS"),
             ("auto.offset.reset", "sometime"),
+            ("group.protocol", "modern"),
             ("compression.type", "brotli"),
             ("enable.idempotence", "yes"),
             ("partition.assignment.strategy", "range,sticky"),

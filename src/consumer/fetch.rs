@@ -28,7 +28,7 @@ use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, E
 use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
-use crate::protocol::records::{BatchDecoder, DecodeError};
+use crate::protocol::records::{AbortedTransactions, BatchDecoder, DecodeError};
 
 /// What the consumer knows of its partitions between fetches.
 #[derive(Default)]
@@ -49,6 +49,15 @@ impl FetchState {
         *self = FetchState::default();
     }
 
+    /// Forgets one partition (revoked).
+    pub fn remove(&mut self, tp: &TopicPartition) {
+        self.positions.remove(tp);
+        self.high_watermarks.remove(tp);
+        self.paused.remove(tp);
+        self.buffered
+            .retain(|m| (&m.topic, m.partition) != (&tp.0, tp.1));
+    }
+
     /// The partitions to fetch and where: assigned and not paused.
     fn wanted(&self) -> BTreeMap<TopicPartition, i64> {
         self.positions
@@ -66,6 +75,7 @@ struct FetchParams {
     min_bytes: i32,
     max_bytes: i32,
     partition_max_bytes: i32,
+    isolation_level: i8,
 }
 
 /// One leader's answer, with the fetch offsets it answers for.
@@ -169,6 +179,7 @@ impl Fetcher {
                 .fetch_max_bytes
                 .min(decompression_limit.saturating_sub(512) as i32),
             partition_max_bytes: config.max_partition_fetch_bytes,
+            isolation_level: config.isolation_level.as_i8(),
         };
         let sessions = std::mem::take(&mut self.sessions);
         self.round = Some(tokio::spawn(round(
@@ -324,7 +335,7 @@ fn fetch_request(params: FetchParams, plan: FetchPlan) -> FetchRequest {
         .with_max_wait_ms(params.max_wait.as_millis().min(i32::MAX as u128) as i32)
         .with_min_bytes(params.min_bytes)
         .with_max_bytes(params.max_bytes)
-        .with_isolation_level(0)
+        .with_isolation_level(params.isolation_level)
         .with_session_id(plan.session_id)
         .with_session_epoch(plan.epoch)
         .with_topics(topics)
@@ -388,6 +399,10 @@ async fn absorb(
                 }
                 high_watermarks.insert(tp.clone(), p.high_watermark);
                 let Some(records) = p.records else { continue };
+                // Under read_committed the broker lists the aborted transactions the records
+                // overlap; under read_uncommitted it sends none, and only control batches drop.
+                let mut aborted =
+                    AbortedTransactions::new(p.aborted_transactions.as_deref().unwrap_or(&[]));
                 let mut decoder = BatchDecoder::new(records, config.check_crcs, budget);
                 while let Some(batch) = decoder.next() {
                     let batch = match batch {
@@ -407,7 +422,12 @@ async fn absorb(
                             })
                         }
                     };
-                    if !batch.is_control() {
+                    let delivered = aborted.delivers(&batch).map_err(|e| Error::CorruptBatch {
+                        topic: topic.to_string(),
+                        partition: p.partition_index,
+                        reason: format!("batch at offset {}: {e}", batch.base_offset),
+                    })?;
+                    if delivered {
                         out.extend(
                             batch
                                 .records
@@ -469,7 +489,7 @@ async fn reset_offsets(
         }
     };
     let offsets: HashMap<TopicPartition, i64> = cluster
-        .list_offsets(&partitions, timestamp)
+        .list_offsets(&partitions, timestamp, config.isolation_level.as_i8())
         .await?
         .into_iter()
         .collect();

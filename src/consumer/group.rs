@@ -22,22 +22,16 @@ use std::time::Duration;
 
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
-use kafka_protocol::protocol::StrBytes;
 use tokio::task::JoinHandle;
 
 use super::assignor::Assignor;
-use crate::cluster::{topic_name, Cluster};
+use super::coordinator::{s, CommitError, Committer, Coordinator};
+use crate::cluster::Cluster;
 use crate::config::ConsumerConfig;
-use crate::conn::Connection;
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::{
@@ -50,10 +44,6 @@ const REJOIN_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The consumer protocol type every classic consumer group uses.
 const PROTOCOL_TYPE: &str = "consumer";
-
-fn s(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_owned())
-}
 
 /// Whether, and why, the member must join again. Shared by the member, its heartbeat task and
 /// the consumer.
@@ -81,7 +71,7 @@ impl Rejoin {
         self.0.load(Ordering::Acquire) == Rejoin::LOST
     }
 
-    fn rebalance(&self) {
+    pub fn rebalance(&self) {
         // A loss is not downgraded to a rebalance.
         let _ = self.0.compare_exchange(
             Rejoin::NO,
@@ -100,14 +90,21 @@ impl Rejoin {
     }
 }
 
+/// The outcome of a join.
+pub(crate) struct Joined {
+    /// This member's partitions in the new generation.
+    pub assignment: TopicPartitions,
+    /// True when the coordinator dropped the member during the join, so the partitions it
+    /// meant to keep are lost (they may already be another member's).
+    pub lost: bool,
+}
+
 /// One member of a classic group.
 pub(crate) struct GroupMember {
-    cluster: Cluster,
-    group_id: String,
+    /// JoinGroup, SyncGroup and offsets go through its connection; heartbeats get another.
+    coordinator: Coordinator,
     config: ConsumerConfig,
     topics: Vec<String>,
-    /// JoinGroup, SyncGroup, offsets.
-    coordinator: Option<Connection>,
     member_id: String,
     generation: i32,
     /// Set by the heartbeat task when the member must join again.
@@ -131,11 +128,14 @@ impl GroupMember {
         topics: Vec<String>,
     ) -> Self {
         GroupMember {
-            cluster,
-            group_id,
+            coordinator: Coordinator::new(
+                cluster,
+                group_id,
+                config.session_timeout,
+                config.fetch_error_backoff,
+            ),
             config,
             topics,
-            coordinator: None,
             member_id: String::new(),
             generation: -1,
             rejoin: Rejoin::new(),
@@ -150,74 +150,54 @@ impl GroupMember {
         self.rejoin.clone()
     }
 
-    fn group_error(&self, api: &'static str, code: i16) -> Error {
-        Error::Broker {
-            api,
-            resource: format!("group {}", self.group_id),
-            code: KafkaCode::from_code(code).expect("non-zero"),
-            message: None,
-        }
+    /// True when every assignor offered is cooperative (KIP-429), as in the Java client: the
+    /// member then keeps its partitions through a rebalance and gives up only those its new
+    /// assignment lacks. Otherwise the group rebalances eagerly: everything is revoked first.
+    pub fn cooperative(&self) -> bool {
+        !self.config.assignors.is_empty()
+            && self.config.assignors.iter().all(|a| a.is_cooperative())
     }
 
-    /// The coordinator's address, from FindCoordinator, retried while it is being elected.
-    async fn find_coordinator(&self) -> Result<String, Error> {
-        let mut waited = Duration::ZERO;
-        loop {
-            let conn = self.cluster.any_broker().await?;
-            let request = FindCoordinatorRequest::default()
-                .with_key(s(&self.group_id))
-                .with_key_type(0);
-            let (response, _) = conn.request(&request).await?;
-            match response.error_code {
-                0 => return Ok(format!("{}:{}", response.host.as_str(), response.port)),
-                code @ (codes::COORDINATOR_NOT_AVAILABLE | codes::COORDINATOR_LOAD_IN_PROGRESS)
-                    if waited < self.config.session_timeout =>
-                {
-                    tracing::debug!(group = %self.group_id, code, "coordinator not ready");
-                    tokio::time::sleep(self.config.fetch_error_backoff).await;
-                    waited += self.config.fetch_error_backoff;
-                }
-                code => return Err(self.group_error("FindCoordinator", code)),
-            }
-        }
-    }
-
-    async fn coordinator(&mut self) -> Result<Connection, Error> {
-        if let Some(conn) = self.coordinator.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
-        }
-        let addr = self.find_coordinator().await?;
-        let conn = self.cluster.dedicated(&addr).await?;
-        self.coordinator = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// Joins (or rejoins) the group and returns this member's assignment. Restarts the
-    /// heartbeat task for the new generation.
-    pub async fn join(&mut self) -> Result<TopicPartitions, Error> {
+    /// Joins (or rejoins) the group. `owned` is what the member keeps through the rebalance
+    /// (cooperative groups; empty when eager). Restarts the heartbeat task for the new
+    /// generation.
+    pub async fn join(&mut self, owned: &TopicPartitions) -> Result<Joined, Error> {
         if let Some(task) = self.heartbeat.take() {
             task.abort();
         }
+        let mut owned = owned.clone();
+        let mut lost = false;
         loop {
-            match self.join_once().await? {
+            match self.join_once(&owned).await? {
                 Some(assignment) => {
                     self.rejoin.clear();
                     self.start_heartbeat().await?;
-                    return Ok(assignment);
+                    return Ok(Joined { assignment, lost });
                 }
-                // Start over after a pause, so a group stuck in an error is not hammered.
-                None => tokio::time::sleep(REJOIN_BACKOFF).await,
+                None => {
+                    if self.generation < 0 && !owned.is_empty() {
+                        // Dropped by the coordinator mid-rebalance: what was owned is lost.
+                        owned.clear();
+                        lost = true;
+                    }
+                    // Start over after a pause, so a group stuck in an error is not hammered.
+                    tokio::time::sleep(REJOIN_BACKOFF).await
+                }
             }
         }
     }
 
     /// One JoinGroup + SyncGroup round; `None` when the group asks to start over.
-    async fn join_once(&mut self) -> Result<Option<TopicPartitions>, Error> {
-        let conn = self.coordinator().await?;
+    async fn join_once(
+        &mut self,
+        owned: &TopicPartitions,
+    ) -> Result<Option<TopicPartitions>, Error> {
+        let conn = self.coordinator.conn().await?;
         let subscription = Subscription {
             topics: self.topics.clone(),
-            owned: Vec::new(),
-            generation: None,
+            owned: owned.clone(),
+            // The generation the partitions were owned in, so a leader can tell stale claims.
+            generation: (self.generation >= 0).then_some(self.generation),
         }
         .encode()
         .map_err(|e| Error::protocol("-", e))?;
@@ -232,7 +212,7 @@ impl GroupMember {
             })
             .collect();
         let mut request = JoinGroupRequest::default()
-            .with_group_id(GroupId(s(&self.group_id)))
+            .with_group_id(self.coordinator.group_id_field())
             .with_session_timeout_ms(millis(self.config.session_timeout))
             .with_rebalance_timeout_ms(millis(self.config.max_poll_interval))
             .with_member_id(s(&self.member_id))
@@ -247,7 +227,7 @@ impl GroupMember {
             let joined = match conn.request_at(&request, version, wait).await {
                 Ok(joined) => joined,
                 Err(e) => {
-                    self.coordinator = None;
+                    self.coordinator.lost();
                     return Err(e);
                 }
             };
@@ -261,15 +241,15 @@ impl GroupMember {
         match joined.error_code {
             0 => {}
             codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION => {
-                self.member_id.clear();
+                self.forget_membership();
                 return Ok(None);
             }
             codes::REBALANCE_IN_PROGRESS | codes::COORDINATOR_LOAD_IN_PROGRESS => return Ok(None),
             codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE => {
-                self.coordinator = None;
+                self.coordinator.lost();
                 return Ok(None);
             }
-            code => return Err(self.group_error("JoinGroup", code)),
+            code => return Err(self.coordinator.error("JoinGroup", code)),
         }
         self.member_id = joined.member_id.to_string();
         self.generation = joined.generation_id;
@@ -284,7 +264,7 @@ impl GroupMember {
             Vec::new()
         };
         let request = SyncGroupRequest::default()
-            .with_group_id(GroupId(s(&self.group_id)))
+            .with_group_id(self.coordinator.group_id_field())
             .with_generation_id(self.generation)
             .with_member_id(s(&self.member_id))
             .with_group_instance_id(self.config.group_instance_id.as_deref().map(s))
@@ -299,15 +279,21 @@ impl GroupMember {
                 .map_err(|e| Error::protocol(conn.broker(), e)),
             codes::REBALANCE_IN_PROGRESS => Ok(None),
             codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION => {
-                self.member_id.clear();
+                self.forget_membership();
                 Ok(None)
             }
             codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE => {
-                self.coordinator = None;
+                self.coordinator.lost();
                 Ok(None)
             }
-            code => Err(self.group_error("SyncGroup", code)),
+            code => Err(self.coordinator.error("SyncGroup", code)),
         }
+    }
+
+    /// The coordinator no longer knows this member: join afresh, owning nothing.
+    fn forget_membership(&mut self) {
+        self.member_id.clear();
+        self.generation = -1;
     }
 
     /// As leader: runs the chosen assignor over every member's subscription.
@@ -318,7 +304,7 @@ impl GroupMember {
     ) -> Result<Vec<SyncGroupRequestAssignment>, Error> {
         let assignor = Assignor::from_name(protocol).ok_or_else(|| Error::Broker {
             api: "JoinGroup",
-            resource: format!("group {}", self.group_id),
+            resource: format!("group {}", self.coordinator.group_id()),
             code: KafkaCode::from_code(codes::INCONSISTENT_GROUP_PROTOCOL).expect("non-zero"),
             message: Some(format!(
                 "the group chose assignor {protocol:?}, which purekafka lacks"
@@ -326,8 +312,8 @@ impl GroupMember {
         })?;
         let mut subscriptions = BTreeMap::new();
         for m in members {
-            let sub =
-                Subscription::decode(m.metadata.clone()).map_err(|e| Error::protocol("-", e))?;
+            let sub = Subscription::decode_for(m.metadata.clone(), assignor.is_cooperative())
+                .map_err(|e| Error::protocol("-", e))?;
             subscriptions.insert(m.member_id.to_string(), sub);
         }
         let mut partitions = HashMap::new();
@@ -336,7 +322,7 @@ impl GroupMember {
                 if partitions.contains_key(topic) {
                     continue;
                 }
-                match self.cluster.topic(topic).await {
+                match self.coordinator.cluster().topic(topic).await {
                     Ok(meta) => {
                         partitions.insert(topic.clone(), meta.partitions.len() as i32);
                     }
@@ -359,17 +345,16 @@ impl GroupMember {
     }
 
     async fn start_heartbeat(&mut self) -> Result<(), Error> {
-        let addr = self.coordinator().await?.broker().to_owned();
-        let conn = self.cluster.dedicated(&addr).await?;
+        let conn = self.coordinator.dedicated().await?;
         let request = HeartbeatRequest::default()
-            .with_group_id(GroupId(s(&self.group_id)))
+            .with_group_id(self.coordinator.group_id_field())
             .with_generation_id(self.generation)
             .with_member_id(s(&self.member_id))
             .with_group_instance_id(self.config.group_instance_id.as_deref().map(s));
         let rejoin = self.rejoin.clone();
         let interval = self.config.heartbeat_interval;
         let session = self.config.session_timeout;
-        let group = self.group_id.clone();
+        let group = self.coordinator.group_id().to_owned();
         self.heartbeat = Some(tokio::spawn(async move {
             let mut last_ok = tokio::time::Instant::now();
             loop {
@@ -407,80 +392,24 @@ impl GroupMember {
         &mut self,
         partitions: &TopicPartitions,
     ) -> Result<HashMap<(String, i32), Option<i64>>, Error> {
-        let conn = self.coordinator().await?;
-        let request = OffsetFetchRequest::default()
-            .with_group_id(GroupId(s(&self.group_id)))
-            .with_topics(Some(
-                partitions
-                    .iter()
-                    .map(|(t, ps)| {
-                        OffsetFetchRequestTopic::default()
-                            .with_name(topic_name(t))
-                            .with_partition_indexes(ps.clone())
-                    })
-                    .collect(),
-            ));
-        let (response, _) = conn.request(&request).await?;
-        if response.error_code != 0 {
-            return Err(self.group_error("OffsetFetch", response.error_code));
-        }
-        let mut out = HashMap::new();
-        for t in response.topics {
-            for p in t.partitions {
-                if p.error_code != 0 {
-                    return Err(self.group_error("OffsetFetch", p.error_code));
-                }
-                let offset = (p.committed_offset >= 0).then_some(p.committed_offset);
-                out.insert((t.name.0.to_string(), p.partition_index), offset);
-            }
-        }
-        Ok(out)
+        self.coordinator.committed(partitions).await
     }
 
     /// Commits `offsets` (the next offset to read, per partition) for the current generation.
+    /// When the group has moved on, the member rejoins.
     pub async fn commit(&mut self, offsets: &[(&str, i32, i64)]) -> Result<(), Error> {
-        if offsets.is_empty() {
-            return Ok(());
-        }
-        let conn = self.coordinator().await?;
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for &(topic, partition, offset) in offsets {
-            let p = OffsetCommitRequestPartition::default()
-                .with_partition_index(partition)
-                .with_committed_offset(offset)
-                .with_committed_leader_epoch(-1);
-            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(vec![p]),
-                ),
+        let who = Committer {
+            member_id: &self.member_id,
+            generation: self.generation,
+            instance_id: self.config.group_instance_id.as_deref(),
+        };
+        match self.coordinator.commit(who, offsets).await {
+            Err(CommitError::Stale(e)) => {
+                self.rejoin.rebalance();
+                Err(e)
             }
+            other => Ok(other?),
         }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(s(&self.group_id)))
-            .with_generation_id_or_member_epoch(self.generation)
-            .with_member_id(s(&self.member_id))
-            .with_group_instance_id(self.config.group_instance_id.as_deref().map(s))
-            .with_retention_time_ms(-1)
-            .with_topics(topics);
-        let (response, _) = conn.request(&request).await?;
-        for t in &response.topics {
-            for p in &t.partitions {
-                match p.error_code {
-                    0 => {}
-                    code @ (codes::REBALANCE_IN_PROGRESS
-                    | codes::ILLEGAL_GENERATION
-                    | codes::UNKNOWN_MEMBER_ID) => {
-                        self.rejoin.rebalance();
-                        return Err(self.group_error("OffsetCommit", code));
-                    }
-                    code => return Err(self.group_error("OffsetCommit", code)),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Leaves the group, so its partitions move to other members at once. A static member
@@ -493,9 +422,10 @@ impl GroupMember {
         if self.member_id.is_empty() || self.config.group_instance_id.is_some() {
             return Ok(());
         }
-        let conn = self.coordinator().await?;
+        let conn = self.coordinator.conn().await?;
         let version = conn.version_of::<LeaveGroupRequest>()?;
-        let mut request = LeaveGroupRequest::default().with_group_id(GroupId(s(&self.group_id)));
+        let mut request =
+            LeaveGroupRequest::default().with_group_id(self.coordinator.group_id_field());
         // v3 names members in a list (with their instance ids); earlier versions one member id.
         if version >= 3 {
             request.members = vec![MemberIdentity::default()
@@ -511,7 +441,7 @@ impl GroupMember {
         self.rejoin.rebalance();
         match response.error_code {
             0 | codes::UNKNOWN_MEMBER_ID => Ok(()),
-            code => Err(self.group_error("LeaveGroup", code)),
+            code => Err(self.coordinator.error("LeaveGroup", code)),
         }
     }
 }

@@ -1,43 +1,42 @@
-//! The consumer: fetches assigned partitions from their leaders and hands out records whose key,
-//! value and headers are slices of the fetch response, without a copy.
+//! The consumer: a member of a consumer group, or a reader of explicitly assigned partitions.
+//! Records are handed out with key, value and headers as slices of the fetch response, without
+//! a copy.
 //!
 //! ```text
-//!  assign(partitions, start) ─► ListOffsets (earliest / latest) ─► positions
-//!  recv() ─► buffered message? ─► else one Fetch per leader ─► BatchDecoder ─► messages
+//!  subscribe ─► membership.rs ─► group.rs (classic: JoinGroup/SyncGroup, assignor.rs)
+//!                     │          consumer_group.rs (KIP-848: ConsumerGroupHeartbeat)
+//!                     │          coordinator.rs (FindCoordinator, OffsetFetch, OffsetCommit)
+//!                     ▼
+//!  assign / assignment ─► positions ─► fetch.rs: pipelined rounds, one Fetch per leader,
+//!                                      fetch_session.rs (KIP-227) ─► BatchDecoder ─► recv()
 //! ```
-//!
-//! This first consumer is assigned partitions explicitly; group membership, committed offsets
-//! and pipelined fetches build on it.
 
 mod assignor;
+mod consumer_group;
+mod coordinator;
 mod fetch;
 mod fetch_session;
 mod group;
-
-use fetch::{FetchState, Fetcher};
-
-pub use assignor::Assignor;
+mod membership;
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use bytes::Bytes;
-
 use crate::cluster::{Cluster, EARLIEST, LATEST};
-use crate::config::AutoOffsetReset;
-use crate::config::{ClientConfig, ConsumerConfig};
-use crate::error::ConfigError;
-use crate::error::Error;
-use crate::protocol::consumer_protocol::TopicPartitions;
+use crate::config::{ClientConfig, ConsumerConfig, GroupProtocol};
+use crate::error::{ConfigError, Error};
 use crate::protocol::records::Header;
-use group::{GroupMember, Rejoin};
+pub use assignor::Assignor;
+use consumer_group::ConsumerGroupMember;
+use fetch::{FetchState, Fetcher};
+use group::GroupMember;
+use membership::{ClassicGroup, Membership};
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +80,13 @@ impl fmt::Display for Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RebalanceEvent {
-    /// These partitions now belong to this member; each starts at its committed offset.
+    /// These partitions now belong to this member; each starts at its committed offset. In an
+    /// eager group this is the whole assignment; in a cooperative one (cooperative-sticky),
+    /// only the partitions added to what the member kept, as in the Java client.
     Assigned(Vec<(String, i32)>),
     /// These partitions are taken away in good order (the group is rebalancing); with
-    /// `enable.auto.commit` their positions were committed first.
+    /// `enable.auto.commit` their positions were committed first. An eager group revokes the
+    /// whole assignment before every rebalance; a cooperative one only what moves elsewhere.
     Revoked(Vec<(String, i32)>),
     /// These partitions were lost: the group dropped this member (for example its session
     /// expired), so another member may already be reading them. Nothing was committed.
@@ -131,19 +133,6 @@ impl ConsumerBuilder {
     }
 }
 
-/// A consumer's group membership.
-struct Group {
-    member: Arc<tokio::sync::Mutex<GroupMember>>,
-    /// Set by the member's heartbeats when it must rejoin.
-    rejoin: Rejoin,
-    /// A join in progress, with the positions it will start from. It runs as a task of its
-    /// own, so a `recv` cancelled by its caller's timeout does not abandon the rebalance; the
-    /// next `recv` waits for the same join.
-    joining: Option<JoinHandle<Result<Positions, Error>>>,
-}
-
-type Positions = Vec<((Arc<str>, i32), i64)>;
-
 /// A Kafka consumer: a member of a consumer group with [`Consumer::subscribe`], or a reader of
 /// explicitly assigned partitions with [`Consumer::assign`].
 ///
@@ -182,7 +171,7 @@ pub struct Consumer {
     /// Next offset after what was handed to the application: what commits store.
     consumed: BTreeMap<(Arc<str>, i32), i64>,
     /// Group membership, after `subscribe`.
-    group: Option<Group>,
+    group: Option<Membership>,
     last_commit: Instant,
     /// Where rebalance events go, once asked for.
     events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
@@ -218,8 +207,18 @@ impl Consumer {
             .collect();
         let offsets = match start {
             Offset::At(offset) => partitions.iter().map(|tp| (tp.clone(), offset)).collect(),
-            Offset::Earliest => self.cluster.list_offsets(&partitions, EARLIEST).await?,
-            Offset::Latest => self.cluster.list_offsets(&partitions, LATEST).await?,
+            Offset::Earliest => {
+                let isolation = self.config.isolation_level.as_i8();
+                self.cluster
+                    .list_offsets(&partitions, EARLIEST, isolation)
+                    .await?
+            }
+            Offset::Latest => {
+                let isolation = self.config.isolation_level.as_i8();
+                self.cluster
+                    .list_offsets(&partitions, LATEST, isolation)
+                    .await?
+            }
         };
         self.state.positions.extend(offsets);
         Ok(())
@@ -246,11 +245,20 @@ impl Consumer {
                 key: "group.id".into(),
             })?;
         let topics = topics.iter().map(|t| t.as_ref().to_owned()).collect();
-        let member = GroupMember::new(self.cluster.clone(), group_id, self.config.clone(), topics);
-        self.group = Some(Group {
-            rejoin: member.rejoin(),
-            member: Arc::new(tokio::sync::Mutex::new(member)),
-            joining: None,
+        let (cluster, config) = (self.cluster.clone(), self.config.clone());
+        self.group = Some(match self.config.group_protocol {
+            GroupProtocol::Classic => {
+                let member = GroupMember::new(cluster, group_id, config, topics);
+                Membership::Classic(ClassicGroup {
+                    rejoin: member.rejoin(),
+                    cooperative: member.cooperative(),
+                    member: Arc::new(tokio::sync::Mutex::new(member)),
+                    joining: None,
+                })
+            }
+            GroupProtocol::Consumer => {
+                Membership::Consumer(ConsumerGroupMember::new(cluster, group_id, config, topics))
+            }
         });
         self.state.clear();
         self.consumed.clear();
@@ -284,15 +292,12 @@ impl Consumer {
     /// member rejoins here when the group rebalances, and commits on `auto.commit.interval.ms`.
     pub async fn recv(&mut self) -> Result<Message, Error> {
         loop {
-            if self
-                .group
-                .as_ref()
-                .is_some_and(|g| g.joining.is_some() || g.rejoin.needed())
-            {
-                self.rebalance().await?;
+            if self.group.is_some() {
+                self.follow_group().await?;
             }
             if self.config.enable_auto_commit
-                && self.group.is_some()
+                // Not while a join holds the member; the next interval catches up.
+                && self.group.as_ref().is_some_and(Membership::can_commit)
                 && self.last_commit.elapsed() >= self.config.auto_commit_interval
             {
                 self.commit_consumed().await?;
@@ -329,57 +334,6 @@ impl Consumer {
             consumer: Some(self),
             next: None,
         }
-    }
-
-    /// Rejoins the group: commits what was consumed (with auto commit; the partitions are about
-    /// to be revoked), takes the new assignment and starts each partition at its committed
-    /// offset.
-    async fn rebalance(&mut self) -> Result<(), Error> {
-        let group = self.group.as_ref().expect("called for group members");
-        if group.joining.is_none() {
-            let lost = group.rejoin.lost();
-            let previous = self.assignment();
-            if lost {
-                // Too late to commit: the partitions may already be someone else's.
-                if !previous.is_empty() {
-                    self.event(RebalanceEvent::Lost(previous));
-                }
-            } else {
-                if self.config.enable_auto_commit && !self.consumed.is_empty() {
-                    if let Err(e) = self.commit_consumed().await {
-                        tracing::debug!(error = %e, "commit before rebalance failed");
-                    }
-                }
-                if !previous.is_empty() {
-                    self.event(RebalanceEvent::Revoked(previous));
-                }
-            }
-            self.state.clear();
-            self.consumed.clear();
-            let group = self.group.as_mut().expect("called for group members");
-            let (member, cluster, reset) = (
-                group.member.clone(),
-                self.cluster.clone(),
-                self.config.auto_offset_reset,
-            );
-            group.joining = Some(tokio::spawn(async move {
-                let mut member = member.lock().await;
-                let assignment = member.join().await?;
-                let committed = member.committed(&assignment).await?;
-                drop(member);
-                start_positions(&cluster, &assignment, &committed, reset).await
-            }));
-        }
-        let group = self.group.as_mut().expect("called for group members");
-        let joining = group.joining.as_mut().expect("set above");
-        let joined = joining.await;
-        group.joining = None;
-        let positions =
-            joined.map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))??;
-        self.state.positions.extend(positions);
-        tracing::debug!(assignment = ?self.assignment(), "joined the group");
-        self.event(RebalanceEvent::Assigned(self.assignment()));
-        Ok(())
     }
 
     /// Commits, for the group, the position after every message handed out so far.
@@ -475,7 +429,10 @@ impl Consumer {
             .iter()
             .map(|((t, p), o)| (&**t, *p, *o))
             .collect();
-        group.member.lock().await.commit(&offsets).await
+        match group {
+            Membership::Classic(g) => g.member.lock().await.commit(&offsets).await,
+            Membership::Consumer(member) => member.commit(&offsets).await,
+        }
     }
 
     /// Closes the consumer: commits what was consumed (with `enable.auto.commit`) and leaves the
@@ -486,43 +443,18 @@ impl Consumer {
         if self.group.is_some() && self.config.enable_auto_commit {
             self.commit_consumed().await?;
         }
-        if let Some(group) = self.group.take() {
-            if let Some(joining) = group.joining {
-                joining.abort();
+        match self.group.take() {
+            Some(Membership::Classic(group)) => {
+                if let Some(joining) = group.joining {
+                    joining.abort();
+                }
+                group.member.lock().await.leave().await?;
             }
-            group.member.lock().await.leave().await?;
+            Some(Membership::Consumer(member)) => member.leave().await?,
+            None => {}
         }
         Ok(())
     }
-}
-
-/// Where each assigned partition starts: its committed offset, or per `auto.offset.reset`.
-async fn start_positions(
-    cluster: &Cluster,
-    assignment: &TopicPartitions,
-    committed: &HashMap<(String, i32), Option<i64>>,
-    reset: AutoOffsetReset,
-) -> Result<Positions, Error> {
-    let mut positions = Vec::new();
-    let (mut earliest, mut latest) = (Vec::new(), Vec::new());
-    for (topic, partitions) in assignment {
-        let topic: Arc<str> = Arc::from(topic.as_str());
-        for &p in partitions {
-            match committed.get(&(topic.to_string(), p)).copied().flatten() {
-                Some(offset) => positions.push(((topic.clone(), p), offset)),
-                None => match reset {
-                    AutoOffsetReset::Earliest => earliest.push((topic.clone(), p)),
-                    AutoOffsetReset::Latest => latest.push((topic.clone(), p)),
-                    AutoOffsetReset::Error => {
-                        return Err(Error::NoCommittedOffset(format!("{topic}[{p}]")))
-                    }
-                },
-            }
-        }
-    }
-    positions.extend(cluster.list_offsets(&earliest, EARLIEST).await?);
-    positions.extend(cluster.list_offsets(&latest, LATEST).await?);
-    Ok(positions)
 }
 
 type NextMessage =

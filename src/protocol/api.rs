@@ -57,6 +57,7 @@ api_requests! {
     LeaveGroupRequest => LeaveGroupResponse, LeaveGroup;
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
+    ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat;
 }
 
 #[cfg(test)]

@@ -46,3 +46,11 @@ pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// The fetch session's epoch is not the one the broker expects (KIP-227).
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+/// The member's epoch is older than the group's: it was fenced and must rejoin (KIP-848).
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+/// A static member's instance id is still held by an earlier member (KIP-848).
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+/// The server-side assignor named is not one the broker has (KIP-848).
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+/// An offset commit came with an epoch older than the member's (KIP-848).
+pub const STALE_MEMBER_EPOCH: i16 = 113;

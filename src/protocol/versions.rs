@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteTopicsRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetFetchRequest, ProduceRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
-    SyncGroupRequest,
+    ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupHeartbeatRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -42,8 +42,10 @@ pub const OURS: &[(i16, i16, i16)] = &[
     ours::<LeaveGroupRequest>(None),
     // v8 asks for several groups at once; v9 is for KIP-848 groups.
     ours::<OffsetFetchRequest>(Some(7)),
-    // v9 is for KIP-848 groups, v10 names topics by id.
-    ours::<OffsetCommitRequest>(Some(8)),
+    // v9 carries a KIP-848 member epoch where v8 had the generation (the same field); v10
+    // names topics by id.
+    ours::<OffsetCommitRequest>(Some(9)),
+    ours::<ConsumerGroupHeartbeatRequest>(None),
 ];
 
 const fn ours<R: ApiRequest>(cap: Option<i16>) -> (i16, i16, i16) {

@@ -1,0 +1,60 @@
+//! KIP-848 consumer groups (`group.protocol=consumer`): the coordinator assigns. Kafka 4.0 and
+//! later have them; against an older broker the same tests check the error names the setting.
+
+use std::time::Duration;
+
+use purekafka::{ClientConfig, ConfigError, Consumer, Error};
+
+use crate::common::{admin, unique_topic};
+use crate::consumer_group::{member, resume_from_committed_offsets, split_and_rejoin_with};
+
+fn kip848_member(group: &str) -> ClientConfig {
+    member(group).set("group.protocol", "consumer").unwrap()
+}
+
+/// Whether the broker offers ConsumerGroupHeartbeat.
+async fn broker_has_kip848() -> bool {
+    admin()
+        .await
+        .negotiated_versions()
+        .await
+        .unwrap()
+        .iter()
+        .any(|(api, version)| *api == "ConsumerGroupHeartbeat" && version.is_some())
+}
+
+#[tokio::test]
+async fn kip848_members_split_partitions_without_overlap_or_gap() {
+    if !broker_has_kip848().await {
+        return older_brokers_name_the_setting().await;
+    }
+    split_and_rejoin_with(kip848_member(&unique_topic("g"))).await;
+}
+
+#[tokio::test]
+async fn a_kip848_member_resumes_from_committed_offsets() {
+    if !broker_has_kip848().await {
+        return older_brokers_name_the_setting().await;
+    }
+    resume_from_committed_offsets(kip848_member).await;
+}
+
+/// Before Kafka 4.0, `group.protocol=consumer` fails at the first `recv` with an error naming
+/// the setting.
+async fn older_brokers_name_the_setting() {
+    let topic = unique_topic("kip848");
+    admin().await.create_topic(&topic, 1, 1).await.unwrap();
+    let mut consumer = Consumer::builder(kip848_member(&unique_topic("g")))
+        .build()
+        .await
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .expect("an answer within 10 s")
+        .unwrap_err();
+    match err {
+        Error::Config(ConfigError::InvalidValue { key, .. }) => assert_eq!(key, "group.protocol"),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -1,0 +1,462 @@
+//! Membership of a KIP-848 consumer group (`group.protocol=consumer`, Kafka 4.0 and later).
+//! The coordinator computes every member's assignment itself and hands each its target in
+//! ConsumerGroupHeartbeat answers; the member gives up what the target lacks, takes up what it
+//! adds, and acknowledges with the partitions it owns in its next heartbeat. No JoinGroup, no
+//! SyncGroup, no client-side assignor, and no stop-the-world rebalance.
+//!
+//! ```text
+//!  heartbeat task ── ConsumerGroupHeartbeat: epoch 0 joins, then every heartbeat interval
+//!     │  assignment (topic ids) ─► names ─► target ─► Consumer::recv reconciles it:
+//!     │                                              revoke (commit first), then assign
+//!     ◄─────────── owned partitions, acknowledged ◄──┘  (the task is woken at once)
+//!  FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID ─► partitions lost, join again at epoch 0
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as Owned;
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::coordinator::{s, CommitError, Committer, Coordinator};
+use crate::cluster::{topic_name, Cluster};
+use crate::config::ConsumerConfig;
+use crate::error::{ConfigError, Error};
+use crate::protocol::codes;
+use crate::protocol::consumer_protocol::TopicPartitions;
+
+/// The epoch with which a member joins.
+const JOIN_EPOCH: i32 = 0;
+/// The epoch with which a dynamic member leaves.
+const LEAVE_EPOCH: i32 = -1;
+/// The epoch with which a static member leaves for now, keeping its instance id's place.
+const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// A change the consumer must apply.
+pub(crate) enum Change {
+    /// The coordinator dropped the member: its partitions may already be elsewhere.
+    Lost,
+    /// The partitions the member should own now.
+    Target(TopicPartitions),
+}
+
+#[derive(Default)]
+struct State {
+    member_id: String,
+    epoch: i32,
+    /// The coordinator's latest target, not yet taken up by the consumer.
+    target: Option<TopicPartitions>,
+    /// What the consumer owns; sent with the next heartbeat when `report` is set.
+    owned: TopicPartitions,
+    report: bool,
+    lost: bool,
+    /// Why the member cannot go on.
+    failed: Option<Error>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Heartbeat now: the consumer took up an assignment.
+    wake: Notify,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere never leaves State half-changed: every change is one assignment.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One member of a KIP-848 consumer group.
+pub(crate) struct ConsumerGroupMember {
+    shared: Arc<Shared>,
+    heartbeat: JoinHandle<()>,
+    /// Offsets go through a connection of their own, apart from heartbeats.
+    coordinator: tokio::sync::Mutex<Coordinator>,
+    instance_id: Option<String>,
+}
+
+impl Drop for ConsumerGroupMember {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl ConsumerGroupMember {
+    /// Starts heartbeating: the member joins with its first heartbeat.
+    pub fn new(
+        cluster: Cluster,
+        group_id: String,
+        config: ConsumerConfig,
+        topics: Vec<String>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                member_id: new_member_id(),
+                report: true,
+                ..State::default()
+            }),
+            wake: Notify::new(),
+        });
+        let coordinator = |cluster: Cluster| {
+            Coordinator::new(
+                cluster,
+                group_id.clone(),
+                config.session_timeout,
+                config.fetch_error_backoff,
+            )
+        };
+        let heartbeat = tokio::spawn(heartbeats(
+            shared.clone(),
+            coordinator(cluster.clone()),
+            config.clone(),
+            topics,
+        ));
+        ConsumerGroupMember {
+            shared,
+            heartbeat,
+            coordinator: tokio::sync::Mutex::new(coordinator(cluster)),
+            instance_id: config.group_instance_id,
+        }
+    }
+
+    /// What the consumer must apply, if anything; an error once the member cannot go on.
+    pub fn change(&self) -> Result<Option<Change>, Error> {
+        let mut state = self.shared.state();
+        if let Some(e) = state.failed.take() {
+            return Err(e);
+        }
+        if std::mem::take(&mut state.lost) {
+            return Ok(Some(Change::Lost));
+        }
+        Ok(state.target.take().map(Change::Target))
+    }
+
+    /// The consumer now owns `partitions`: tell the coordinator at once.
+    pub fn owned(&self, partitions: TopicPartitions) {
+        let mut state = self.shared.state();
+        state.owned = partitions;
+        state.report = true;
+        drop(state);
+        self.shared.wake.notify_one();
+    }
+
+    /// The committed offset of each partition (`None` where the group has none).
+    pub async fn committed(
+        &self,
+        partitions: &TopicPartitions,
+    ) -> Result<HashMap<(String, i32), Option<i64>>, Error> {
+        self.coordinator.lock().await.committed(partitions).await
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) at the member's epoch.
+    pub async fn commit(&self, offsets: &[(&str, i32, i64)]) -> Result<(), Error> {
+        let (member_id, epoch) = {
+            let state = self.shared.state();
+            (state.member_id.clone(), state.epoch)
+        };
+        let who = Committer {
+            member_id: &member_id,
+            generation: epoch,
+            instance_id: self.instance_id.as_deref(),
+        };
+        match self.coordinator.lock().await.commit(who, offsets).await {
+            Err(CommitError::Stale(e)) => {
+                // The heartbeat brings the new epoch (or the fencing) on its own.
+                self.shared.wake.notify_one();
+                Err(e)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Leaves the group: a dynamic member for good, so its partitions move at once; a static
+    /// member (`group.instance.id`) only for now, keeping its place for its session.
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.heartbeat.abort();
+        let (member_id, epoch) = {
+            let state = self.shared.state();
+            (state.member_id.clone(), state.epoch)
+        };
+        if epoch <= JOIN_EPOCH {
+            return Ok(());
+        }
+        let mut coordinator = self.coordinator.lock().await;
+        let conn = coordinator.conn().await?;
+        let request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(coordinator.group_id_field())
+            .with_member_id(s(&member_id))
+            .with_instance_id(self.instance_id.as_deref().map(s))
+            .with_member_epoch(match self.instance_id {
+                Some(_) => STATIC_LEAVE_EPOCH,
+                None => LEAVE_EPOCH,
+            });
+        let (response, _) = conn.request(&request).await?;
+        match response.error_code {
+            0 | codes::UNKNOWN_MEMBER_ID | codes::FENCED_MEMBER_EPOCH => Ok(()),
+            code => Err(coordinator.error("ConsumerGroupHeartbeat", code)),
+        }
+    }
+}
+
+/// A member id of 32 hex digits from 128 random bits (std's per-process random hash keys,
+/// mixed with the time): v1 of ConsumerGroupHeartbeat has the client choose it.
+fn new_member_id() -> String {
+    let random = std::collections::hash_map::RandomState::new();
+    let mut id = String::with_capacity(32);
+    for half in 0..2u8 {
+        let mut h = random.build_hasher();
+        h.write_u8(half);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        id.push_str(&format!("{:016x}", h.finish()));
+    }
+    id
+}
+
+/// The heartbeat loop: joins, heartbeats on the coordinator's interval, turns assignments into
+/// targets, and rejoins when fenced.
+async fn heartbeats(
+    shared: Arc<Shared>,
+    mut coordinator: Coordinator,
+    config: ConsumerConfig,
+    topics: Vec<String>,
+) {
+    let mut interval = config.heartbeat_interval;
+    // The last assignment, by topic id, until every id is known by name.
+    let mut unresolved: Option<Vec<(u128, Vec<i32>)>> = None;
+    // After a failure the next heartbeat repeats everything, since the last may be lost.
+    let mut full = true;
+    let mut last_ok = Instant::now();
+    loop {
+        let outcome = heartbeat_once(&shared, &mut coordinator, &config, &topics, full).await;
+        match outcome {
+            Ok(response) => {
+                last_ok = Instant::now();
+                full = false;
+                if response.heartbeat_interval_ms > 0 {
+                    interval = Duration::from_millis(response.heartbeat_interval_ms as u64);
+                }
+                if let Some(assignment) = response.assignment {
+                    unresolved = Some(
+                        assignment
+                            .topic_partitions
+                            .into_iter()
+                            .map(|t| (t.topic_id.as_u128(), t.partitions))
+                            .collect(),
+                    );
+                }
+            }
+            Err(Heartbeat::Fenced) => {
+                // Join again at once; the consumer reports the partitions lost.
+                full = true;
+                unresolved = None;
+                continue;
+            }
+            Err(Heartbeat::Retry(why)) => {
+                tracing::debug!(error = %why, "consumer group heartbeat failed");
+                full = true;
+                if last_ok.elapsed() >= config.session_timeout {
+                    // The coordinator has surely dropped us by now.
+                    fence(&shared);
+                    last_ok = Instant::now();
+                }
+                tokio::time::sleep(config.fetch_error_backoff).await;
+                continue;
+            }
+            Err(Heartbeat::Fatal(e)) => {
+                shared.state().failed = Some(e);
+                return;
+            }
+        }
+        if let Some(assignment) = &unresolved {
+            if let Some(target) = resolve(coordinator.cluster(), &topics, assignment).await {
+                shared.state().target = Some(target);
+                unresolved = None;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+enum Heartbeat {
+    /// The member must join again; what it owned is lost.
+    Fenced,
+    /// Try again after a pause.
+    Retry(Error),
+    Fatal(Error),
+}
+
+fn fence(shared: &Shared) {
+    let mut state = shared.state();
+    state.epoch = JOIN_EPOCH;
+    state.owned.clear();
+    state.target = None;
+    state.report = true;
+    state.lost = true;
+}
+
+async fn heartbeat_once(
+    shared: &Shared,
+    coordinator: &mut Coordinator,
+    config: &ConsumerConfig,
+    topics: &[String],
+    full: bool,
+) -> Result<ConsumerGroupHeartbeatResponse, Heartbeat> {
+    let conn = coordinator.conn().await.map_err(Heartbeat::Retry)?;
+    let version = conn
+        .version_of::<ConsumerGroupHeartbeatRequest>()
+        .map_err(|_| Heartbeat::Fatal(unsupported(conn.broker())))?;
+    let (request, reported) = {
+        let mut state = shared.state();
+        let joining = state.epoch == JOIN_EPOCH;
+        let full = full || joining;
+        // Version 0 has the coordinator choose the member id.
+        let member_id = if version == 0 && joining {
+            String::new()
+        } else {
+            state.member_id.clone()
+        };
+        let mut request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(coordinator.group_id_field())
+            .with_member_id(s(&member_id))
+            .with_member_epoch(state.epoch)
+            .with_rebalance_timeout_ms(-1);
+        if full {
+            request = request
+                .with_instance_id(config.group_instance_id.as_deref().map(s))
+                .with_rebalance_timeout_ms(millis(config.max_poll_interval))
+                .with_subscribed_topic_names(Some(topics.iter().map(|t| topic_name(t)).collect()))
+                .with_server_assignor(config.group_remote_assignor.as_deref().map(s));
+        }
+        let reported = (full || state.report).then(|| state.owned.clone());
+        state.report = false;
+        (request, reported)
+    };
+    let request = match &reported {
+        Some(owned) => {
+            let ids = topic_ids(coordinator.cluster(), owned).await;
+            request.with_topic_partitions(Some(ids))
+        }
+        None => request,
+    };
+    let answer = conn
+        .request_at(&request, version, conn.request_timeout())
+        .await;
+    let response = match answer {
+        Ok(response) => response,
+        Err(e) => {
+            coordinator.lost();
+            shared.state().report |= reported.is_some();
+            return Err(Heartbeat::Retry(e));
+        }
+    };
+    match response.error_code {
+        0 => {
+            let mut state = shared.state();
+            if let Some(id) = &response.member_id {
+                state.member_id = id.to_string();
+            }
+            state.epoch = response.member_epoch;
+            Ok(response)
+        }
+        codes::FENCED_MEMBER_EPOCH | codes::UNKNOWN_MEMBER_ID => {
+            tracing::debug!(code = response.error_code, "fenced from the consumer group");
+            fence(shared);
+            Err(Heartbeat::Fenced)
+        }
+        code @ (codes::NOT_COORDINATOR
+        | codes::COORDINATOR_NOT_AVAILABLE
+        | codes::COORDINATOR_LOAD_IN_PROGRESS) => {
+            coordinator.lost();
+            shared.state().report |= reported.is_some();
+            Err(Heartbeat::Retry(
+                coordinator.error("ConsumerGroupHeartbeat", code),
+            ))
+        }
+        codes::UNSUPPORTED_VERSION => Err(Heartbeat::Fatal(unsupported(conn.broker()))),
+        code => Err(Heartbeat::Fatal(Error::Broker {
+            api: "ConsumerGroupHeartbeat",
+            resource: format!("group {}", coordinator.group_id()),
+            code: crate::error::KafkaCode::from_code(code).expect("non-zero"),
+            message: response.error_message.map(|m| m.to_string()),
+        })),
+    }
+}
+
+/// The error for a coordinator without the KIP-848 protocol, naming the setting.
+fn unsupported(broker: &str) -> Error {
+    Error::Config(ConfigError::InvalidValue {
+        key: "group.protocol".into(),
+        value: "consumer".into(),
+        reason: format!(
+            "the group coordinator {broker} does not offer the KIP-848 consumer group protocol \
+             (Kafka 4.0 and later have it); use group.protocol=classic"
+        ),
+    })
+}
+
+/// Partitions by topic name → by topic id, for the heartbeat. Topics whose id is unknown are
+/// left out until metadata names it.
+async fn topic_ids(cluster: &Cluster, owned: &TopicPartitions) -> Vec<Owned> {
+    let mut out = Vec::new();
+    for (topic, partitions) in owned {
+        if let Ok(meta) = cluster.topic(topic).await {
+            out.push(
+                Owned::default()
+                    .with_topic_id(uuid::Uuid::from_u128(meta.id))
+                    .with_partitions(partitions.clone()),
+            );
+        }
+    }
+    out
+}
+
+/// The assignment by topic name, once metadata names every topic id in it (`None` until then).
+async fn resolve(
+    cluster: &Cluster,
+    topics: &[String],
+    assignment: &[(u128, Vec<i32>)],
+) -> Option<TopicPartitions> {
+    let mut names: BTreeMap<u128, &str> = BTreeMap::new();
+    for topic in topics {
+        if let Ok(meta) = cluster.topic(topic).await {
+            names.insert(meta.id, topic);
+        }
+    }
+    let mut out: TopicPartitions = Vec::new();
+    for (id, partitions) in assignment {
+        match names.get(id) {
+            Some(name) => {
+                let mut partitions = partitions.clone();
+                partitions.sort_unstable();
+                out.push((name.to_string(), partitions));
+            }
+            None => {
+                // A topic created since metadata was read: ask again before the next try.
+                for topic in topics {
+                    cluster.invalidate_topic(topic);
+                }
+                return None;
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+fn millis(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
+}

@@ -1,0 +1,229 @@
+//! The group coordinator as both membership protocols use it: found with FindCoordinator, and
+//! asked for committed offsets (OffsetFetch) and to store new ones (OffsetCommit).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::cluster::{topic_name, Cluster};
+use crate::conn::Connection;
+use crate::error::{Error, KafkaCode};
+use crate::protocol::codes;
+use crate::protocol::consumer_protocol::TopicPartitions;
+
+pub(super) fn s(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+/// Who commits: the member and its generation (classic) or member epoch (KIP-848).
+pub(super) struct Committer<'a> {
+    pub member_id: &'a str,
+    pub generation: i32,
+    pub instance_id: Option<&'a str>,
+}
+
+/// Why a commit failed, as far as the membership cares.
+pub(super) enum CommitError {
+    /// The group moved on (rebalancing, or this member is stale): rejoin.
+    Stale(Error),
+    /// Anything else.
+    Other(Error),
+}
+
+impl From<CommitError> for Error {
+    fn from(e: CommitError) -> Error {
+        match e {
+            CommitError::Stale(e) | CommitError::Other(e) => e,
+        }
+    }
+}
+
+/// One group's coordinator, with a connection of its own for joins and offsets.
+pub(super) struct Coordinator {
+    cluster: Cluster,
+    group_id: String,
+    conn: Option<Connection>,
+    /// How long to wait for a coordinator being elected.
+    patience: Duration,
+    retry_backoff: Duration,
+}
+
+impl Coordinator {
+    pub fn new(cluster: Cluster, group_id: String, patience: Duration, backoff: Duration) -> Self {
+        Coordinator {
+            cluster,
+            group_id,
+            conn: None,
+            patience,
+            retry_backoff: backoff,
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    pub fn group_id_field(&self) -> GroupId {
+        GroupId(s(&self.group_id))
+    }
+
+    /// An error for this group from `api`.
+    pub fn error(&self, api: &'static str, code: i16) -> Error {
+        Error::Broker {
+            api,
+            resource: format!("group {}", self.group_id),
+            code: KafkaCode::from_code(code).expect("non-zero"),
+            message: None,
+        }
+    }
+
+    /// The coordinator's address, from FindCoordinator, retried while it is being elected.
+    async fn find(&self) -> Result<String, Error> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let conn = self.cluster.any_broker().await?;
+            let request = FindCoordinatorRequest::default()
+                .with_key(s(&self.group_id))
+                .with_key_type(0);
+            let (response, _) = conn.request(&request).await?;
+            match response.error_code {
+                0 => return Ok(format!("{}:{}", response.host.as_str(), response.port)),
+                code @ (codes::COORDINATOR_NOT_AVAILABLE | codes::COORDINATOR_LOAD_IN_PROGRESS)
+                    if waited < self.patience =>
+                {
+                    tracing::debug!(group = %self.group_id, code, "coordinator not ready");
+                    tokio::time::sleep(self.retry_backoff).await;
+                    waited += self.retry_backoff;
+                }
+                code => return Err(self.error("FindCoordinator", code)),
+            }
+        }
+    }
+
+    /// The connection to the coordinator, found again when the last one closed.
+    pub async fn conn(&mut self) -> Result<Connection, Error> {
+        if let Some(conn) = self.conn.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let addr = self.find().await?;
+        let conn = self.cluster.dedicated(&addr).await?;
+        self.conn = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// A second connection to the coordinator, for heartbeats.
+    pub async fn dedicated(&mut self) -> Result<Connection, Error> {
+        let addr = self.conn().await?.broker().to_owned();
+        self.cluster.dedicated(&addr).await
+    }
+
+    /// Forgets the coordinator: it moved, or its connection failed.
+    pub fn lost(&mut self) {
+        self.conn = None;
+    }
+
+    /// The committed offset of each partition (`None` where the group has none).
+    pub async fn committed(
+        &mut self,
+        partitions: &TopicPartitions,
+    ) -> Result<HashMap<(String, i32), Option<i64>>, Error> {
+        if partitions.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let conn = self.conn().await?;
+        let request = OffsetFetchRequest::default()
+            .with_group_id(self.group_id_field())
+            .with_topics(Some(
+                partitions
+                    .iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partition_indexes(ps.clone())
+                    })
+                    .collect(),
+            ));
+        let (response, _) = conn.request(&request).await?;
+        if response.error_code != 0 {
+            return Err(self.error("OffsetFetch", response.error_code));
+        }
+        let mut out = HashMap::new();
+        for t in response.topics {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    return Err(self.error("OffsetFetch", p.error_code));
+                }
+                let offset = (p.committed_offset >= 0).then_some(p.committed_offset);
+                out.insert((t.name.0.to_string(), p.partition_index), offset);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) for `who`.
+    pub async fn commit(
+        &mut self,
+        who: Committer<'_>,
+        offsets: &[(&str, i32, i64)],
+    ) -> Result<(), CommitError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn().await.map_err(CommitError::Other)?;
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for &(topic, partition, offset) in offsets {
+            let p = OffsetCommitRequestPartition::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset)
+                .with_committed_leader_epoch(-1);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                Some(t) => t.partitions.push(p),
+                None => topics.push(
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(self.group_id_field())
+            .with_generation_id_or_member_epoch(who.generation)
+            .with_member_id(s(who.member_id))
+            .with_group_instance_id(who.instance_id.map(s))
+            .with_retention_time_ms(-1)
+            .with_topics(topics);
+        let (response, _) = conn.request(&request).await.map_err(CommitError::Other)?;
+        for t in &response.topics {
+            for p in &t.partitions {
+                match p.error_code {
+                    0 => {}
+                    code @ (codes::REBALANCE_IN_PROGRESS
+                    | codes::ILLEGAL_GENERATION
+                    | codes::UNKNOWN_MEMBER_ID
+                    | codes::STALE_MEMBER_EPOCH
+                    | codes::FENCED_MEMBER_EPOCH) => {
+                        return Err(CommitError::Stale(self.error("OffsetCommit", code)))
+                    }
+                    code @ (codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE) => {
+                        self.lost();
+                        return Err(CommitError::Other(self.error("OffsetCommit", code)));
+                    }
+                    code => return Err(CommitError::Other(self.error("OffsetCommit", code))),
+                }
+            }
+        }
+        Ok(())
+    }
+}
