@@ -253,3 +253,59 @@ async fn one_fetch_session_serves_every_round() {
         "one session throughout: {sessions:?}"
     );
 }
+
+/// A consumer placed past the end of the log, with each `auto.offset.reset`.
+async fn out_of_range(reset: &str) -> (Consumer, String) {
+    let topic = topic_with(3, 1).await;
+    let config = plaintext().set("auto.offset.reset", reset).unwrap();
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    consumer
+        .assign([(&topic, 0)], Offset::At(1_000_000))
+        .await
+        .unwrap();
+    (consumer, topic)
+}
+
+#[tokio::test]
+async fn out_of_range_offsets_reset_as_configured() {
+    // earliest: back to the start of the log.
+    let (mut consumer, _) = out_of_range("earliest").await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.offset, 0);
+
+    // latest: to the end, so the next record written is the next one read.
+    let (mut consumer, topic) = out_of_range("latest").await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), consumer.recv())
+            .await
+            .is_err(),
+        "nothing before the next record"
+    );
+    assert_eq!(consumer.positions().next().map(|(_, _, o)| o), Some(3));
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    producer
+        .send(ProducerRecord::new(&topic).partition(0).value("new"))
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((msg.offset, msg.value.as_deref()), (3, Some(&b"new"[..])));
+
+    // error: the application hears of it, naming the partition.
+    let (mut consumer, topic) = out_of_range("error").await;
+    match tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+    {
+        Err(purekafka::Error::Broker { code, resource, .. }) => {
+            assert_eq!(code.code(), 1, "OFFSET_OUT_OF_RANGE");
+            assert!(resource.starts_with(&format!("{topic}[0]")), "{resource}");
+        }
+        other => panic!("expected OFFSET_OUT_OF_RANGE, got {other:?}"),
+    }
+}

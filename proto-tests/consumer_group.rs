@@ -515,3 +515,105 @@ async fn a_static_member_comes_back_without_a_rebalance() {
     again.leave().await;
     b.leave().await;
 }
+
+/// Manual commits, with auto commit off: explicit offsets, then the consumed positions in the
+/// background. Each time a fresh member of the group starts where the commit said.
+#[tokio::test]
+async fn manual_commits_of_explicit_offsets_and_in_the_background() {
+    let topic = unique_topic("manual");
+    admin().await.create_topic(&topic, 1, 1).await.unwrap();
+    produce(&topic, 10).await;
+    let group = unique_topic("g");
+    let config = member(&group).set("enable.auto.commit", false).unwrap();
+    async fn first_offset(config: &ClientConfig, topic: &str) -> i64 {
+        let mut consumer = Consumer::builder(config.clone()).build().await.unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        consumer.close().await.unwrap();
+        msg.offset
+    }
+
+    let mut consumer = Consumer::builder(config.clone()).build().await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    for expected in 0..5 {
+        let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg.offset, expected);
+    }
+    consumer.commit_offsets(&[(&topic, 0, 2)]).await.unwrap();
+    consumer.close().await.unwrap();
+    assert_eq!(
+        first_offset(&config, &topic).await,
+        2,
+        "close does not commit"
+    );
+
+    let mut consumer = Consumer::builder(config.clone()).build().await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    for _ in 2..7 {
+        tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let pending = consumer.commit_async().unwrap();
+    pending.await.unwrap();
+    consumer.close().await.unwrap();
+    assert_eq!(first_offset(&config, &topic).await, 7);
+}
+
+/// A member whose application stops asking for records for longer than
+/// `max.poll.interval.ms` leaves the group: the other member takes every partition. When the
+/// application reads again, it hears its partitions were lost and rejoins for its share.
+pub(crate) async fn a_stalled_member_leaves(config: ClientConfig) {
+    let topic = unique_topic("stall");
+    admin().await.create_topic(&topic, 6, 1).await.unwrap();
+    let config = config.set("max.poll.interval.ms", 3000).unwrap();
+    let busy = Member::spawn(config.clone(), &topic);
+    let mut stalled = Consumer::builder(config).build().await.unwrap();
+    let mut events = stalled.rebalance_events();
+    stalled.subscribe(&[&topic]).unwrap();
+    let mut split = false;
+    for _ in 0..300 {
+        let _ = tokio::time::timeout(Duration::from_millis(100), stalled.recv()).await;
+        if stalled.assignment().len() == 3 && busy.partitions().len() == 3 {
+            split = true;
+            break;
+        }
+    }
+    assert!(split, "the two members split 3 and 3");
+    // The application stalls: within the poll interval plus a rebalance, the busy member
+    // holds everything.
+    eventually("the busy member holds all 6 while the other stalls", || {
+        busy.partitions().len() == 6
+    })
+    .await;
+    while events.try_recv().is_some() {}
+    // Reading again: the partitions were lost (not revoked), then a share comes back.
+    let mut back = false;
+    for _ in 0..300 {
+        let _ = tokio::time::timeout(Duration::from_millis(100), stalled.recv()).await;
+        if stalled.assignment().len() == 3 && busy.partitions().len() == 3 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the two members split again once it reads");
+    let first = events.try_recv();
+    assert!(
+        matches!(first, Some(RebalanceEvent::Lost(ref ps)) if ps.len() == 3),
+        "{first:?}"
+    );
+    stalled.close().await.unwrap();
+    busy.leave().await;
+}
+
+#[tokio::test]
+async fn a_member_that_stops_polling_leaves_the_group() {
+    a_stalled_member_leaves(member(&unique_topic("g"))).await;
+}

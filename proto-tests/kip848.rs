@@ -58,3 +58,11 @@ async fn older_brokers_name_the_setting() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_kip848_member_that_stops_polling_leaves_the_group() {
+    if !broker_has_kip848().await {
+        return older_brokers_name_the_setting().await;
+    }
+    crate::consumer_group::a_stalled_member_leaves(kip848_member(&unique_topic("g"))).await;
+}

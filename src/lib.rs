@@ -38,8 +38,8 @@ pub use config::{
     SaslMechanism, Secret, SecurityProtocol,
 };
 pub use consumer::{
-    Assignor, Consumer, ConsumerBuilder, Message, MessageStream, Offset, RebalanceEvent,
-    RebalanceEvents,
+    Assignor, CommitHandle, Consumer, ConsumerBuilder, Message, MessageStream, Offset,
+    RebalanceEvent, RebalanceEvents,
 };
 pub use error::{ConfigError, Error, KafkaCode, Result};
 pub use producer::{

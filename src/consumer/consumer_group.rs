@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::coordinator::{s, CommitError, Committer, Coordinator};
+use super::membership::PollClock;
 use crate::cluster::{topic_name, Cluster};
 use crate::config::ConsumerConfig;
 use crate::error::{ConfigError, Error};
@@ -94,6 +95,7 @@ impl ConsumerGroupMember {
         group_id: String,
         config: ConsumerConfig,
         topics: Vec<String>,
+        polls: PollClock,
     ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -116,6 +118,7 @@ impl ConsumerGroupMember {
             coordinator(cluster.clone()),
             config.clone(),
             topics,
+            polls,
         ));
         ConsumerGroupMember {
             shared,
@@ -126,6 +129,8 @@ impl ConsumerGroupMember {
     }
 
     /// What the consumer must apply, if anything; an error once the member cannot go on.
+    /// A target stays until [`ConsumerGroupMember::owned`] reports it taken up, so a `recv`
+    /// cancelled halfway through applying it applies it again next time.
     pub fn change(&self) -> Result<Option<Change>, Error> {
         let mut state = self.shared.state();
         if let Some(e) = state.failed.take() {
@@ -134,12 +139,15 @@ impl ConsumerGroupMember {
         if std::mem::take(&mut state.lost) {
             return Ok(Some(Change::Lost));
         }
-        Ok(state.target.take().map(Change::Target))
+        Ok(state.target.clone().map(Change::Target))
     }
 
-    /// The consumer now owns `partitions`: tell the coordinator at once.
-    pub fn owned(&self, partitions: TopicPartitions) {
+    /// The consumer took up `target` and now owns `partitions`: tell the coordinator at once.
+    pub fn owned(&self, target: &TopicPartitions, partitions: TopicPartitions) {
         let mut state = self.shared.state();
+        if state.target.as_ref() == Some(target) {
+            state.target = None;
+        }
         state.owned = partitions;
         state.report = true;
         drop(state);
@@ -187,20 +195,31 @@ impl ConsumerGroupMember {
             return Ok(());
         }
         let mut coordinator = self.coordinator.lock().await;
-        let conn = coordinator.conn().await?;
-        let request = ConsumerGroupHeartbeatRequest::default()
-            .with_group_id(coordinator.group_id_field())
-            .with_member_id(s(&member_id))
-            .with_instance_id(self.instance_id.as_deref().map(s))
-            .with_member_epoch(match self.instance_id {
-                Some(_) => STATIC_LEAVE_EPOCH,
-                None => LEAVE_EPOCH,
-            });
-        let (response, _) = conn.request(&request).await?;
-        match response.error_code {
-            0 | codes::UNKNOWN_MEMBER_ID | codes::FENCED_MEMBER_EPOCH => Ok(()),
-            code => Err(coordinator.error("ConsumerGroupHeartbeat", code)),
-        }
+        let instance_id = self.instance_id.as_deref();
+        send_leave(&mut coordinator, &member_id, instance_id).await
+    }
+}
+
+/// Sends the heartbeat that leaves the group: for good for a dynamic member, for now for a
+/// static one (`group.instance.id`), which keeps its place for its session.
+async fn send_leave(
+    coordinator: &mut Coordinator,
+    member_id: &str,
+    instance_id: Option<&str>,
+) -> Result<(), Error> {
+    let conn = coordinator.conn().await?;
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(coordinator.group_id_field())
+        .with_member_id(s(member_id))
+        .with_instance_id(instance_id.map(s))
+        .with_member_epoch(match instance_id {
+            Some(_) => STATIC_LEAVE_EPOCH,
+            None => LEAVE_EPOCH,
+        });
+    let (response, _) = conn.request(&request).await?;
+    match response.error_code {
+        0 | codes::UNKNOWN_MEMBER_ID | codes::FENCED_MEMBER_EPOCH => Ok(()),
+        code => Err(coordinator.error("ConsumerGroupHeartbeat", code)),
     }
 }
 
@@ -230,6 +249,7 @@ async fn heartbeats(
     mut coordinator: Coordinator,
     config: ConsumerConfig,
     topics: Vec<String>,
+    polls: PollClock,
 ) {
     let mut interval = config.heartbeat_interval;
     // The last assignment, by topic id, until every id is known by name.
@@ -238,6 +258,22 @@ async fn heartbeats(
     let mut full = true;
     let mut last_ok = Instant::now();
     loop {
+        if polls.overdue(config.max_poll_interval) {
+            // The application stopped asking for records: leave, as the Java client does, so
+            // the partitions go to members that read them; join again once it polls.
+            tracing::warn!("max.poll.interval.ms passed without a poll; leaving the group");
+            let member_id = shared.state().member_id.clone();
+            let instance_id = config.group_instance_id.as_deref();
+            if let Err(e) = send_leave(&mut coordinator, &member_id, instance_id).await {
+                tracing::debug!(error = %e, "leave failed");
+            }
+            fence(&shared);
+            while polls.overdue(config.max_poll_interval) {
+                tokio::time::sleep(config.heartbeat_interval).await;
+            }
+            full = true;
+            continue;
+        }
         let outcome = heartbeat_once(&shared, &mut coordinator, &config, &topics, full).await;
         match outcome {
             Ok(response) => {

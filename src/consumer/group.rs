@@ -24,14 +24,16 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+    GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
 use tokio::task::JoinHandle;
 
 use super::assignor::Assignor;
 use super::coordinator::{s, CommitError, Committer, Coordinator};
+use super::membership::PollClock;
 use crate::cluster::Cluster;
 use crate::config::ConsumerConfig;
+use crate::conn::Connection;
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::{
@@ -110,6 +112,8 @@ pub(crate) struct GroupMember {
     /// Set by the heartbeat task when the member must join again.
     rejoin: Rejoin,
     heartbeat: Option<JoinHandle<()>>,
+    /// When the application last asked for records.
+    polls: PollClock,
 }
 
 impl Drop for GroupMember {
@@ -126,8 +130,10 @@ impl GroupMember {
         group_id: String,
         config: ConsumerConfig,
         topics: Vec<String>,
+        polls: PollClock,
     ) -> Self {
         GroupMember {
+            polls,
             coordinator: Coordinator::new(
                 cluster,
                 group_id,
@@ -354,11 +360,27 @@ impl GroupMember {
         let rejoin = self.rejoin.clone();
         let interval = self.config.heartbeat_interval;
         let session = self.config.session_timeout;
+        let max_poll = self.config.max_poll_interval;
         let group = self.coordinator.group_id().to_owned();
+        let (polls, member_id) = (self.polls.clone(), self.member_id.clone());
+        let dynamic = self.config.group_instance_id.is_none();
         self.heartbeat = Some(tokio::spawn(async move {
             let mut last_ok = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(interval).await;
+                if polls.overdue(max_poll) {
+                    // The application stopped asking for records: leave, as the Java client
+                    // does, so the partitions go to members that read them. The next recv
+                    // reports them lost and joins again. A static member just stops.
+                    tracing::warn!(%group, "max.poll.interval.ms passed without a poll; leaving");
+                    if dynamic {
+                        if let Err(e) = send_leave(&conn, &group, &member_id).await {
+                            tracing::debug!(%group, error = %e, "leave failed");
+                        }
+                    }
+                    rejoin.lose();
+                    return;
+                }
                 let code = match conn.request(&request).await {
                     Ok((response, _)) => response.error_code,
                     Err(e) => {
@@ -423,27 +445,30 @@ impl GroupMember {
             return Ok(());
         }
         let conn = self.coordinator.conn().await?;
-        let version = conn.version_of::<LeaveGroupRequest>()?;
-        let mut request =
-            LeaveGroupRequest::default().with_group_id(self.coordinator.group_id_field());
-        // v3 names members in a list (with their instance ids); earlier versions one member id.
-        if version >= 3 {
-            request.members = vec![MemberIdentity::default()
-                .with_member_id(s(&self.member_id))
-                .with_group_instance_id(self.config.group_instance_id.as_deref().map(s))];
-        } else {
-            request.member_id = s(&self.member_id);
-        }
-        let response = conn
-            .request_at(&request, version, conn.request_timeout())
-            .await?;
+        let code = send_leave(&conn, self.coordinator.group_id(), &self.member_id).await?;
         self.member_id.clear();
         self.rejoin.rebalance();
-        match response.error_code {
+        match code {
             0 | codes::UNKNOWN_MEMBER_ID => Ok(()),
             code => Err(self.coordinator.error("LeaveGroup", code)),
         }
     }
+}
+
+/// Sends LeaveGroup for a dynamic member; returns the error code.
+async fn send_leave(conn: &Connection, group_id: &str, member_id: &str) -> Result<i16, Error> {
+    let version = conn.version_of::<LeaveGroupRequest>()?;
+    let mut request = LeaveGroupRequest::default().with_group_id(GroupId(s(group_id)));
+    // v3 names members in a list; earlier versions one member id.
+    if version >= 3 {
+        request.members = vec![MemberIdentity::default().with_member_id(s(member_id))];
+    } else {
+        request.member_id = s(member_id);
+    }
+    let response = conn
+        .request_at(&request, version, conn.request_timeout())
+        .await?;
+    Ok(response.error_code)
 }
 
 fn millis(d: Duration) -> i32 {

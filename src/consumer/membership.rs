@@ -11,6 +11,7 @@
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -28,7 +29,7 @@ pub(super) enum Membership {
     /// JoinGroup / SyncGroup, with a member-side assignor.
     Classic(ClassicGroup),
     /// KIP-848: the coordinator assigns.
-    Consumer(ConsumerGroupMember),
+    Consumer(Arc<ConsumerGroupMember>),
 }
 
 pub(super) struct ClassicGroup {
@@ -49,6 +50,61 @@ impl Membership {
             Membership::Classic(g) => g.joining.is_none(),
             Membership::Consumer(_) => true,
         }
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) for this member. The future
+    /// owns what it needs, so it can run as a task of its own.
+    pub fn commit(
+        &self,
+        offsets: Vec<(Arc<str>, i32, i64)>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static {
+        enum Member {
+            Classic(Arc<tokio::sync::Mutex<GroupMember>>),
+            Consumer(Arc<ConsumerGroupMember>),
+        }
+        let member = match self {
+            Membership::Classic(g) => Member::Classic(g.member.clone()),
+            Membership::Consumer(m) => Member::Consumer(m.clone()),
+        };
+        async move {
+            let offsets: Vec<(&str, i32, i64)> =
+                offsets.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
+            match member {
+                Member::Classic(m) => m.lock().await.commit(&offsets).await,
+                Member::Consumer(m) => m.commit(&offsets).await,
+            }
+        }
+    }
+}
+
+/// When the application last asked for records, against `max.poll.interval.ms`: a member
+/// whose application stopped reading leaves the group, so its partitions are read elsewhere.
+#[derive(Clone, Debug)]
+pub(super) struct PollClock {
+    start: std::time::Instant,
+    /// Milliseconds from `start` to the last poll.
+    last: Arc<AtomicU64>,
+}
+
+impl PollClock {
+    pub fn new() -> Self {
+        PollClock {
+            start: std::time::Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The application asked for records now.
+    pub fn polled(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// True when the last poll is more than `limit` ago.
+    pub fn overdue(&self, limit: std::time::Duration) -> bool {
+        let now = self.start.elapsed().as_millis() as u64;
+        let since = now.saturating_sub(self.last.load(Ordering::Relaxed));
+        since > limit.as_millis() as u64
     }
 }
 
@@ -91,7 +147,7 @@ impl Consumer {
                     };
                     self.take_up(positions);
                     if let Some(Membership::Consumer(member)) = &self.group {
-                        member.owned(group_by_topic(self.assignment()));
+                        member.owned(&target, group_by_topic(self.assignment()));
                     }
                     Ok(())
                 }

@@ -36,7 +36,7 @@ pub use assignor::Assignor;
 use consumer_group::ConsumerGroupMember;
 use fetch::{FetchState, Fetcher};
 use group::GroupMember;
-use membership::{ClassicGroup, Membership};
+use membership::{ClassicGroup, Membership, PollClock};
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +128,7 @@ impl ConsumerBuilder {
             consumed: BTreeMap::new(),
             group: None,
             last_commit: Instant::now(),
+            polls: PollClock::new(),
             events: None,
         })
     }
@@ -173,6 +174,8 @@ pub struct Consumer {
     /// Group membership, after `subscribe`.
     group: Option<Membership>,
     last_commit: Instant,
+    /// When the application last asked for records (`max.poll.interval.ms`).
+    polls: PollClock,
     /// Where rebalance events go, once asked for.
     events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
 }
@@ -246,9 +249,10 @@ impl Consumer {
             })?;
         let topics = topics.iter().map(|t| t.as_ref().to_owned()).collect();
         let (cluster, config) = (self.cluster.clone(), self.config.clone());
+        let polls = self.polls.clone();
         self.group = Some(match self.config.group_protocol {
             GroupProtocol::Classic => {
-                let member = GroupMember::new(cluster, group_id, config, topics);
+                let member = GroupMember::new(cluster, group_id, config, topics, polls);
                 Membership::Classic(ClassicGroup {
                     rejoin: member.rejoin(),
                     cooperative: member.cooperative(),
@@ -256,9 +260,9 @@ impl Consumer {
                     joining: None,
                 })
             }
-            GroupProtocol::Consumer => {
-                Membership::Consumer(ConsumerGroupMember::new(cluster, group_id, config, topics))
-            }
+            GroupProtocol::Consumer => Membership::Consumer(Arc::new(ConsumerGroupMember::new(
+                cluster, group_id, config, topics, polls,
+            ))),
         });
         self.state.clear();
         self.consumed.clear();
@@ -292,6 +296,7 @@ impl Consumer {
     /// member rejoins here when the group rebalances, and commits on `auto.commit.interval.ms`.
     pub async fn recv(&mut self) -> Result<Message, Error> {
         loop {
+            self.polls.polled();
             if self.group.is_some() {
                 self.follow_group().await?;
             }
@@ -338,12 +343,45 @@ impl Consumer {
 
     /// Commits, for the group, the position after every message handed out so far.
     pub async fn commit(&mut self) -> Result<(), Error> {
-        if self.group.is_none() {
-            return Err(Error::Config(ConfigError::Missing {
+        self.commit_async()?.await
+    }
+
+    /// Commits explicit offsets for the group: for each `(topic, partition, offset)`, the offset
+    /// of the next record to read. The partitions need not be assigned to this member.
+    pub async fn commit_offsets<T: AsRef<str>>(
+        &mut self,
+        offsets: &[(T, i32, i64)],
+    ) -> Result<(), Error> {
+        let offsets = offsets
+            .iter()
+            .map(|(t, p, o)| (Arc::from(t.as_ref()), *p, *o))
+            .collect();
+        self.membership()?.commit(offsets).await
+    }
+
+    /// Starts committing the position after every message handed out so far, and returns at
+    /// once: the commit goes on in the background. Await the handle for its outcome, or drop
+    /// it (the commit still happens).
+    pub fn commit_async(&mut self) -> Result<CommitHandle, Error> {
+        let offsets = self.consumed_offsets();
+        let commit = self.membership()?.commit(offsets);
+        Ok(CommitHandle(tokio::spawn(commit)))
+    }
+
+    fn membership(&self) -> Result<&Membership, Error> {
+        self.group.as_ref().ok_or_else(|| {
+            Error::Config(ConfigError::Missing {
                 key: "group.id".into(),
-            }));
-        }
-        self.commit_consumed().await
+            })
+        })
+    }
+
+    /// The next offset after what was handed out, per partition: what a commit stores.
+    fn consumed_offsets(&self) -> Vec<(Arc<str>, i32, i64)> {
+        self.consumed
+            .iter()
+            .map(|((t, p), o)| (t.clone(), *p, *o))
+            .collect()
     }
 
     /// Waits up to `timeout` for messages and returns all that are ready (empty when none came
@@ -424,15 +462,7 @@ impl Consumer {
         let Some(group) = self.group.as_ref() else {
             return Ok(());
         };
-        let offsets: Vec<(&str, i32, i64)> = self
-            .consumed
-            .iter()
-            .map(|((t, p), o)| (&**t, *p, *o))
-            .collect();
-        match group {
-            Membership::Classic(g) => g.member.lock().await.commit(&offsets).await,
-            Membership::Consumer(member) => member.commit(&offsets).await,
-        }
+        group.commit(self.consumed_offsets()).await
     }
 
     /// Closes the consumer: commits what was consumed (with `enable.auto.commit`) and leaves the
@@ -454,6 +484,24 @@ impl Consumer {
             None => {}
         }
         Ok(())
+    }
+}
+
+/// A commit going on in the background (see [`Consumer::commit_async`]); as a future, its
+/// outcome.
+#[derive(Debug)]
+pub struct CommitHandle(tokio::task::JoinHandle<Result<(), Error>>);
+
+impl std::future::Future for CommitHandle {
+    type Output = Result<(), Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.map_err(|e| Error::protocol("-", format!("commit task failed: {e}")))?
+        })
     }
 }
 

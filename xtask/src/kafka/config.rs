@@ -309,6 +309,12 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
     p.push(("auto.create.topics.enable", "false".into()));
     p.push(("num.partitions", "1".into()));
     p.push(("group.initial.rebalance.delay.ms", "0".into()));
+    // KIP-848 groups: the coordinator sets the heartbeat interval (5 s by default, and no
+    // less than the minimum), and each assignment step waits for a heartbeat. Quick heartbeats
+    // let the group tests see rebalances within a second, as for classic groups. Brokers
+    // before KIP-848 ignore the keys.
+    p.push(("group.consumer.min.heartbeat.interval.ms", "500".into()));
+    p.push(("group.consumer.heartbeat.interval.ms", "500".into()));
     p.push(("offsets.topic.replication.factor", n.to_string()));
     p.push(("transaction.state.log.replication.factor", n.to_string()));
     p.push(("transaction.state.log.min.isr", n.min(2).to_string()));
