@@ -1,12 +1,15 @@
 //! Shared by the proto-tests: broker addresses, configs, unique topics, and a TCP proxy that
 //! counts and cuts connections.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use purekafka::{Admin, CKafkaConfig, ClientConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 /// The PLAINTEXT bootstrap address.
@@ -23,13 +26,13 @@ pub fn sasl_addr() -> String {
 pub fn ckafka() -> CKafkaConfig {
     let mut c = CKafkaConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ckafka.json"))
         .expect("fixtures/ckafka.json loads");
-    c.bootstrap_servers = vec![sasl_addr()];
+    c.bootstrap_servers = sasl_addr().split(',').map(str::to_owned).collect();
     c
 }
 
 /// A client config for the PLAINTEXT listener.
 pub fn plaintext() -> ClientConfig {
-    ClientConfig::new().bootstrap_servers([plaintext_addr()])
+    ClientConfig::new().bootstrap_servers(plaintext_addr().split(','))
 }
 
 /// A topic name no other test (or earlier run) uses.
@@ -53,13 +56,25 @@ pub async fn admin() -> Admin {
         .expect("admin connects over PLAINTEXT")
 }
 
-/// A TCP proxy forwarding to a broker listener: it counts the connections it accepted and can
-/// cut them all at once, mid-request.
+/// A TCP proxy forwarding to a broker listener, for network faults: it counts the connections
+/// it accepted (and when), and can cut them (FIN), reset them (RST), stall them (stop
+/// forwarding, sockets left open), or refuse new ones (accept and close at once).
 pub struct Proxy {
     pub addr: String,
     pub connections: Arc<AtomicUsize>,
-    open: Arc<Mutex<Vec<AbortHandle>>>,
+    accepted: Arc<Mutex<Vec<Instant>>>,
+    open: Arc<Mutex<Vec<watch::Sender<End>>>>,
+    stalled: Arc<AtomicBool>,
+    refusing: Arc<AtomicBool>,
     accepting: AbortHandle,
+}
+
+/// How a proxied connection ends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum End {
+    Open,
+    Close,
+    Reset,
 }
 
 impl Proxy {
@@ -77,32 +92,39 @@ impl Proxy {
                 Ok(listener) => break listener,
                 Err(_) if tries < 100 => {
                     tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => panic!("cannot listen on {listen}: {e}"),
             }
         };
         let addr = listener.local_addr().unwrap().to_string();
         let connections = Arc::new(AtomicUsize::new(0));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (count, handles) = (connections.clone(), open.clone());
+        let accepted: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let open: Arc<Mutex<Vec<watch::Sender<End>>>> = Arc::default();
+        let (stalled, refusing): (Arc<AtomicBool>, Arc<AtomicBool>) = Default::default();
+        let (count, times, conns) = (connections.clone(), accepted.clone(), open.clone());
+        let (stall, refuse) = (stalled.clone(), refusing.clone());
         let accepting = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut broker) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    }
-                });
-                handles.lock().unwrap().push(task.abort_handle());
+                times.lock().unwrap().push(Instant::now());
+                if refuse.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let (end, ended) = watch::channel(End::Open);
+                conns.lock().unwrap().push(end);
+                tokio::spawn(relay(client, target.clone(), stall.clone(), ended));
             }
         })
         .abort_handle();
         Proxy {
             addr,
             connections,
+            accepted,
             open,
+            stalled,
+            refusing,
             accepting,
         }
     }
@@ -111,16 +133,41 @@ impl Proxy {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// When each connection was accepted.
+    pub fn accepted_at(&self) -> Vec<Instant> {
+        self.accepted.lock().unwrap().clone()
+    }
+
     /// Stops listening and drops every connection: the broker is unreachable through it.
     pub fn close(&self) {
         self.accepting.abort();
         self.cut();
     }
 
-    /// Drops every connection open through the proxy, whatever is in flight on it.
+    /// Closes every connection open through the proxy, whatever is in flight on it.
     pub fn cut(&self) {
-        for handle in self.open.lock().unwrap().drain(..) {
-            handle.abort();
+        self.end_all(End::Close);
+    }
+
+    /// Resets every connection open through the proxy (RST, not FIN).
+    pub fn reset(&self) {
+        self.end_all(End::Reset);
+    }
+
+    /// While `on`, nothing is forwarded either way; connections stay open. What was read
+    /// meanwhile is delivered once the stall ends, late.
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, Ordering::SeqCst);
+    }
+
+    /// While `on`, new connections are accepted and closed at once.
+    pub fn refuse(&self, on: bool) {
+        self.refusing.store(on, Ordering::SeqCst);
+    }
+
+    fn end_all(&self, how: End) {
+        for end in self.open.lock().unwrap().drain(..) {
+            let _ = end.send(how);
         }
     }
 }
@@ -128,6 +175,51 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Forwards between `client` and `target` until either side closes or the proxy ends the
+/// connection.
+async fn relay(
+    client: TcpStream,
+    target: String,
+    stalled: Arc<AtomicBool>,
+    mut ended: watch::Receiver<End>,
+) {
+    let Ok(broker) = TcpStream::connect(&target).await else {
+        return;
+    };
+    let (mut client_in, mut client_out) = client.into_split();
+    let (mut broker_in, mut broker_out) = broker.into_split();
+    let end = tokio::select! {
+        _ = pump(&mut client_in, &mut broker_out, &stalled) => End::Close,
+        _ = pump(&mut broker_in, &mut client_out, &stalled) => End::Close,
+        end = ended.wait_for(|e| *e != End::Open) => end.map(|e| *e).unwrap_or(End::Close),
+    };
+    if end == End::Reset {
+        // Linger 0: closing sends RST instead of FIN.
+        let _ = client_out.as_ref().set_zero_linger();
+        let _ = broker_out.as_ref().set_zero_linger();
+    }
+}
+
+/// Copies `from` to `to`, holding still while `stalled`.
+async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, stalled: &AtomicBool) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 

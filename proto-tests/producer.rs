@@ -409,3 +409,96 @@ async fn an_unreachable_broker_fails_records_after_the_delivery_timeout() {
         "{waited:?}"
     );
 }
+
+/// The network at its worst, through a proxy: connections stalled past the request timeout
+/// (their requests reach the broker late, after the producer gave up on them and retried),
+/// reset mid-request, and refused for a while. The idempotent producer still stores every
+/// record exactly once, and while refused it reconnects with a backoff that grows from
+/// reconnect.backoff.ms to reconnect.backoff.max.ms, not in a storm.
+#[tokio::test]
+async fn stalls_resets_and_refusals_lose_and_duplicate_nothing() {
+    let topic = topic(2).await;
+    let (_turn, proxy) = crate::common::proxied().await;
+    let proxy = std::sync::Arc::new(proxy);
+    let config = ClientConfig::new()
+        .bootstrap_servers([proxy.addr.clone()])
+        .set("request.timeout.ms", 1000)
+        .unwrap()
+        .set("reconnect.backoff.ms", 50)
+        .unwrap()
+        .set("reconnect.backoff.max.ms", 400)
+        .unwrap()
+        .set("retry.backoff.ms", 20)
+        .unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let n = 12_000;
+    let mut pending = Vec::with_capacity(n);
+    let mut refused = None;
+    for i in 0..n {
+        match i {
+            3_000 => {
+                // Stalled for 2.5 s, past the 1 s request timeout.
+                proxy.stall(true);
+                let p = proxy.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(2500)).await;
+                    p.stall(false);
+                });
+            }
+            6_000 => proxy.reset(),
+            9_000 => {
+                // Refused for 3 s: every connection accepted then closed.
+                proxy.refuse(true);
+                proxy.cut();
+                let p = proxy.clone();
+                refused = Some(tokio::spawn(async move {
+                    let from = std::time::Instant::now();
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    p.refuse(false);
+                    let during: Vec<_> =
+                        p.accepted_at().into_iter().filter(|t| *t >= from).collect();
+                    during
+                }));
+            }
+            _ => {}
+        }
+        let record = ProducerRecord::new(&topic)
+            .key(format!("k{}", i % 7))
+            .value(format!("{i}"));
+        pending.push(producer.produce(record).await.unwrap());
+        if i % 500 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for delivery in pending {
+        delivery.await.expect("delivered despite the faults");
+    }
+    producer.close().await;
+    assert_each_once(&read_all(&topic, 2, n).await, n);
+    let stored: usize = (0..2)
+        .map(|p| {
+            stored_batches(&topic, p)
+                .iter()
+                .map(|b| b.records.len())
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(stored, n, "nothing stored twice, even what arrived late");
+
+    let attempts = refused.unwrap().await.unwrap();
+    let gaps: Vec<u128> = attempts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    println!("reconnects while refused: {} {gaps:?}", attempts.len());
+    // 50, 100, 200, 400, 400, … ms (±20 % jitter) over 3 s: about ten, not hundreds.
+    assert!(
+        (3..=25).contains(&attempts.len()),
+        "{} reconnects in 3 s: {gaps:?}",
+        attempts.len()
+    );
+    assert!(
+        gaps.iter().rev().take(2).all(|&g| g >= 250),
+        "the backoff grew toward reconnect.backoff.max.ms: {gaps:?}"
+    );
+}

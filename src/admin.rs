@@ -11,11 +11,14 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::{Cluster, TopicPartition, LATEST};
 use crate::config::ClientConfig;
+use crate::consumer::coordinator::Coordinator;
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
 
 /// How often to look at the metadata while waiting for a topic to appear or go.
 const POLL: Duration = Duration::from_millis(50);
+/// The pause between asks for a group coordinator still being elected.
+const RETRY: Duration = Duration::from_millis(100);
 
 /// Builds an [`Admin`] client.
 #[derive(Debug)]
@@ -177,6 +180,40 @@ impl Admin {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// The offset `group` has committed for each partition of `topic` (`None` where it has
+    /// none): where a member would start reading.
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, Option<i64>)>, Error> {
+        let partitions: Vec<i32> = self
+            .cluster
+            .topic(topic)
+            .await?
+            .partitions
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        let mut coordinator =
+            Coordinator::new(self.cluster.clone(), group.to_owned(), self.timeout, RETRY);
+        let committed = coordinator
+            .committed(&vec![(topic.to_owned(), partitions.clone())])
+            .await?;
+        Ok(partitions
+            .into_iter()
+            .map(|p| (p, committed.get(&(topic.to_owned(), p)).copied().flatten()))
+            .collect())
+    }
+
+    /// The leader's broker id for each partition of `topic` (-1 where none is elected), asked of
+    /// the cluster afresh rather than taken from the metadata cache.
+    pub async fn partition_leaders(&self, topic: &str) -> Result<Vec<(i32, i32)>, Error> {
+        self.cluster.invalidate_topic(topic);
+        let meta = self.cluster.topic(topic).await?;
+        Ok(meta.partitions.iter().map(|p| (p.id, p.leader)).collect())
     }
 
     /// The version of each API purekafka uses that it negotiated with one broker of the cluster

@@ -29,12 +29,14 @@ pub struct TopicMetadata {
     pub id: u128,
     /// When the cluster told us this.
     pub fetched_at: Instant,
+    /// Known to be out of date (a leader moved): ask again before trusting the leaders.
+    pub invalidated: bool,
 }
 
 impl TopicMetadata {
     /// True when this is older than `max_age` (`metadata.max.age.ms`) and must be asked again.
     pub fn is_stale(&self, max_age: Duration) -> bool {
-        self.fetched_at.elapsed() >= max_age
+        self.invalidated || self.fetched_at.elapsed() >= max_age
     }
 }
 
@@ -81,6 +83,7 @@ impl Metadata {
                         partitions,
                         id,
                         fetched_at,
+                        invalidated: false,
                     },
                 ))
             })

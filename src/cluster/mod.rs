@@ -247,14 +247,32 @@ impl Cluster {
         }
     }
 
-    /// Forgets cached metadata for `topic`, so the next lookup asks the cluster.
+    /// Marks cached metadata for `topic` out of date, so the next lookup asks the cluster. The
+    /// partition count stays known meanwhile (see [`Cluster::partition_count`]).
     pub fn invalidate_topic(&self, topic: &str) {
-        self.inner
+        if let Some(meta) = self
+            .inner
             .metadata
             .write()
             .expect("metadata lock")
             .topics
-            .remove(topic);
+            .get_mut(topic)
+        {
+            meta.invalidated = true;
+        }
+    }
+
+    /// How many partitions `topic` has: the last count the cluster gave, even when the rest of
+    /// its metadata is out of date (a partition count only changes by an admin's hand), so that
+    /// a producer keeps choosing partitions while the cluster is out of reach. Asks the
+    /// cluster only for a topic never seen.
+    pub async fn partition_count(&self, topic: &str) -> Result<usize, Error> {
+        match self.cached(topic) {
+            Some(meta) if meta.error.is_none() && !meta.partitions.is_empty() => {
+                Ok(meta.partitions.len())
+            }
+            _ => Ok(self.topic(topic).await?.partitions.len()),
+        }
     }
 
     /// Fetches the brokers and the metadata of `topics` (none when empty) and merges them into

@@ -19,19 +19,19 @@ use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::TopicPartitions;
 
-pub(super) fn s(value: &str) -> StrBytes {
+pub(crate) fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
 
 /// Who commits: the member and its generation (classic) or member epoch (KIP-848).
-pub(super) struct Committer<'a> {
+pub(crate) struct Committer<'a> {
     pub member_id: &'a str,
     pub generation: i32,
     pub instance_id: Option<&'a str>,
 }
 
 /// Why a commit failed, as far as the membership cares.
-pub(super) enum CommitError {
+pub(crate) enum CommitError {
     /// The group moved on (rebalancing, or this member is stale): rejoin.
     Stale(Error),
     /// Anything else.
@@ -47,7 +47,7 @@ impl From<CommitError> for Error {
 }
 
 /// One group's coordinator, with a connection of its own for joins and offsets.
-pub(super) struct Coordinator {
+pub(crate) struct Coordinator {
     cluster: Cluster,
     group_id: String,
     conn: Option<Connection>,

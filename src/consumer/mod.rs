@@ -13,7 +13,7 @@
 
 mod assignor;
 mod consumer_group;
-mod coordinator;
+pub(crate) mod coordinator;
 mod fetch;
 mod fetch_session;
 mod group;

@@ -343,7 +343,7 @@ impl Producer {
         let target = match (record.partition, key) {
             (Some(p), _) => Target::Partition(p),
             (None, key) => {
-                let partitions = inner.cluster.topic(&record.topic).await?.partitions.len();
+                let partitions = inner.cluster.partition_count(&record.topic).await?;
                 if partitions == 0 {
                     return Err(Error::UnknownTopicOrPartition(record.topic.clone()));
                 }

@@ -167,21 +167,35 @@ pub fn status() -> Option<Cluster> {
 
 /// Fault injection: SIGKILL one broker (a crash, no controlled shutdown).
 pub fn kill_broker(id: u8) -> Result<(), String> {
+    end_broker(id, "KILL", Duration::from_secs(10))?;
+    eprintln!("killed broker {id}");
+    Ok(())
+}
+
+/// Stops one broker cleanly (SIGTERM: a controlled shutdown that moves its leaderships away
+/// first), waiting up to a minute for it to exit.
+pub fn stop_broker(id: u8) -> Result<(), String> {
+    end_broker(id, "TERM", Duration::from_secs(60))?;
+    eprintln!("stopped broker {id}");
+    Ok(())
+}
+
+fn end_broker(id: u8, signal: &str, wait: Duration) -> Result<(), String> {
     let paths = Paths::from_workspace();
     let layout = read_state(&paths).ok_or("no Kafka cluster is recorded as running")?;
     let node = node_of(&layout, id)?;
-    match broker_proc(&paths, node).filter(Proc::alive) {
-        Some(p) => {
-            process::signal(p.pid, "KILL");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while p.alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            eprintln!("killed broker {id} (pid {})", p.pid);
-            Ok(())
-        }
-        None => Err(format!("broker {id} is not running")),
+    let p = broker_proc(&paths, node)
+        .filter(Proc::alive)
+        .ok_or_else(|| format!("broker {id} is not running"))?;
+    process::signal(p.pid, signal);
+    let deadline = Instant::now() + wait;
+    while p.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
     }
+    if p.alive() {
+        return Err(format!("broker {id} (pid {}) is still running", p.pid));
+    }
+    Ok(())
 }
 
 /// Restart one broker with its existing data and wait until it answers.

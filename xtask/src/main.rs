@@ -17,6 +17,8 @@ commands:
                         producer and consumer examples with fixtures/ckafka.json
   test                  start the local Kafka if needed and run every gate: fmt,
                         clippy, docs, all tests, static musl examples
+  test --faults         the fault scenarios (proto-tests/faults) on a fresh
+                        three-broker cluster; figures in target/faults-report.jsonl
   perf produce [--messages N] [--size B] [--acks 0|1|all] [--compression C]
                [--partitions P] [--linger-ms MS]
                         produce to the local Kafka with a release build and print
@@ -31,6 +33,7 @@ commands:
   kafka status          print plaintext=HOST:PORT,... and sasl_plaintext=...
                         (exit 1 when no broker is up)
   kafka kill BROKER_ID  SIGKILL one broker (fault injection)
+  kafka stop BROKER_ID  stop one broker cleanly (SIGTERM, controlled shutdown)
   kafka start BROKER_ID restart a stopped broker, keeping its data";
 
 /// A failure to report: bad arguments (exit 2) or a task error (exit 1).
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         ["kafka", rest @ ..] => kafka_cmd(rest),
         ["demo"] => demo::demo().map_err(Failure::Task),
         ["test"] => test::test().map_err(Failure::Task),
+        ["test", "--faults"] => test::faults().map_err(Failure::Task),
         ["perf", rest @ ..] => perf::perf(rest).map_err(Failure::Task),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
@@ -89,6 +93,7 @@ fn kafka_cmd(args: &[&str]) -> Result<(), Failure> {
             None => Err(Failure::Task("no Kafka broker is up".into())),
         },
         ["kill", id] => kafka::kill_broker(parse_id(id)?).map_err(Failure::Task),
+        ["stop", id] => kafka::stop_broker(parse_id(id)?).map_err(Failure::Task),
         ["start", id] => {
             let timeout = kafka::UpOptions::default().timeout;
             let cluster = kafka::start_broker(parse_id(id)?, timeout).map_err(Failure::Task)?;

@@ -51,6 +51,56 @@ pub fn test() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask test --faults`: the fault scenarios of `proto-tests/faults/` against a fresh
+/// three-broker cluster (any other cluster running is stopped first, and this one after), with
+/// their figures gathered in `target/faults-report.jsonl` and printed at the end.
+pub fn faults() -> Result<(), String> {
+    let started = Instant::now();
+    kafka::down()?;
+    let cluster = kafka::ensure_up(&UpOptions {
+        brokers: 3,
+        ..UpOptions::default()
+    })?;
+    // The group churn scenario runs the consumer example as member processes.
+    check(cargo(&["build", "--examples"]))?;
+    let report = root().join("target/faults-report.jsonl");
+    let _ = std::fs::remove_file(&report);
+    let xtask = std::env::current_exe().map_err(|e| format!("the xtask binary: {e}"))?;
+    let kafka = root().join("target/kafka");
+    let mut tests = cargo(&[
+        "test",
+        "--test",
+        "faults",
+        "--",
+        "--test-threads=1",
+        "--nocapture",
+    ]);
+    tests
+        .env("PUREKAFKA_PLAINTEXT", cluster.plaintext_bootstrap())
+        .env("PUREKAFKA_SASL", cluster.sasl_bootstrap())
+        .env("PUREKAFKA_XTASK", &xtask)
+        .env("PUREKAFKA_FAULT_REPORT", &report)
+        .env("PUREKAFKA_EXAMPLES", root().join("target/debug/examples"))
+        .env(
+            "PUREKAFKA_KAFKA_LIBS",
+            kafka.join("dist").join(&cluster.version).join("libs"),
+        );
+    let outcome = check(tests);
+    kafka::down()?;
+    if let Ok(lines) = std::fs::read_to_string(&report) {
+        eprintln!("fault scenario figures ({}):", report.display());
+        for line in lines.lines() {
+            eprintln!("  {line}");
+        }
+    }
+    outcome?;
+    eprintln!(
+        "xtask test --faults: every scenario passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// `src/protocol/` is bytes in, bytes out: it uses no tokio and nothing from the layers above
 /// it (shared/STYLE.md).
 fn protocol_is_pure() -> Result<(), String> {

@@ -318,6 +318,9 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
     p.push(("offsets.topic.replication.factor", n.to_string()));
     p.push(("transaction.state.log.replication.factor", n.to_string()));
     p.push(("transaction.state.log.min.isr", n.min(2).to_string()));
+    // Three brokers: acks=all needs two in-sync replicas, so one broker down loses nothing.
+    p.push(("min.insync.replicas", n.min(2).to_string()));
+    p.push(("default.replication.factor", n.to_string()));
     if layout.uses_log4j2() {
         p.push((
             "share.coordinator.state.topic.replication.factor",

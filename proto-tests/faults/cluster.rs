@@ -1,0 +1,92 @@
+//! The cluster under test: its brokers stopped and started through `cargo xtask kafka`, and
+//! the scenarios' reports.
+
+use std::io::Write;
+use std::time::Duration;
+
+use purekafka::{Admin, ClientConfig};
+
+/// One scenario at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for the other scenarios, then checks every broker is up (a failed scenario may have
+/// left one down) before handing over.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().await;
+    for id in 1..=3 {
+        // `start` refuses a running broker; that is the usual case.
+        let _ = xtask(&["kafka", "start", &id.to_string()]).await;
+    }
+    guard
+}
+
+/// Runs the xtask binary that started the cluster (`PUREKAFKA_XTASK`).
+async fn xtask(args: &[&str]) -> Result<(), String> {
+    let program = std::env::var("PUREKAFKA_XTASK").expect(
+        "PUREKAFKA_XTASK names the xtask binary; run these with `cargo xtask test --faults`",
+    );
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// SIGKILL: a crash.
+pub async fn kill(id: i32) {
+    xtask(&["kafka", "kill", &id.to_string()]).await.unwrap();
+}
+
+/// SIGTERM: a controlled shutdown.
+pub async fn stop(id: i32) {
+    xtask(&["kafka", "stop", &id.to_string()]).await.unwrap();
+}
+
+/// Starts a stopped broker and waits until it answers.
+pub async fn start(id: i32) {
+    xtask(&["kafka", "start", &id.to_string()]).await.unwrap();
+}
+
+/// A client of the three-broker cluster.
+pub fn config() -> ClientConfig {
+    crate::common::plaintext()
+}
+
+pub async fn admin() -> Admin {
+    Admin::builder(config()).build().await.unwrap()
+}
+
+/// The current leader of `topic`'s `partition`, waiting out an election.
+pub async fn leader_of(topic: &str, partition: i32) -> i32 {
+    let admin = admin().await;
+    for _ in 0..100 {
+        if let Ok(leaders) = admin.partition_leaders(topic).await {
+            if let Some(&(_, leader)) = leaders.iter().find(|(p, _)| *p == partition) {
+                if leader >= 0 {
+                    return leader;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{topic}[{partition}] has no leader after 20 s");
+}
+
+/// Prints a scenario's figures and appends them to `PUREKAFKA_FAULT_REPORT` when set.
+pub fn report(scenario: &str, figures: serde_json::Value) {
+    let line = serde_json::json!({ "scenario": scenario, "figures": figures }).to_string();
+    println!("FAULT-REPORT {line}");
+    if let Ok(path) = std::env::var("PUREKAFKA_FAULT_REPORT") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        writeln!(file, "{line}").unwrap();
+    }
+}

@@ -1,0 +1,16 @@
+//! Fault scenarios against the real three-broker cluster, run by `cargo xtask test --faults`:
+//! brokers killed and stopped under load, every broker down at once, and a consumer group whose
+//! members come and go. Each scenario prints its figures as one `FAULT-REPORT {json}` line (and
+//! appends it to `PUREKAFKA_FAULT_REPORT` when set); RELIABILITY.md collects them.
+//!
+//! The scenarios take turns ([`cluster::serial`]): each may stop brokers the others need.
+
+#[allow(dead_code)]
+#[path = "../common.rs"]
+mod common;
+
+mod churn;
+mod cluster;
+mod leader;
+mod ledger;
+mod outage;
