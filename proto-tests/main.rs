@@ -5,6 +5,7 @@
 //! fails: nothing here skips.
 
 mod admin;
+mod bad_credentials;
 mod common;
 mod consumer;
 mod consumer_group;

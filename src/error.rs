@@ -18,13 +18,15 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
-    /// The broker refused our credentials. Retrying with the same credentials cannot help, so the
+    /// The broker refused our credentials or our mechanism, or the client and the broker's
+    /// listener disagree on whether to authenticate at all (`security.protocol` PLAINTEXT against
+    /// a SASL listener, or the reverse). Retrying with the same settings cannot help, so the
     /// client does not reconnect on its own.
     #[error("authentication with {broker} using SASL mechanism {mechanism} failed: {message}")]
     Authentication {
         /// The broker that refused us.
         broker: String,
-        /// The SASL mechanism in use.
+        /// The SASL mechanism in use, or `none` when the client does not authenticate.
         mechanism: String,
         /// What the broker said.
         message: String,

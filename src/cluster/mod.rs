@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::MetadataRequest;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 
 pub use metadata::{Metadata, TopicMetadata};
 pub(crate) use offsets::{by_leader, by_topic, topic_name, TopicPartition, EARLIEST, LATEST};
@@ -69,10 +69,19 @@ impl BrokerSlot {
     /// The live connection, or a new one after the backoff delay. Callers wanting the same
     /// broker wait for one attempt rather than racing their own.
     async fn connection(&self, settings: &ConnectionSettings) -> Result<Connection, Error> {
+        self.connection_fresh(settings).await.map(|(conn, _)| conn)
+    }
+
+    /// As [`BrokerSlot::connection`], and whether the connection was made by this call (so no
+    /// request but the handshake has been answered on it yet).
+    async fn connection_fresh(
+        &self,
+        settings: &ConnectionSettings,
+    ) -> Result<(Connection, bool), Error> {
         let mut state = self.state.lock().await;
         if let Some(conn) = &state.conn {
             if !conn.is_closed() {
-                return Ok(conn.clone());
+                return Ok((conn.clone(), false));
             }
         }
         state.conn = None;
@@ -84,7 +93,7 @@ impl BrokerSlot {
             Ok(conn) => {
                 state.backoff.succeeded();
                 state.conn = Some(conn.clone());
-                Ok(conn)
+                Ok((conn, true))
             }
             Err(e) => {
                 state.backoff.failed();
@@ -92,6 +101,43 @@ impl BrokerSlot {
                 Err(e)
             }
         }
+    }
+
+    /// A new connection failed at its first request: as far as backoff goes, connecting did
+    /// not succeed, so the next attempt waits rather than hammering a broker that takes
+    /// connections and then drops them.
+    async fn closed_early(&self) {
+        self.state.lock().await.backoff.failed();
+    }
+}
+
+/// Errors that another broker or another attempt cannot cure: every broker of the cluster
+/// would refuse the same credentials or configuration.
+fn is_final(error: &Error) -> bool {
+    matches!(error, Error::Authentication { .. } | Error::Config(_))
+}
+
+/// Errors of the connection rather than of the request: another broker may answer.
+fn is_connection_failure(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. }
+    )
+}
+
+/// What a PLAINTEXT client gets from a SASL listener: it answers ApiVersions, which a client
+/// may send before authenticating, and closes the connection at the next request without a
+/// word. A PLAINTEXT listener never does that, so seen twice in a row it is reported as what
+/// it is, rather than as "connection closed".
+fn sasl_listener_error(broker: &str) -> Error {
+    Error::Authentication {
+        broker: broker.to_owned(),
+        mechanism: "none".to_owned(),
+        message: "the broker answered ApiVersions, then closed the connection at the first \
+                  request, twice: that is how a SASL listener treats a client that does not \
+                  authenticate. security.protocol is PLAINTEXT; use SASL_PLAINTEXT with \
+                  sasl.mechanism, sasl.username and sasl.password, or a PLAINTEXT listener"
+            .to_owned(),
     }
 }
 
@@ -122,18 +168,12 @@ impl Cluster {
     /// A connection to any broker: a known broker first, then the bootstrap servers. An
     /// authentication failure ends the search at once: other brokers would refuse us too.
     pub async fn any_broker(&self) -> Result<Connection, Error> {
-        let known: Vec<Arc<BrokerSlot>> = {
-            let brokers = self.inner.brokers.lock().expect("brokers lock");
-            let mut ids: Vec<_> = brokers.keys().copied().collect();
-            ids.sort_unstable();
-            ids.iter().map(|id| brokers[id].clone()).collect()
-        };
         let mut tried = Vec::new();
         let mut last = None;
-        for slot in known.iter().chain(&self.inner.bootstrap) {
+        for slot in self.candidates() {
             match slot.connection(&self.inner.settings).await {
                 Ok(conn) => return Ok(conn),
-                Err(e @ (Error::Authentication { .. } | Error::Config(_))) => return Err(e),
+                Err(e) if is_final(&e) => return Err(e),
                 Err(e) => {
                     tried.push(slot.addr.clone());
                     last = Some(e);
@@ -144,6 +184,18 @@ impl Cluster {
             tried: tried.join(", "),
             last: Arc::new(last.unwrap_or(Error::Closed)),
         })
+    }
+
+    /// The brokers to ask when any will do: the known ones by node id, then the bootstrap
+    /// servers.
+    fn candidates(&self) -> Vec<Arc<BrokerSlot>> {
+        let brokers = self.inner.brokers.lock().expect("brokers lock");
+        let mut ids: Vec<_> = brokers.keys().copied().collect();
+        ids.sort_unstable();
+        ids.iter()
+            .map(|id| brokers[id].clone())
+            .chain(self.inner.bootstrap.iter().cloned())
+            .collect()
     }
 
     /// A new connection of its own to `addr`, outside the pool: for work that must not share a
@@ -279,23 +331,7 @@ impl Cluster {
     /// the cache.
     pub async fn refresh_metadata(&self, topics: &[&str]) -> Result<(), Error> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
-        let conn = self.any_broker().await?;
-        // An empty list asks for brokers only (from v1; v0 answers with every topic, which the
-        // merge below takes in just as well).
-        let mut request = MetadataRequest::default().with_topics(Some(
-            topics
-                .iter()
-                .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
-                .collect(),
-        ));
-        let version = conn.version_of::<MetadataRequest>()?;
-        if version >= 4 {
-            // Before v4 the field does not exist and brokers follow auto.create.topics.enable.
-            request.allow_auto_topic_creation = false;
-        }
-        let response = conn
-            .request_at(&request, version, conn.request_timeout())
-            .await?;
+        let response = self.fetch_metadata(topics).await?;
         let fresh = Metadata::from_response(response);
         {
             let mut brokers = self.inner.brokers.lock().expect("brokers lock");
@@ -313,4 +349,73 @@ impl Cluster {
             .merge(fresh);
         Ok(())
     }
+
+    /// Asks one broker after another (see [`Cluster::candidates`]) for metadata, until one
+    /// answers: a broker that takes the connection and then drops it is not the end of the
+    /// search.
+    ///
+    /// While bootstrapping a PLAINTEXT client, a new connection that closes at its first request
+    /// gets one more try, to tell a SASL listener (see [`sasl_listener_error`]) from a passing
+    /// failure. Once the cluster has answered over PLAINTEXT that question is settled, and an
+    /// early close is only a connection failure.
+    async fn fetch_metadata(&self, topics: &[&str]) -> Result<MetadataResponse, Error> {
+        let settings = &self.inner.settings;
+        let may_be_sasl_listener =
+            settings.sasl.is_none() && self.inner.brokers.lock().expect("brokers lock").is_empty();
+        let mut tried = Vec::new();
+        let mut last = None;
+        for slot in self.candidates() {
+            let mut early_closes = 0;
+            let error = loop {
+                let (conn, fresh) = match slot.connection_fresh(settings).await {
+                    Ok(connected) => connected,
+                    Err(e) => break e,
+                };
+                let e = match metadata_request(&conn, topics).await {
+                    Ok(response) => return Ok(response),
+                    Err(e) => e,
+                };
+                if !(fresh && matches!(e, Error::Io { .. })) {
+                    break e;
+                }
+                slot.closed_early().await;
+                early_closes += 1;
+                match (may_be_sasl_listener, early_closes) {
+                    (false, _) => break e,
+                    (true, 1) => {
+                        tracing::debug!(broker = %slot.addr, error = %e, "closed at the first request; trying once more");
+                    }
+                    (true, _) => break sasl_listener_error(&slot.addr),
+                }
+            };
+            if is_final(&error) || !is_connection_failure(&error) {
+                return Err(error);
+            }
+            tried.push(slot.addr.clone());
+            last = Some(error);
+        }
+        Err(Error::NoBrokerReachable {
+            tried: tried.join(", "),
+            last: Arc::new(last.unwrap_or(Error::Closed)),
+        })
+    }
+}
+
+/// One Metadata request for `topics` (the brokers only when empty).
+async fn metadata_request(conn: &Connection, topics: &[&str]) -> Result<MetadataResponse, Error> {
+    // An empty list asks for brokers only (from v1; v0 answers with every topic, which the merge
+    // in refresh_metadata takes in just as well).
+    let mut request = MetadataRequest::default().with_topics(Some(
+        topics
+            .iter()
+            .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+            .collect(),
+    ));
+    let version = conn.version_of::<MetadataRequest>()?;
+    if version >= 4 {
+        // Before v4 the field does not exist and brokers follow auto.create.topics.enable.
+        request.allow_auto_topic_creation = false;
+    }
+    conn.request_at(&request, version, conn.request_timeout())
+        .await
 }

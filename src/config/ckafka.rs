@@ -109,6 +109,15 @@ impl CKafkaConfig {
         if let Some(t) = config.topic.iter().find(|t| t.is_empty()) {
             return Err(format!("field `topic` holds an empty name {t:?}"));
         }
+        if let Some(server) = config
+            .bootstrap_servers
+            .iter()
+            .find(|s| super::properties::check_host_port(s).is_err())
+        {
+            return Err(format!(
+                "field `bootstrapServers` holds {server:?}, expected host:port"
+            ));
+        }
         Ok(config)
     }
 
@@ -178,6 +187,9 @@ mod tests {
             ),
             (SEED.replace(r#"["test"]"#, "[]"), "topic"),
             (SEED.replace(r#""yourUserName""#, r#""""#), "sasl.username"),
+            (SEED.replace(":6000", ""), "`bootstrapServers`"),
+            (SEED.replace(":6000", ":70000"), "`bootstrapServers`"),
+            (SEED.replace(r#""test""#, "1"), "invalid type: integer"),
             ("{".to_owned(), "EOF"),
         ];
         for (text, needle) in cases {
@@ -206,5 +218,34 @@ mod tests {
         }
         let err = CKafkaConfig::load("/nonexistent/ckafka.json").unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ckafka.json"));
+    }
+
+    #[test]
+    fn load_names_the_file_and_the_field() {
+        let dir = std::env::temp_dir().join(format!("purekafka-ckafka-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            (
+                "missing.json",
+                SEED.replace(r#""consumerGroupId": "yourConsumerId""#, r#""topic2": []"#),
+                "unknown field `topic2`",
+            ),
+            ("malformed.json", SEED.replace('}', ""), "EOF while parsing"),
+            (
+                "nopassword.json",
+                SEED.replace(r#""password": "yourPassword", "#, ""),
+                "missing field `sasl.password`",
+            ),
+        ];
+        for (name, text, needle) in cases {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = CKafkaConfig::load(&path).unwrap_err();
+            assert!(matches!(err, ConfigError::File { .. }), "{err:?}");
+            let shown = err.to_string();
+            assert!(shown.contains(&path.display().to_string()), "{shown}");
+            assert!(shown.contains(needle), "{shown} should mention {needle:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

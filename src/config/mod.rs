@@ -45,6 +45,15 @@ pub enum Acks {
 }
 
 impl Acks {
+    /// The property value, as `acks=` takes it: `0`, `1` or `all`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+
     /// The value sent in Produce requests.
     pub fn as_i16(self) -> i16 {
         match self {
@@ -209,13 +218,15 @@ impl ProducerConfig {
         match self.enable_idempotence {
             None => Ok(self.acks == Acks::All),
             Some(false) => Ok(false),
-            Some(true) if self.acks != Acks::All => Err(ConfigError::Conflict(
-                "enable.idempotence=true requires acks=all".into(),
-            )),
-            Some(true) if self.max_in_flight > 5 => Err(ConfigError::Conflict(
-                "enable.idempotence=true allows at most 5 max.in.flight.requests.per.connection"
-                    .into(),
-            )),
+            Some(true) if self.acks != Acks::All => Err(ConfigError::Conflict(format!(
+                "enable.idempotence=true requires acks=all, but acks={}",
+                self.acks.name()
+            ))),
+            Some(true) if self.max_in_flight > 5 => Err(ConfigError::Conflict(format!(
+                "enable.idempotence=true allows at most 5 max.in.flight.requests.per.connection, \
+                 but it is {}",
+                self.max_in_flight
+            ))),
             Some(true) => Ok(true),
         }
     }

@@ -44,7 +44,13 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "sasl.mechanism" | "sasl.mechanisms" => {
             c.sasl_mechanism = match value {
                 "PLAIN" => SaslMechanism::Plain,
-                _ => return Err(v.invalid("expected PLAIN")),
+                // Told apart from a typo: these are real mechanisms, just not ones we speak.
+                "SCRAM-SHA-256" | "SCRAM-SHA-512" | "GSSAPI" | "OAUTHBEARER" => {
+                    return Err(
+                        v.invalid("this SASL mechanism is not supported; purekafka speaks PLAIN")
+                    )
+                }
+                _ => return Err(v.invalid("unknown SASL mechanism; expected PLAIN")),
             }
         }
         "sasl.username" => c.sasl_username = Some(value.to_owned()),
@@ -315,13 +321,42 @@ mod tests {
             ("enable.auto.commit", "1"),
             ("isolation.level", "READ_COMMITTED"),
             ("isolation.level", "serializable"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.mechanism", "plain-ish"),
+            ("request.timeout.ms", "0"),
+            ("socket.timeout.ms", "1"),
+            ("receive.message.max.bytes", "10"),
+            ("max.in.flight", "0"),
+            ("linger.ms", "900001"),
         ] {
-            match set(key, value).unwrap_err() {
+            let err = set(key, value).unwrap_err();
+            match &err {
                 ConfigError::InvalidValue { key: k, .. } => assert_eq!(k, key),
                 other => panic!("{key}={value}: unexpected {other:?}"),
             }
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
         }
         assert!(ClientConfig::new().set("acks", 1).is_ok());
+    }
+
+    #[test]
+    fn out_of_range_values_say_the_range() {
+        let err = set("request.timeout.ms", "-5").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"-5\" for `request.timeout.ms`: must be between 1 and 900000"
+        );
+        let err = set("sasl.mechanism", "SCRAM-SHA-512").unwrap_err();
+        assert!(err.to_string().contains("purekafka speaks PLAIN"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_secret_key_is_not_echoed() {
+        for key in ["sasl.pasword", "sasl.jaas.config"] {
+            let err = set(key, "password=\"hunter2-secret\"").unwrap_err();
+            assert_eq!(err, ConfigError::UnknownKey { key: key.into() });
+            assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+        }
     }
 
     #[test]
@@ -353,11 +388,28 @@ mod tests {
         assert_eq!(idempotent(&[]), Ok(true));
         assert_eq!(idempotent(&[("acks", "1")]), Ok(false));
         assert_eq!(idempotent(&[("enable.idempotence", "false")]), Ok(false));
-        let conflict = idempotent(&[("acks", "1"), ("enable.idempotence", "true")]).unwrap_err();
-        assert!(conflict
-            .to_string()
-            .contains("enable.idempotence=true requires acks=all"));
-        assert!(idempotent(&[("enable.idempotence", "true"), ("max.in.flight", "6")]).is_err());
+        // Both keys are named, with the value that contradicts, in either order of setting.
+        for pairs in [
+            [("acks", "1"), ("enable.idempotence", "true")],
+            [("enable.idempotence", "true"), ("acks", "1")],
+        ] {
+            let conflict = idempotent(&pairs).unwrap_err();
+            assert!(matches!(conflict, ConfigError::Conflict(_)), "{conflict:?}");
+            assert_eq!(
+                conflict.to_string(),
+                "conflicting configuration: enable.idempotence=true requires acks=all, but acks=1"
+            );
+        }
+        let conflict = idempotent(&[("acks", "0"), ("enable.idempotence", "true")]).unwrap_err();
+        assert!(conflict.to_string().contains("acks=0"), "{conflict}");
+        let conflict =
+            idempotent(&[("enable.idempotence", "true"), ("max.in.flight", "6")]).unwrap_err();
+        assert!(
+            conflict
+                .to_string()
+                .contains("max.in.flight.requests.per.connection, but it is 6"),
+            "{conflict}"
+        );
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
         mechanism: sasl.mechanism.name().to_owned(),
         message,
     };
+    // The user name is not a secret (the broker logs it too); the password never leaves
+    // `client` but in the token sent.
+    tracing::trace!(broker = %broker, mechanism = sasl.mechanism.name(), username = %sasl.username, "SASL handshake");
     let handshake_version = conn.version_of::<SaslHandshakeRequest>()?;
     let request = SaslHandshakeRequest::default()
         .with_mechanism(StrBytes::from_static_str(client.mechanism()));
@@ -75,13 +78,17 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
         codes::UNSUPPORTED_SASL_MECHANISM => {
             let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(auth_error(format!(
-                "the broker does not enable this mechanism; it offers [{}]",
+                "the broker's listener does not enable this mechanism \
+                 (UNSUPPORTED_SASL_MECHANISM); it enables [{}]",
                 offered.join(", ")
             )));
         }
         codes::ILLEGAL_SASL_STATE => {
             return Err(auth_error(
-                "the listener does not expect SASL (is it a PLAINTEXT listener?)".to_owned(),
+                "the broker refused SaslHandshake with ILLEGAL_SASL_STATE: the listener does not \
+                 expect SASL, as a PLAINTEXT listener does not. security.protocol is \
+                 SASL_PLAINTEXT; use PLAINTEXT, or the broker's SASL listener"
+                    .to_owned(),
             ))
         }
         code => {
@@ -118,7 +125,136 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
         };
         match client.step(&server).map_err(auth_error)? {
             Some(next) => token = Bytes::from(next),
-            None => return Ok(()),
+            None => {
+                tracing::debug!(broker = %broker, mechanism = sasl.mechanism.name(), "authenticated");
+                return Ok(());
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Refusals of the SASL handshake, from a scripted broker on a loopback socket.
+
+    use std::time::Duration;
+
+    use bytes::{BufMut, BytesMut};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::config::{SaslMechanism, Secret};
+    use crate::conn::ConnectionSettings;
+
+    async fn read_frame(sock: &mut TcpStream) -> Vec<u8> {
+        let size = sock.read_i32().await.unwrap();
+        let mut frame = vec![0; size as usize];
+        sock.read_exact(&mut frame).await.unwrap();
+        frame
+    }
+
+    async fn write_frame(sock: &mut TcpStream, frame: &[u8]) {
+        sock.write_i32(frame.len() as i32).await.unwrap();
+        sock.write_all(frame).await.unwrap();
+    }
+
+    /// A broker that offers SaslHandshake v1 and SaslAuthenticate, and answers the handshake
+    /// with `code` and the mechanisms `enabled`. Returns its address and the number of
+    /// connections it took, once it stops listening after a second.
+    async fn refusing_broker(
+        code: i16,
+        enabled: &'static [&'static str],
+    ) -> (String, tokio::task::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let mut accepted = 0;
+            let deadline = tokio::time::sleep(Duration::from_secs(1));
+            tokio::pin!(deadline);
+            loop {
+                let mut sock = tokio::select! {
+                    conn = listener.accept() => conn.unwrap().0,
+                    _ = &mut deadline => return accepted,
+                };
+                accepted += 1;
+                // ApiVersions v3: UNSUPPORTED_VERSION with the list in the v0 layout.
+                let request = read_frame(&mut sock).await;
+                let mut answer = BytesMut::new();
+                answer.put_slice(&request[4..8]);
+                answer.put_i16(35);
+                answer.put_i32(3);
+                for (key, min, max) in [(18i16, 0i16, 0i16), (17, 0, 1), (36, 0, 2)] {
+                    answer.put_i16(key);
+                    answer.put_i16(min);
+                    answer.put_i16(max);
+                }
+                write_frame(&mut sock, &answer).await;
+                let request = read_frame(&mut sock).await;
+                assert_eq!(&request[..4], &[0, 17, 0, 1], "SaslHandshake v1");
+                let mut answer = BytesMut::new();
+                answer.put_slice(&request[4..8]);
+                answer.put_i16(code);
+                answer.put_i32(enabled.len() as i32);
+                for mechanism in enabled {
+                    answer.put_i16(mechanism.len() as i16);
+                    answer.put_slice(mechanism.as_bytes());
+                }
+                write_frame(&mut sock, &answer).await;
+            }
+        });
+        (addr, task)
+    }
+
+    fn settings() -> ConnectionSettings {
+        ConnectionSettings {
+            client_id: "test".into(),
+            sasl: Some(SaslConfig {
+                mechanism: SaslMechanism::Plain,
+                username: "inst#user".into(),
+                password: Secret::new("pw-never-shown"),
+            }),
+            socket_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            max_frame: 1 << 20,
+            reconnect_backoff: Duration::from_millis(10),
+            reconnect_backoff_max: Duration::from_millis(100),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mechanism_the_listener_lacks_names_what_it_enables() {
+        let (addr, broker) = refusing_broker(
+            codes::UNSUPPORTED_SASL_MECHANISM,
+            &["SCRAM-SHA-256", "SCRAM-SHA-512"],
+        )
+        .await;
+        let err = Connection::connect(&addr, &settings()).await.unwrap_err();
+        let Error::Authentication {
+            mechanism, message, ..
+        } = &err
+        else {
+            panic!("expected an authentication error, got {err:?}");
+        };
+        assert_eq!(mechanism, "PLAIN");
+        assert!(
+            message.contains("does not enable this mechanism")
+                && message.contains("[SCRAM-SHA-256, SCRAM-SHA-512]"),
+            "{message}"
+        );
+        assert!(!format!("{err} {err:?}").contains("pw-never-shown"));
+        assert_eq!(broker.await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn sasl_on_a_listener_without_it_says_so() {
+        let (addr, _broker) = refusing_broker(codes::ILLEGAL_SASL_STATE, &[]).await;
+        let err = Connection::connect(&addr, &settings()).await.unwrap_err();
+        assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("ILLEGAL_SASL_STATE") && shown.contains("use PLAINTEXT"),
+            "{shown}"
+        );
     }
 }
