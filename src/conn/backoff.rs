@@ -1,6 +1,8 @@
-//! Reconnect backoff: starts at `reconnect.backoff.ms`, doubles on each failure up to
-//! `reconnect.backoff.max.ms`, with ±20% jitter so many clients do not reconnect in step
-//! (as librdkafka and the Java client do).
+//! Reconnect backoff: the first connection to a broker is made at once; every later one waits
+//! `reconnect.backoff.ms` (after a connection ended as after a failed attempt), doubling on each
+//! failure in a row up to `reconnect.backoff.max.ms`, with ±20% jitter so many clients do not
+//! reconnect in step (as librdkafka and the Java client do). A broker that accepts connections
+//! and then breaks each one therefore sees a reconnect per backoff, not a storm.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
-    failures: u32,
+    /// How often the next wait doubles `initial`; `None` before the first attempt, which does not
+    /// wait.
+    doublings: Option<u32>,
     seed: u64,
 }
 
@@ -22,20 +26,20 @@ impl Backoff {
         Backoff {
             initial,
             max,
-            failures: 0,
+            doublings: None,
             seed,
         }
     }
 
-    /// The wait before the next attempt; zero when the last attempt succeeded.
+    /// The wait before the next attempt: none before the first. The slot asks only when it
+    /// needs a new connection, so after a success this is a reconnect, and waits too.
     pub fn delay(&mut self) -> Duration {
-        if self.failures == 0 {
+        let Some(doublings) = self.doublings else {
             return Duration::ZERO;
-        }
-        let exp = self.failures.saturating_sub(1).min(31);
+        };
         let base = self
             .initial
-            .saturating_mul(1u32 << exp.min(20))
+            .saturating_mul(1u32 << doublings.min(20))
             .min(self.max);
         // xorshift64: jitter needs no cryptographic randomness.
         self.seed ^= self.seed << 13;
@@ -45,12 +49,14 @@ impl Backoff {
         base.mul_f64(jitter).min(self.max)
     }
 
+    /// An attempt failed: the next wait doubles (the first failure waits `initial`).
     pub fn failed(&mut self) {
-        self.failures = self.failures.saturating_add(1);
+        self.doublings = Some(self.doublings.map_or(0, |d| d.saturating_add(1)));
     }
 
+    /// A connection was made: once it ends, the next attempt waits `initial`.
     pub fn succeeded(&mut self) {
-        self.failures = 0;
+        self.doublings = Some(0);
     }
 }
 
@@ -72,7 +78,13 @@ mod tests {
             );
             expected = (expected * 2.0_f64).min(1000.0);
         }
+        // After a connection was made, the next attempt is a reconnect: it waits `initial`,
+        // not nothing, and doubles from there.
         b.succeeded();
-        assert_eq!(b.delay(), Duration::ZERO);
+        let d = b.delay().as_secs_f64() * 1000.0;
+        assert!((80.0 - 1.0..=120.0 + 1.0).contains(&d), "{d}");
+        b.failed();
+        let d = b.delay().as_secs_f64() * 1000.0;
+        assert!((160.0 - 1.0..=240.0 + 1.0).contains(&d), "{d}");
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::MetadataRequest;
 use kafka_protocol::protocol::{Decodable, HeaderVersion, VersionRange};
 use tokio::net::TcpStream;
 
@@ -102,6 +103,10 @@ impl Connection {
                 versions: Arc::new(versions),
                 request_timeout: settings.request_timeout,
             };
+            // Every client starts with Metadata, from any broker: one that shares no version of
+            // it with us is of no use, and keeping the connection would keep its answer too.
+            // Failing here drops the socket and lets the reconnect backoff run.
+            conn.version_of::<MetadataRequest>()?;
             if let Some(sasl) = &settings.sasl {
                 handshake::authenticate(&conn, sasl).await?;
             }
@@ -185,7 +190,8 @@ impl Connection {
     }
 
     /// Decodes a response to `R` at `version`. Bytes that do not decode poison the connection:
-    /// what follows them cannot be trusted.
+    /// what follows them cannot be trusted. The request failed as one the connection lost after
+    /// writing it: the broker may have acted on it (a Produce may have been written).
     pub(crate) fn decode<R: ApiRequest>(
         &self,
         mut response: Bytes,
@@ -196,9 +202,19 @@ impl Connection {
                 self.broker(),
                 format!("cannot decode {} v{version} response: {e}", R::NAME),
             );
-            self.wire.poison(error.clone());
-            error
+            self.poison(error.clone());
+            Error::Disconnected {
+                broker: self.broker().to_owned(),
+                cause: Arc::new(error),
+                outcome_unknown: true,
+            }
         })
+    }
+
+    /// Closes the connection because of `error` (say, bytes in an answer that do not decode):
+    /// every request in flight on it fails, and the next caller opens a new one.
+    pub(crate) fn poison(&self, error: Error) {
+        self.wire.poison(error);
     }
 
     /// Waits up to `timeout` for `operation` on this connection. On expiry the broker may still
@@ -322,6 +338,43 @@ mod tests {
             reconnect_backoff: Duration::from_millis(10),
             reconnect_backoff_max: Duration::from_millis(100),
         }
+    }
+
+    #[tokio::test]
+    async fn a_broker_sharing_no_metadata_version_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let request = read_frame(&mut sock).await;
+            // ApiVersions v3, listing nothing: correlation id, no error, an empty compact array,
+            // throttle time, no tagged fields.
+            let mut answer = BytesMut::new();
+            answer.put_slice(&request[4..8]);
+            answer.put_i16(0);
+            answer.put_u8(1);
+            answer.put_i32(0);
+            answer.put_u8(0);
+            write_frame(&mut sock, &answer).await;
+            // The client closes the connection rather than keep it.
+            sock.read(&mut [0; 1]).await.unwrap()
+        });
+        let plain = ConnectionSettings {
+            sasl: None,
+            ..settings()
+        };
+        let err = Connection::connect(&addr, &plain).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::UnsupportedApi {
+                    api: "Metadata",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(broker.await.unwrap(), 0, "end of file");
     }
 
     #[tokio::test]

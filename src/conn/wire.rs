@@ -330,7 +330,7 @@ async fn read_loop(
             buf.reserve(READ_BUFFER);
         }
         match read.read_buf(&mut buf).await {
-            Ok(0) => break io_error(&broker, "connection closed by the broker"),
+            Ok(0) => break io_error(&broker, closed_message(&buf)),
             Ok(_) => {}
             Err(e) => break io_error(&broker, e),
         }
@@ -340,16 +340,37 @@ async fn read_loop(
     // poison error.
 }
 
+/// Why the broker's end-of-file ends the connection, naming a frame it cut short.
+fn closed_message(unread: &[u8]) -> String {
+    match unread.len() {
+        0 => "connection closed by the broker".to_owned(),
+        n @ 1..=3 => {
+            format!(
+                "connection closed by the broker in the middle of a frame size ({n} of 4 bytes)"
+            )
+        }
+        n => format!(
+            "connection closed by the broker in the middle of a response frame ({} of {} bytes)",
+            n - 4,
+            i32::from_be_bytes([unread[0], unread[1], unread[2], unread[3]])
+        ),
+    }
+}
+
 fn deliver(mut frame: Bytes, pending: &mut mpsc::UnboundedReceiver<Pending>) -> Result<(), String> {
     let Ok(p) = pending.try_recv() else {
         return Err("response received with no request in flight".to_owned());
     };
     if let Some(expected) = p.correlation_id {
-        let got = frame::peek_correlation_id(&frame);
-        if got != Some(expected) {
+        let Some(got) = frame::peek_correlation_id(&frame) else {
             return Err(format!(
-                "correlation id mismatch: expected {expected}, got {}",
-                got.map_or("none".to_owned(), |c| c.to_string())
+                "response frame of {} bytes is too short for a correlation id",
+                frame.len()
+            ));
+        };
+        if got != expected {
+            return Err(format!(
+                "correlation id mismatch: expected {expected}, got {got}"
             ));
         }
         frame::strip_response_header(&mut frame, p.response_header_version)?;
@@ -485,6 +506,35 @@ mod tests {
             err.to_string()
                 .contains("exceeds receive.message.max.bytes (1024)"),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_frame_too_short_for_a_correlation_id_is_named() {
+        let wire = wire_with(|mut sock| async move {
+            read_request(&mut sock).await;
+            sock.write_all(&[0, 0, 0, 2, 0, 0]).await.unwrap();
+            let _ = sock.read_u8().await;
+        })
+        .await;
+        let err = call(&wire, b"x").await.unwrap().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("response frame of 2 bytes is too short for a correlation id"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_end_of_file_names_the_frame_it_cut() {
+        assert_eq!(closed_message(&[]), "connection closed by the broker");
+        assert_eq!(
+            closed_message(&[0, 0]),
+            "connection closed by the broker in the middle of a frame size (2 of 4 bytes)"
+        );
+        assert_eq!(
+            closed_message(&[0, 0, 0, 10, 1, 2, 3]),
+            "connection closed by the broker in the middle of a response frame (3 of 10 bytes)"
         );
     }
 

@@ -26,6 +26,7 @@ use super::fetch_session::{FetchPlan, FetchSession};
 use super::Message;
 use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
+use crate::conn::Connection;
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
 use crate::protocol::records::{AbortedTransactions, BatchDecoder, DecodeError};
@@ -78,10 +79,11 @@ struct FetchParams {
     isolation_level: i8,
 }
 
-/// One leader's answer, with the fetch offsets it answers for.
+/// One leader's answer, with the fetch offsets it answers for and the connection it came on.
 struct Reply {
     asked: BTreeMap<TopicPartition, i64>,
     response: FetchResponse,
+    conn: Connection,
 }
 
 /// What a round brings back: the answers, the sessions it carried, and its first failure.
@@ -228,7 +230,13 @@ async fn round(
             (
                 leader,
                 session,
-                answer.map(|r| r.map(|response| Reply { asked, response })),
+                answer.map(|r| {
+                    r.map(|(conn, response)| Reply {
+                        asked,
+                        response,
+                        conn,
+                    })
+                }),
             )
         });
     }
@@ -254,14 +262,18 @@ async fn round(
     out
 }
 
-/// One Fetch to `leader`, through its session. `Ok(None)`: the session was lost; fetch again.
+/// One Fetch to `leader`, through its session, and the connection it went on. `Ok(None)`: the
+/// session was lost; fetch again.
 async fn fetch_from(
     cluster: &Cluster,
     leader: i32,
     params: FetchParams,
     asked: &BTreeMap<TopicPartition, i64>,
     mut session: FetchSession,
-) -> (FetchSession, Result<Option<FetchResponse>, Error>) {
+) -> (
+    FetchSession,
+    Result<Option<(Connection, FetchResponse)>, Error>,
+) {
     let conn = match cluster.broker(leader).await {
         Ok(conn) => conn,
         Err(e) => return (session, Err(e)),
@@ -277,7 +289,7 @@ async fn fetch_from(
         Ok(response) => match response.error_code {
             0 => {
                 session.answered(response.session_id);
-                Ok(Some(response))
+                Ok(Some((conn, response)))
             }
             codes::FETCH_SESSION_ID_NOT_FOUND | codes::INVALID_FETCH_SESSION_EPOCH => {
                 tracing::debug!(leader, code = response.error_code, "fetch session lost");
@@ -364,7 +376,12 @@ async fn absorb(
     // One decompression budget for the whole round: what compressed batches inflate to stays in
     // memory until the messages are handed out. Batches beyond it are fetched again later.
     let mut budget = decompression_limit;
-    for Reply { asked, response } in replies {
+    for Reply {
+        asked,
+        response,
+        conn,
+    } in replies
+    {
         for t in response.responses {
             let topic: Arc<str> = Arc::from(t.topic.0.as_str());
             for p in t.partitions {
@@ -415,17 +432,12 @@ async fn absorb(
                             break
                         }
                         Err(e) => {
-                            return Err(Error::CorruptBatch {
-                                topic: topic.to_string(),
-                                partition: p.partition_index,
-                                reason: e.to_string(),
-                            })
+                            return Err(corrupt(&conn, &topic, p.partition_index, e.to_string()))
                         }
                     };
-                    let delivered = aborted.delivers(&batch).map_err(|e| Error::CorruptBatch {
-                        topic: topic.to_string(),
-                        partition: p.partition_index,
-                        reason: format!("batch at offset {}: {e}", batch.base_offset),
+                    let delivered = aborted.delivers(&batch).map_err(|e| {
+                        let reason = format!("batch at offset {}: {e}", batch.base_offset);
+                        corrupt(&conn, &topic, p.partition_index, reason)
                     })?;
                     if delivered {
                         out.extend(
@@ -444,15 +456,10 @@ async fn absorb(
                                 }),
                         );
                     }
-                    let next =
-                        batch
-                            .last_offset
-                            .checked_add(1)
-                            .ok_or_else(|| Error::CorruptBatch {
-                                topic: topic.to_string(),
-                                partition: p.partition_index,
-                                reason: "last offset is i64::MAX".into(),
-                            })?;
+                    let next = batch.last_offset.checked_add(1).ok_or_else(|| {
+                        let reason = "last offset is i64::MAX".to_owned();
+                        corrupt(&conn, &topic, p.partition_index, reason)
+                    })?;
                     *position = (*position).max(next);
                 }
                 budget = decoder.budget();
@@ -463,6 +470,18 @@ async fn absorb(
         reset_offsets(cluster, config, positions, reset).await?;
     }
     Ok(retriable)
+}
+
+/// The error for a batch of `topic[partition]` that does not decode. As for any answer that does
+/// not decode, the connection it came on is closed: the next fetch opens a new one.
+fn corrupt(conn: &Connection, topic: &str, partition: i32, reason: String) -> Error {
+    let error = Error::CorruptBatch {
+        topic: topic.to_owned(),
+        partition,
+        reason,
+    };
+    conn.poison(error.clone());
+    error
 }
 
 /// Applies `auto.offset.reset` to partitions whose position fell out of the log.

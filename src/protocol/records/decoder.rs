@@ -202,6 +202,11 @@ impl BatchDecoder {
         // Each record takes at least 7 bytes, so the count cannot reserve more than the bytes hold.
         let mut records = Vec::with_capacity((count as usize).min(batch.len() / 7));
         for _ in 0..count {
+            if batch.is_empty() {
+                return Err(DecodeError::Malformed(
+                    "record count beyond the records present",
+                ));
+            }
             let mut record = decode_record(&mut batch, base_offset, base_timestamp)?;
             if log_append {
                 record.timestamp = max_timestamp;
@@ -243,7 +248,10 @@ fn decode_record(
     base_timestamp: i64,
 ) -> Result<Record, DecodeError> {
     let len = get_varint(buf)?;
-    if len < 0 || len as usize > buf.len() {
+    if len < 0 {
+        return Err(DecodeError::Malformed("negative record length"));
+    }
+    if len as usize > buf.len() {
         return Err(DecodeError::Malformed("record length beyond the batch"));
     }
     let mut rec = buf.split_to(len as usize);
@@ -253,16 +261,17 @@ fn decode_record(
     rec.advance(1); // attributes, unused in v2
     let timestamp_delta = get_varint(&mut rec)?;
     let offset_delta = get_varint(&mut rec)?;
-    let key = get_bytes(&mut rec)?;
-    let value = get_bytes(&mut rec)?;
+    let key = get_bytes(&mut rec, "negative key length")?;
+    let value = get_bytes(&mut rec, "negative value length")?;
     let header_count = get_varint(&mut rec)?;
     if header_count < 0 {
         return Err(DecodeError::Malformed("negative header count"));
     }
     let mut headers = Vec::with_capacity((header_count as usize).min(rec.len() / 2));
     for _ in 0..header_count {
-        let key = get_bytes(&mut rec)?.ok_or(DecodeError::Malformed("null header key"))?;
-        let value = get_bytes(&mut rec)?;
+        let key = get_bytes(&mut rec, "negative header key length")?
+            .ok_or(DecodeError::Malformed("null header key"))?;
+        let value = get_bytes(&mut rec, "negative header value length")?;
         headers.push(Header { key, value });
     }
     Ok(Record {
@@ -322,7 +331,34 @@ mod tests {
             .next()
             .unwrap()
             .unwrap_err();
-        assert_eq!(err, DecodeError::Malformed("truncated varint"));
+        assert_eq!(
+            err,
+            DecodeError::Malformed("record count beyond the records present")
+        );
+    }
+
+    #[test]
+    fn negative_lengths_other_than_null_are_malformed() {
+        // One record, key "k", value "v", no headers: its last five bytes are the key length,
+        // "k", the value length, "v" and the header count.
+        let batch = build(&[(5, Some(b"k"), Some(b"v"), vec![])]);
+        let decode = |from_end: usize, length: u8| {
+            let mut bytes = BytesMut::from(&batch[..]);
+            let at = bytes.len() - from_end;
+            bytes[at] = length;
+            BatchDecoder::new(bytes.freeze(), false, LIMIT)
+                .next()
+                .unwrap()
+        };
+        // -5 is zig-zag 9. (-1, null, is read in the Java client's batches.)
+        assert_eq!(
+            decode(5, 9),
+            Err(DecodeError::Malformed("negative key length"))
+        );
+        assert_eq!(
+            decode(3, 9),
+            Err(DecodeError::Malformed("negative value length"))
+        );
     }
 
     #[test]

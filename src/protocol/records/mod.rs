@@ -124,15 +124,21 @@ pub(super) fn get_varint(buf: &mut Bytes) -> Result<i64, DecodeError> {
     Err(DecodeError::Malformed("varint longer than 10 bytes"))
 }
 
-pub(super) fn get_bytes(buf: &mut Bytes) -> Result<Option<Bytes>, DecodeError> {
-    let len = get_varint(buf)?;
-    if len < 0 {
-        return Ok(None);
+/// Reads a field with a varint length: -1 is null; any other negative length is malformed, with
+/// the message `negative` naming the field. (The Java client reads every negative key or value
+/// length as null; no encoder writes one, so here it is the corruption it must be.)
+pub(super) fn get_bytes(
+    buf: &mut Bytes,
+    negative: &'static str,
+) -> Result<Option<Bytes>, DecodeError> {
+    match get_varint(buf)? {
+        -1 => Ok(None),
+        len if len < 0 => Err(DecodeError::Malformed(negative)),
+        len if len as usize > buf.len() => {
+            Err(DecodeError::Malformed("field length beyond the record"))
+        }
+        len => Ok(Some(buf.split_to(len as usize))),
     }
-    if len as usize > buf.len() {
-        return Err(DecodeError::Malformed("field length beyond the record"));
-    }
-    Ok(Some(buf.split_to(len as usize)))
 }
 
 #[cfg(test)]
