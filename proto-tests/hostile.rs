@@ -144,8 +144,17 @@ async fn partitions(consumer: &Consumer) -> Result<Vec<i32>, Error> {
 
 /// The cause of a request's failure on a connection that was closed under it: the request had
 /// been written, so its outcome is unknown.
-fn disconnected(err: &Error) -> &Error {
+/// The failure behind `err`: a metadata lookup tries every broker the client knows (here the
+/// bootstrap entry and broker 1, both the fake broker) and reports the last failure.
+fn last_failure(err: &Error) -> &Error {
     match err {
+        Error::NoBrokerReachable { last, .. } => last_failure(last),
+        other => other,
+    }
+}
+
+fn disconnected(err: &Error) -> &Error {
+    match last_failure(err) {
         Error::Disconnected {
             cause,
             outcome_unknown: true,
@@ -167,6 +176,7 @@ fn assert_protocol(err: &Error, what: &str) {
 /// genuinely, goes out on a new one.
 async fn recovers(broker: &FakeBroker, consumer: &Consumer, closed_before: usize) {
     broker.until_closed_by_client(closed_before + 1).await;
+    broker.genuine(METADATA);
     let connections = broker.connections();
     assert_eq!(partitions(consumer).await.unwrap(), [0]);
     assert_eq!(
@@ -198,7 +208,7 @@ async fn a_frame_claiming_2_gib_is_refused_before_any_allocation() {
         (1 << 31, "frame size -2147483648 is negative"),
     ] {
         let closed = broker.closed_by_client();
-        broker.next(METADATA, move |_, genuine| {
+        broker.always(METADATA, move |_, genuine| {
             Answer::Send(with_size(&genuine, claim))
         });
         let (result, largest) = allocations::largest_during(partitions(&consumer)).await;
@@ -218,7 +228,7 @@ async fn a_frame_claiming_2_gib_is_refused_before_any_allocation() {
     )
     .await;
     let closed = broker.closed_by_client();
-    broker.next(METADATA, |_, genuine| {
+    broker.always(METADATA, |_, genuine| {
         Answer::Send(with_size(&genuine, 1001))
     });
     let err = partitions(&consumer).await.unwrap_err();
@@ -238,7 +248,7 @@ async fn truncated_frames_fail_the_request_and_the_connection() {
 
     // The size says N; fewer bytes come, then the broker closes.
     let closed = broker.closed_by_client();
-    broker.next(METADATA, |_, genuine| {
+    broker.always(METADATA, |_, genuine| {
         Answer::SendAndClose(genuine[..genuine.len() / 2].to_vec())
     });
     let err = partitions(&consumer).await.unwrap_err();
@@ -246,7 +256,7 @@ async fn truncated_frames_fail_the_request_and_the_connection() {
         message,
         outcome_unknown: true,
         ..
-    } = &err
+    } = last_failure(&err)
     else {
         panic!("expected an I/O error with unknown outcome, got {err:?}")
     };
@@ -255,20 +265,22 @@ async fn truncated_frames_fail_the_request_and_the_connection() {
         "{message}"
     );
     // The broker closed this one: nothing for the client to close. The next request reconnects.
+    broker.genuine(METADATA);
     let connections = broker.connections();
     assert_eq!(partitions(&consumer).await.unwrap(), [0]);
     assert_eq!(broker.connections(), connections + 1);
     assert_eq!(broker.closed_by_client(), closed);
 
     // The broker closes within the size prefix itself.
-    broker.next(METADATA, |_, genuine| {
+    broker.always(METADATA, |_, genuine| {
         Answer::SendAndClose(genuine[..2].to_vec())
     });
     let err = partitions(&consumer).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Io { message, .. } if message.contains("in the middle of a frame size")),
+        matches!(last_failure(&err), Error::Io { message, .. } if message.contains("in the middle of a frame size")),
         "{err:?}"
     );
+    broker.genuine(METADATA);
     let connections = broker.connections();
     assert_eq!(partitions(&consumer).await.unwrap(), [0]);
     assert_eq!(broker.connections(), connections + 1);
@@ -276,7 +288,7 @@ async fn truncated_frames_fail_the_request_and_the_connection() {
     // A whole frame too short to hold the correlation id, and the broker keeps the socket open:
     // the client must close it.
     let closed = broker.closed_by_client();
-    broker.next(METADATA, |request, _| {
+    broker.always(METADATA, |request, _| {
         let mut frame = 2u32.to_be_bytes().to_vec();
         frame.extend_from_slice(&request.correlation_id.to_be_bytes()[..2]);
         Answer::Send(frame)
@@ -291,7 +303,7 @@ async fn truncated_frames_fail_the_request_and_the_connection() {
     // A frame cut inside the response header: from v9, Metadata has a flexible header, whose
     // tagged fields follow the correlation id.
     let closed = broker.closed_by_client();
-    broker.next(METADATA, |request, _| {
+    broker.always(METADATA, |request, _| {
         assert!(request.api_version >= 9, "a flexible Metadata version");
         let mut frame = 4u32.to_be_bytes().to_vec();
         frame.extend_from_slice(&request.correlation_id.to_be_bytes());
@@ -311,11 +323,14 @@ async fn truncated_frames_fail_the_request_and_the_connection() {
             .unwrap(),
     )
     .await;
-    broker.next(METADATA, move |_, genuine| {
+    broker.always(METADATA, move |_, genuine| {
         Answer::SendAndClose(with_size(&genuine, ceiling as u32 - 1))
     });
     let (result, largest) = allocations::largest_during(partitions(&consumer)).await;
-    assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+    assert!(
+        matches!(result.as_ref().map_err(last_failure), Err(Error::Io { .. })),
+        "{result:?}"
+    );
     assert!(largest <= ceiling + (64 << 10), "allocated {largest} bytes");
     watch.assert_none();
 }
@@ -328,7 +343,7 @@ async fn a_wrong_correlation_id_closes_the_connection() {
     let closed = broker.closed_by_client();
     let expected = Arc::new(AtomicI32::new(0));
     let seen = expected.clone();
-    broker.next(METADATA, move |request, mut genuine| {
+    broker.always(METADATA, move |request, mut genuine| {
         seen.store(request.correlation_id, Ordering::SeqCst);
         genuine[4..8].copy_from_slice(&(request.correlation_id + 1000).to_be_bytes());
         Answer::Send(genuine)
@@ -464,7 +479,7 @@ async fn negative_lengths_are_refused() {
     // An array: Metadata v8 = size, correlation id, throttle time, then the brokers' count.
     let consumer = consumer_of(config(&broker)).await;
     let closed = broker.closed_by_client();
-    broker.next(METADATA, |_, mut genuine| {
+    broker.always(METADATA, |_, mut genuine| {
         genuine[12..16].copy_from_slice(&(-2i32).to_be_bytes());
         Answer::Send(genuine)
     });

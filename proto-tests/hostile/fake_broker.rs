@@ -144,7 +144,15 @@ impl FakeBroker {
         self.rule(api_key, None, Box::new(misbehave));
     }
 
+    /// Genuine answers again for `api_key`; other rules and the versions offered stay.
+    pub fn genuine(&self, api_key: i16) {
+        let mut rules = self.shared.rules.lock().unwrap();
+        rules.retain(|r| r.api_key != api_key);
+    }
+
+    /// A new rule for `api_key` replaces any earlier one.
     fn rule(&self, api_key: i16, left: Option<usize>, misbehave: Misbehave) {
+        self.genuine(api_key);
         self.shared.rules.lock().unwrap().push(Rule {
             api_key,
             left,

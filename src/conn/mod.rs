@@ -103,13 +103,14 @@ impl Connection {
                 versions: Arc::new(versions),
                 request_timeout: settings.request_timeout,
             };
-            // Every client starts with Metadata, from any broker: one that shares no version of
-            // it with us is of no use, and keeping the connection would keep its answer too.
-            // Failing here drops the socket and lets the reconnect backoff run.
-            conn.version_of::<MetadataRequest>()?;
             if let Some(sasl) = &settings.sasl {
                 handshake::authenticate(&conn, sasl).await?;
             }
+            // Every client starts with Metadata, from any broker: one that shares no version of
+            // it with us is of no use, and keeping the connection would keep its answer too.
+            // Failing here drops the socket and lets the reconnect backoff run. (After SASL, so
+            // that a refused login says so rather than this.)
+            conn.version_of::<MetadataRequest>()?;
             tracing::debug!(broker = addr, "connected");
             Ok(conn)
         };

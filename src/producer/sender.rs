@@ -265,13 +265,16 @@ impl Shared {
     /// A batch failed with `error`: retry it when the error allows and time remains, else report
     /// the error to its records.
     fn failed(&self, batch: ReadyBatch, error: Error) {
-        let backoff = self.backoff(batch.attempts);
         let deadline = batch.created + self.config.delivery_timeout;
-        let out_of_time = Instant::now() + backoff >= deadline;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let out_of_time = remaining.is_zero();
         if error.is_retriable() && batch.attempts < self.config.retries && !out_of_time {
             tracing::debug!(topic = %batch.topic, partition = batch.partition, %error, "retrying produce");
             // Leadership may have moved: look it up again before the retry.
             self.cluster.invalidate_topic(&batch.topic);
+            // Never past the deadline: there the batch expires, not before (as in the Java
+            // client, a record fails no sooner than delivery.timeout.ms).
+            let backoff = self.backoff(batch.attempts).min(remaining);
             self.acc.retry(batch, backoff);
         } else {
             if let Some(identity) = &self.identity {
