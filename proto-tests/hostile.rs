@@ -463,6 +463,27 @@ async fn a_record_count_beyond_the_bytes_is_refused_without_allocating_for_it() 
     watch.assert_none();
 }
 
+/// A lone batch whose length claims more bytes than the answer holds: since the broker always
+/// sends the first partition a whole batch, fetching again would get the same bytes forever.
+/// The consumer says so instead of spinning.
+#[tokio::test]
+async fn a_lone_batch_longer_than_the_answer_is_refused() {
+    let watch = PanicWatch::start();
+    let broker = FakeBroker::start().await;
+    let mut consumer = reader(&broker, true).await;
+    let closed = broker.closed_by_client();
+    let mut hostile = log_batch().to_vec();
+    let claimed = i32::from_be_bytes(hostile[8..12].try_into().unwrap()) + 1000;
+    hostile[8..12].copy_from_slice(&claimed.to_be_bytes());
+    broker.next(FETCH, move |_, genuine| {
+        Answer::Send(replace_batch(genuine, &hostile))
+    });
+    let result = within(consumer.recv()).await;
+    assert_corrupt(&result.unwrap_err(), "hold no whole batch");
+    reads_again(&broker, &mut consumer, closed).await;
+    watch.assert_none();
+}
+
 #[tokio::test]
 async fn negative_lengths_are_refused() {
     let watch = PanicWatch::start();

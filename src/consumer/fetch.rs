@@ -77,6 +77,9 @@ struct FetchParams {
     max_bytes: i32,
     partition_max_bytes: i32,
     isolation_level: i8,
+    /// Which partition leads a full fetch: a turn each, so that one partition with more than
+    /// fetch.max.bytes waiting does not keep the others from ever being answered.
+    rotation: usize,
 }
 
 /// One leader's answer, with the fetch offsets it answers for and the connection it came on.
@@ -105,6 +108,8 @@ pub(super) struct Fetcher {
     /// The session ids as the last round left them (the sessions themselves travel with the
     /// round in flight).
     session_ids: Vec<(i32, i32)>,
+    /// Rounds started, for the rotation of full fetches.
+    rounds: usize,
 }
 
 impl Drop for Fetcher {
@@ -182,7 +187,9 @@ impl Fetcher {
                 .min(decompression_limit.saturating_sub(512) as i32),
             partition_max_bytes: config.max_partition_fetch_bytes,
             isolation_level: config.isolation_level.as_i8(),
+            rotation: self.rounds,
         };
+        self.rounds = self.rounds.wrapping_add(1);
         let sessions = std::mem::take(&mut self.sessions);
         self.round = Some(tokio::spawn(round(
             cluster.clone(),
@@ -314,7 +321,13 @@ async fn fetch_from(
     (session, answer)
 }
 
-fn fetch_request(params: FetchParams, plan: FetchPlan) -> FetchRequest {
+fn fetch_request(params: FetchParams, mut plan: FetchPlan) -> FetchRequest {
+    if plan.session_id == 0 && !plan.partitions.is_empty() {
+        // A full fetch: the broker answers partitions in request order until fetch.max.bytes
+        // is reached. (In a session the broker keeps its own fair order.)
+        let turn = params.rotation % plan.partitions.len();
+        plan.partitions.rotate_left(turn);
+    }
     let topics = by_topic(plan.partitions.iter().map(|(tp, offset)| (tp, *offset)))
         .into_iter()
         .map(|(topic, ps)| {
@@ -382,6 +395,9 @@ async fn absorb(
         conn,
     } in replies
     {
+        // The broker always answers the first partition with records with at least one whole
+        // batch (KIP-74), however large; later ones may end in part of one, fetched again.
+        let mut first = true;
         for t in response.responses {
             let topic: Arc<str> = Arc::from(t.topic.0.as_str());
             for p in t.partitions {
@@ -420,7 +436,11 @@ async fn absorb(
                 // overlap; under read_uncommitted it sends none, and only control batches drop.
                 let mut aborted =
                     AbortedTransactions::new(p.aborted_transactions.as_deref().unwrap_or(&[]));
+                let (leads, present) = (first, records.len());
+                first &= present == 0;
                 let mut decoder = BatchDecoder::new(records, config.check_crcs, budget);
+                let mut whole = 0;
+                let mut over_budget = false;
                 while let Some(batch) = decoder.next() {
                     let batch = match batch {
                         Ok(batch) => batch,
@@ -429,7 +449,8 @@ async fn absorb(
                         Err(DecodeError::InflatesBeyond(_))
                             if decoder.budget() < decompression_limit =>
                         {
-                            break
+                            over_budget = true;
+                            break;
                         }
                         Err(e) => {
                             return Err(corrupt(&conn, &topic, p.partition_index, e.to_string()))
@@ -461,6 +482,16 @@ async fn absorb(
                         corrupt(&conn, &topic, p.partition_index, reason)
                     })?;
                     *position = (*position).max(next);
+                    whole += 1;
+                }
+                if leads && present > 0 && whole == 0 && !over_budget {
+                    // Nothing but part of a batch where a whole one is due: fetching again would
+                    // get the same bytes forever.
+                    let reason = format!(
+                        "{present} bytes at offset {position} hold no whole batch (a batch claims \
+                         more bytes than the broker sent)"
+                    );
+                    return Err(corrupt(&conn, &topic, p.partition_index, reason));
                 }
                 budget = decoder.budget();
             }
