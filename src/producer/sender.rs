@@ -70,13 +70,21 @@ pub(crate) async fn run(
         }
         let mut by_leader: BTreeMap<i32, Vec<ReadyBatch>> = BTreeMap::new();
         for batch in batches {
-            match shared
-                .cluster
-                .leader_id(&batch.topic, batch.partition)
-                .await
-            {
-                Ok(leader) => by_leader.entry(leader).or_default().push(batch),
-                Err(e) => shared.failed(batch, e),
+            // A lookup waits out reconnect backoffs while the cluster is unreachable; it may
+            // not hold the batch past its delivery timeout.
+            let left = (batch.created + shared.config.delivery_timeout)
+                .saturating_duration_since(Instant::now());
+            let lookup = shared.cluster.leader_id(&batch.topic, batch.partition);
+            match tokio::time::timeout(left, lookup).await {
+                Ok(Ok(leader)) => by_leader.entry(leader).or_default().push(batch),
+                Ok(Err(e)) => shared.failed(batch, e),
+                Err(_) => {
+                    let e = Error::Timeout {
+                        what: format!("the leader of {}[{}]", batch.topic, batch.partition),
+                        after_ms: left.as_millis() as u64,
+                    };
+                    shared.failed(batch, e);
+                }
             }
         }
         for (leader, batches) in by_leader {
