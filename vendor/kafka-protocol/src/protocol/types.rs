@@ -980,12 +980,24 @@ impl<T, E: for<'a> Encoder<&'a T>> Encoder<&Vec<T>> for Array<E> {
     }
 }
 
+/// purekafka patch (vendor/kafka-protocol/PATCH.md): the capacity to reserve for an array that
+/// claims `n` elements of `T`, read from `buf`.
+///
+/// The count comes from the wire, so it cannot size the allocation by itself: a few bytes
+/// claiming 2^31 elements would make the process abort on the failed allocation. The
+/// reservation is held to the bytes left in `buf`: an array whose elements take more room in
+/// memory than on the wire grows as they arrive. In every response purekafka decodes, each
+/// element takes at least one byte, so the elements that do decode are no more than the bytes.
+fn bounded_capacity<T, B: ByteBuf>(n: usize, buf: &B) -> usize {
+    n.min(buf.remaining() / std::mem::size_of::<T>().max(1))
+}
+
 impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<Option<Vec<T>>> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                let mut result = Vec::with_capacity(bounded_capacity::<T, B>(n as usize, buf));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1105,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result = Vec::with_capacity(bounded_capacity::<T, B>((n - 1) as usize, buf));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
