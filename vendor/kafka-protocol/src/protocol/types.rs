@@ -1105,7 +1105,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity(bounded_capacity::<T, B>((n - 1) as usize, buf));
+                let mut result =
+                    Vec::with_capacity(bounded_capacity::<T, B>((n - 1) as usize, buf));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
