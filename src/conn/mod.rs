@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::MetadataRequest;
-use kafka_protocol::protocol::{Decodable, HeaderVersion, VersionRange};
+use kafka_protocol::protocol::{HeaderVersion, VersionRange};
 use tokio::net::TcpStream;
 
 pub(crate) use backoff::Backoff;
@@ -198,11 +198,8 @@ impl Connection {
         mut response: Bytes,
         version: i16,
     ) -> Result<R::Response, Error> {
-        R::Response::decode(&mut response, version).map_err(|e| {
-            let error = Error::protocol(
-                self.broker(),
-                format!("cannot decode {} v{version} response: {e}", R::NAME),
-            );
+        frame::decode_body::<R>(&mut response, version).map_err(|e| {
+            let error = Error::protocol(self.broker(), e);
             self.poison(error.clone());
             Error::Disconnected {
                 broker: self.broker().to_owned(),

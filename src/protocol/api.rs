@@ -4,8 +4,11 @@
 //! trait also asks for request decoding); a client needs just encode-the-request and
 //! decode-the-response, so this trait asks for exactly that.
 
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message};
+
+use super::frame;
 
 /// A request purekafka sends: encodable, versioned, with a decodable response.
 pub trait ApiRequest: Message + Encodable + HeaderVersion {
@@ -35,6 +38,18 @@ macro_rules! api_requests {
                 }
             )*
             "UnknownApi"
+        }
+
+        /// Decodes a body of the response to API `key` at `version` as a connection does, and
+        /// drops it; `None` when purekafka does not use `key`. It lets the hostile-input tests
+        /// and the fuzz targets feed the same bytes to every response decoder the client uses.
+        pub fn decode_response(key: i16, version: i16, mut body: Bytes) -> Option<Result<(), String>> {
+            $(
+                if key == ApiKey::$key as i16 {
+                    return Some(frame::decode_body::<$request>(&mut body, version).map(drop));
+                }
+            )*
+            None
         }
     };
 }

@@ -114,6 +114,13 @@ pub fn encode_body<R: ApiRequest>(request: &R, version: i16) -> Result<Bytes, St
     Ok(buf.freeze())
 }
 
+/// Decodes the body of a response to `R` (header already stripped) at `version`.
+/// kafka-protocol's decode errors become a message.
+pub fn decode_body<R: ApiRequest>(body: &mut Bytes, version: i16) -> Result<R::Response, String> {
+    R::Response::decode(body, version)
+        .map_err(|e| format!("cannot decode {} v{version} response: {e}", R::NAME))
+}
+
 /// The fields of a request header the connection fills in per request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHead {
@@ -213,6 +220,43 @@ mod tests {
             split_frame(&mut buf, 100),
             Err(FrameError::NegativeSize(-5))
         );
+    }
+
+    /// A broker answer of a few bytes claiming `i32::MAX` brokers. kafka-protocol 0.18.0 as
+    /// published reserves room for every claimed element before reading one (192 GiB
+    /// here): without the patch in vendor/kafka-protocol (PATCH.md) this test does not fail,
+    /// the whole test process aborts on the failed allocation, which nothing can catch. Patched,
+    /// it is an error at once, having reserved no more than the bytes present.
+    #[test]
+    fn an_element_count_beyond_the_bytes_is_an_error_not_an_abort() {
+        use kafka_protocol::messages::MetadataRequest;
+
+        // v1: the brokers array, i32::MAX long, and a first node id cut short.
+        let v1 = &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0][..];
+        // v12: throttle time, then the compact brokers array, u32::MAX - 1 long.
+        let v12 = &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0][..];
+        for (version, bytes) in [(1, v1), (12, v12)] {
+            let started = std::time::Instant::now();
+            let mut result = None;
+            let memory = allocation_counter::measure(|| {
+                result = Some(decode_body::<MetadataRequest>(
+                    &mut Bytes::from_static(bytes),
+                    version,
+                ));
+            });
+            let err = result.unwrap().unwrap_err();
+            assert!(
+                err.starts_with("cannot decode Metadata"),
+                "v{version}: {err}"
+            );
+            // The error message (and a backtrace under RUST_BACKTRACE) is all that is held.
+            assert!(
+                memory.bytes_max < 64 << 10,
+                "v{version}: {} bytes held",
+                memory.bytes_max
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        }
     }
 
     #[test]

@@ -25,3 +25,6 @@ pub mod produce;
 pub mod records;
 pub mod sasl;
 pub mod versions;
+
+#[cfg(test)]
+mod hostile_tests;

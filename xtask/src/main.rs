@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod demo;
+mod fuzz;
 mod kafka;
 mod perf;
 mod run;
@@ -19,6 +20,10 @@ commands:
                         clippy, docs, all tests, static musl examples
   test --faults         the fault scenarios (proto-tests/faults) on a fresh
                         three-broker cluster; figures in target/faults-report.jsonl
+  fuzz [--seconds N] [TARGET...]
+                        run each cargo-fuzz target in fuzz/ for N seconds (default
+                        60), one at a time, and print execs, coverage and findings;
+                        needs nightly and cargo-fuzz (fuzz/README.md)
   perf produce [--messages N] [--size B] [--acks 0|1|all] [--compression C]
                [--partitions P] [--linger-ms MS]
                         produce to the local Kafka with a release build and print
@@ -51,6 +56,9 @@ fn main() -> ExitCode {
         ["test"] => test::test().map_err(Failure::Task),
         ["test", "--faults"] => test::faults().map_err(Failure::Task),
         ["perf", rest @ ..] => perf::perf(rest).map_err(Failure::Task),
+        ["fuzz", rest @ ..] => fuzz::parse(rest)
+            .map_err(Failure::Usage)
+            .and_then(|opts| fuzz::fuzz(opts).map_err(Failure::Task)),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
