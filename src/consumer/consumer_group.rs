@@ -131,13 +131,15 @@ impl ConsumerGroupMember {
     /// What the consumer must apply, if anything; an error once the member cannot go on.
     /// A target stays until [`ConsumerGroupMember::owned`] reports it taken up, so a `recv`
     /// cancelled halfway through applying it applies it again next time.
+    /// Once the member cannot go on, its partitions are reported lost and then the error,
+    /// on every call: the consumer must not read on without heartbeats.
     pub fn change(&self) -> Result<Option<Change>, Error> {
         let mut state = self.shared.state();
-        if let Some(e) = state.failed.take() {
-            return Err(e);
-        }
         if std::mem::take(&mut state.lost) {
             return Ok(Some(Change::Lost));
+        }
+        if let Some(e) = &state.failed {
+            return Err(e.clone());
         }
         Ok(state.target.clone().map(Change::Target))
     }
@@ -145,9 +147,12 @@ impl ConsumerGroupMember {
     /// The consumer took up `target` and now owns `partitions`: tell the coordinator at once.
     pub fn owned(&self, target: &TopicPartitions, partitions: TopicPartitions) {
         let mut state = self.shared.state();
-        if state.target.as_ref() == Some(target) {
-            state.target = None;
+        if state.target.as_ref() != Some(target) {
+            // Fenced (or given a newer target) while the consumer applied this one: what it
+            // owns now is not what the coordinator expects; the next change() says so.
+            return;
         }
+        state.target = None;
         state.owned = partitions;
         state.report = true;
         drop(state);
@@ -310,6 +315,7 @@ async fn heartbeats(
                 continue;
             }
             Err(Heartbeat::Fatal(e)) => {
+                fence(&shared);
                 shared.state().failed = Some(e);
                 return;
             }
@@ -377,7 +383,13 @@ async fn heartbeat_once(
                 .with_subscribed_topic_names(Some(topics.iter().map(|t| topic_name(t)).collect()))
                 .with_server_assignor(config.group_remote_assignor.as_deref().map(s));
         }
-        let reported = (full || state.report).then(|| state.owned.clone());
+        // A member joining owns nothing, whatever the consumer last reported (the coordinator
+        // refuses a join that claims partitions).
+        let reported = if joining {
+            Some(Vec::new())
+        } else {
+            (full || state.report).then(|| state.owned.clone())
+        };
         state.report = false;
         (request, reported)
     };

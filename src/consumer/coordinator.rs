@@ -156,6 +156,13 @@ impl Coordinator {
                     .collect(),
             ));
         let (response, _) = conn.request(&request).await?;
+        if matches!(
+            response.error_code,
+            codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE
+        ) {
+            // The group moved: find its coordinator again next time.
+            self.lost();
+        }
         if response.error_code != 0 {
             return Err(self.error("OffsetFetch", response.error_code));
         }

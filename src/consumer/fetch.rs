@@ -381,8 +381,8 @@ async fn absorb(
     let FetchState {
         positions,
         high_watermarks,
+        paused,
         buffered: out,
-        ..
     } = state;
     let mut retriable = false;
     let mut reset: Vec<TopicPartition> = Vec::new();
@@ -402,9 +402,18 @@ async fn absorb(
             let topic: Arc<str> = Arc::from(t.topic.0.as_str());
             for p in t.partitions {
                 let tp = (topic.clone(), p.partition_index);
+                // Whether the broker owed this partition a whole batch, counted before any
+                // answer is dropped below.
+                let present = p.records.as_ref().map_or(0, |r| r.len());
+                let leads = first;
+                first &= present == 0;
                 let Some(position) = positions.get_mut(&tp) else {
                     continue;
                 };
+                if paused.contains(&tp) {
+                    // Paused after this round went out: its records wait for the resume.
+                    continue;
+                }
                 if asked.get(&tp) != Some(&*position) {
                     continue;
                 }
@@ -436,8 +445,6 @@ async fn absorb(
                 // overlap; under read_uncommitted it sends none, and only control batches drop.
                 let mut aborted =
                     AbortedTransactions::new(p.aborted_transactions.as_deref().unwrap_or(&[]));
-                let (leads, present) = (first, records.len());
-                first &= present == 0;
                 let mut decoder = BatchDecoder::new(records, config.check_crcs, budget);
                 let mut whole = 0;
                 let mut over_budget = false;

@@ -134,7 +134,8 @@ impl Consumer {
                     Ok(())
                 }
                 Some(Change::Target(target)) => {
-                    let added = self.give_up_all_but(&target, false).await;
+                    let (added, commit) = self.give_up_all_but(&target, false);
+                    PendingCommit::finish(commit).await;
                     let positions = match &self.group {
                         Some(Membership::Consumer(member)) => {
                             let committed = member.committed(&added).await?;
@@ -177,7 +178,8 @@ impl Consumer {
             if self.classic().rejoin.lost() {
                 self.lose_all();
             } else if !cooperative {
-                self.give_up_all_but(&Vec::new(), false).await;
+                let (_, commit) = self.give_up_all_but(&Vec::new(), false);
+                PendingCommit::finish(commit).await;
             }
             let owned = group_by_topic(self.assignment());
             let (cluster, reset, isolation) = (
@@ -186,20 +188,29 @@ impl Consumer {
                 self.config.isolation_level,
             );
             let group = self.classic();
-            let member = group.member.clone();
+            let (member, rejoin) = (group.member.clone(), group.rejoin.clone());
             group.joining = Some(tokio::spawn(async move {
-                let mut member = member.lock().await;
-                let joined = member.join(&owned).await?;
-                let kept = if joined.lost { Vec::new() } else { owned };
-                let added = difference(&joined.assignment, &kept);
-                let committed = member.committed(&added).await?;
-                drop(member);
-                Ok(Rejoined {
-                    positions: start_positions(&cluster, &added, &committed, reset, isolation)
-                        .await?,
-                    assignment: joined.assignment,
-                    lost: joined.lost,
-                })
+                let joined = async {
+                    let mut member = member.lock().await;
+                    let joined = member.join(&owned).await?;
+                    let kept = if joined.lost { Vec::new() } else { owned };
+                    let added = difference(&joined.assignment, &kept);
+                    let committed = member.committed(&added).await?;
+                    drop(member);
+                    Ok(Rejoined {
+                        positions: start_positions(&cluster, &added, &committed, reset, isolation)
+                            .await?,
+                        assignment: joined.assignment,
+                        lost: joined.lost,
+                    })
+                }
+                .await;
+                if joined.is_err() {
+                    // The group may count this member in with partitions it never took up:
+                    // join again on the next recv rather than sit idle.
+                    rejoin.rebalance();
+                }
+                joined
             }));
         }
         let busy = !self.state.positions.is_empty();
@@ -212,25 +223,38 @@ impl Consumer {
         self.classic().joining = None;
         let rejoined =
             joined.map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))??;
+        let mut commit = None;
         if rejoined.lost {
             self.lose_all();
         } else {
-            self.give_up_all_but(&rejoined.assignment, true).await;
+            commit = self.give_up_all_but(&rejoined.assignment, true).1;
         }
         self.take_up(rejoined.positions);
+        PendingCommit::finish(commit).await;
         Ok(())
     }
 
-    /// Gives up every partition not in `keep`: commits what was consumed (with auto commit),
-    /// reports them revoked and drops them. With `rejoin`, a classic member joins again at once
-    /// so the group can hand them on. Returns what `keep` adds to the current assignment.
-    async fn give_up_all_but(&mut self, keep: &TopicPartitions, rejoin: bool) -> TopicPartitions {
+    /// Gives up every partition not in `keep`: reports them revoked and drops them, and with
+    /// `rejoin` has a classic member join again at once so the group can hand them on. Returns
+    /// what `keep` adds to the current assignment, and (with auto commit) the commit of what
+    /// was consumed, snapshotted before the partitions were dropped, for the caller to await
+    /// once its own bookkeeping is done: everything here happens before any await, so a `recv`
+    /// cancelled by its caller's timeout cannot leave a rebalance half applied.
+    fn give_up_all_but(
+        &mut self,
+        keep: &TopicPartitions,
+        rejoin: bool,
+    ) -> (TopicPartitions, Option<PendingCommit>) {
         let current = group_by_topic(self.assignment());
         let revoked = difference(&current, keep);
+        let mut commit = None;
         if !revoked.is_empty() {
             if self.config.enable_auto_commit && !self.consumed.is_empty() {
-                if let Err(e) = self.commit_consumed().await {
-                    tracing::debug!(error = %e, "commit before revoking failed");
+                if let Some(group) = &self.group {
+                    // A task of its own: it completes even if the caller is cancelled.
+                    commit = Some(PendingCommit(tokio::spawn(
+                        group.commit(self.consumed_offsets()),
+                    )));
                 }
             }
             let revoked: Vec<(String, i32)> =
@@ -245,7 +269,7 @@ impl Consumer {
                 g.rejoin.rebalance();
             }
         }
-        difference(keep, &current)
+        (difference(keep, &current), commit)
     }
 
     /// Drops every partition without committing: the member was dropped from the group, so
@@ -269,6 +293,24 @@ impl Consumer {
         self.state.positions.extend(positions);
         tracing::debug!(assignment = ?self.assignment(), "group assignment");
         self.event(RebalanceEvent::Assigned(added));
+    }
+}
+
+/// The commit made before partitions are given up, running as a task of its own.
+struct PendingCommit(tokio::task::JoinHandle<Result<(), Error>>);
+
+impl PendingCommit {
+    /// Waits for the commit; a failure is logged, not returned, since the rebalance goes on
+    /// regardless.
+    async fn finish(commit: Option<PendingCommit>) {
+        let Some(PendingCommit(task)) = commit else {
+            return;
+        };
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "commit before revoking failed"),
+            Err(e) => tracing::debug!(error = %e, "commit before revoking did not finish"),
+        }
     }
 }
 
