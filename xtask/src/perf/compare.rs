@@ -225,6 +225,7 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
 
     let mut header = String::new();
     let _ = writeln!(header, "machine: {}", machine());
+    let _ = writeln!(header, "load average before: {}", load_average());
     let _ = writeln!(header, "broker: {broker} at {}", setup.bootstrap);
     let _ = writeln!(
         header,
@@ -311,6 +312,7 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
     std::fs::write(&log_path, log)
         .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
 
+    let _ = writeln!(header, "load average after: {}", load_average());
     println!("{header}");
     print!("{table}");
     if !notes.is_empty() {
@@ -518,6 +520,13 @@ fn thousands(n: u64) -> String {
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The 1, 5 and 15 minute load averages: others' work on a shared machine shows here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Cores, CPU model and memory, from /proc.
