@@ -165,6 +165,22 @@ pub fn status() -> Option<Cluster> {
     }
 }
 
+/// Whether a Kafka broker answers on `addr` (`host:port`), whoever started it.
+pub fn answers(addr: &str) -> bool {
+    process::kafka_answers(addr)
+}
+
+/// The `java` to run Kafka's tools with (`$JAVA_HOME/bin/java`, else the one on PATH).
+pub fn java() -> PathBuf {
+    process::java()
+}
+
+/// `target/kafka/dist/<version>/libs`, fetched with Maven the first time: the broker's jars,
+/// which also hold the Java client and its tools (`org.apache.kafka.tools.*`).
+pub fn libs(version: &str) -> Result<PathBuf, String> {
+    dist::ensure_libs(&Paths::from_workspace(), &Layout::new(version, 1)?)
+}
+
 /// Fault injection: SIGKILL one broker (a crash, no controlled shutdown).
 pub fn kill_broker(id: u8) -> Result<(), String> {
     end_broker(id, "KILL", Duration::from_secs(10))?;

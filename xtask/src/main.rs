@@ -30,6 +30,13 @@ commands:
                         one JSON line: msgs_per_s, mb_per_s, client_cpu_s, p50/p99_ack_ms
   perf consume [same options]
                         fill a topic, then time a group member reading it all
+  perf compare [--messages N] [--rounds R] [--workloads W,..] [--clients C,..]
+               [--linger-ms MS] [--batch-size B] [--bootstrap ADDR] [--java-libs DIR]
+                        purekafka against rdkafka, rskafka, krafka and the Java
+                        client (benches/peers), each in its own process, A B A B
+                        over R rounds (default 3); prints a table of medians:
+                        msgs/s, MB/s, CPU s per 1M messages, peak RSS.
+                        workloads: acks1, idempotent, acks-all, 1kb (N/5 × 1 KB)
   kafka up [--brokers 1|3] [--version X.Y.Z] [--timeout SECS]
                         start the local Kafka cluster (no-op when already up);
                         versions 4.x (default 4.4.0), 3.9.x, 2.8.x (ZooKeeper);

@@ -1,10 +1,17 @@
 //! `cargo xtask perf …`: the load generator (examples/perf.rs) in a release build against the
-//! local Kafka, started when none is up.
+//! local Kafka, started when none is up; and `perf compare`, purekafka against its peers
+//! (benches/peers and the Java client), each in a process of its own.
+
+mod compare;
+mod measure;
 
 use crate::kafka::{self, UpOptions};
 use crate::run::{cargo, check};
 
 pub fn perf(args: &[&str]) -> Result<(), String> {
+    if let Some((&"compare", rest)) = args.split_first() {
+        return compare::compare(rest);
+    }
     let cluster = kafka::ensure_up(&UpOptions::default())?;
     let bootstrap = cluster.plaintext_bootstrap();
     let mut run = vec!["run", "--quiet", "--release", "--example", "perf", "--"];

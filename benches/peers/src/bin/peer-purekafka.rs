@@ -1,0 +1,102 @@
+//! purekafka under the harness's common flags (see the crate docs), plus the topic chores the
+//! harness needs done before and after a workload:
+//!
+//! ```text
+//! peer-purekafka create-topic --topic T --partitions P [--bootstrap ADDR]
+//! peer-purekafka delete-topic --topic T [--bootstrap ADDR]
+//! ```
+//!
+//! Records are queued with `produce`, and a second task counts the delivery reports, as an
+//! application that wants every outcome without awaiting each record would.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use purekafka::{Admin, ClientConfig, Producer, ProducerRecord};
+use purekafka_peers::{Options, Timer};
+
+const CLIENT: &str = "purekafka";
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("create-topic") => topic_chore(&args[1..], true).await,
+        Some("delete-topic") => topic_chore(&args[1..], false).await,
+        _ => produce(Options::from_env()).await,
+    }
+}
+
+/// Creates (with `--partitions`, replication 1) or deletes `--topic`.
+async fn topic_chore(args: &[String], create: bool) -> Result<()> {
+    let (mut bootstrap, mut topic, mut partitions) = ("127.0.0.1:9092".to_owned(), None, 8);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--bootstrap" => bootstrap = value.clone(),
+            "--topic" => topic = Some(value.clone()),
+            "--partitions" => partitions = value.parse()?,
+            _ => return Err(format!("unknown option {flag}").into()),
+        }
+    }
+    let topic = topic.ok_or("--topic is required")?;
+    let admin = Admin::builder(ClientConfig::new().bootstrap_servers([bootstrap]))
+        .build()
+        .await?;
+    if create {
+        admin.create_topic(&topic, partitions, 1).await?;
+    } else {
+        admin.delete_topic(&topic).await?;
+    }
+    Ok(())
+}
+
+async fn produce(o: Options) -> Result<()> {
+    let config = ClientConfig::new()
+        .bootstrap_servers([o.bootstrap.as_str()])
+        .set("acks", &o.acks)?
+        .set("enable.idempotence", o.idempotence)?
+        .set("linger.ms", o.linger_ms)?
+        .set("batch.size", o.batch_size)?
+        .set("compression.type", &o.compression)?;
+    let producer = Producer::builder(config).delivery_reports().build().await?;
+    let mut reports = producer
+        .delivery_reports()
+        .ok_or("no delivery report stream")?;
+    let value = Bytes::from(o.value());
+    let messages = o.messages;
+    let counter = tokio::spawn(async move {
+        let (mut seen, mut failed) = (0u64, 0u64);
+        while seen < messages {
+            let Some(report) = reports.recv().await else {
+                break;
+            };
+            seen += 1;
+            if let Some(e) = report.error {
+                if failed == 0 {
+                    eprintln!("{CLIENT}: delivery failed: {e}");
+                }
+                failed += 1;
+            }
+        }
+        failed + (messages - seen)
+    });
+
+    let timer = Timer::start();
+    for _ in 0..o.messages {
+        // The delivery future is not needed: the report stream carries every outcome.
+        drop(
+            producer
+                .produce(ProducerRecord::new(o.topic.as_str()).value(value.clone()))
+                .await?,
+        );
+    }
+    let failed = counter.await?;
+    timer.report(CLIENT, &o, failed);
+    producer.flush(Duration::from_secs(30)).await?;
+    producer.close().await;
+    Ok(())
+}
