@@ -215,6 +215,18 @@ async fn delivery_reports_stream_every_record() {
     }
 }
 
+/// How many records the broker's log segments of `topic`'s first `partitions` hold.
+fn stored_records(topic: &str, partitions: i32) -> usize {
+    (0..partitions)
+        .map(|p| {
+            stored_batches(topic, p)
+                .iter()
+                .map(|b| b.records.len())
+                .sum::<usize>()
+        })
+        .sum()
+}
+
 /// The batches the broker stored for `topic[partition]`, read from its log segment (the local
 /// single-broker layout keeps data under target/kafka/run/broker-1/data).
 fn stored_batches(topic: &str, partition: i32) -> Vec<purekafka::protocol::records::Batch> {
@@ -360,14 +372,7 @@ async fn cut_connections_lose_and_duplicate_nothing() {
     );
     assert_each_once(&read_all(&topic, 2, n).await, n);
     // And nothing beyond: the log holds n records.
-    let stored: usize = (0..2)
-        .map(|p| {
-            stored_batches(&topic, p)
-                .iter()
-                .map(|b| b.records.len())
-                .sum::<usize>()
-        })
-        .sum();
+    let stored = stored_records(&topic, 2);
     assert_eq!(stored, n);
 }
 
@@ -475,14 +480,7 @@ async fn stalls_resets_and_refusals_lose_and_duplicate_nothing() {
     }
     producer.close().await;
     assert_each_once(&read_all(&topic, 2, n).await, n);
-    let stored: usize = (0..2)
-        .map(|p| {
-            stored_batches(&topic, p)
-                .iter()
-                .map(|b| b.records.len())
-                .sum::<usize>()
-        })
-        .sum();
+    let stored = stored_records(&topic, 2);
     assert_eq!(stored, n, "nothing stored twice, even what arrived late");
 
     let attempts = refused.unwrap().await.unwrap();

@@ -67,10 +67,8 @@ fn member(name: &'static str, config: &std::path::Path, log: &Log) -> tokio::pro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_and_another_joining_lose_nothing() {
     let _turn = cluster::serial().await;
-    let topic = unique_topic("churn");
+    let topic = cluster::replicated_topic("churn", PARTITIONS).await;
     let group = unique_topic("churn-group");
-    let admin = cluster::admin().await;
-    admin.create_topic(&topic, PARTITIONS, 3).await.unwrap();
     let sasl: Vec<String> = std::env::var("PUREKAFKA_SASL")
         .expect("PUREKAFKA_SASL")
         .split(',')

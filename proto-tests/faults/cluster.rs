@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use purekafka::{Admin, ClientConfig};
+use purekafka::{Admin, ClientConfig, Producer};
 
 /// One scenario at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -55,6 +55,27 @@ pub async fn start(id: i32) {
 /// A client of the three-broker cluster.
 pub fn config() -> ClientConfig {
     crate::common::plaintext()
+}
+
+/// A fresh topic of `partitions`, each replicated on all three brokers.
+pub async fn replicated_topic(prefix: &str, partitions: i32) -> String {
+    let topic = crate::common::unique_topic(prefix);
+    admin()
+        .await
+        .create_topic(&topic, partitions, 3)
+        .await
+        .unwrap();
+    topic
+}
+
+/// The producer whose guarantees the scenarios check: acks=all, idempotent.
+pub async fn idempotent_producer() -> Producer {
+    let config = config()
+        .set("acks", "all")
+        .unwrap()
+        .set("enable.idempotence", true)
+        .unwrap();
+    Producer::builder(config).build().await.unwrap()
 }
 
 pub async fn admin() -> Admin {

@@ -4,11 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use purekafka::Producer;
-
 use super::cluster;
 use super::ledger::{read_back, tally, Load};
-use crate::common::unique_topic;
 
 const RECORDS: u64 = 200_000;
 const PARTITIONS: i32 = 3;
@@ -23,18 +20,8 @@ enum Fault {
 
 async fn leader_lost_under_load(fault: Fault, scenario: &str) {
     let _turn = cluster::serial().await;
-    let topic = unique_topic("faults");
-    cluster::admin()
-        .await
-        .create_topic(&topic, PARTITIONS, 3)
-        .await
-        .unwrap();
-    let config = cluster::config()
-        .set("acks", "all")
-        .unwrap()
-        .set("enable.idempotence", true)
-        .unwrap();
-    let producer = Producer::builder(config).build().await.unwrap();
+    let topic = cluster::replicated_topic("faults", PARTITIONS).await;
+    let producer = cluster::idempotent_producer().await;
     let started = Instant::now();
     let load = Load::start(producer, &topic, RECORDS, PER_SECOND);
     let mut faults = Vec::new();

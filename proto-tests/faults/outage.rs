@@ -8,7 +8,6 @@ use purekafka::{Consumer, Error, Offset, Producer, ProducerRecord};
 
 use super::cluster;
 use super::ledger::{read_back, tally, Load};
-use crate::common::unique_topic;
 
 const BROKERS: [i32; 3] = [1, 2, 3];
 
@@ -34,18 +33,8 @@ async fn every_broker_down_for_10_s_and_back() {
     const RECORDS: u64 = 60_000;
     const PARTITIONS: i32 = 3;
     let _turn = cluster::serial().await;
-    let topic = unique_topic("outage");
-    cluster::admin()
-        .await
-        .create_topic(&topic, PARTITIONS, 3)
-        .await
-        .unwrap();
-    let config = cluster::config()
-        .set("acks", "all")
-        .unwrap()
-        .set("enable.idempotence", true)
-        .unwrap();
-    let producer = Producer::builder(config).build().await.unwrap();
+    let topic = cluster::replicated_topic("outage", PARTITIONS).await;
+    let producer = cluster::idempotent_producer().await;
     // A consumer reading throughout, from before the outage to after it.
     let mut consumer = Consumer::builder(cluster::config()).build().await.unwrap();
     consumer
@@ -112,12 +101,7 @@ async fn every_broker_down_for_10_s_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokers_that_never_return_fail_queued_records_after_the_delivery_timeout() {
     let _turn = cluster::serial().await;
-    let topic = unique_topic("gone");
-    cluster::admin()
-        .await
-        .create_topic(&topic, 3, 3)
-        .await
-        .unwrap();
+    let topic = cluster::replicated_topic("gone", 3).await;
     let config = cluster::config()
         .set("delivery.timeout.ms", 5000)
         .unwrap()

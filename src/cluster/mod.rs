@@ -319,11 +319,19 @@ impl Cluster {
     /// a producer keeps choosing partitions while the cluster is out of reach. Asks the
     /// cluster only for a topic never seen.
     pub async fn partition_count(&self, topic: &str) -> Result<usize, Error> {
-        match self.cached(topic) {
-            Some(meta) if meta.error.is_none() && !meta.partitions.is_empty() => {
-                Ok(meta.partitions.len())
-            }
-            _ => Ok(self.topic(topic).await?.partitions.len()),
+        // On every keyed send: read the count under the lock rather than clone the metadata.
+        let known = {
+            let metadata = self.inner.metadata.read().expect("metadata lock");
+            metadata
+                .topics
+                .get(topic)
+                .filter(|meta| meta.error.is_none())
+                .map(|meta| meta.partitions.len())
+                .filter(|&n| n > 0)
+        };
+        match known {
+            Some(n) => Ok(n),
+            None => Ok(self.topic(topic).await?.partitions.len()),
         }
     }
 

@@ -140,24 +140,10 @@ mod tests {
     use std::time::Duration;
 
     use bytes::{BufMut, BytesMut};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpListener;
 
     use super::*;
-    use crate::config::{SaslMechanism, Secret};
-    use crate::conn::ConnectionSettings;
-
-    async fn read_frame(sock: &mut TcpStream) -> Vec<u8> {
-        let size = sock.read_i32().await.unwrap();
-        let mut frame = vec![0; size as usize];
-        sock.read_exact(&mut frame).await.unwrap();
-        frame
-    }
-
-    async fn write_frame(sock: &mut TcpStream, frame: &[u8]) {
-        sock.write_i32(frame.len() as i32).await.unwrap();
-        sock.write_all(frame).await.unwrap();
-    }
+    use crate::conn::scripted::{read_frame, settings, write_frame, PASSWORD};
 
     /// A broker that offers SaslHandshake v1 and SaslAuthenticate, and answers the handshake
     /// with `code` and the mechanisms `enabled`. Returns its address and the number of
@@ -206,22 +192,6 @@ mod tests {
         (addr, task)
     }
 
-    fn settings() -> ConnectionSettings {
-        ConnectionSettings {
-            client_id: "test".into(),
-            sasl: Some(SaslConfig {
-                mechanism: SaslMechanism::Plain,
-                username: "inst#user".into(),
-                password: Secret::new("pw-never-shown"),
-            }),
-            socket_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(5),
-            max_frame: 1 << 20,
-            reconnect_backoff: Duration::from_millis(10),
-            reconnect_backoff_max: Duration::from_millis(100),
-        }
-    }
-
     #[tokio::test]
     async fn a_mechanism_the_listener_lacks_names_what_it_enables() {
         let (addr, broker) = refusing_broker(
@@ -242,7 +212,7 @@ mod tests {
                 && message.contains("[SCRAM-SHA-256, SCRAM-SHA-512]"),
             "{message}"
         );
-        assert!(!format!("{err} {err:?}").contains("pw-never-shown"));
+        assert!(!format!("{err} {err:?}").contains(PASSWORD));
         assert_eq!(broker.await.unwrap(), 1);
     }
 

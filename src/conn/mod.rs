@@ -12,6 +12,8 @@
 
 mod backoff;
 mod handshake;
+#[cfg(test)]
+mod scripted;
 mod wire;
 
 use std::sync::Arc;
@@ -260,26 +262,12 @@ mod tests {
     //! The handshake against a scripted pre-1.0 broker on a real loopback socket: no ApiVersions
     //! v3, SaslHandshake v0 only, and SASL tokens as raw frames.
 
-    use std::time::Duration;
-
     use bytes::{BufMut, BytesMut};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
+    use super::scripted::{read_frame, settings, write_frame};
     use super::*;
-    use crate::config::{SaslMechanism, Secret};
-
-    async fn read_frame(sock: &mut TcpStream) -> Vec<u8> {
-        let size = sock.read_i32().await.unwrap();
-        let mut frame = vec![0; size as usize];
-        sock.read_exact(&mut frame).await.unwrap();
-        frame
-    }
-
-    async fn write_frame(sock: &mut TcpStream, frame: &[u8]) {
-        sock.write_i32(frame.len() as i32).await.unwrap();
-        sock.write_all(frame).await.unwrap();
-    }
 
     /// A Kafka 0.10-like broker: answers ApiVersions v3 with UNSUPPORTED_VERSION and its list in
     /// the v0 layout, takes SaslHandshake v0, then one raw PLAIN token, which it accepts when it
@@ -322,22 +310,6 @@ mod tests {
         addr
     }
 
-    fn settings() -> ConnectionSettings {
-        ConnectionSettings {
-            client_id: "test".into(),
-            sasl: Some(SaslConfig {
-                mechanism: SaslMechanism::Plain,
-                username: "inst#user".into(),
-                password: Secret::new("pw"),
-            }),
-            socket_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(5),
-            max_frame: 1 << 20,
-            reconnect_backoff: Duration::from_millis(10),
-            reconnect_backoff_max: Duration::from_millis(100),
-        }
-    }
-
     #[tokio::test]
     async fn a_broker_sharing_no_metadata_version_is_refused() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -377,7 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn raw_token_sasl_on_a_pre_1_0_broker() {
-        let addr = old_broker(b"\0inst#user\0pw").await;
+        let addr = old_broker(b"\0inst#user\0pw-never-shown").await;
         let conn = Connection::connect(&addr, &settings()).await.unwrap();
         assert_eq!(conn.versions().negotiate_key(3), Some(2));
         assert!(conn

@@ -25,6 +25,10 @@ pub fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    // The fault scenarios are `test = false`, which --all-targets leaves out.
+    check(cargo(&[
+        "clippy", "--test", "faults", "--", "-D", "warnings",
+    ]))?;
     let mut doc = cargo(&["doc", "--no-deps", "--package", "purekafka"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     check(doc)?;
