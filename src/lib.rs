@@ -29,6 +29,7 @@ pub mod config;
 mod conn;
 mod consumer;
 mod error;
+mod hash;
 mod producer;
 pub mod protocol;
 
