@@ -29,7 +29,6 @@ pub mod config;
 mod conn;
 mod consumer;
 mod error;
-mod hash;
 mod producer;
 pub mod protocol;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::MetadataResponse;
 
 use crate::error::KafkaCode;
-use crate::hash::FastMap;
+use rustc_hash::FxHashMap;
 
 /// What the cluster told us about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct Metadata {
     pub controller_id: Option<i32>,
     /// Topic name → its partitions. Looked up on every record a producer sends (the partition
     /// count), hence the fast hasher.
-    pub topics: FastMap<String, TopicMetadata>,
+    pub topics: FxHashMap<String, TopicMetadata>,
 }
 
 /// One topic.

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use super::BatchReports;
 use crate::config::ProducerConfig;
 use crate::error::Error;
-use crate::hash::FastMap;
 use crate::protocol::records::{restamp, BatchBuilder, Header, ProducerFields, BATCH_HEADER_LEN};
+use rustc_hash::FxHashMap;
 
 /// The most bytes a varint (a record's timestamp or offset delta) takes.
 const MAX_VARINT: usize = 10;
@@ -226,7 +226,7 @@ impl TopicQueues {
 struct State {
     /// Topic → its queues, found with one lookup per record. Keyed by `Arc<str>` so a lookup by
     /// `&str` allocates nothing.
-    topics: FastMap<Arc<str>, TopicQueues>,
+    topics: FxHashMap<Arc<str>, TopicQueues>,
     messages: usize,
     bytes: usize,
     flushes: usize,
