@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::MetadataResponse;
 
 use crate::error::KafkaCode;
+use rustc_hash::FxHashMap;
 
 /// What the cluster told us about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,8 +15,9 @@ pub struct Metadata {
     pub brokers: HashMap<i32, String>,
     /// The controller's node id, when the broker named one.
     pub controller_id: Option<i32>,
-    /// Topic name → its partitions.
-    pub topics: HashMap<String, TopicMetadata>,
+    /// Topic name → its partitions. Looked up on every record a producer sends (the partition
+    /// count), hence the fast hasher.
+    pub topics: FxHashMap<String, TopicMetadata>,
 }
 
 /// One topic.

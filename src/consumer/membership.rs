@@ -94,10 +94,17 @@ impl PollClock {
         }
     }
 
-    /// The application asked for records now.
-    pub fn polled(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
+    /// Milliseconds since the clock started.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The application asked for records now; returns [`PollClock::now_ms`], so that the caller
+    /// reads the clock once per record.
+    pub fn polled(&self) -> u64 {
+        let now = self.now_ms();
         self.last.store(now, Ordering::Relaxed);
+        now
     }
 
     /// True when the last poll is more than `limit` ago.
@@ -123,6 +130,16 @@ pub(super) struct Rejoined {
 impl Consumer {
     /// Brings the membership up to date: starts or finishes a classic rebalance, or applies
     /// what a KIP-848 heartbeat brought.
+    /// True when [`Consumer::follow_group`] may have something to do: checked on every `recv`
+    /// without building its future.
+    pub(super) fn group_may_change(&self) -> bool {
+        match &self.group {
+            Some(Membership::Classic(g)) => g.joining.is_some() || g.rejoin.needed(),
+            Some(Membership::Consumer(_)) => true,
+            None => false,
+        }
+    }
+
     pub(super) async fn follow_group(&mut self) -> Result<(), Error> {
         match &self.group {
             Some(Membership::Classic(g)) if g.joining.is_some() || g.rejoin.needed() => {

@@ -12,6 +12,7 @@
 //! ```
 
 mod assignor;
+mod consumed;
 mod consumer_group;
 pub(crate) mod coordinator;
 mod fetch;
@@ -19,20 +20,19 @@ mod fetch_session;
 mod group;
 mod membership;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::cluster::{Cluster, EARLIEST, LATEST};
 use crate::config::{ClientConfig, ConsumerConfig, GroupProtocol};
 use crate::error::{ConfigError, Error};
 use crate::protocol::records::Header;
 pub use assignor::Assignor;
+use consumed::Consumed;
 use consumer_group::ConsumerGroupMember;
 use fetch::{FetchState, Fetcher};
 use group::GroupMember;
@@ -125,9 +125,9 @@ impl ConsumerBuilder {
             decompression_limit: self.config.common.receive_message_max_bytes,
             state: FetchState::default(),
             fetcher: Fetcher::default(),
-            consumed: BTreeMap::new(),
+            consumed: Consumed::default(),
             group: None,
-            last_commit: Instant::now(),
+            last_commit: 0,
             polls: PollClock::new(),
             events: None,
         })
@@ -170,10 +170,11 @@ pub struct Consumer {
     /// Fetch rounds and sessions.
     fetcher: Fetcher,
     /// Next offset after what was handed to the application: what commits store.
-    consumed: BTreeMap<(Arc<str>, i32), i64>,
+    consumed: Consumed,
     /// Group membership, after `subscribe`.
     group: Option<Membership>,
-    last_commit: Instant,
+    /// When the last commit began, on the poll clock.
+    last_commit: u64,
     /// When the application last asked for records (`max.poll.interval.ms`).
     polls: PollClock,
     /// Where rebalance events go, once asked for.
@@ -296,20 +297,20 @@ impl Consumer {
     /// member rejoins here when the group rebalances, and commits on `auto.commit.interval.ms`.
     pub async fn recv(&mut self) -> Result<Message, Error> {
         loop {
-            self.polls.polled();
-            if self.group.is_some() {
+            let now = self.polls.polled();
+            if self.group_may_change() {
                 self.follow_group().await?;
             }
             if self.config.enable_auto_commit
                 // Not while a join holds the member; the next interval catches up.
                 && self.group.as_ref().is_some_and(Membership::can_commit)
-                && self.last_commit.elapsed() >= self.config.auto_commit_interval
+                && now.saturating_sub(self.last_commit)
+                    >= self.config.auto_commit_interval.as_millis() as u64
             {
                 self.commit_consumed().await?;
             }
             if let Some(msg) = self.state.buffered.pop_front() {
-                self.consumed
-                    .insert((msg.topic.clone(), msg.partition), msg.offset + 1);
+                self.consumed.note(&msg);
                 return Ok(msg);
             }
             if self.state.positions.is_empty() && self.group.is_none() {
@@ -378,10 +379,7 @@ impl Consumer {
 
     /// The next offset after what was handed out, per partition: what a commit stores.
     fn consumed_offsets(&self) -> Vec<(Arc<str>, i32, i64)> {
-        self.consumed
-            .iter()
-            .map(|((t, p), o)| (t.clone(), *p, *o))
-            .collect()
+        self.consumed.offsets()
     }
 
     /// Waits up to `timeout` for messages and returns all that are ready (empty when none came
@@ -394,8 +392,7 @@ impl Consumer {
         let mut out = Vec::with_capacity(1 + self.state.buffered.len());
         out.push(first);
         while let Some(msg) = self.state.buffered.pop_front() {
-            self.consumed
-                .insert((msg.topic.clone(), msg.partition), msg.offset + 1);
+            self.consumed.note(&msg);
             out.push(msg);
         }
         Ok(out)
@@ -433,7 +430,7 @@ impl Consumer {
         let high = *self.state.high_watermarks.get(&key)?;
         // What was handed out counts as consumed; fetched but buffered messages do not.
         let position = match self.consumed.get(&key) {
-            Some(&next) => next,
+            Some(next) => next,
             None => *self.state.positions.get(&key)?,
         };
         Some((high, (high - position).max(0)))
@@ -458,7 +455,7 @@ impl Consumer {
     }
 
     async fn commit_consumed(&mut self) -> Result<(), Error> {
-        self.last_commit = Instant::now();
+        self.last_commit = self.polls.now_ms();
         let Some(group) = self.group.as_ref() else {
             return Ok(());
         };

@@ -12,7 +12,7 @@
 //! `queue.buffering.max.messages` and `queue.buffering.max.kbytes`; `append` refuses a record
 //! when they are reached, and the caller waits on [`Accumulator::space`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,10 +20,14 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
-use super::{DeliveryReport, RecordMetadata};
+use super::BatchReports;
 use crate::config::ProducerConfig;
 use crate::error::Error;
-use crate::protocol::records::{restamp, BatchBuilder, Header, ProducerFields};
+use crate::protocol::records::{restamp, BatchBuilder, Header, ProducerFields, BATCH_HEADER_LEN};
+use rustc_hash::FxHashMap;
+
+/// The most bytes a varint (a record's timestamp or offset delta) takes.
+const MAX_VARINT: usize = 10;
 
 /// What the broker said about a batch.
 #[derive(Debug, Clone)]
@@ -37,12 +41,19 @@ pub(crate) struct BatchAck {
 /// The outcome of a batch, shared by the delivery futures of its records.
 pub(crate) type Outcome = Option<Result<BatchAck, Error>>;
 
+/// What the records of one batch share: where they go and the batch's outcome. Each record's
+/// delivery future holds it, so appending a record costs one reference count, not a channel
+/// subscription and a topic-name clone of its own.
+pub(crate) struct BatchInfo {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub outcome: watch::Receiver<Outcome>,
+}
+
 /// Where a record went in the accumulator, for its delivery future.
 pub(crate) struct Appended {
-    pub outcome: watch::Receiver<Outcome>,
+    pub batch: Arc<BatchInfo>,
     pub index: i64,
-    pub partition: i32,
-    pub topic: Arc<str>,
 }
 
 /// Which partition a record goes to.
@@ -146,9 +157,26 @@ struct OpenBatch {
     record_bytes: usize,
     timestamps: Vec<i64>,
     outcome: watch::Sender<Outcome>,
+    info: Arc<BatchInfo>,
 }
 
 impl OpenBatch {
+    fn new(capacity: usize, topic: &Arc<str>, partition: i32) -> OpenBatch {
+        let (outcome, receiver) = watch::channel(None);
+        OpenBatch {
+            builder: BatchBuilder::with_capacity(capacity),
+            created: Instant::now(),
+            record_bytes: 0,
+            timestamps: Vec::new(),
+            outcome,
+            info: Arc::new(BatchInfo {
+                topic: topic.clone(),
+                partition,
+                outcome: receiver,
+            }),
+        }
+    }
+
     fn close(self, topic: &Arc<str>, partition: i32) -> ReadyBatch {
         ReadyBatch {
             topic: topic.clone(),
@@ -171,15 +199,36 @@ struct PartitionQueue {
     open: Option<OpenBatch>,
     ready: VecDeque<ReadyBatch>,
     in_flight: bool,
+    /// Bytes of the last batch closed for being full.
+    last_batch_bytes: usize,
+}
+
+/// The queues of one topic.
+struct TopicQueues {
+    name: Arc<str>,
+    /// Where keyless records go now.
+    sticky: Sticky,
+    /// Partition → queue: a few small integers, searched without hashing.
+    partitions: BTreeMap<i32, PartitionQueue>,
+}
+
+impl TopicQueues {
+    fn new(name: Arc<str>) -> Self {
+        TopicQueues {
+            name,
+            sticky: Sticky::default(),
+            partitions: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
-    /// Topic → partition → queue. Keyed by `Arc<str>` so a lookup by `&str` allocates nothing.
-    topics: HashMap<Arc<str>, HashMap<i32, PartitionQueue>>,
+    /// Topic → its queues, found with one lookup per record. Keyed by `Arc<str>` so a lookup by
+    /// `&str` allocates nothing.
+    topics: FxHashMap<Arc<str>, TopicQueues>,
     messages: usize,
     bytes: usize,
-    sticky: HashMap<Arc<str>, Sticky>,
     flushes: usize,
     closed: bool,
 }
@@ -194,14 +243,14 @@ pub(crate) struct Accumulator {
     pub space: Notify,
     /// Wakes `flush` calls when the queue empties.
     pub drained: Notify,
-    /// Where every record's delivery is reported, if the application asked.
-    reports: Option<mpsc::UnboundedSender<DeliveryReport>>,
+    /// Where every record's delivery is reported, a batch at a time, if the application asked.
+    reports: Option<mpsc::UnboundedSender<BatchReports>>,
 }
 
 impl Accumulator {
     pub fn new(
         config: ProducerConfig,
-        reports: Option<mpsc::UnboundedSender<DeliveryReport>>,
+        reports: Option<mpsc::UnboundedSender<BatchReports>>,
     ) -> Self {
         Accumulator {
             state: Mutex::new(State::default()),
@@ -242,14 +291,20 @@ impl Accumulator {
         }
         state.messages += 1;
         state.bytes += size;
-        let topic_key = match state.topics.get_key_value(topic) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(topic),
+        let queues = match state.topics.get_mut(topic) {
+            Some(queues) => queues,
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                state
+                    .topics
+                    .entry(name.clone())
+                    .or_insert_with(|| TopicQueues::new(name))
+            }
         };
         let partition = match target {
             Target::Partition(p) => p,
             Target::Sticky { partitions } => {
-                let sticky = state.sticky.entry(topic_key.clone()).or_default();
+                let sticky = &mut queues.sticky;
                 if !sticky.started || sticky.bytes >= c.batch_size {
                     // Start somewhere that differs between producers, then move round.
                     let start = if sticky.started {
@@ -265,48 +320,40 @@ impl Accumulator {
                 sticky.partition
             }
         };
-        let queue = state
-            .topics
-            .entry(topic_key.clone())
-            .or_default()
-            .entry(partition)
-            .or_default();
+        let queue = queues.partitions.entry(partition).or_default();
         let mut wake = false;
         if let Some(open) = &queue.open {
-            let grown =
-                open.builder.size() + open.builder.record_size(timestamp, key, value, headers);
-            if grown > c.batch_size || open.builder.record_count() as usize >= c.batch_num_messages
-            {
+            // `size` (the record alone in a batch) bounds what the record adds to an open batch,
+            // give or take its two deltas: the exact size is worked out only near the limit.
+            let bound = open.builder.size() + size - BATCH_HEADER_LEN + 2 * MAX_VARINT;
+            let full = bound > c.batch_size
+                && open.builder.size() + open.builder.record_size(timestamp, key, value, headers)
+                    > c.batch_size;
+            if full || open.builder.record_count() as usize >= c.batch_num_messages {
                 let open = queue.open.take().expect("checked above");
-                queue.ready.push_back(open.close(&topic_key, partition));
+                queue.last_batch_bytes = open.builder.size();
+                queue.ready.push_back(open.close(&queues.name, partition));
                 wake = true;
             }
         }
+        let last_batch_bytes = queue.last_batch_bytes;
         let open = queue.open.get_or_insert_with(|| {
             wake = true;
-            OpenBatch {
-                builder: BatchBuilder::with_capacity(c.batch_size.min(64 * 1024).max(size)),
-                created: Instant::now(),
-                record_bytes: 0,
-                timestamps: Vec::new(),
-                outcome: watch::channel(None).0,
-            }
+            // As large as the partition's last full batch, so that a busy partition's buffer
+            // does not grow (and copy itself) several times over per batch.
+            let capacity = last_batch_bytes.max(64 * 1024).min(c.batch_size).max(size);
+            OpenBatch::new(capacity, &queues.name, partition)
         });
         let index = open.builder.record_count() as i64;
         open.builder.push(timestamp, key, value, headers);
         open.record_bytes += size;
         open.timestamps.push(timestamp);
-        let outcome = open.outcome.subscribe();
+        let batch = open.info.clone();
         drop(state);
         if wake {
             self.wake.notify_one();
         }
-        Ok(Appended {
-            outcome,
-            index,
-            partition,
-            topic: topic_key,
-        })
+        Ok(Appended { batch, index })
     }
 
     /// Takes the batches that may go now: per partition with nothing in flight, the oldest
@@ -322,7 +369,12 @@ impl Accumulator {
         let mut expired = Vec::new();
         let mut next: Option<Instant> = None;
         let mut soonest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
-        for (topic, partitions) in state.topics.iter_mut() {
+        for TopicQueues {
+            name: topic,
+            partitions,
+            ..
+        } in state.topics.values_mut()
+        {
             for (&partition, queue) in partitions.iter_mut() {
                 expire(queue, topic, partition, now, timeout, &mut expired);
                 if queue.in_flight {
@@ -358,9 +410,15 @@ impl Accumulator {
 
     /// Reports `outcome` to the batch's records and releases its place in the queue. `in_flight`
     /// says whether the batch came from the sender (and its partition may send again).
-    pub fn settle(&self, batch: ReadyBatch, outcome: Result<BatchAck, Error>, in_flight: bool) {
+    pub fn settle(&self, mut batch: ReadyBatch, outcome: Result<BatchAck, Error>, in_flight: bool) {
         if let Some(reports) = &self.reports {
-            report(reports, &batch, &outcome);
+            // One message for the batch's records; the stream hands out a report per record.
+            let _ = reports.send(BatchReports::new(
+                batch.topic.clone(),
+                batch.partition,
+                std::mem::take(&mut batch.timestamps),
+                outcome.clone(),
+            ));
         }
         batch.finish(outcome);
         let mut state = self.state();
@@ -370,7 +428,7 @@ impl Accumulator {
             if let Some(q) = state
                 .topics
                 .get_mut(&*batch.topic)
-                .and_then(|t| t.get_mut(&batch.partition))
+                .and_then(|t| t.partitions.get_mut(&batch.partition))
             {
                 q.in_flight = false;
             }
@@ -392,7 +450,8 @@ impl Accumulator {
         let queue = state
             .topics
             .entry(batch.topic.clone())
-            .or_default()
+            .or_insert_with(|| TopicQueues::new(batch.topic.clone()))
+            .partitions
             .entry(batch.partition)
             .or_default();
         queue.in_flight = false;
@@ -459,29 +518,5 @@ fn expire(
     {
         let open = queue.open.take().expect("checked above");
         expired.push(open.close(topic, partition));
-    }
-}
-
-/// Sends one delivery report per record of `batch`.
-fn report(
-    reports: &mpsc::UnboundedSender<DeliveryReport>,
-    batch: &ReadyBatch,
-    outcome: &Result<BatchAck, Error>,
-) {
-    let failed = BatchAck {
-        base_offset: None,
-        log_append_time: None,
-    };
-    let (ack, error) = match outcome {
-        Ok(ack) => (ack, None),
-        Err(e) => (&failed, Some(e)),
-    };
-    for (index, &timestamp) in batch.timestamps.iter().enumerate() {
-        let metadata =
-            RecordMetadata::of(&batch.topic, batch.partition, index as i64, timestamp, ack);
-        let _ = reports.send(DeliveryReport {
-            metadata,
-            error: error.cloned(),
-        });
     }
 }

@@ -151,15 +151,77 @@ pub struct DeliveryReport {
     pub error: Option<Error>,
 }
 
+/// The delivery reports of one batch's records, as the sender passes them to the report stream:
+/// one message per batch rather than one per record.
+#[derive(Debug)]
+pub(crate) struct BatchReports {
+    topic: Arc<str>,
+    partition: i32,
+    /// The records' create times, in batch order.
+    timestamps: Vec<i64>,
+    outcome: Result<BatchAck, Error>,
+    /// Reports handed out so far.
+    next: usize,
+}
+
+impl BatchReports {
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        timestamps: Vec<i64>,
+        outcome: Result<BatchAck, Error>,
+    ) -> Self {
+        BatchReports {
+            topic,
+            partition,
+            timestamps,
+            outcome,
+            next: 0,
+        }
+    }
+}
+
+impl Iterator for BatchReports {
+    type Item = DeliveryReport;
+
+    fn next(&mut self) -> Option<DeliveryReport> {
+        let index = self.next;
+        let timestamp = *self.timestamps.get(index)?;
+        self.next += 1;
+        let failed = BatchAck {
+            base_offset: None,
+            log_append_time: None,
+        };
+        let (ack, error) = match &self.outcome {
+            Ok(ack) => (ack, None),
+            Err(e) => (&failed, Some(e.clone())),
+        };
+        Some(DeliveryReport {
+            metadata: RecordMetadata::of(&self.topic, self.partition, index as i64, timestamp, ack),
+            error,
+        })
+    }
+}
+
 /// The stream of delivery reports of a producer built with
 /// [`ProducerBuilder::delivery_reports`].
 #[derive(Debug)]
-pub struct DeliveryReports(mpsc::UnboundedReceiver<DeliveryReport>);
+pub struct DeliveryReports {
+    batches: mpsc::UnboundedReceiver<BatchReports>,
+    /// The batch whose reports are being handed out.
+    current: Option<BatchReports>,
+}
 
 impl DeliveryReports {
     /// The next report; `None` once the producer is closed and every report was read.
     pub async fn recv(&mut self) -> Option<DeliveryReport> {
-        self.0.recv().await
+        loop {
+            if let Some(report) = self.current.as_mut().and_then(Iterator::next) {
+                return Some(report);
+            }
+            // Cancel safe: a batch is taken from the channel only when this returns.
+            self.current = Some(self.batches.recv().await?);
+        }
     }
 }
 
@@ -175,20 +237,16 @@ impl IntoFuture for DeliveryFuture {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let Appended {
-                mut outcome,
-                index,
-                partition,
-                topic,
-            } = self.appended;
+            let Appended { batch, index } = self.appended;
+            let mut outcome = batch.outcome.clone();
             let settled = outcome
                 .wait_for(Option::is_some)
                 .await
                 .map_err(|_| Error::Closed)?;
             match settled.as_ref().expect("waited for Some") {
                 Ok(ack) => Ok(RecordMetadata::of(
-                    &topic,
-                    partition,
+                    &batch.topic,
+                    batch.partition,
                     index,
                     self.timestamp,
                     ack,
@@ -233,7 +291,11 @@ impl ProducerBuilder {
         let (reports_tx, reports_rx) = match self.reports {
             true => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                (Some(tx), Some(DeliveryReports(rx)))
+                let reports = DeliveryReports {
+                    batches: rx,
+                    current: None,
+                };
+                (Some(tx), Some(reports))
             }
             false => (None, None),
         };
@@ -365,26 +427,21 @@ impl Producer {
             }
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        loop {
-            // Register for space before trying, so a release in between is not missed.
-            let space = inner.acc.space.notified();
-            tokio::pin!(space);
-            space.as_mut().enable();
-            match inner.acc.append(
-                &record.topic,
-                target,
+        let append = || {
+            let headers = &record.headers;
+            let appended =
+                inner
+                    .acc
+                    .append(&record.topic, target, timestamp, key, value, headers, alone);
+            appended.map(|appended| DeliveryFuture {
+                appended,
                 timestamp,
-                key,
-                value,
-                &record.headers,
-                alone,
-            ) {
-                Ok(appended) => {
-                    return Ok(DeliveryFuture {
-                        appended,
-                        timestamp,
-                    })
-                }
+            })
+        };
+        let mut attempt = append();
+        loop {
+            match attempt {
+                Ok(delivery) => return Ok(delivery),
                 Err(Refused::Closed) => return Err(Error::Closed),
                 Err(Refused::Full) if !wait => {
                     return Err(Error::QueueFull {
@@ -392,7 +449,18 @@ impl Producer {
                         kbytes: c.queue_max_bytes / 1024,
                     })
                 }
-                Err(Refused::Full) => space.await,
+                Err(Refused::Full) => {}
+            }
+            // The queue is full. Register for space before trying again, so that a release in
+            // between is not missed; only then wait. (Registering costs a lock, so the first
+            // attempt, which nearly always succeeds, goes without.)
+            let space = inner.acc.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            attempt = append();
+            if matches!(attempt, Err(Refused::Full)) {
+                space.await;
+                attempt = append();
             }
         }
     }

@@ -4,8 +4,8 @@
 use bytes::{Buf, Bytes};
 
 use super::{
-    get_bytes, get_varint, Header, ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME,
-    ATTR_TRANSACTIONAL, BATCH_HEADER_LEN, LENGTH_OFFSET, LOG_OVERHEAD,
+    Cursor, Header, ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL,
+    BATCH_HEADER_LEN, LENGTH_OFFSET, LOG_OVERHEAD,
 };
 use crate::protocol::compression::{Compression, DecompressError};
 
@@ -185,7 +185,7 @@ impl BatchDecoder {
             return Err(DecodeError::Malformed("negative record count"));
         }
         let codec = attributes & ATTR_COMPRESSION_MASK;
-        let mut batch = match Compression::from_id(codec) {
+        let batch = match Compression::from_id(codec) {
             Some(Compression::None) => batch,
             Some(codec) => match codec.decompress(&batch, self.budget) {
                 Ok(inflated) => inflated,
@@ -201,13 +201,14 @@ impl BatchDecoder {
         let log_append = attributes & ATTR_LOG_APPEND_TIME != 0;
         // Each record takes at least 7 bytes, so the count cannot reserve more than the bytes hold.
         let mut records = Vec::with_capacity((count as usize).min(batch.len() / 7));
+        let mut cursor = Cursor::new(&batch);
         for _ in 0..count {
-            if batch.is_empty() {
+            if cursor.remaining() == 0 {
                 return Err(DecodeError::Malformed(
                     "record count beyond the records present",
                 ));
             }
-            let mut record = decode_record(&mut batch, base_offset, base_timestamp)?;
+            let mut record = decode_record(&mut cursor, base_offset, base_timestamp)?;
             if log_append {
                 record.timestamp = max_timestamp;
             }
@@ -243,35 +244,36 @@ impl Iterator for BatchDecoder {
 }
 
 fn decode_record(
-    buf: &mut Bytes,
+    buf: &mut Cursor<'_>,
     base_offset: i64,
     base_timestamp: i64,
 ) -> Result<Record, DecodeError> {
-    let len = get_varint(buf)?;
+    let len = buf.varint()?;
     if len < 0 {
         return Err(DecodeError::Malformed("negative record length"));
     }
-    if len as usize > buf.len() {
+    if len as usize > buf.remaining() {
         return Err(DecodeError::Malformed("record length beyond the batch"));
     }
-    let mut rec = buf.split_to(len as usize);
-    if rec.is_empty() {
+    let mut rec = buf.split(len as usize);
+    if rec.remaining() == 0 {
         return Err(DecodeError::Malformed("empty record"));
     }
     rec.advance(1); // attributes, unused in v2
-    let timestamp_delta = get_varint(&mut rec)?;
-    let offset_delta = get_varint(&mut rec)?;
-    let key = get_bytes(&mut rec, "negative key length")?;
-    let value = get_bytes(&mut rec, "negative value length")?;
-    let header_count = get_varint(&mut rec)?;
+    let timestamp_delta = rec.varint()?;
+    let offset_delta = rec.varint()?;
+    let key = rec.bytes("negative key length")?;
+    let value = rec.bytes("negative value length")?;
+    let header_count = rec.varint()?;
     if header_count < 0 {
         return Err(DecodeError::Malformed("negative header count"));
     }
-    let mut headers = Vec::with_capacity((header_count as usize).min(rec.len() / 2));
+    let mut headers = Vec::with_capacity((header_count as usize).min(rec.remaining() / 2));
     for _ in 0..header_count {
-        let key = get_bytes(&mut rec, "negative header key length")?
+        let key = rec
+            .bytes("negative header key length")?
             .ok_or(DecodeError::Malformed("null header key"))?;
-        let value = get_bytes(&mut rec, "negative header value length")?;
+        let value = rec.bytes("negative header value length")?;
         headers.push(Header { key, value });
     }
     Ok(Record {

@@ -22,7 +22,7 @@ mod decoder;
 mod encoder;
 mod transactions;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 pub use control::{ControlRecordError, ControlRecordType};
 pub use decoder::{Batch, BatchDecoder, DecodeError, Record};
@@ -109,35 +109,95 @@ pub(super) fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
     }
 }
 
-pub(super) fn get_varint(buf: &mut Bytes) -> Result<i64, DecodeError> {
-    let mut z: u64 = 0;
-    for i in 0..10 {
-        if !buf.has_remaining() {
-            return Err(DecodeError::Malformed("truncated varint"));
-        }
-        let b = buf.get_u8();
-        z |= ((b & 0x7f) as u64) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
-        }
-    }
-    Err(DecodeError::Malformed("varint longer than 10 bytes"))
+/// A reading position in a decoded batch's records, up to `end`. Fields are read from the
+/// byte slice by index (no `Bytes` bookkeeping per varint); keys, values and headers come out
+/// as `Bytes` slices of the shared buffer, not copies.
+pub(super) struct Cursor<'a> {
+    whole: &'a Bytes,
+    /// `whole` as a slice, ready to index.
+    data: &'a [u8],
+    pos: usize,
+    end: usize,
 }
 
-/// Reads a field with a varint length: -1 is null; any other negative length is malformed, with
-/// the message `negative` naming the field. (The Java client reads every negative key or value
-/// length as null; no encoder writes one, so here it is the corruption it must be.)
-pub(super) fn get_bytes(
-    buf: &mut Bytes,
-    negative: &'static str,
-) -> Result<Option<Bytes>, DecodeError> {
-    match get_varint(buf)? {
-        -1 => Ok(None),
-        len if len < 0 => Err(DecodeError::Malformed(negative)),
-        len if len as usize > buf.len() => {
-            Err(DecodeError::Malformed("field length beyond the record"))
+impl<'a> Cursor<'a> {
+    /// A cursor over all of `whole`.
+    pub fn new(whole: &'a Bytes) -> Self {
+        Cursor {
+            whole,
+            data: whole,
+            pos: 0,
+            end: whole.len(),
         }
-        len => Ok(Some(buf.split_to(len as usize))),
+    }
+
+    /// Bytes left before the end.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.end - self.pos
+    }
+
+    /// Skips `n` bytes, at most to the end.
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+
+    /// Splits off the next `len` bytes (at most `remaining()`) as a cursor of their own.
+    #[inline]
+    pub fn split(&mut self, len: usize) -> Cursor<'a> {
+        let end = self.pos + len.min(self.remaining());
+        let part = Cursor {
+            whole: self.whole,
+            data: self.data,
+            pos: self.pos,
+            end,
+        };
+        self.pos = end;
+        part
+    }
+
+    /// Reads a zig-zag varint.
+    #[inline]
+    pub fn varint(&mut self) -> Result<i64, DecodeError> {
+        let bytes = self.data.get(self.pos..self.end).unwrap_or_default();
+        // Most varints in a batch (lengths, deltas, counts) take one byte.
+        if let Some(&b) = bytes.first().filter(|&&b| b < 0x80) {
+            self.pos += 1;
+            return Ok((b >> 1) as i64 ^ -((b & 1) as i64));
+        }
+        let mut z: u64 = 0;
+        for (i, &b) in bytes.iter().take(10).enumerate() {
+            z |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                self.pos += i + 1;
+                return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
+            }
+        }
+        Err(DecodeError::Malformed(if bytes.len() < 10 {
+            "truncated varint"
+        } else {
+            "varint longer than 10 bytes"
+        }))
+    }
+
+    /// Reads a field with a varint length: -1 is null; any other negative length is malformed,
+    /// with the message `negative` naming the field. (The Java client reads every negative key
+    /// or value length as null; no encoder writes one, so here it is the corruption it must be.)
+    #[inline]
+    pub fn bytes(&mut self, negative: &'static str) -> Result<Option<Bytes>, DecodeError> {
+        match self.varint()? {
+            -1 => Ok(None),
+            len if len < 0 => Err(DecodeError::Malformed(negative)),
+            len if len as usize > self.remaining() => {
+                Err(DecodeError::Malformed("field length beyond the record"))
+            }
+            len => {
+                let start = self.pos;
+                self.pos += len as usize;
+                Ok(Some(self.whole.slice(start..self.pos)))
+            }
+        }
     }
 }
 
@@ -243,7 +303,43 @@ mod tests {
             put_varint(&mut buf, v);
             assert_eq!(&buf[..], bytes, "{v}");
             assert_eq!(varint_size(v), bytes.len(), "{v}");
-            assert_eq!(get_varint(&mut buf.freeze()).unwrap(), v);
+            let buf = buf.freeze();
+            let mut cursor = Cursor::new(&buf);
+            assert_eq!(cursor.varint().unwrap(), v);
+            assert_eq!(cursor.remaining(), 0);
         }
+    }
+
+    #[test]
+    fn cursor_refuses_short_and_long_varints_and_fields() {
+        let short = Bytes::from_static(&[0x80, 0x80]);
+        let err = Cursor::new(&short).varint().unwrap_err();
+        assert_eq!(err, DecodeError::Malformed("truncated varint"));
+        let long = Bytes::from_static(&[0xff; 11]);
+        let err = Cursor::new(&long).varint().unwrap_err();
+        assert_eq!(err, DecodeError::Malformed("varint longer than 10 bytes"));
+        // A length of 3 with two bytes behind it, then -1 (null) and -2.
+        let field = Bytes::from_static(&[6, b'a', b'b']);
+        let err = Cursor::new(&field).bytes("negative").unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Malformed("field length beyond the record")
+        );
+        let null = Bytes::from_static(&[1, 3]);
+        let mut cursor = Cursor::new(&null);
+        assert_eq!(cursor.bytes("negative").unwrap(), None);
+        assert_eq!(
+            cursor.bytes("negative"),
+            Err(DecodeError::Malformed("negative"))
+        );
+        // A field within a split-off part cannot reach past the part's end.
+        let two = Bytes::from_static(&[4, b'a', b'b', 2, b'c']);
+        let mut outer = Cursor::new(&two);
+        let mut part = outer.split(2);
+        assert_eq!(
+            part.bytes("negative").unwrap_err(),
+            DecodeError::Malformed("field length beyond the record")
+        );
+        assert_eq!(outer.remaining(), 3);
     }
 }
