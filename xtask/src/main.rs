@@ -34,9 +34,14 @@ commands:
                [--linger-ms MS] [--batch-size B] [--bootstrap ADDR] [--java-libs DIR]
                         purekafka against rdkafka, rskafka, krafka and the Java
                         client (benches/peers), each in its own process, A B A B
-                        over R rounds (default 3); prints a table of medians:
-                        msgs/s, MB/s, CPU s per 1M messages, peak RSS.
-                        workloads: acks1, idempotent, acks-all, 1kb (N/5 × 1 KB)
+                        over R rounds (default 3); prints tables of medians:
+                        msgs/s, MB/s, CPU s per 1M messages, peak RSS; ack latency
+                        p50/p99/max. workloads (default all): acks1, idempotent,
+                        acks-all, 1kb (N/5 × 1 KB), consume (N from 8 partitions),
+                        latency, latency-all (N/100 at 2,000/s, linger 0, acks=1
+                        or all), size (as perf size)
+  perf size             the stripped size of the static musl producer example
+                        (and of two peer binaries, for contrast)
   kafka up [--brokers 1|3] [--version X.Y.Z] [--timeout SECS]
                         start the local Kafka cluster (no-op when already up);
                         versions 4.x (default 4.4.0), 3.9.x, 2.8.x (ZooKeeper);

@@ -1,9 +1,14 @@
 //! `cargo xtask perf …`: the load generator (examples/perf.rs) in a release build against the
-//! local Kafka, started when none is up; and `perf compare`, purekafka against its peers
-//! (benches/peers and the Java client), each in a process of its own.
+//! local Kafka, started when none is up; `perf compare`, purekafka against its peers
+//! (benches/peers and the Java client), each in a process of its own; and `perf size`, the size
+//! of a static purekafka producer.
 
 mod compare;
+mod java;
 mod measure;
+mod report;
+mod size;
+mod workload;
 
 use crate::kafka::{self, UpOptions};
 use crate::run::{cargo, check};
@@ -11,6 +16,9 @@ use crate::run::{cargo, check};
 pub fn perf(args: &[&str]) -> Result<(), String> {
     if let Some((&"compare", rest)) = args.split_first() {
         return compare::compare(rest);
+    }
+    if args == ["size"] {
+        return size::size();
     }
     let cluster = kafka::ensure_up(&UpOptions::default())?;
     let bootstrap = cluster.plaintext_bootstrap();

@@ -3,7 +3,7 @@
 //! suite (unit, doc and proto-tests against the real broker), and a static musl build of the
 //! examples whose producer runs once against the broker.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -167,8 +167,9 @@ fn no_c_compilation() -> Result<(), String> {
     }
 }
 
-/// Builds the examples for musl, checks they are static, and runs the producer once.
-fn musl_examples() -> Result<(), String> {
+/// `cargo build --release --target x86_64-unknown-linux-musl ARGS`, with the target added to the
+/// toolchain first if it is missing; returns the build's `release` folder.
+pub fn musl_build(args: &[&str]) -> Result<PathBuf, String> {
     let installed = output_of({
         let mut c = Command::new("rustup");
         c.args(["target", "list", "--installed"]);
@@ -179,14 +180,15 @@ fn musl_examples() -> Result<(), String> {
         add.args(["target", "add", MUSL]);
         check(add)?;
     }
-    check(cargo(&[
-        "build",
-        "--release",
-        "--target",
-        MUSL,
-        "--examples",
-    ]))?;
-    let dir = root().join("target").join(MUSL).join("release/examples");
+    let mut build = vec!["build", "--release", "--target", MUSL];
+    build.extend_from_slice(args);
+    check(cargo(&build))?;
+    Ok(root().join("target").join(MUSL).join("release"))
+}
+
+/// Builds the examples for musl, checks they are static, and runs the producer once.
+fn musl_examples() -> Result<(), String> {
+    let dir = musl_build(&["--examples"])?.join("examples");
     for name in ["producer", "consumer"] {
         let path = dir.join(name);
         if has_interpreter(&path)? {
@@ -215,7 +217,7 @@ fn musl_examples() -> Result<(), String> {
 
 /// True if the ELF file at `path` names a program interpreter (PT_INTERP), i.e. it needs the
 /// dynamic loader. A static executable, static-pie included, has none.
-fn has_interpreter(path: &Path) -> Result<bool, String> {
+pub fn has_interpreter(path: &Path) -> Result<bool, String> {
     let elf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = || format!("{} is not a 64-bit little-endian ELF file", path.display());
     if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {

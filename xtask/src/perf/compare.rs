@@ -4,24 +4,31 @@
 //! ```text
 //! benches/peers (release build) ── peer-purekafka create-topic ──▶ one fresh 8-partition topic
 //!                                                                   per workload
+//!   consume only: peer-purekafka produce fills it (not measured)
 //! for each workload, R rounds of: purekafka, rdkafka, rskafka, krafka, java (A B C D E A B …)
 //!     each run: one process ── wait4 ──▶ user+sys CPU, peak RSS
-//!               its stdout ──────────▶ msgs/s, MB/s timed inside it (first send to last ack)
-//! ──▶ a Markdown table of medians, and every run in target/perf-compare.jsonl
+//!               its stdout ──────────▶ msgs/s timed inside it (produce: first send to last
+//!                                      ack; consume: assignment to the Nth record), or each
+//!                                      record's ack latency (p50, p99, max)
+//! ──▶ Markdown tables of medians (throughput, latency), every run in target/perf-compare.jsonl
+//! then (workload `size`) the size of the stripped static musl producer: perf/size.rs
 //! ```
 //!
-//! The Rust peers are the binaries of `benches/peers`; the Java client is
-//! `org.apache.kafka.tools.ProducerPerformance` from the broker's own jars, run with `-Xmx512M`
-//! as Kafka's `kafka-producer-perf-test.sh` runs it.
+//! The Rust peers are the binaries of `benches/peers`; the Java client is Kafka's own
+//! `ProducerPerformance` and `ConsumerPerformance` (perf/java.rs). What each workload sends and
+//! with which settings is in perf/workload.rs.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::measure::{self, Finished};
+use super::java;
+use super::measure;
+use super::report::{self, Reading, Sample, Tables};
+use super::size;
+use super::workload::{self, Kind, ProduceSettings, Workload, PARTITIONS, WORKLOADS};
 use crate::kafka::{self, UpOptions, DEFAULT_VERSION};
-use crate::run::{cargo, check, root};
+use crate::run::{cargo, check, output_of, root};
 
 /// The clients, in the order each round runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,73 +60,15 @@ impl Client {
     }
 }
 
-/// One line of the table: what is produced, and with which delivery guarantee.
-#[derive(Debug)]
-struct Workload {
-    id: &'static str,
-    /// Record value size in bytes (records have no key).
-    size: usize,
-    /// Records sent, as a fraction of `--messages` (the 1 KB workload sends a fifth).
-    share: f64,
-    acks: &'static str,
-    idempotence: bool,
-}
-
-const WORKLOADS: [Workload; 4] = [
-    Workload {
-        id: "acks1",
-        size: 100,
-        share: 1.0,
-        acks: "1",
-        idempotence: false,
-    },
-    Workload {
-        id: "idempotent",
-        size: 100,
-        share: 1.0,
-        acks: "all",
-        idempotence: true,
-    },
-    Workload {
-        id: "acks-all",
-        size: 100,
-        share: 1.0,
-        acks: "all",
-        idempotence: false,
-    },
-    Workload {
-        id: "1kb",
-        size: 1024,
-        share: 0.2,
-        acks: "1",
-        idempotence: false,
-    },
-];
-
-impl Workload {
-    fn messages(&self, base: u64) -> u64 {
-        ((base as f64 * self.share) as u64).max(1)
-    }
-
-    fn describe(&self, base: u64) -> String {
-        let idempotence = if self.idempotence { "on" } else { "off" };
-        format!(
-            "produce {} × {} B, acks={}, idempotence {idempotence}",
-            thousands(self.messages(base)),
-            self.size,
-            self.acks
-        )
-    }
-}
-
 /// `cargo xtask perf compare` options.
 struct Options {
     messages: u64,
     rounds: usize,
     clients: Vec<Client>,
     workloads: Vec<&'static Workload>,
-    linger_ms: u64,
-    batch_size: usize,
+    /// Also report the binary sizes (the pseudo-workload `size`).
+    size: bool,
+    produce: ProduceSettings,
     bootstrap: Option<String>,
     java_libs: Option<PathBuf>,
 }
@@ -130,8 +79,11 @@ fn parse(args: &[&str]) -> Result<Options, String> {
         rounds: 3,
         clients: CLIENTS.to_vec(),
         workloads: WORKLOADS.iter().collect(),
-        linger_ms: 5,
-        batch_size: 512 * 1024,
+        size: true,
+        produce: ProduceSettings {
+            linger_ms: 5,
+            batch_size: 512 * 1024,
+        },
         bootstrap: None,
         java_libs: None,
     };
@@ -148,8 +100,8 @@ fn parse(args: &[&str]) -> Result<Options, String> {
         match flag {
             "--messages" => o.messages = number()?,
             "--rounds" => o.rounds = number()? as usize,
-            "--linger-ms" => o.linger_ms = value.parse().map_err(|_| "bad --linger-ms")?,
-            "--batch-size" => o.batch_size = number()? as usize,
+            "--linger-ms" => o.produce.linger_ms = value.parse().map_err(|_| "bad --linger-ms")?,
+            "--batch-size" => o.produce.batch_size = number()? as usize,
             "--bootstrap" => o.bootstrap = Some(value.to_owned()),
             "--java-libs" => o.java_libs = Some(PathBuf::from(value)),
             "--clients" => {
@@ -164,8 +116,11 @@ fn parse(args: &[&str]) -> Result<Options, String> {
                     .collect::<Result<_, _>>()?
             }
             "--workloads" => {
-                o.workloads = value
-                    .split(',')
+                let ids: Vec<&str> = value.split(',').collect();
+                o.size = ids.contains(&"size");
+                o.workloads = ids
+                    .into_iter()
+                    .filter(|&id| id != "size")
                     .map(|id| {
                         WORKLOADS
                             .iter()
@@ -178,15 +133,6 @@ fn parse(args: &[&str]) -> Result<Options, String> {
         }
     }
     Ok(o)
-}
-
-/// One run's figures.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    msgs_per_s: f64,
-    mb_per_s: f64,
-    cpu_s_per_million: f64,
-    max_rss_mib: f64,
 }
 
 /// What became of one run.
@@ -206,12 +152,7 @@ struct Setup {
 pub fn compare(args: &[&str]) -> Result<(), String> {
     let o = parse(args)?;
     let (bootstrap, broker) = broker(&o)?;
-    check(cargo(&[
-        "build",
-        "--release",
-        "--manifest-path",
-        "benches/peers/Cargo.toml",
-    ]))?;
+    build_peers()?;
     let java_libs = match &o.java_libs {
         Some(dir) => dir.clone(),
         None if o.clients.contains(&Client::Java) => kafka::libs(DEFAULT_VERSION)?,
@@ -223,28 +164,28 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
         java_libs,
     };
 
-    let mut header = String::new();
-    let _ = writeln!(header, "machine: {}", machine());
-    let _ = writeln!(header, "load average before: {}", load_average());
-    let _ = writeln!(header, "broker: {broker} at {}", setup.bootstrap);
-    let _ = writeln!(
-        header,
-        "every client: linger.ms={} batch.size={} compression.type=none, keyless records, \
-         a fresh 8-partition topic per workload, {} round(s) run A B C … A B C …, medians shown",
-        o.linger_ms, o.batch_size, o.rounds
+    let mut header = format!(
+        "machine: {}\nload average before: {}\nbroker: {broker} at {}\n{}\
+         every workload: a fresh {PARTITIONS}-partition topic, {} round(s) run A B C … A B C …, \
+         medians shown\n",
+        report::machine(),
+        report::load_average(),
+        setup.bootstrap,
+        workload::settings(o.produce),
+        o.rounds
     );
     eprint!("{header}");
 
     let log_path = root().join("target/perf-compare.jsonl");
     let mut log = String::new();
-    let mut table = String::from(
-        "| workload | client | msgs/s | MB/s | CPU s / 1M msgs | peak RSS MiB |\n\
-         |---|---|---:|---:|---:|---:|\n",
-    );
-    let mut notes = Vec::new();
+    let mut tables = Tables::default();
     for w in &o.workloads {
         let topic = format!("perf-compare-{}-{}", w.id, std::process::id());
+        let messages = w.messages(o.messages);
         topic_chore(&setup, "create-topic", &topic)?;
+        if w.kind == Kind::Consume {
+            fill(&setup, w, &topic, messages)?;
+        }
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); o.clients.len()];
         let mut unsupported: Vec<Option<String>> = vec![None; o.clients.len()];
         for round in 1..=o.rounds {
@@ -252,32 +193,14 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
                 if unsupported[i].is_some() {
                     continue;
                 }
-                eprintln!(
-                    "[{}] round {round}/{}: {} ...",
-                    w.describe(o.messages),
-                    o.rounds,
-                    client.name()
-                );
-                match run_one(&setup, &o, w, &topic, client)? {
+                let what = w.describe(o.messages);
+                eprintln!("[{what}] round {round}/{}: {} ...", o.rounds, client.name());
+                let group = format!("{topic}-{round}");
+                match run_one(&setup, &o, w, &topic, &group, client)? {
                     Outcome::Ran(s) => {
-                        eprintln!(
-                            "    {:.0} msgs/s, {:.2} MB/s, {:.2} CPU s/1M msgs, {:.0} MiB peak RSS",
-                            s.msgs_per_s, s.mb_per_s, s.cpu_s_per_million, s.max_rss_mib
-                        );
-                        let _ = writeln!(
-                            log,
-                            "{{\"workload\":\"{}\",\"client\":\"{}\",\"round\":{round},\
-                             \"messages\":{},\"size\":{},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.3},\
-                             \"cpu_s_per_million\":{:.3},\"max_rss_mib\":{:.1}}}",
-                            w.id,
-                            client.name(),
-                            w.messages(o.messages),
-                            w.size,
-                            s.msgs_per_s,
-                            s.mb_per_s,
-                            s.cpu_s_per_million,
-                            s.max_rss_mib
-                        );
+                        eprintln!("    {}", s.progress(w.kind));
+                        log.push_str(&s.log_line(w, client.name(), round, messages));
+                        log.push('\n');
                         samples[i].push(s);
                     }
                     Outcome::Unsupported(why) => {
@@ -285,44 +208,41 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
                         unsupported[i] = Some(why);
                     }
                 }
-                // Let the broker finish with one client's writes before the next starts.
+                // Let the broker finish with one client's work before the next starts.
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
         topic_chore(&setup, "delete-topic", &topic)?;
         for (i, client) in o.clients.iter().enumerate() {
-            let name = client.name();
-            let what = w.describe(o.messages);
-            match (&unsupported[i], median_of(&samples[i])) {
-                (Some(why), _) => notes.push(format!("{what}: {name} not run: {why}")),
-                (None, Some(m)) => {
-                    let _ = writeln!(
-                        table,
-                        "| {what} | {name} | {} | {:.1} | {:.2} | {:.0} |",
-                        thousands(m.msgs_per_s.round() as u64),
-                        m.mb_per_s,
-                        m.cpu_s_per_million,
-                        m.max_rss_mib
-                    );
-                }
-                (None, None) => notes.push(format!("{what}: {name}: no run finished")),
-            }
+            let why = unsupported[i].as_deref();
+            tables.add(w, o.messages, client.name(), &samples[i], why);
         }
     }
     std::fs::write(&log_path, log)
         .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
+    let sizes = match o.size {
+        true => size::table(&setup.peers)?,
+        false => String::new(),
+    };
 
-    let _ = writeln!(header, "load average after: {}", load_average());
+    header.push_str(&format!("load average after: {}\n", report::load_average()));
     println!("{header}");
-    print!("{table}");
-    if !notes.is_empty() {
-        println!();
-    }
-    for note in notes {
-        println!("- {note}");
+    print!("{}", tables.render());
+    if !sizes.is_empty() {
+        println!("\n{sizes}");
     }
     eprintln!("\nevery run: {}", log_path.display());
     Ok(())
+}
+
+/// `cargo build --release --manifest-path benches/peers/Cargo.toml`.
+pub fn build_peers() -> Result<(), String> {
+    check(cargo(&[
+        "build",
+        "--release",
+        "--manifest-path",
+        "benches/peers/Cargo.toml",
+    ]))
 }
 
 /// The broker to measure against, and a description of it. Without `--bootstrap`, the local
@@ -348,8 +268,8 @@ fn broker(o: &Options) -> Result<(String, String), String> {
     }
 }
 
-/// Where `cargo build --manifest-path benches/peers/Cargo.toml --release` puts the binaries.
-fn peers_dir() -> PathBuf {
+/// Where [`build_peers`] puts the binaries.
+pub fn peers_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("benches/peers/target"));
@@ -361,44 +281,44 @@ fn topic_chore(setup: &Setup, chore: &str, topic: &str) -> Result<(), String> {
     let mut cmd = Command::new(setup.peers.join("peer-purekafka"));
     cmd.args([chore, "--topic", topic, "--bootstrap", &setup.bootstrap]);
     if chore == "create-topic" {
-        cmd.args(["--partitions", "8"]);
+        cmd.args(["--partitions", &PARTITIONS.to_string()]);
     }
     check(cmd)
 }
 
-/// Runs `client` once on workload `w` and measures it.
+/// Fills `topic` with the `messages` records of workload `w`, with peer-purekafka at acks=1.
+fn fill(setup: &Setup, w: &Workload, topic: &str, messages: u64) -> Result<(), String> {
+    let mut cmd = Command::new(setup.peers.join("peer-purekafka"));
+    cmd.args(["produce", "--bootstrap", &setup.bootstrap, "--topic", topic])
+        .args(["--messages", &messages.to_string()])
+        .args(["--size", &w.size.to_string(), "--acks", "1"]);
+    eprint!("    filled: {}", output_of(cmd)?);
+    Ok(())
+}
+
+/// Runs `client` once on workload `w` and measures it; `group` is a consumer group for it alone.
 fn run_one(
     setup: &Setup,
     o: &Options,
     w: &Workload,
     topic: &str,
+    group: &str,
     client: Client,
 ) -> Result<Outcome, String> {
     let messages = w.messages(o.messages);
     let cmd = match client {
-        Client::Java => java_command(setup, o, w, topic, messages),
+        Client::Java => java::command(
+            &setup.java_libs,
+            &setup.bootstrap,
+            w,
+            o.produce,
+            topic,
+            o.messages,
+            group,
+        ),
         _ => {
             let mut cmd = Command::new(setup.peers.join(format!("peer-{}", client.name())));
-            cmd.arg("produce").args([
-                "--bootstrap",
-                &setup.bootstrap,
-                "--topic",
-                topic,
-                "--messages",
-                &messages.to_string(),
-                "--size",
-                &w.size.to_string(),
-                "--acks",
-                w.acks,
-                "--idempotence",
-                &w.idempotence.to_string(),
-                "--linger-ms",
-                &o.linger_ms.to_string(),
-                "--batch-size",
-                &o.batch_size.to_string(),
-                "--compression",
-                "none",
-            ]);
+            cmd.args(w.peer_args(o.produce, &setup.bootstrap, topic, o.messages));
             cmd
         }
     };
@@ -420,54 +340,39 @@ fn run_one(
     if f.code != Some(0) {
         return Err(failure("non-zero exit"));
     }
-    let msgs_per_s = match client {
-        Client::Java => java_msgs_per_s(&f.stdout),
-        _ => json_field(&f.stdout, "msgs_per_s").and_then(|v| v.parse().ok()),
+    let reading = match client {
+        Client::Java => java::read(w.kind, &f.stdout),
+        _ => peer_reading(&f.stdout),
     }
     .ok_or_else(|| failure("no result line"))?;
-    Ok(Outcome::Ran(sample(&f, messages, w.size, msgs_per_s)))
-}
-
-fn sample(f: &Finished, messages: u64, size: usize, msgs_per_s: f64) -> Sample {
-    Sample {
-        msgs_per_s,
-        // Value bytes only, in 10^6 bytes, the same for every client (Java prints MiB/s).
-        mb_per_s: msgs_per_s * size as f64 / 1e6,
-        cpu_s_per_million: f.cpu_s / messages as f64 * 1e6,
-        max_rss_mib: f.max_rss_kib as f64 / 1024.0,
+    if reading.count != messages {
+        return Err(failure(&format!("{} of {messages} records", reading.count)));
     }
+    if let Some(b) = reading.bytes_per_record {
+        if (b - w.size as f64).abs() > w.size as f64 * 0.01 {
+            return Err(failure(&format!("{b:.1} B per record, not {}", w.size)));
+        }
+    }
+    Ok(Outcome::Ran(Sample::new(&f, &reading, messages, w.size)))
 }
 
-/// `java -Xmx512M -cp 'libs/*' org.apache.kafka.tools.ProducerPerformance …`.
-fn java_command(setup: &Setup, o: &Options, w: &Workload, topic: &str, messages: u64) -> Command {
-    let mut cmd = Command::new(kafka::java());
-    cmd.arg("-Xmx512M")
-        .arg("-cp")
-        .arg(classpath(&setup.java_libs))
-        .arg("org.apache.kafka.tools.ProducerPerformance")
-        .args(["--topic", topic])
-        .args(["--num-records", &messages.to_string()])
-        .args(["--record-size", &w.size.to_string()])
-        .args(["--throughput", "-1"])
-        .arg("--command-property")
-        .arg(format!("bootstrap.servers={}", setup.bootstrap))
-        .arg(format!("acks={}", w.acks))
-        .arg(format!("enable.idempotence={}", w.idempotence))
-        .arg(format!("linger.ms={}", o.linger_ms))
-        .arg(format!("batch.size={}", o.batch_size))
-        .arg("compression.type=none");
-    cmd
-}
-
-fn classpath(libs: &Path) -> String {
-    format!("{}/*", libs.display())
-}
-
-/// Records/sec from ProducerPerformance's summary line: `N records sent, R records/sec (…`.
-fn java_msgs_per_s(stdout: &str) -> Option<f64> {
-    let line = stdout.lines().rev().find(|l| l.contains("records sent,"))?;
-    let (_, after) = line.split_once("records sent, ")?;
-    after.split_whitespace().next()?.parse().ok()
+/// A peer's result line. The peers check every consumed record themselves and exit 1 when one
+/// is wrong or a send failed.
+fn peer_reading(stdout: &str) -> Option<Reading> {
+    let number = |key: &str| json_field(stdout, key)?.parse::<f64>().ok();
+    let count = match number("consumed") {
+        Some(n) => n,
+        None => number("messages")? - number("failed")?,
+    };
+    Some(Reading {
+        count: count as u64,
+        msgs_per_s: number("msgs_per_s")?,
+        bytes_per_record: None,
+        p50_ms: number("p50_ms").unwrap_or(0.0),
+        p99_ms: number("p99_ms").unwrap_or(0.0),
+        max_ms: number("max_ms").unwrap_or(0.0),
+        late_sends: number("late_sends").map(|n| n as u64),
+    })
 }
 
 /// The value of `"key":` in a one-line JSON object: a number, or a string without escapes.
@@ -481,86 +386,14 @@ fn json_field(text: &str, key: &str) -> Option<String> {
     Some(value.trim().to_owned())
 }
 
-/// The median of each column on its own.
-fn median_of(samples: &[Sample]) -> Option<Sample> {
-    if samples.is_empty() {
-        return None;
-    }
-    let median = |f: fn(&Sample) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    };
-    Some(Sample {
-        msgs_per_s: median(|s| s.msgs_per_s),
-        mb_per_s: median(|s| s.mb_per_s),
-        cpu_s_per_million: median(|s| s.cpu_s_per_million),
-        max_rss_mib: median(|s| s.max_rss_mib),
-    })
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The 1, 5 and 15 minute load averages: others' work on a shared machine shows here.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Cores, CPU model and memory, from /proc.
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, m)| m.trim())
-        .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    format!("{cores} cores, {model}, {mem_gib:.1} GiB memory")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_java_summary_line() {
-        let out = "1 records sent, 5.0 records/sec\n\
-                   200000 records sent, 126023.944549 records/sec (12.02 MB/sec), 15.48 ms avg \
-                   latency, 597.00 ms max latency, 13 ms 50th, 37 ms 95th, 42 ms 99th, 72 ms 99.9th.\n";
-        assert_eq!(java_msgs_per_s(out), Some(126023.944549));
-        assert_eq!(java_msgs_per_s("nothing"), None);
-    }
 
     #[test]
     fn reads_json_fields() {
@@ -574,19 +407,18 @@ mod tests {
     }
 
     #[test]
-    fn medians_and_numbers() {
-        let s = |x: f64| Sample {
-            msgs_per_s: x,
-            mb_per_s: x,
-            cpu_s_per_million: 10.0 - x,
-            max_rss_mib: x,
-        };
-        let m = median_of(&[s(3.0), s(1.0), s(2.0)]).unwrap();
-        assert_eq!((m.msgs_per_s, m.cpu_s_per_million), (2.0, 8.0));
-        assert_eq!(median_of(&[s(1.0), s(2.0)]).unwrap().msgs_per_s, 1.5);
-        assert!(median_of(&[]).is_none());
-        assert_eq!(thousands(1_000_000), "1,000,000");
-        assert_eq!(thousands(999), "999");
+    fn reads_peer_result_lines() {
+        let produce = "{\"messages\":10,\"failed\":0,\"msgs_per_s\":5}";
+        let r = peer_reading(produce).unwrap();
+        assert_eq!((r.count, r.msgs_per_s, r.late_sends), (10, 5.0, None));
+        let consume = "{\"messages\":10,\"consumed\":9,\"wrong\":0,\"msgs_per_s\":5}";
+        assert_eq!(peer_reading(consume).unwrap().count, 9);
+        let latency = "{\"messages\":10,\"failed\":1,\"late_sends\":2,\"msgs_per_s\":5,\
+                       \"p50_ms\":0.2,\"p99_ms\":1.5,\"max_ms\":3}";
+        let r = peer_reading(latency).unwrap();
+        assert_eq!((r.count, r.p50_ms, r.p99_ms, r.max_ms), (9, 0.2, 1.5, 3.0));
+        assert_eq!(r.late_sends, Some(2));
+        assert_eq!(peer_reading("no line"), None);
     }
 
     #[test]
@@ -603,8 +435,15 @@ mod tests {
         assert_eq!((o.messages, o.rounds), (200_000, 1));
         assert_eq!(o.clients, [Client::Purekafka, Client::Java]);
         assert_eq!(o.workloads.len(), WORKLOADS.len());
+        assert!(o.size);
         assert!(parse(&["--clients", "kafka-python"]).is_err());
         assert!(parse(&["--rounds", "0"]).is_err());
-        assert_eq!(WORKLOADS[3].messages(1_000_000), 200_000);
+
+        let o = parse(&["--workloads", "consume,latency"]).unwrap();
+        let ids: Vec<&str> = o.workloads.iter().map(|w| w.id).collect();
+        assert_eq!((ids, o.size), (vec!["consume", "latency"], false));
+        let o = parse(&["--workloads", "size"]).unwrap();
+        assert!(o.workloads.is_empty() && o.size);
+        assert!(parse(&["--workloads", "fetch"]).is_err());
     }
 }

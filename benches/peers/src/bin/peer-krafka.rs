@@ -1,22 +1,41 @@
 //! krafka under the harness's common flags.
 //!
-//! Records are queued with `enqueue`, as krafka's documentation shows for pipelined sends; their
-//! delivery handles are awaited through a `FuturesUnordered` of at most `IN_FLIGHT`.
+//! - produce: records are queued with `enqueue`, as krafka's documentation shows for pipelined
+//!   sends; their delivery handles are awaited through a `FuturesUnordered` of at most
+//!   `IN_FLIGHT`.
+//! - latency: each record's delivery handle is awaited on a task of its own.
+//! - consume: a consumer without a group (`consumer_without_group`), every partition `assign`ed,
+//!   starting at the earliest offset (`auto_offset_reset`), read with `poll`. krafka always
+//!   verifies CRCs, so it runs only with `check.crcs=true`.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use krafka::producer::Acks;
+use krafka::consumer::AutoOffsetReset;
+use krafka::producer::{Acks, Producer};
 use krafka::{Compression, Kafka, Record};
-use purekafka_peers::{unsupported, Options, Timer};
+use purekafka_peers::{run_latency, unsupported, Options, Tally, Timer, Workload};
 
 const CLIENT: &str = "krafka";
 
 /// Delivery handles awaited at once.
 const IN_FLIGHT: usize = 100_000;
 
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<()> {
     let o = Options::from_env();
+    let kafka = Kafka::builder(o.bootstrap.as_str()).connect().await?;
+    match o.workload {
+        Workload::Produce => produce(&o, producer(&kafka, &o).await?).await,
+        Workload::Latency => latency(&o, producer(&kafka, &o).await?).await,
+        Workload::Consume => consume(&o, kafka).await,
+    }
+}
+
+async fn producer(kafka: &Kafka, o: &Options) -> Result<Producer> {
     let acks = match o.acks.as_str() {
         "0" => Acks::None,
         "1" => Acks::Leader,
@@ -29,8 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lz4" => Compression::Lz4,
         other => unsupported(CLIENT, &format!("compression {other} is not built in")),
     };
-    let kafka = Kafka::builder(o.bootstrap.as_str()).connect().await?;
-    let producer = kafka
+    Ok(kafka
         .producer()
         .acks(acks)
         .idempotent(o.idempotence)
@@ -38,9 +56,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .batch_size(o.batch_size)
         .compression(compression)
         .build()
-        .await?;
-    let value = Bytes::from(o.value());
+        .await?)
+}
 
+async fn produce(o: &Options, producer: Producer) -> Result<()> {
+    let value = Bytes::from(o.value());
     let timer = Timer::start();
     let mut pending = FuturesUnordered::new();
     let mut failed = 0u64;
@@ -67,7 +87,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(r) = pending.next().await {
         note(r);
     }
-    timer.report(CLIENT, &o, failed);
+    timer.report(CLIENT, o, failed);
     producer.close().await?;
+    Ok(())
+}
+
+async fn latency(o: &Options, producer: Producer) -> Result<()> {
+    let value = Bytes::from(o.value());
+    let (producer_ref, topic, value) = (&producer, o.topic.as_str(), &value);
+    run_latency(CLIENT, o, move || {
+        producer_ref.enqueue(Record::new(topic, value.clone()))
+    })
+    .await;
+    producer.close().await?;
+    Ok(())
+}
+
+async fn consume(o: &Options, kafka: Kafka) -> Result<()> {
+    if !o.check_crcs {
+        unsupported(CLIENT, "krafka always verifies CRCs");
+    }
+    let consumer = kafka
+        .consumer_without_group()
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .fetch_min_bytes(o.fetch_min_bytes as i32)
+        .fetch_max_wait(o.fetch_max_wait())
+        .max_partition_fetch_bytes(o.max_partition_fetch_bytes as i32)
+        .build()
+        .await?;
+    let metadata = consumer.fetch_metadata(Some(&o.topic)).await?;
+    o.check_partitions(metadata.topics.first().map_or(0, |t| t.partitions.len()))?;
+    let mut tally = Tally::new(o);
+
+    let timer = Timer::start();
+    consumer
+        .assign(&o.topic, (0..o.partitions).collect())
+        .await?;
+    while tally.count < o.messages {
+        for r in consumer.poll(Duration::from_millis(100)).await? {
+            tally.note(r.partition, r.offset, r.value.as_ref().map(Bytes::len));
+        }
+    }
+    tally.report(timer, CLIENT, o);
     Ok(())
 }

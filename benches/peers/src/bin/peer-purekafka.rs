@@ -6,14 +6,17 @@
 //! peer-purekafka delete-topic --topic T [--bootstrap ADDR]
 //! ```
 //!
-//! Records are queued with `produce`, and a second task counts the delivery reports, as an
-//! application that wants every outcome without awaiting each record would.
+//! - produce: records are queued with `produce`, and a second task counts the delivery reports,
+//!   as an application that wants every outcome without awaiting each record would.
+//! - latency: each record's `DeliveryFuture` is awaited on a task of its own.
+//! - consume: a `Consumer` without a group, every partition `assign`ed at `Offset::Earliest`,
+//!   read with `recv`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use purekafka::{Admin, ClientConfig, Producer, ProducerRecord};
-use purekafka_peers::{Options, Timer};
+use purekafka::{Admin, ClientConfig, Consumer, Offset, Producer, ProducerRecord};
+use purekafka_peers::{run_latency, Options, Tally, Timer, Workload};
 
 const CLIENT: &str = "purekafka";
 
@@ -25,7 +28,14 @@ async fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("create-topic") => topic_chore(&args[1..], true).await,
         Some("delete-topic") => topic_chore(&args[1..], false).await,
-        _ => produce(Options::from_env()).await,
+        _ => {
+            let o = Options::from_env();
+            match o.workload {
+                Workload::Produce => produce(o).await,
+                Workload::Latency => latency(o).await,
+                Workload::Consume => consume(o).await,
+            }
+        }
     }
 }
 
@@ -54,15 +64,21 @@ async fn topic_chore(args: &[String], create: bool) -> Result<()> {
     Ok(())
 }
 
-async fn produce(o: Options) -> Result<()> {
-    let config = ClientConfig::new()
+fn producer_config(o: &Options) -> Result<ClientConfig> {
+    Ok(ClientConfig::new()
         .bootstrap_servers([o.bootstrap.as_str()])
         .set("acks", &o.acks)?
         .set("enable.idempotence", o.idempotence)?
         .set("linger.ms", o.linger_ms)?
         .set("batch.size", o.batch_size)?
-        .set("compression.type", &o.compression)?;
-    let producer = Producer::builder(config).delivery_reports().build().await?;
+        .set("compression.type", &o.compression)?)
+}
+
+async fn produce(o: Options) -> Result<()> {
+    let producer = Producer::builder(producer_config(&o)?)
+        .delivery_reports()
+        .build()
+        .await?;
     let mut reports = producer
         .delivery_reports()
         .ok_or("no delivery report stream")?;
@@ -98,5 +114,43 @@ async fn produce(o: Options) -> Result<()> {
     timer.report(CLIENT, &o, failed);
     producer.flush(Duration::from_secs(30)).await?;
     producer.close().await;
+    Ok(())
+}
+
+async fn latency(o: Options) -> Result<()> {
+    let producer = Producer::builder(producer_config(&o)?).build().await?;
+    let (producer_ref, value) = (&producer, Bytes::from(o.value()));
+    let (topic, value) = (o.topic.as_str(), &value);
+    run_latency(CLIENT, &o, move || {
+        producer_ref.produce(ProducerRecord::new(topic).value(value.clone()))
+    })
+    .await;
+    producer.close().await;
+    Ok(())
+}
+
+async fn consume(o: Options) -> Result<()> {
+    let config = ClientConfig::new()
+        .bootstrap_servers([o.bootstrap.as_str()])
+        .set("fetch.min.bytes", o.fetch_min_bytes)?
+        .set("fetch.wait.max.ms", o.fetch_max_wait_ms)?
+        .set("max.partition.fetch.bytes", o.max_partition_fetch_bytes)?
+        .set("check.crcs", o.check_crcs)?;
+    let mut consumer = Consumer::builder(config).build().await?;
+    o.check_partitions(consumer.partitions(&o.topic).await?.len())?;
+    let mut tally = Tally::new(&o);
+
+    let timer = Timer::start();
+    let partitions = (0..o.partitions).map(|p| (o.topic.as_str(), p));
+    consumer.assign(partitions, Offset::Earliest).await?;
+    while tally.count < o.messages {
+        let msg = consumer.recv().await?;
+        tally.note(
+            msg.partition,
+            msg.offset,
+            msg.value.as_ref().map(Bytes::len),
+        );
+    }
+    tally.report(timer, CLIENT, &o);
     Ok(())
 }
