@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::kafka::{self, UpOptions};
-use crate::run::{cargo, check, output_of, root};
+use crate::run::{cargo, check, output_of, root, target_dir};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 
@@ -84,7 +84,10 @@ pub fn faults() -> Result<(), String> {
         .env("PUREKAFKA_SASL", cluster.sasl_bootstrap())
         .env("PUREKAFKA_XTASK", &xtask)
         .env("PUREKAFKA_FAULT_REPORT", &report)
-        .env("PUREKAFKA_EXAMPLES", root().join("target/debug/examples"))
+        .env(
+            "PUREKAFKA_EXAMPLES",
+            target_dir(&root()).join("debug/examples"),
+        )
         .env(
             "PUREKAFKA_KAFKA_LIBS",
             kafka.join("dist").join(&cluster.version).join("libs"),
@@ -183,7 +186,7 @@ pub fn musl_build(args: &[&str]) -> Result<PathBuf, String> {
     let mut build = vec!["build", "--release", "--target", MUSL];
     build.extend_from_slice(args);
     check(cargo(&build))?;
-    Ok(root().join("target").join(MUSL).join("release"))
+    Ok(target_dir(&root()).join(MUSL).join("release"))
 }
 
 /// Builds the examples for musl, checks they are static, and runs the producer once.

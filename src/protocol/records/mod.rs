@@ -76,8 +76,10 @@ pub fn varint_size(v: i64) -> usize {
         // Most lengths and deltas in a batch take one byte.
         return 1;
     }
-    // 1 byte per 7 bits.
-    (64 - z.leading_zeros() as usize).div_ceil(7)
+    // 1 byte per 7 bits: ⌈bits / 7⌉ = ⌊(9 × bits + 64) / 64⌋ for bits in 1..=64, without a
+    // division.
+    let bits = 64 - z.leading_zeros() as usize;
+    (9 * bits + 64) / 64
 }
 
 #[inline]
@@ -341,5 +343,16 @@ mod tests {
             DecodeError::Malformed("field length beyond the record")
         );
         assert_eq!(outer.remaining(), 3);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn varint_sizes_match_the_bytes_written(v in proptest::num::i64::ANY, shift in 0u32..64) {
+            // Shifted right, `v` covers every length, 1 to 10 bytes, not just the longest.
+            let v = v >> shift;
+            let mut buf = BytesMut::new();
+            put_varint(&mut buf, v);
+            proptest::prop_assert_eq!(varint_size(v), buf.len());
+        }
     }
 }

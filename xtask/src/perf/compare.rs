@@ -28,7 +28,7 @@ use super::report::{self, Reading, Sample, Tables};
 use super::size;
 use super::workload::{self, Kind, ProduceSettings, Workload, PARTITIONS, WORKLOADS};
 use crate::kafka::{self, UpOptions, DEFAULT_VERSION};
-use crate::run::{cargo, check, output_of, root};
+use crate::run::{cargo, check, output_of, root, target_dir};
 
 /// The clients, in the order each round runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,10 +270,7 @@ fn broker(o: &Options) -> Result<(String, String), String> {
 
 /// Where [`build_peers`] puts the binaries.
 pub fn peers_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("benches/peers/target"));
-    target.join("release")
+    target_dir(&root().join("benches/peers")).join("release")
 }
 
 /// `peer-purekafka create-topic|delete-topic --topic T`.
