@@ -128,8 +128,6 @@ pub(super) struct Rejoined {
 }
 
 impl Consumer {
-    /// Brings the membership up to date: starts or finishes a classic rebalance, or applies
-    /// what a KIP-848 heartbeat brought.
     /// True when [`Consumer::follow_group`] may have something to do: checked on every `recv`
     /// without building its future.
     pub(super) fn group_may_change(&self) -> bool {
@@ -140,6 +138,8 @@ impl Consumer {
         }
     }
 
+    /// Brings the membership up to date: starts or finishes a classic rebalance, or applies
+    /// what a KIP-848 heartbeat brought.
     pub(super) async fn follow_group(&mut self) -> Result<(), Error> {
         match &self.group {
             Some(Membership::Classic(g)) if g.joining.is_some() || g.rejoin.needed() => {
