@@ -15,5 +15,6 @@ mod kip848;
 mod produce_fetch;
 mod producer;
 mod sasl;
+mod scram;
 mod transactions;
 mod versions;

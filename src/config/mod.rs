@@ -412,6 +412,29 @@ impl ClientConfig {
         self
     }
 
+    /// Uses SASL over plain TCP (`security.protocol=SASL_PLAINTEXT`) with `mechanism`
+    /// (`sasl.mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and these credentials.
+    ///
+    /// ```
+    /// use purekafka::{ClientConfig, SaslMechanism};
+    ///
+    /// let config = ClientConfig::new()
+    ///     .bootstrap_servers(["127.0.0.1:9094"])
+    ///     .sasl(SaslMechanism::ScramSha512, "alice", "alice-secret");
+    /// ```
+    pub fn sasl(
+        mut self,
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.common.security_protocol = SecurityProtocol::SaslPlaintext;
+        self.common.sasl_mechanism = mechanism;
+        self.common.sasl_username = Some(username.into());
+        self.common.sasl_password = Some(Secret::new(password));
+        self
+    }
+
     /// Sets `client.id`.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.common.client_id = client_id.into();

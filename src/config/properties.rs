@@ -42,16 +42,20 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             }
         }
         "sasl.mechanism" | "sasl.mechanisms" => {
-            c.sasl_mechanism = match value {
-                "PLAIN" => SaslMechanism::Plain,
-                // Told apart from a typo: these are real mechanisms, just not ones we speak.
-                "SCRAM-SHA-256" | "SCRAM-SHA-512" | "GSSAPI" | "OAUTHBEARER" => {
-                    return Err(
-                        v.invalid("this SASL mechanism is not supported; purekafka speaks PLAIN")
-                    )
+            c.sasl_mechanism =
+                match SaslMechanism::from_name(value) {
+                    Some(mechanism) => mechanism,
+                    // Told apart from a typo: these are real mechanisms, just not ones we speak.
+                    None if matches!(value, "GSSAPI" | "OAUTHBEARER") => {
+                        return Err(v.invalid(
+                            "this SASL mechanism is not supported; purekafka speaks PLAIN, \
+                         SCRAM-SHA-256 and SCRAM-SHA-512",
+                        ))
+                    }
+                    None => return Err(v.invalid(
+                        "unknown SASL mechanism; expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                    )),
                 }
-                _ => return Err(v.invalid("unknown SASL mechanism; expected PLAIN")),
-            }
         }
         "sasl.username" => c.sasl_username = Some(value.to_owned()),
         "sasl.password" => c.sasl_password = Some(Secret::new(value)),
@@ -321,8 +325,9 @@ mod tests {
             ("enable.auto.commit", "1"),
             ("isolation.level", "READ_COMMITTED"),
             ("isolation.level", "serializable"),
-            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.mechanism", "GSSAPI"),
             ("sasl.mechanism", "plain-ish"),
+            ("sasl.mechanism", "scram-sha-256"),
             ("request.timeout.ms", "0"),
             ("socket.timeout.ms", "1"),
             ("receive.message.max.bytes", "10"),
@@ -346,8 +351,12 @@ mod tests {
             err.to_string(),
             "invalid value \"-5\" for `request.timeout.ms`: must be between 1 and 900000"
         );
-        let err = set("sasl.mechanism", "SCRAM-SHA-512").unwrap_err();
+        let err = set("sasl.mechanism", "OAUTHBEARER").unwrap_err();
         assert!(err.to_string().contains("purekafka speaks PLAIN"), "{err}");
+        for name in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            let config = set("sasl.mechanism", name).unwrap();
+            assert_eq!(config.common.sasl_mechanism.name(), name);
+        }
     }
 
     #[test]

@@ -57,13 +57,14 @@ pub(super) async fn api_versions(wire: &Wire) -> Result<ApiVersionTable, Error> 
 /// Runs the SASL exchange: SaslHandshake, then the mechanism's tokens in SaslAuthenticate
 /// requests, or as raw frames when the broker predates SaslAuthenticate (Kafka before 1.0).
 pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result<(), Error> {
-    let mut client = SaslClient::new(sasl.mechanism, &sasl.username, sasl.password.expose());
     let broker = conn.broker().to_owned();
     let auth_error = |message: String| Error::Authentication {
         broker: broker.clone(),
         mechanism: sasl.mechanism.name().to_owned(),
         message,
     };
+    let mut client = SaslClient::new(sasl.mechanism, &sasl.username, sasl.password.expose())
+        .map_err(|e| auth_error(e.to_string()))?;
     // The user name is not a secret (the broker logs it too); the password never leaves
     // `client` but in the token sent.
     tracing::trace!(broker = %broker, mechanism = sasl.mechanism.name(), username = %sasl.username, "SASL handshake");
@@ -123,7 +124,10 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
                 other => other,
             })?,
         };
-        match client.step(&server).map_err(auth_error)? {
+        match client
+            .step(&server)
+            .map_err(|e| auth_error(e.to_string()))?
+        {
             Some(next) => token = Bytes::from(next),
             None => {
                 tracing::debug!(broker = %broker, mechanism = sasl.mechanism.name(), "authenticated");

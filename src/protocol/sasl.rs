@@ -1,5 +1,54 @@
 //! SASL mechanisms as pure state machines: bytes in, bytes out. The connection layer carries
 //! their tokens in SaslAuthenticate requests (or, on brokers before Kafka 1.0, as raw frames).
+//!
+//! - PLAIN (RFC 4616): here, one message.
+//! - [`scram`]: SCRAM-SHA-256 and SCRAM-SHA-512, two rounds.
+
+pub mod scram;
+
+use scram::{Scram, ScramHash};
+
+/// Why a SASL exchange failed on the client's side of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SaslError {
+    /// The operating system gave no random bytes for the SCRAM nonce.
+    #[error("no random bytes for the SCRAM nonce: {0}")]
+    Random(String),
+    /// A server message does not parse.
+    #[error("malformed SCRAM {message} message: {reason}")]
+    Malformed {
+        /// `server-first` or `server-final`.
+        message: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The server's nonce does not start with ours followed by its own part.
+    #[error("the SCRAM server nonce (r=) does not extend the client's nonce")]
+    NonceMismatch,
+    /// The server asks for fewer PBKDF2 iterations than Kafka allows.
+    #[error(
+        "the SCRAM server asks for {iterations} iterations, fewer than the minimum of {minimum}"
+    )]
+    TooFewIterations {
+        /// What the server sent (`i=`).
+        iterations: u32,
+        /// The least accepted.
+        minimum: u32,
+    },
+    /// The server ended the exchange with `e=`.
+    #[error("the SCRAM server refused the exchange: e={0}")]
+    ServerError(String),
+    /// The server's `v=` is not the ServerSignature: it does not know the password.
+    #[error(
+        "the SCRAM server signature (v=) does not match: the server could not prove it knows \
+         the credentials"
+    )]
+    ServerSignatureMismatch,
+    /// A server message arrived after the exchange was complete.
+    #[error("a SASL message arrived after the exchange was complete")]
+    AlreadyComplete,
+}
 
 /// A SASL mechanism (`sasl.mechanism`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -7,6 +56,10 @@
 pub enum SaslMechanism {
     /// RFC 4616 PLAIN: username and password in one message.
     Plain,
+    /// SCRAM-SHA-256 (RFC 7677): a salted challenge, the password never sent.
+    ScramSha256,
+    /// SCRAM-SHA-512: as SCRAM-SHA-256 with SHA-512.
+    ScramSha512,
 }
 
 impl SaslMechanism {
@@ -14,7 +67,20 @@ impl SaslMechanism {
     pub fn name(&self) -> &'static str {
         match self {
             SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
         }
+    }
+
+    /// The mechanism Kafka names `name` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), if spoken.
+    pub fn from_name(name: &str) -> Option<SaslMechanism> {
+        [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
     }
 }
 
@@ -23,22 +89,50 @@ impl SaslMechanism {
 pub enum SaslClient {
     /// PLAIN (RFC 4616): one message, no challenge.
     Plain(Plain),
+    /// SCRAM (RFC 5802): client-first, then client-final with the proof.
+    Scram(SaslMechanism, Scram),
 }
 
 impl SaslClient {
-    /// Starts an exchange with `mechanism` for these credentials.
-    pub fn new(mechanism: SaslMechanism, username: &str, password: &str) -> Self {
-        match mechanism {
-            SaslMechanism::Plain => SaslClient::Plain(Plain {
-                message: plain_message(username, password),
-            }),
-        }
+    /// Starts an exchange with `mechanism` for these credentials; SCRAM draws its nonce from
+    /// the operating system.
+    pub fn new(
+        mechanism: SaslMechanism,
+        username: &str,
+        password: &str,
+    ) -> Result<Self, SaslError> {
+        let nonce = match mechanism {
+            SaslMechanism::Plain => String::new(),
+            SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => scram::random_nonce()?,
+        };
+        Ok(Self::with_nonce(mechanism, username, password, &nonce))
+    }
+
+    /// As [`SaslClient::new`] with a given SCRAM client nonce (printable, no `,`); PLAIN
+    /// ignores it.
+    pub fn with_nonce(
+        mechanism: SaslMechanism,
+        username: &str,
+        password: &str,
+        nonce: &str,
+    ) -> Self {
+        let hash = match mechanism {
+            SaslMechanism::Plain => {
+                return SaslClient::Plain(Plain {
+                    message: plain_message(username, password),
+                })
+            }
+            SaslMechanism::ScramSha256 => ScramHash::Sha256,
+            SaslMechanism::ScramSha512 => ScramHash::Sha512,
+        };
+        SaslClient::Scram(mechanism, Scram::new(hash, username, password, nonce))
     }
 
     /// The mechanism's name, as sent in SaslHandshake.
     pub fn mechanism(&self) -> &'static str {
         match self {
             SaslClient::Plain(_) => SaslMechanism::Plain.name(),
+            SaslClient::Scram(mechanism, _) => mechanism.name(),
         }
     }
 
@@ -46,15 +140,17 @@ impl SaslClient {
     pub fn initial_response(&self) -> &[u8] {
         match self {
             SaslClient::Plain(p) => &p.message,
+            SaslClient::Scram(_, s) => s.client_first(),
         }
     }
 
     /// Takes the server's answer to the last token. Returns the next token to send, or `None`
     /// when the exchange is complete.
-    pub fn step(&mut self, _server: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    pub fn step(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, SaslError> {
         match self {
             // PLAIN is done once the server accepted the single message.
             SaslClient::Plain(_) => Ok(None),
+            SaslClient::Scram(_, s) => s.step(server),
         }
     }
 }
@@ -85,10 +181,31 @@ mod tests {
     use super::*;
     #[test]
     fn plain_message_layout() {
-        let mut client = SaslClient::new(SaslMechanism::Plain, "inst#user", "pw");
+        let mut client = SaslClient::new(SaslMechanism::Plain, "inst#user", "pw").unwrap();
         assert_eq!(client.mechanism(), "PLAIN");
         assert_eq!(client.initial_response(), b"\0inst#user\0pw");
         assert_eq!(client.step(b""), Ok(None));
         assert!(!format!("{client:?}").contains("pw"));
+    }
+
+    #[test]
+    fn mechanisms_by_name() {
+        for m in [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ] {
+            assert_eq!(SaslMechanism::from_name(m.name()), Some(m));
+        }
+        assert_eq!(SaslMechanism::from_name("scram-sha-256"), None);
+        assert_eq!(SaslMechanism::from_name("GSSAPI"), None);
+    }
+
+    #[test]
+    fn scram_client_names_its_mechanism_and_hides_the_password() {
+        let client = SaslClient::new(SaslMechanism::ScramSha512, "alice", "alice-secret").unwrap();
+        assert_eq!(client.mechanism(), "SCRAM-SHA-512");
+        assert!(client.initial_response().starts_with(b"n,,n=alice,r="));
+        assert!(!format!("{client:?}").contains("alice-secret"));
     }
 }

@@ -117,6 +117,7 @@ pub fn ensure_up(opts: &UpOptions) -> Result<Cluster, String> {
                     layout.describe()
                 ));
             }
+            stale_config(&paths, &layout)?;
             return heal(&paths, &layout, opts.timeout);
         }
     }
@@ -298,6 +299,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
                 .map(String::from),
             );
             args.push(props_file(paths, node).display().to_string());
+            args.extend(config::storage_scram_args(&config::scram_user()));
             process::run(&process::java(), &args, &paths.node_dir(node))?;
         }
     }
@@ -306,6 +308,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     let result = (|| {
         if mode == Mode::Zookeeper {
             start_zookeeper(paths, layout, &libs, timeout)?;
+            add_zookeeper_scram_user(paths, layout, &libs)?;
         }
         let mut waits = Vec::new();
         for node in layout.nodes() {
@@ -353,6 +356,26 @@ fn heal(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Cluster, St
         eprintln!("{}: restarted broker(s) {restarted:?}", layout.describe());
     }
     Ok(Cluster::new(&layout.version, layout.nodes()))
+}
+
+/// Refuses to keep a running cluster whose broker configuration is not what this xtask writes
+/// (say, one started before the SCRAM users existed): healing it would test against the old
+/// setup. The user decides when to stop it, as for a different layout.
+fn stale_config(paths: &Paths, layout: &Layout) -> Result<(), String> {
+    let users = config::users(paths)?;
+    for node in layout.nodes() {
+        let dir = paths.node_dir(node);
+        let expected = config::server_properties(layout, node, &dir.join("data"), &users);
+        if fs::read_to_string(props_file(paths, node)).ok().as_deref() != Some(expected.as_str()) {
+            return Err(format!(
+                "{} is running with another broker configuration than this xtask writes \
+                 (broker {}); run `cargo xtask kafka down` so that it starts afresh",
+                layout.describe(),
+                node.id
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn jvm_args(
@@ -444,6 +467,27 @@ fn start_zookeeper(
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
+}
+
+/// Creates the SCRAM user in ZooKeeper (2.8), before any broker starts: `kafka-configs
+/// --zookeeper`, which KRaft clusters get from `kafka-storage format --add-scram` instead.
+fn add_zookeeper_scram_user(paths: &Paths, layout: &Layout, libs: &Path) -> Result<(), String> {
+    let dir = paths.zookeeper_dir();
+    let user = config::scram_user();
+    let mut args = jvm_args(paths, layout, libs, &dir, "256m");
+    args.extend([
+        "kafka.admin.ConfigCommand".to_string(),
+        "--zookeeper".into(),
+        format!("{}:{ZOOKEEPER_PORT}", config::HOST),
+        "--alter".into(),
+        "--add-config".into(),
+        config::zookeeper_scram_config(&user),
+        "--entity-type".into(),
+        "users".into(),
+        "--entity-name".into(),
+        user.name,
+    ]);
+    process::run(&process::java(), &args, &dir)
 }
 
 /// Lines a broker logs once it serves clients (ZooKeeper mode, KRaft mode).

@@ -195,6 +195,41 @@ pub fn users(paths: &Paths) -> Result<Vec<User>, String> {
     ])
 }
 
+/// The SCRAM mechanisms the SASL_PLAINTEXT listener enables besides PLAIN.
+pub const SCRAM_MECHANISMS: [&str; 2] = ["SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// The SCRAM user, with credentials for both mechanisms (proto-tests/scram.rs logs in as it).
+/// SCRAM credentials live in the cluster metadata, not in JAAS: KRaft gets them when the storage
+/// is formatted, ZooKeeper mode from `kafka-configs` before the brokers start.
+pub fn scram_user() -> User {
+    User {
+        name: "alice".into(),
+        password: "alice-secret".into(),
+    }
+}
+
+/// `kafka-storage format` arguments that create `user`'s SCRAM credentials (KRaft).
+pub fn storage_scram_args(user: &User) -> Vec<String> {
+    SCRAM_MECHANISMS
+        .iter()
+        .flat_map(|m| {
+            [
+                "--add-scram".to_string(),
+                format!("{m}=[name={},password={}]", user.name, user.password),
+            ]
+        })
+        .collect()
+}
+
+/// `kafka-configs --add-config` value for `user`'s SCRAM credentials (ZooKeeper mode).
+pub fn zookeeper_scram_config(user: &User) -> String {
+    SCRAM_MECHANISMS
+        .iter()
+        .map(|m| format!("{m}=[password={}]", user.password))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A double-quoted string for Kafka's JAAS parser (java.io.StreamTokenizer):
 /// inside quotes any character is literal, `\` escapes.
 fn jaas_quote(s: &str) -> String {
@@ -296,15 +331,26 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
     p.push(("listeners", listeners));
     p.push(("advertised.listeners", advertised));
     p.push(("inter.broker.listener.name", "PLAINTEXT".into()));
-    p.push(("sasl.enabled.mechanisms", "PLAIN".into()));
+    let mechanisms = format!("PLAIN,{}", SCRAM_MECHANISMS.join(","));
+    p.push(("sasl.enabled.mechanisms", mechanisms.clone()));
     p.push((
         "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
-        "PLAIN".into(),
+        mechanisms,
     ));
     p.push((
         "listener.name.sasl_plaintext.plain.sasl.jaas.config",
         server_jaas(users),
     ));
+    // SCRAM's server side needs no options: the credentials come from the cluster metadata.
+    for key in [
+        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config",
+    ] {
+        p.push((
+            key,
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;".into(),
+        ));
+    }
     p.push(("log.dirs", data_dir.display().to_string()));
     p.push(("auto.create.topics.enable", "false".into()));
     p.push(("num.partitions", "1".into()));
@@ -333,7 +379,11 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
     }
     p.push(("num.network.threads", "2".into()));
     p.push(("num.io.threads", "4".into()));
-    render(&p)
+    // Which SCRAM users the metadata holds is fixed at format time, so it is part of the file:
+    // a running cluster whose file differs from this one was set up otherwise (`ensure_up`).
+    let mut text = render(&p);
+    let _ = writeln!(text, "# SCRAM users: {}", scram_user().name);
+    text
 }
 
 pub fn zookeeper_properties(data_dir: &Path) -> String {
