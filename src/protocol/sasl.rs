@@ -26,15 +26,17 @@ pub enum SaslError {
     /// The server's nonce does not start with ours followed by its own part.
     #[error("the SCRAM server nonce (r=) does not extend the client's nonce")]
     NonceMismatch,
-    /// The server asks for fewer PBKDF2 iterations than Kafka allows.
+    /// The server asks for fewer PBKDF2 iterations than Kafka allows, or more.
     #[error(
-        "the SCRAM server asks for {iterations} iterations, fewer than the minimum of {minimum}"
+        "the SCRAM server asks for {iterations} iterations, outside Kafka's {minimum}..={maximum}"
     )]
-    TooFewIterations {
+    IterationsOutOfRange {
         /// What the server sent (`i=`).
         iterations: u32,
         /// The least accepted.
         minimum: u32,
+        /// The most accepted.
+        maximum: u32,
     },
     /// The server ended the exchange with `e=`.
     #[error("the SCRAM server refused the exchange: e={0}")]

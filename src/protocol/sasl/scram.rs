@@ -23,6 +23,10 @@ use super::SaslError;
 /// from what we send.
 pub const MIN_ITERATIONS: u32 = 4096;
 
+/// Kafka's maximum (`ScramMechanism.maxIterations`): a broker stores no credential with more. A
+/// server asking for more, up to 2³² − 1, would keep the client hashing for hours.
+pub const MAX_ITERATIONS: u32 = 16384;
+
 /// The longest server `e=` text carried into an error: it comes from the network.
 const MAX_SERVER_ERROR: usize = 200;
 
@@ -241,10 +245,11 @@ impl Scram {
             .ok_or_else(|| malformed(WHICH, "no iteration count (i=)"))?
             .parse()
             .map_err(|_| malformed(WHICH, "the iteration count (i=) is not a number"))?;
-        if iterations < MIN_ITERATIONS {
-            return Err(SaslError::TooFewIterations {
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return Err(SaslError::IterationsOutOfRange {
                 iterations,
                 minimum: MIN_ITERATIONS,
+                maximum: MAX_ITERATIONS,
             });
         }
         // c=biws is base64("n,,"): no channel binding, no authorization id.
@@ -381,18 +386,20 @@ mod tests {
     }
 
     #[test]
-    fn too_few_iterations_are_refused() {
-        let err = rfc_client()
-            .step(b"r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095")
-            .unwrap_err();
-        assert_eq!(
-            err,
-            SaslError::TooFewIterations {
-                iterations: 4095,
-                minimum: 4096
-            }
-        );
-        assert!(err.to_string().contains("4095"), "{err}");
+    fn iteration_counts_outside_kafkas_range_are_refused() {
+        for (count, sent) in [(4095, "4095"), (16385, "16385"), (u32::MAX, "4294967295")] {
+            let first = format!("r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i={sent}");
+            let err = rfc_client().step(first.as_bytes()).unwrap_err();
+            assert_eq!(
+                err,
+                SaslError::IterationsOutOfRange {
+                    iterations: count,
+                    minimum: 4096,
+                    maximum: 16384
+                }
+            );
+            assert!(err.to_string().contains(sent), "{err}");
+        }
     }
 
     #[test]
