@@ -37,6 +37,8 @@ use std::fmt::Write as _;
 use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
+
 /// Exit code of a binary asked for a setting its client does not have.
 pub const UNSUPPORTED: i32 = 3;
 
@@ -444,6 +446,57 @@ impl Latencies {
             failed,
             &format!("of {} records failed", o.messages),
         );
+    }
+}
+
+/// Delivery futures awaited at once, at most `limit` of them, as the produce workload of a client
+/// whose sends return a future per record keeps them; counts the failures.
+pub struct InFlight<F> {
+    client: &'static str,
+    limit: usize,
+    pending: FuturesUnordered<F>,
+    failed: u64,
+}
+
+impl<F, T, E> InFlight<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    pub fn new(client: &'static str, limit: usize) -> Self {
+        InFlight {
+            client,
+            limit,
+            pending: FuturesUnordered::new(),
+            failed: 0,
+        }
+    }
+
+    /// Adds `delivery`; at the limit, first waits for one of those pending to finish.
+    pub async fn push(&mut self, delivery: F) {
+        self.pending.push(delivery);
+        if self.pending.len() >= self.limit {
+            if let Some(r) = self.pending.next().await {
+                self.note(r);
+            }
+        }
+    }
+
+    /// Waits for every pending delivery; returns how many failed in all.
+    pub async fn finish(mut self) -> u64 {
+        while let Some(r) = self.pending.next().await {
+            self.note(r);
+        }
+        self.failed
+    }
+
+    fn note(&mut self, r: Result<T, E>) {
+        if let Err(e) = r {
+            if self.failed == 0 {
+                eprintln!("{}: delivery failed: {e}", self.client);
+            }
+            self.failed += 1;
+        }
     }
 }
 

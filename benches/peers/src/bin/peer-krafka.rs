@@ -11,11 +11,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use krafka::consumer::AutoOffsetReset;
 use krafka::producer::{Acks, Producer};
 use krafka::{Compression, Kafka, Record};
-use purekafka_peers::{run_latency, unsupported, Options, Tally, Timer, Workload};
+use purekafka_peers::{run_latency, unsupported, InFlight, Options, Tally, Timer, Workload};
 
 const CLIENT: &str = "krafka";
 
@@ -62,31 +61,14 @@ async fn producer(kafka: &Kafka, o: &Options) -> Result<Producer> {
 async fn produce(o: &Options, producer: Producer) -> Result<()> {
     let value = Bytes::from(o.value());
     let timer = Timer::start();
-    let mut pending = FuturesUnordered::new();
-    let mut failed = 0u64;
-    let mut note = |r: krafka::Result<_>| {
-        if let Err(e) = r {
-            if failed == 0 {
-                eprintln!("{CLIENT}: delivery failed: {e}");
-            }
-            failed += 1;
-        }
-    };
+    let mut pending = InFlight::new(CLIENT, IN_FLIGHT);
     for _ in 0..o.messages {
-        pending.push(
-            producer
-                .enqueue(Record::new(o.topic.as_str(), value.clone()))
-                .await?,
-        );
-        if pending.len() >= IN_FLIGHT {
-            if let Some(r) = pending.next().await {
-                note(r);
-            }
-        }
+        let delivery = producer
+            .enqueue(Record::new(o.topic.as_str(), value.clone()))
+            .await?;
+        pending.push(delivery).await;
     }
-    while let Some(r) = pending.next().await {
-        note(r);
-    }
+    let failed = pending.finish().await;
     timer.report(CLIENT, o, failed);
     producer.close().await?;
     Ok(())

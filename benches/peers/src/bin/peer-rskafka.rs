@@ -15,8 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::stream::{FuturesUnordered, StreamExt};
-use purekafka_peers::{run_latency, unsupported, Options, Tally, Timer, Workload};
+use purekafka_peers::{run_latency, unsupported, InFlight, Options, Tally, Timer, Workload};
 use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
 use rskafka::client::producer::aggregator::RecordAggregator;
 use rskafka::client::producer::{BatchProducer, BatchProducerBuilder, Error as ProduceError};
@@ -97,28 +96,12 @@ fn record(value: &[u8]) -> Record {
 async fn produce(o: &Options, producers: Vec<Arc<BatchProducer<RecordAggregator>>>) -> Result<()> {
     let value = o.value();
     let timer = Timer::start();
-    let mut pending = FuturesUnordered::new();
-    let mut failed = 0u64;
-    let mut note = |r: std::result::Result<i64, ProduceError>| {
-        if let Err(e) = r {
-            if failed == 0 {
-                eprintln!("{CLIENT}: delivery failed: {e}");
-            }
-            failed += 1;
-        }
-    };
+    let mut pending = InFlight::new(CLIENT, IN_FLIGHT);
     for i in 0..o.messages {
         let producer = &producers[i as usize % producers.len()];
-        pending.push(producer.produce(record(&value)));
-        if pending.len() >= IN_FLIGHT {
-            if let Some(r) = pending.next().await {
-                note(r);
-            }
-        }
+        pending.push(producer.produce(record(&value))).await;
     }
-    while let Some(r) = pending.next().await {
-        note(r);
-    }
+    let failed = pending.finish().await;
     timer.report(CLIENT, o, failed);
     Ok(())
 }
