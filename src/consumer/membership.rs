@@ -142,9 +142,7 @@ impl Consumer {
     /// what a KIP-848 heartbeat brought.
     pub(super) async fn follow_group(&mut self) -> Result<(), Error> {
         match &self.group {
-            Some(Membership::Classic(g)) if g.joining.is_some() || g.rejoin.needed() => {
-                self.rebalance().await
-            }
+            Some(Membership::Classic(_)) if self.group_may_change() => self.rebalance().await,
             Some(Membership::Consumer(member)) => match member.change()? {
                 Some(Change::Lost) => {
                     self.lose_all();
