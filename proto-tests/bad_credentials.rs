@@ -29,13 +29,13 @@ const AFTERWARDS: Duration = Duration::from_millis(500);
 const PASSWORD: &str = "purekafka-secret";
 
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Producer,
     Consumer,
     Admin,
 }
 
-const KINDS: [Kind; 3] = [Kind::Producer, Kind::Consumer, Kind::Admin];
+pub(crate) const KINDS: [Kind; 3] = [Kind::Producer, Kind::Consumer, Kind::Admin];
 
 /// Builds a client of `kind` with `config`, which must fail.
 async fn build_error(kind: Kind, config: ClientConfig) -> Error {
@@ -51,7 +51,7 @@ async fn build_error(kind: Kind, config: ClientConfig) -> Error {
 }
 
 /// Counts connections in front of one or more listeners.
-trait Counter {
+pub(crate) trait Counter {
     fn count(&self) -> usize;
 }
 
@@ -64,7 +64,7 @@ impl Counter for Proxy {
 /// Builds a client of `kind` whose bootstrap servers are the `counters`' addresses, and checks
 /// that it fails within [`LIMIT`] having opened at most `max_connections`, then none more.
 /// Returns the error.
-async fn fails_fast(
+pub(crate) async fn fails_fast(
     scenario: &str,
     kind: Kind,
     counters: &[&dyn Counter],

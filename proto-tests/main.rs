@@ -16,5 +16,7 @@ mod produce_fetch;
 mod producer;
 mod sasl;
 mod scram;
+#[cfg(feature = "tls")]
+mod tls;
 mod transactions;
 mod versions;

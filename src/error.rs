@@ -32,6 +32,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The TLS session with a broker could not be set up: its certificate was refused (an
+    /// unknown CA, another host's name, expired), or it ended the session with an alert (say,
+    /// for want of a client certificate). Another attempt would fail the same way, so the
+    /// client does not reconnect on its own.
+    #[error("TLS with {broker} failed: {message}")]
+    Tls {
+        /// The broker address.
+        broker: String,
+        /// What was refused, and by whom.
+        message: String,
+    },
+
     /// A network error on the connection to a broker. Requests that were in flight on it may or
     /// may not have been processed by the broker: `outcome_unknown` says so.
     #[error("connection to {broker} failed: {message}")]

@@ -112,9 +112,12 @@ impl BrokerSlot {
 }
 
 /// Errors that another broker or another attempt cannot cure: every broker of the cluster
-/// would refuse the same credentials or configuration.
+/// would refuse the same credentials, certificates or configuration.
 fn is_final(error: &Error) -> bool {
-    matches!(error, Error::Authentication { .. } | Error::Config(_))
+    matches!(
+        error,
+        Error::Authentication { .. } | Error::Tls { .. } | Error::Config(_)
+    )
 }
 
 /// Errors of the connection rather than of the request: another broker may answer.

@@ -12,11 +12,13 @@
 
 mod ckafka;
 mod properties;
+mod tls;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use ckafka::{CKafkaConfig, CKafkaSasl};
+pub use tls::TlsConfig;
 
 use crate::consumer::Assignor;
 use crate::error::ConfigError;
@@ -31,7 +33,41 @@ pub enum SecurityProtocol {
     Plaintext,
     /// Plain TCP with SASL authentication.
     SaslPlaintext,
+    /// TLS (the `tls` feature), authenticated by a client certificate when the listener asks
+    /// for one.
+    Ssl,
+    /// TLS (the `tls` feature) with SASL authentication inside it.
+    SaslSsl,
 }
+
+impl SecurityProtocol {
+    /// The property value, as `security.protocol=` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether connections are TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// Why SSL and SASL_SSL are refused by a build without the `tls` feature.
+const NO_TLS: &str = "TLS needs purekafka's `tls` feature, which this build lacks \
+                      (purekafka = { features = [\"tls\"] })";
 
 /// What the producer waits for before a write counts as done (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +193,8 @@ pub struct CommonConfig {
     pub sasl_username: Option<String>,
     /// `sasl.password`.
     pub sasl_password: Option<Secret>,
+    /// The `ssl.*` settings, used with `security.protocol` SSL and SASL_SSL.
+    pub tls: TlsConfig,
     /// `client.id`, sent in every request header.
     pub client_id: String,
     /// `socket.timeout.ms`: how long connecting and authenticating may take.
@@ -317,6 +355,7 @@ impl Default for ClientConfig {
                 sasl_mechanism: SaslMechanism::Plain,
                 sasl_username: None,
                 sasl_password: None,
+                tls: TlsConfig::default(),
                 client_id: "purekafka".to_owned(),
                 socket_timeout: Duration::from_millis(60_000),
                 request_timeout: Duration::from_millis(30_000),
@@ -404,16 +443,14 @@ impl ClientConfig {
 
     /// Uses SASL/PLAIN over plain TCP (`security.protocol=SASL_PLAINTEXT`,
     /// `sasl.mechanism=PLAIN`) with these credentials.
-    pub fn sasl_plain(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
-        self.common.security_protocol = SecurityProtocol::SaslPlaintext;
-        self.common.sasl_mechanism = SaslMechanism::Plain;
-        self.common.sasl_username = Some(username.into());
-        self.common.sasl_password = Some(Secret::new(password));
-        self
+    /// Over TLS (SSL), it stays TLS: `SASL_SSL`.
+    pub fn sasl_plain(self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.sasl(SaslMechanism::Plain, username, password)
     }
 
     /// Uses SASL over plain TCP (`security.protocol=SASL_PLAINTEXT`) with `mechanism`
-    /// (`sasl.mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and these credentials.
+    /// (`sasl.mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and these credentials. Over
+    /// TLS (SSL), it stays TLS: `SASL_SSL`.
     ///
     /// ```
     /// use purekafka::{ClientConfig, SaslMechanism};
@@ -428,10 +465,22 @@ impl ClientConfig {
         username: impl Into<String>,
         password: impl Into<String>,
     ) -> Self {
-        self.common.security_protocol = SecurityProtocol::SaslPlaintext;
+        self.common.security_protocol = if self.common.security_protocol.uses_tls() {
+            SecurityProtocol::SaslSsl
+        } else {
+            SecurityProtocol::SaslPlaintext
+        };
         self.common.sasl_mechanism = mechanism;
         self.common.sasl_username = Some(username.into());
         self.common.sasl_password = Some(Secret::new(password));
+        self
+    }
+
+    /// Sets `security.protocol`. SSL and SASL_SSL take their settings from
+    /// [`CommonConfig::tls`] (the `ssl.*` properties); they need the `tls` feature, and without
+    /// it the client fails to build with an error that says so.
+    pub fn security_protocol(mut self, protocol: SecurityProtocol) -> Self {
+        self.common.security_protocol = protocol;
         self
     }
 
@@ -494,27 +543,32 @@ impl ClientConfig {
                 "reconnect.backoff.ms is larger than reconnect.backoff.max.ms".into(),
             ));
         }
-        match c.security_protocol {
-            SecurityProtocol::Plaintext => Ok(None),
-            SecurityProtocol::SaslPlaintext => {
-                let username = c
-                    .sasl_username
-                    .clone()
-                    .ok_or_else(|| ConfigError::Missing {
-                        key: "sasl.username".into(),
-                    })?;
-                let password = c
-                    .sasl_password
-                    .clone()
-                    .ok_or_else(|| ConfigError::Missing {
-                        key: "sasl.password".into(),
-                    })?;
-                Ok(Some(SaslConfig {
-                    mechanism: c.sasl_mechanism,
-                    username,
-                    password,
-                }))
-            }
+        if c.security_protocol.uses_tls() && !cfg!(feature = "tls") {
+            return Err(ConfigError::InvalidValue {
+                key: "security.protocol".into(),
+                value: c.security_protocol.name().into(),
+                reason: NO_TLS.into(),
+            });
         }
+        if !c.security_protocol.uses_sasl() {
+            return Ok(None);
+        }
+        let username = c
+            .sasl_username
+            .clone()
+            .ok_or_else(|| ConfigError::Missing {
+                key: "sasl.username".into(),
+            })?;
+        let password = c
+            .sasl_password
+            .clone()
+            .ok_or_else(|| ConfigError::Missing {
+                key: "sasl.password".into(),
+            })?;
+        Ok(Some(SaslConfig {
+            mechanism: c.sasl_mechanism,
+            username,
+            password,
+        }))
     }
 }

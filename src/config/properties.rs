@@ -35,10 +35,12 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             c.security_protocol = match value.to_ascii_uppercase().as_str() {
                 "PLAINTEXT" => SecurityProtocol::Plaintext,
                 "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
-                "SSL" | "SASL_SSL" => {
-                    return Err(v.invalid("TLS is not supported by this build of purekafka"))
+                "SSL" | "SASL_SSL" if !cfg!(feature = "tls") => {
+                    return Err(v.invalid(super::NO_TLS))
                 }
-                _ => return Err(v.invalid("expected PLAINTEXT or SASL_PLAINTEXT")),
+                "SSL" => SecurityProtocol::Ssl,
+                "SASL_SSL" => SecurityProtocol::SaslSsl,
+                _ => return Err(v.invalid("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")),
             }
         }
         "sasl.mechanism" | "sasl.mechanisms" => {
@@ -164,6 +166,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "max.partition.fetch.bytes" | "fetch.message.max.bytes" => {
             k.max_partition_fetch_bytes = v.int(1, 1_000_000_000)? as i32
         }
+        _ if super::tls::apply(&mut c.tls, &v)? => {}
         _ => {
             return Err(ConfigError::UnknownKey {
                 key: key.to_owned(),
@@ -194,13 +197,13 @@ fn check_host_port_for(key: &str, server: &str) -> Result<(), ConfigError> {
 }
 
 /// A property's key and raw value, with parsers that name the key on failure.
-struct Value<'a> {
-    key: &'a str,
-    value: &'a str,
+pub(super) struct Value<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
 }
 
 impl Value<'_> {
-    fn invalid(&self, reason: &str) -> ConfigError {
+    pub fn invalid(&self, reason: &str) -> ConfigError {
         ConfigError::InvalidValue {
             key: self.key.to_owned(),
             value: self.value.to_owned(),
@@ -220,7 +223,7 @@ impl Value<'_> {
         Ok(n)
     }
 
-    fn boolean(&self) -> Result<bool, ConfigError> {
+    pub fn boolean(&self) -> Result<bool, ConfigError> {
         match self.value {
             "true" => Ok(true),
             "false" => Ok(false),

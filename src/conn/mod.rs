@@ -2,7 +2,7 @@
 //! one socket and matched to their responses.
 //!
 //! ```text
-//!  Connection::connect(addr) ── TCP ──► Wire (writer + reader tasks)
+//!  Connection::connect(addr) ── TCP (─ TLS) ──► Wire (writer + reader tasks)
 //!        │                                 ▲
 //!        └── handshake: ApiVersions ───────┤  (v3, falling back to what the broker offers)
 //!                       SaslHandshake ─────┤  (when SASL is configured)
@@ -14,6 +14,8 @@ mod backoff;
 mod handshake;
 #[cfg(test)]
 mod scripted;
+#[cfg(feature = "tls")]
+mod tls;
 mod wire;
 
 use std::sync::Arc;
@@ -31,13 +33,16 @@ use crate::error::{ConfigError, Error};
 use crate::protocol::api::ApiRequest;
 use crate::protocol::frame::{self, Body, RequestHead};
 use crate::protocol::versions::{self, ApiVersionTable};
-use wire::Wire;
+use wire::{Transport, Wire};
 
 /// What a connection needs from the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionSettings {
     pub client_id: String,
     pub sasl: Option<SaslConfig>,
+    /// The TLS configuration, for `security.protocol` SSL and SASL_SSL.
+    #[cfg(feature = "tls")]
+    pub tls: Option<tls::Tls>,
     pub socket_timeout: Duration,
     pub request_timeout: Duration,
     pub max_frame: usize,
@@ -46,12 +51,28 @@ pub(crate) struct ConnectionSettings {
 }
 
 impl ConnectionSettings {
+    #[cfg(feature = "tls")]
+    fn tls(&self) -> Option<&tls::Tls> {
+        self.tls.as_ref()
+    }
+
+    /// Without the `tls` feature, never TLS.
+    #[cfg(not(feature = "tls"))]
+    fn tls(&self) -> Option<std::convert::Infallible> {
+        None
+    }
+
     pub fn from_config(config: &ClientConfig) -> Result<Self, ConfigError> {
         let sasl = config.validate()?;
         let c = &config.common;
         Ok(ConnectionSettings {
             client_id: c.client_id.clone(),
             sasl,
+            #[cfg(feature = "tls")]
+            tls: match c.security_protocol.uses_tls() {
+                true => Some(tls::Tls::new(&c.tls)?),
+                false => None,
+            },
             socket_timeout: c.socket_timeout,
             request_timeout: c.request_timeout,
             max_frame: c.receive_message_max_bytes,
@@ -98,7 +119,22 @@ impl Connection {
                 message: e.to_string(),
                 outcome_unknown: false,
             })?;
-            let wire = Wire::spawn(stream, addr, &settings.client_id, settings.max_frame);
+            let (client_id, max_frame) = (&settings.client_id, settings.max_frame);
+            let wire = match settings.tls() {
+                #[cfg(feature = "tls")]
+                Some(tls) => {
+                    let stream = tls.connect(addr, stream).await?;
+                    let halves = tokio::io::split(stream);
+                    Wire::spawn(halves, Transport::Tls, addr, client_id, max_frame)
+                }
+                _ => Wire::spawn(
+                    stream.into_split(),
+                    Transport::Tcp,
+                    addr,
+                    client_id,
+                    max_frame,
+                ),
+            };
             let versions = handshake::api_versions(&wire).await?;
             let conn = Connection {
                 wire,

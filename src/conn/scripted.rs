@@ -35,6 +35,8 @@ pub fn settings() -> ConnectionSettings {
             username: "inst#user".into(),
             password: Secret::new(PASSWORD),
         }),
+        #[cfg(feature = "tls")]
+        tls: None,
         socket_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
         max_frame: 1 << 20,

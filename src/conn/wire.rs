@@ -20,9 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
@@ -76,16 +74,45 @@ impl Drop for Tasks {
     }
 }
 
+/// How the connection's I/O errors are reported: as they are on TCP; on TLS, certificate and
+/// alert failures are told apart (`tls::io_error`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Tcp,
+    #[cfg(feature = "tls")]
+    Tls,
+}
+
+impl Transport {
+    fn error(self, broker: &str, error: std::io::Error) -> Error {
+        match self {
+            Transport::Tcp => io_error(broker, error),
+            #[cfg(feature = "tls")]
+            Transport::Tls => super::tls::io_error(broker, error, true, false),
+        }
+    }
+}
+
 impl Wire {
-    /// Takes over `stream`; `max_frame` is the largest response accepted.
-    pub fn spawn(stream: TcpStream, broker: &str, client_id: &str, max_frame: usize) -> Wire {
+    /// Takes over a socket's two halves; `max_frame` is the largest response accepted.
+    pub fn spawn<R, W>(
+        (read, write): (R, W),
+        transport: Transport,
+        broker: &str,
+        client_id: &str,
+        max_frame: usize,
+    ) -> Wire
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let broker: Arc<str> = broker.into();
         let poison = Arc::new(OnceLock::new());
-        let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(QUEUE);
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(
             read,
+            transport,
             pending_rx,
             max_frame,
             broker.clone(),
@@ -93,6 +120,7 @@ impl Wire {
         ));
         let writer = tokio::spawn(write_loop(
             write,
+            transport,
             rx,
             pending_tx,
             StrBytes::from_string(client_id.to_owned()),
@@ -194,6 +222,9 @@ impl Wire {
     fn failure(&self, written: bool) -> Error {
         let broker = self.broker.to_string();
         match self.poison.get() {
+            // The TLS session failed (a refused certificate, an alert, a TLS listener): every
+            // request on it fails as the connection did; none reached the broker's Kafka layer.
+            Some(tls @ Error::Tls { .. }) => tls.clone(),
             Some(Error::Io { message, .. }) => Error::Io {
                 broker,
                 message: message.clone(),
@@ -221,8 +252,9 @@ fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
     }
 }
 
-async fn write_loop(
-    write: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    write: W,
+    transport: Transport,
     mut rx: mpsc::Receiver<Outgoing>,
     pending: mpsc::UnboundedSender<Pending>,
     client_id: StrBytes,
@@ -238,13 +270,13 @@ async fn write_loop(
             if let Err(e) =
                 write_one(&mut socket, out, &mut correlation_id, &pending, &client_id).await
             {
-                let _ = poison.set(e.into_error(&broker));
+                let _ = poison.set(e.into_error(&broker, transport));
                 return;
             }
             next = rx.try_recv().ok();
         }
         if let Err(e) = socket.flush().await {
-            let _ = poison.set(io_error(&broker, e));
+            let _ = poison.set(transport.error(&broker, e));
             return;
         }
     }
@@ -257,17 +289,17 @@ enum WriteError {
 }
 
 impl WriteError {
-    fn into_error(self, broker: &str) -> Error {
+    fn into_error(self, broker: &str, transport: Transport) -> Error {
         match self {
-            WriteError::Io(e) => io_error(broker, e),
+            WriteError::Io(e) => transport.error(broker, e),
             WriteError::Encode(e) => Error::protocol(broker, e),
             WriteError::ReaderGone => io_error(broker, "connection closed"),
         }
     }
 }
 
-async fn write_one(
-    socket: &mut BufWriter<OwnedWriteHalf>,
+async fn write_one<W: AsyncWrite + Unpin>(
+    socket: &mut BufWriter<W>,
     out: Outgoing,
     correlation_id: &mut i32,
     pending: &mpsc::UnboundedSender<Pending>,
@@ -309,8 +341,9 @@ async fn write_one(
     Ok(())
 }
 
-async fn read_loop(
-    mut read: OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut read: R,
+    transport: Transport,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     max_frame: usize,
     broker: Arc<str>,
@@ -324,6 +357,15 @@ async fn read_loop(
                 Err(message) => break Error::protocol(&*broker, message),
             },
             Ok(None) => {}
+            Err(e @ frame::FrameError::TlsRecord(_)) => {
+                break Error::Tls {
+                    broker: broker.to_string(),
+                    message: format!(
+                        "{e}; security.protocol is PLAINTEXT or SASL_PLAINTEXT: use SSL or \
+                         SASL_SSL with this listener, or a listener without TLS"
+                    ),
+                }
+            }
             Err(e) => break Error::protocol(&*broker, e),
         }
         if buf.capacity() - buf.len() < 4096 {
@@ -332,7 +374,7 @@ async fn read_loop(
         match read.read_buf(&mut buf).await {
             Ok(0) => break io_error(&broker, closed_message(&buf)),
             Ok(_) => {}
-            Err(e) => break io_error(&broker, e),
+            Err(e) => break transport.error(&broker, e),
         }
     };
     let _ = poison.set(error);
@@ -386,7 +428,7 @@ mod tests {
 
     use super::*;
     use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     const HEAD: RequestHead = RequestHead {
         api_key: 3,
@@ -421,7 +463,7 @@ mod tests {
             script(sock).await;
         });
         let stream = TcpStream::connect(addr).await.unwrap();
-        Wire::spawn(stream, "peer", "test", 1024)
+        Wire::spawn(stream.into_split(), Transport::Tcp, "peer", "test", 1024)
     }
 
     fn call(wire: &Wire, body: &'static [u8]) -> tokio::task::JoinHandle<Result<Bytes, Error>> {

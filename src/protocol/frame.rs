@@ -23,6 +23,9 @@ pub enum FrameError {
         /// The configured ceiling.
         max: usize,
     },
+    /// The bytes are a TLS record, not a frame: the peer speaks TLS to a client that does not
+    /// (a TLS alert's header, read as a size, is some 350 MB). The record's content type.
+    TlsRecord(u8),
 }
 
 impl std::fmt::Display for FrameError {
@@ -32,6 +35,11 @@ impl std::fmt::Display for FrameError {
             FrameError::TooLarge { size, max } => write!(
                 f,
                 "frame of {size} bytes exceeds receive.message.max.bytes ({max})"
+            ),
+            FrameError::TlsRecord(kind) => write!(
+                f,
+                "the broker answered with a TLS record (content type {kind}) instead of a Kafka \
+                 frame: the listener expects TLS"
             ),
         }
     }
@@ -51,6 +59,10 @@ pub fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Fram
     }
     let size = size as usize;
     if size > max {
+        // A TLS record starts with its content type (20 to 24) and the major version 3.
+        if (20..=24).contains(&buf[0]) && buf[1] == 3 {
+            return Err(FrameError::TlsRecord(buf[0]));
+        }
         return Err(FrameError::TooLarge { size, max });
     }
     if buf.len() < 4 + size {
@@ -220,6 +232,20 @@ mod tests {
             split_frame(&mut buf, 100),
             Err(FrameError::NegativeSize(-5))
         );
+    }
+
+    #[test]
+    fn a_tls_record_is_told_from_an_oversized_frame() {
+        // The first bytes Kafka 4.4's SSL listener sends a client that speaks plain Kafka to
+        // it: a TLS alert record (21), TLS 1.2 — read as a size, 352,518,912.
+        let mut buf = BytesMut::from(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a][..]);
+        assert_eq!(
+            split_frame(&mut buf, 100_000_000),
+            Err(FrameError::TlsRecord(21))
+        );
+        // Under the ceiling, the same bytes are a frame like any other.
+        let mut buf = BytesMut::from(&[0x15, 0x03, 0x03, 0x00][..]);
+        assert_eq!(split_frame(&mut buf, i32::MAX as usize), Ok(None));
     }
 
     /// A broker answer of a few bytes claiming `i32::MAX` brokers. kafka-protocol 0.18.0 as

@@ -16,6 +16,7 @@
 mod config;
 mod dist;
 mod process;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -51,6 +52,11 @@ pub struct Broker {
     pub id: u8,
     pub plaintext: String,
     pub sasl_plaintext: String,
+    /// The TLS listeners, as they advertise themselves (`localhost:port`).
+    pub ssl: String,
+    pub sasl_ssl: String,
+    pub mtls: String,
+    pub expired: String,
 }
 
 /// The brokers that are up.
@@ -70,36 +76,64 @@ impl Cluster {
                     id: n.id,
                     plaintext: n.plaintext(),
                     sasl_plaintext: n.sasl_plaintext(),
+                    ssl: Node::tls_addr(n.ssl_port()),
+                    sasl_ssl: Node::tls_addr(n.sasl_ssl_port()),
+                    mtls: Node::tls_addr(n.mtls_port()),
+                    expired: Node::tls_addr(n.expired_port()),
                 })
                 .collect(),
         }
     }
 
-    /// `host:port,host:port` of the PLAINTEXT listeners.
-    pub fn plaintext_bootstrap(&self) -> String {
+    /// `host:port,host:port` of one listener of every broker.
+    pub fn bootstrap(&self, listener: impl Fn(&Broker) -> &str) -> String {
         self.brokers
             .iter()
-            .map(|b| b.plaintext.as_str())
+            .map(listener)
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// `host:port,host:port` of the PLAINTEXT listeners.
+    pub fn plaintext_bootstrap(&self) -> String {
+        self.bootstrap(|b| &b.plaintext)
     }
 
     /// `host:port,host:port` of the SASL_PLAINTEXT listeners.
     pub fn sasl_bootstrap(&self) -> String {
-        self.brokers
-            .iter()
-            .map(|b| b.sasl_plaintext.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
+        self.bootstrap(|b| &b.sasl_plaintext)
     }
 
-    /// The two lines `cargo xtask kafka status` prints.
+    /// The lines `cargo xtask kafka status` prints, a listener each.
     pub fn status_lines(&self) -> String {
         format!(
-            "plaintext={}\nsasl_plaintext={}",
+            "plaintext={}\nsasl_plaintext={}\nssl={}\nsasl_ssl={}\nmtls={}\nexpired={}",
             self.plaintext_bootstrap(),
-            self.sasl_bootstrap()
+            self.sasl_bootstrap(),
+            self.bootstrap(|b| &b.ssl),
+            self.bootstrap(|b| &b.sasl_ssl),
+            self.bootstrap(|b| &b.mtls),
+            self.bootstrap(|b| &b.expired),
         )
+    }
+
+    /// Environment variables that tell the proto-tests where each listener is and where the
+    /// TLS certificates are.
+    pub fn test_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PUREKAFKA_PLAINTEXT", self.plaintext_bootstrap()),
+            ("PUREKAFKA_SASL", self.sasl_bootstrap()),
+            ("PUREKAFKA_SSL", self.bootstrap(|b| &b.ssl)),
+            ("PUREKAFKA_SASL_SSL", self.bootstrap(|b| &b.sasl_ssl)),
+            ("PUREKAFKA_MTLS", self.bootstrap(|b| &b.mtls)),
+            ("PUREKAFKA_SSL_EXPIRED", self.bootstrap(|b| &b.expired)),
+            (
+                "PUREKAFKA_TLS_DIR",
+                tls::dir(&Paths::from_workspace().run())
+                    .display()
+                    .to_string(),
+            ),
+        ]
     }
 }
 
@@ -245,6 +279,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     let mut ports: Vec<u16> = Vec::new();
     for n in layout.nodes() {
         ports.extend([n.plaintext_port(), n.sasl_port(), n.proxied_port()]);
+        ports.extend(n.tls_listeners().map(|(_, port)| port));
         if mode == Mode::Kraft {
             ports.push(n.controller_port());
         }
@@ -272,6 +307,8 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
         fs::remove_dir_all(&run).map_err(|e| format!("cannot clear {}: {e}", run.display()))?;
     }
     mkdir(&run)?;
+    tls::generate(&tls::dir(&run))?;
+    let tls = tls::read(&tls::dir(&run))?;
     for (file, user) in [
         ("client-sasl.properties", &users[0]),
         ("client-admin.properties", &users[1]),
@@ -281,7 +318,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     for node in layout.nodes() {
         let dir = paths.node_dir(node);
         mkdir(&dir.join("data"))?;
-        let props = config::server_properties(layout, node, &dir.join("data"), &users);
+        let props = config::server_properties(layout, node, &dir.join("data"), &users, &tls);
         write(&dir.join("server.properties"), &props)?;
     }
     if mode == Mode::Kraft {
@@ -363,16 +400,21 @@ fn heal(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Cluster, St
 /// setup. The user decides when to stop it, as for a different layout.
 fn stale_config(paths: &Paths, layout: &Layout) -> Result<(), String> {
     let users = config::users(paths)?;
+    let stale = |node: Node| {
+        format!(
+            "{} is running with another broker configuration than this xtask writes \
+             (broker {}); run `cargo xtask kafka down` so that it starts afresh",
+            layout.describe(),
+            node.id
+        )
+    };
+    // A cluster from before the TLS listeners has no certificates.
+    let tls = tls::read(&tls::dir(&paths.run())).map_err(|_| stale(Node::new(1)))?;
     for node in layout.nodes() {
         let dir = paths.node_dir(node);
-        let expected = config::server_properties(layout, node, &dir.join("data"), &users);
+        let expected = config::server_properties(layout, node, &dir.join("data"), &users, &tls);
         if fs::read_to_string(props_file(paths, node)).ok().as_deref() != Some(expected.as_str()) {
-            return Err(format!(
-                "{} is running with another broker configuration than this xtask writes \
-                 (broker {}); run `cargo xtask kafka down` so that it starts afresh",
-                layout.describe(),
-                node.id
-            ));
+            return Err(stale(node));
         }
     }
     Ok(())

@@ -11,35 +11,44 @@ use crate::kafka::{self, UpOptions};
 use crate::run::{cargo, check, output_of, root, target_dir};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
+/// The TLS feature, for the commands that name packages of the whole workspace.
+const TLS: &str = "purekafka/tls";
 
 pub fn test() -> Result<(), String> {
     let started = Instant::now();
     let cluster = kafka::ensure_up(&UpOptions::default())?;
 
     check(cargo(&["fmt", "--all", "--", "--check"]))?;
-    check(cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    // Linted with and without TLS: each build has code of its own.
+    for features in [&[][..], &["--features", TLS]] {
+        let mut args = vec!["clippy", "--workspace", "--all-targets"];
+        args.extend_from_slice(features);
+        args.extend(["--", "-D", "warnings"]);
+        check(cargo(&args))?;
+    }
     // The fault scenarios are `test = false`, which --all-targets leaves out.
     check(cargo(&[
         "clippy", "--test", "faults", "--", "-D", "warnings",
     ]))?;
-    let mut doc = cargo(&["doc", "--no-deps", "--package", "purekafka"]);
+    let mut doc = cargo(&[
+        "doc",
+        "--no-deps",
+        "--package",
+        "purekafka",
+        "--features",
+        TLS,
+    ]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     check(doc)?;
     protocol_is_pure()?;
     no_c_compilation()?;
 
-    let mut tests = cargo(&["test", "--workspace"]);
+    // The whole suite with TLS, whose proto-tests need it; the unit tests without it too.
+    check(cargo(&["test", "--package", "purekafka", "--lib"]))?;
+    let mut tests = cargo(&["test", "--workspace", "--features", TLS]);
     let kafka = root().join("target/kafka");
     tests
-        .env("PUREKAFKA_PLAINTEXT", cluster.plaintext_bootstrap())
-        .env("PUREKAFKA_SASL", cluster.sasl_bootstrap())
+        .envs(cluster.test_env())
         .env("PUREKAFKA_DATA_DIR", kafka.join("run/broker-1/data"))
         .env(
             "PUREKAFKA_KAFKA_LIBS",
@@ -80,8 +89,7 @@ pub fn faults() -> Result<(), String> {
         "--nocapture",
     ]);
     tests
-        .env("PUREKAFKA_PLAINTEXT", cluster.plaintext_bootstrap())
-        .env("PUREKAFKA_SASL", cluster.sasl_bootstrap())
+        .envs(cluster.test_env())
         .env("PUREKAFKA_XTASK", &xtask)
         .env("PUREKAFKA_FAULT_REPORT", &report)
         .env(
@@ -139,12 +147,15 @@ fn protocol_is_pure() -> Result<(), String> {
     Ok(())
 }
 
-/// Nothing in the dependency graph (dev and build dependencies included, since the musl build of
-/// the examples compiles those too) may compile C: no `cc`, `cmake` or `pkg-config` crate.
+/// Nothing in purekafka's default dependency graph (dev and build dependencies included, since
+/// the musl build of the examples compiles those too) may compile C: no `cc`, `cmake` or
+/// `pkg-config` crate. The `tls` feature brings ring's C, and xtask builds it for its
+/// certificates; neither is the default build.
 fn no_c_compilation() -> Result<(), String> {
     let tree = output_of(cargo(&[
         "tree",
-        "--workspace",
+        "--package",
+        "purekafka",
         "--edges",
         "normal,build,dev",
         "--prefix",

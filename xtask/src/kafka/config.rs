@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::tls::Material;
+
 pub const DEFAULT_VERSION: &str = "4.4.0";
 pub const HOST: &str = "127.0.0.1";
 pub const ZOOKEEPER_PORT: u16 = 2181;
@@ -85,11 +87,17 @@ impl Layout {
 }
 
 /// One broker (in KRaft also a controller). Node `n` uses ports
-/// 9092+100(n-1) (PLAINTEXT), +1 (CONTROLLER), +2 (SASL_PLAINTEXT), +3 (PROXIED).
+/// 9092+100(n-1) (PLAINTEXT), +1 (CONTROLLER), +2 (SASL_PLAINTEXT), +3 (PROXIED), +4 (SSL),
+/// +5 (SASL_SSL), +6 (MTLS), +7 (EXPIRED).
 ///
 /// PROXIED is a PLAINTEXT listener that advertises port +10003 instead of its own: a test puts a
 /// TCP proxy there (one that cuts, stalls or resets connections) and every connection the client
 /// makes, after bootstrap too, goes through it.
+///
+/// The TLS listeners bind 127.0.0.1 but advertise `localhost`, the one name their certificate
+/// holds (`tls.rs`): a client that bootstraps through 127.0.0.1 meets a certificate for another
+/// name. MTLS is SSL with `ssl.client.auth=required`; EXPIRED is SSL with an expired
+/// certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Node {
     pub id: u8,
@@ -123,6 +131,31 @@ impl Node {
     /// Where the PROXIED listener tells clients to connect: the test's proxy.
     pub fn proxy_port(self) -> u16 {
         self.proxied_port() + 10_000
+    }
+    pub fn ssl_port(self) -> u16 {
+        self.base() + 4
+    }
+    pub fn sasl_ssl_port(self) -> u16 {
+        self.base() + 5
+    }
+    pub fn mtls_port(self) -> u16 {
+        self.base() + 6
+    }
+    pub fn expired_port(self) -> u16 {
+        self.base() + 7
+    }
+    /// The TLS listeners: name, port.
+    pub fn tls_listeners(self) -> [(&'static str, u16); 4] {
+        [
+            ("SSL", self.ssl_port()),
+            ("SASL_SSL", self.sasl_ssl_port()),
+            ("MTLS", self.mtls_port()),
+            ("EXPIRED", self.expired_port()),
+        ]
+    }
+    /// `localhost:port` of a TLS listener, as it advertises itself.
+    pub fn tls_addr(port: u16) -> String {
+        format!("{}:{port}", super::tls::TLS_HOST)
     }
 }
 
@@ -287,7 +320,13 @@ fn render(props: &[(&str, String)]) -> String {
     s
 }
 
-pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[User]) -> String {
+pub fn server_properties(
+    layout: &Layout,
+    node: Node,
+    data_dir: &Path,
+    users: &[User],
+    tls: &Material,
+) -> String {
     let n = layout.brokers;
     let kraft = layout.mode() == Ok(Mode::Kraft);
     let mut p: Vec<(&str, String)> = Vec::new();
@@ -297,12 +336,17 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
         node.sasl_plaintext(),
         node.proxied_port()
     );
-    let advertised = format!(
+    let mut advertised = format!(
         "PLAINTEXT://{},SASL_PLAINTEXT://{},PROXIED://{HOST}:{}",
         node.plaintext(),
         node.sasl_plaintext(),
         node.proxy_port()
     );
+    for (name, port) in node.tls_listeners() {
+        let _ = write!(listeners, ",{name}://{HOST}:{port}");
+        let _ = write!(advertised, ",{name}://{}", Node::tls_addr(port));
+    }
+    const TLS_PROTOCOLS: &str = "SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL,EXPIRED:SSL";
     if kraft {
         let voters: Vec<String> = layout
             .nodes()
@@ -316,13 +360,17 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
         p.push(("controller.listener.names", "CONTROLLER".into()));
         p.push((
             "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT,CONTROLLER:PLAINTEXT"
-                .into(),
+            format!(
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT,\
+                 CONTROLLER:PLAINTEXT,{TLS_PROTOCOLS}"
+            ),
         ));
     } else {
         p.push((
             "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT".into(),
+            format!(
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT,{TLS_PROTOCOLS}"
+            ),
         ));
         p.push(("broker.id", node.id.to_string()));
         p.push(("zookeeper.connect", format!("{HOST}:{ZOOKEEPER_PORT}")));
@@ -333,24 +381,44 @@ pub fn server_properties(layout: &Layout, node: Node, data_dir: &Path, users: &[
     p.push(("inter.broker.listener.name", "PLAINTEXT".into()));
     let mechanisms = format!("PLAIN,{}", SCRAM_MECHANISMS.join(","));
     p.push(("sasl.enabled.mechanisms", mechanisms.clone()));
-    p.push((
-        "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
-        mechanisms,
-    ));
-    p.push((
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config",
-        server_jaas(users),
-    ));
-    // SCRAM's server side needs no options: the credentials come from the cluster metadata.
-    for key in [
-        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config",
+    // The same logins on SASL_PLAINTEXT and SASL_SSL. SCRAM's server side needs no options:
+    // the credentials come from the cluster metadata.
+    const SCRAM_LOGIN: &str = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+    for (enabled, plain, sha256, sha512) in [
+        (
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config",
+        ),
+        (
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+        ),
     ] {
-        p.push((
-            key,
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;".into(),
-        ));
+        p.push((enabled, mechanisms.clone()));
+        p.push((plain, server_jaas(users)));
+        p.push((sha256, SCRAM_LOGIN.into()));
+        p.push((sha512, SCRAM_LOGIN.into()));
     }
+    // TLS: every TLS listener shows the brokers' certificate but EXPIRED, which shows the
+    // expired one; MTLS asks for a client certificate signed by the CA.
+    p.push(("ssl.keystore.type", "PEM".into()));
+    p.push(("ssl.keystore.certificate.chain", tls.broker_chain.clone()));
+    p.push(("ssl.keystore.key", tls.broker_key.clone()));
+    p.push(("ssl.truststore.type", "PEM".into()));
+    p.push(("ssl.truststore.certificates", tls.ca.clone()));
+    p.push((
+        "listener.name.expired.ssl.keystore.certificate.chain",
+        tls.expired_chain.clone(),
+    ));
+    p.push((
+        "listener.name.expired.ssl.keystore.key",
+        tls.expired_key.clone(),
+    ));
+    p.push(("listener.name.mtls.ssl.client.auth", "required".into()));
     p.push(("log.dirs", data_dir.display().to_string()));
     p.push(("auto.create.topics.enable", "false".into()));
     p.push(("num.partitions", "1".into()));

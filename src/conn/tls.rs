@@ -1,0 +1,507 @@
+//! TLS for `security.protocol` SSL and SASL_SSL (the `tls` feature): rustls on ring, reached
+//! through tokio-rustls.
+//!
+//! ```text
+//!  TlsConfig (ssl.*) ──Tls::new──► rustls ClientConfig (trust, client cert, verifier), once
+//!  TcpStream ──Tls::connect(addr)──► TlsStream ──tokio::io::split──► Wire's reader and writer
+//! ```
+//!
+//! Files are read when the client is built, so a missing or unreadable one is a
+//! [`ConfigError`] naming its key. Certificate failures and the broker's TLS alerts become
+//! [`Error::Tls`]; another broker or attempt would fail the same way, so the client does not
+//! retry them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::TlsConfig;
+use crate::error::{ConfigError, Error};
+
+/// The TLS side of every connection of a client: its rustls configuration, made once.
+#[derive(Clone)]
+pub(crate) struct Tls {
+    connector: TlsConnector,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+impl Tls {
+    /// Reads the certificates and key `config` names and makes the rustls configuration.
+    pub fn new(config: &TlsConfig) -> Result<Tls, ConfigError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = verifier(config, provider.clone())?;
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConfigError::Conflict(format!("TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let tls = match client_identity(config)? {
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+                ConfigError::InvalidValue {
+                    key: "ssl.key.location".into(),
+                    value: describe(&config.key_location),
+                    reason: format!("the key does not fit the certificate: {e}"),
+                }
+            })?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(tls)),
+        })
+    }
+
+    /// The TLS handshake with the broker at `addr` (`host:port`) over `tcp`. The certificate is
+    /// checked against `host`; an IP address is checked as one.
+    pub async fn connect(&self, addr: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>, Error> {
+        let host = host_of(addr);
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| Error::Tls {
+            broker: addr.to_owned(),
+            message: format!("{host:?} is neither a DNS name nor an IP address"),
+        })?;
+        self.connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| io_error(addr, e, false, true))
+    }
+}
+
+/// `host` of `host:port`, without the brackets of an IPv6 address.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// The error for an I/O failure on a TLS connection: a certificate or a TLS alert is
+/// [`Error::Tls`]; anything else stays [`Error::Io`]. `handshake` says whether the TLS
+/// handshake was under way, when a closed connection most likely means a listener without TLS.
+pub(crate) fn io_error(
+    broker: &str,
+    error: std::io::Error,
+    outcome_unknown: bool,
+    handshake: bool,
+) -> Error {
+    let tls = |message: String| Error::Tls {
+        broker: broker.to_owned(),
+        message,
+    };
+    match error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(e)) => tls(certificate_message(e)),
+        Some(rustls::Error::AlertReceived(alert)) => tls(alert_message(*alert)),
+        Some(e @ rustls::Error::PeerIncompatible(_)) => tls(format!(
+            "the broker shares no TLS version or cipher suite with purekafka: {e}"
+        )),
+        _ if handshake && error.kind() == std::io::ErrorKind::UnexpectedEof => Error::Io {
+            broker: broker.to_owned(),
+            message: "the broker closed the connection during the TLS handshake: a listener \
+                      without TLS does that; security.protocol is SSL or SASL_SSL, so use \
+                      the broker's SSL or SASL_SSL listener, or PLAINTEXT / SASL_PLAINTEXT"
+                .to_owned(),
+            outcome_unknown,
+        },
+        _ => Error::Io {
+            broker: broker.to_owned(),
+            message: error.to_string(),
+            outcome_unknown,
+        },
+    }
+}
+
+fn certificate_message(error: &CertificateError) -> String {
+    let hint = match error {
+        CertificateError::UnknownIssuer => {
+            "; it is not signed by a CA in ssl.ca.location / ssl.ca.pem (or, with neither, \
+             in the system's trust store)"
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "; ssl.endpoint.identification.algorithm=none skips the check of the name only"
+        }
+        _ => "",
+    };
+    format!("the broker's certificate was refused: {error}{hint}")
+}
+
+fn alert_message(alert: AlertDescription) -> String {
+    let hint = match alert {
+        AlertDescription::CertificateRequired
+        | AlertDescription::BadCertificate
+        | AlertDescription::UnknownCA
+        | AlertDescription::HandshakeFailure => {
+            ": does the listener require a client certificate (ssl.client.auth=required)? \
+             Set ssl.certificate.location and ssl.key.location to one its truststore accepts"
+        }
+        _ => "",
+    };
+    format!("the broker ended the TLS session with the alert {alert:?}{hint}")
+}
+
+/// How the broker's certificate is checked: against the trusted CAs, the name too unless
+/// `ssl.endpoint.identification.algorithm=none`, not at all with
+/// `enable.ssl.certificate.verification=false`.
+fn verifier(
+    config: &TlsConfig,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, ConfigError> {
+    if !config.verify_certificate {
+        return Ok(Arc::new(AnyCertificate(provider)));
+    }
+    let roots = trusted_roots(config)?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| ConfigError::InvalidValue {
+            key: "ssl.ca.location".into(),
+            value: describe(&config.ca_location),
+            reason: e.to_string(),
+        })?;
+    Ok(if config.verify_hostname {
+        webpki
+    } else {
+        Arc::new(AnyName(webpki))
+    })
+}
+
+/// The CAs of `ssl.ca.location` and `ssl.ca.pem`, or the system's when neither is set.
+fn trusted_roots(config: &TlsConfig) -> Result<RootCertStore, ConfigError> {
+    let mut roots = RootCertStore::empty();
+    let mut add = |certs: Vec<CertificateDer<'static>>, key: &str, value: String| {
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(ConfigError::InvalidValue {
+                key: key.to_owned(),
+                value,
+                reason: "no usable CA certificate in it (purekafka reads PEM, \
+                         -----BEGIN CERTIFICATE-----)"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    };
+    if let Some(path) = &config.ca_location {
+        let files = if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| file_error(path, e))?;
+            let mut files = Vec::new();
+            for entry in entries {
+                let file = entry.map_err(|e| file_error(path, e))?.path();
+                if file.is_file() {
+                    files.push(file);
+                }
+            }
+            files
+        } else {
+            vec![path.clone()]
+        };
+        let mut certs = Vec::new();
+        for file in &files {
+            let text = std::fs::read(file).map_err(|e| file_error(file, e))?;
+            // In a folder, files that hold no certificate (an index, a key) are skipped.
+            certs.extend(CertificateDer::pem_slice_iter(&text).filter_map(Result::ok));
+        }
+        add(certs, "ssl.ca.location", path.display().to_string())?;
+    }
+    if let Some(pem) = &config.ca_pem {
+        let certs = CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok);
+        add(certs.collect(), "ssl.ca.pem", "[PEM text]".to_owned())?;
+    }
+    if config.ca_location.is_none() && config.ca_pem.is_none() {
+        let system = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(system.certs);
+        if added == 0 {
+            let why = system
+                .errors
+                .first()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            return Err(invalid(
+                "ssl.ca.location",
+                "(unset)",
+                format!(
+                    "unset, so the system's trust store is used, and it holds no \
+                     certificate{why}; set ssl.ca.location to the CA of the brokers"
+                ),
+            ));
+        }
+    }
+    Ok(roots)
+}
+
+/// The client's certificate chain and key, when one of them is configured; both must be.
+fn client_identity(
+    config: &TlsConfig,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ConfigError> {
+    let chain = match (&config.certificate_pem, &config.certificate_location) {
+        (Some(pem), _) => Some(certificates(
+            pem.as_bytes(),
+            "ssl.certificate.pem",
+            "[PEM text]",
+        )?),
+        (None, Some(path)) => {
+            let text = std::fs::read(path).map_err(|e| file_error(path, e))?;
+            Some(certificates(
+                &text,
+                "ssl.certificate.location",
+                &path.display().to_string(),
+            )?)
+        }
+        (None, None) => None,
+    };
+    let key = match (&config.key_pem, &config.key_location) {
+        (Some(pem), _) => Some(private_key(
+            pem.expose().as_bytes(),
+            "ssl.key.pem",
+            "[redacted]",
+        )?),
+        (None, Some(path)) => {
+            let text = std::fs::read(path).map_err(|e| file_error(path, e))?;
+            Some(private_key(
+                &text,
+                "ssl.key.location",
+                &path.display().to_string(),
+            )?)
+        }
+        (None, None) => None,
+    };
+    match (chain, key) {
+        (Some(chain), Some(key)) => Ok(Some((chain, key))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Conflict(
+            "ssl.certificate.location is set without ssl.key.location: a client certificate \
+             needs its private key"
+                .into(),
+        )),
+        (None, Some(_)) => Err(ConfigError::Conflict(
+            "ssl.key.location is set without ssl.certificate.location: a client key needs its \
+             certificate"
+                .into(),
+        )),
+    }
+}
+
+fn certificates(
+    pem: &[u8],
+    key: &str,
+    value: &str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(key, value, format!("not PEM certificates: {e}")))?;
+    if chain.is_empty() {
+        return Err(invalid(key, value, "no PEM certificate in it".to_owned()));
+    }
+    Ok(chain)
+}
+
+fn private_key(pem: &[u8], key: &str, value: &str) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    if pem.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
+        return Err(invalid(
+            key,
+            value,
+            "the key is encrypted, which purekafka does not read; decrypt it \
+             (openssl pkcs8 -in KEY -out PLAIN.pem)"
+                .to_owned(),
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        invalid(
+            key,
+            value,
+            format!("no PEM private key (PKCS#8, PKCS#1 or SEC1) in it: {e}"),
+        )
+    })
+}
+
+fn invalid(key: &str, value: &str, reason: String) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+fn file_error(path: &Path, error: std::io::Error) -> ConfigError {
+    ConfigError::File {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
+}
+
+fn describe(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(|| "(unset)".to_owned(), |p| p.display().to_string())
+}
+
+/// `ssl.endpoint.identification.algorithm=none`: the chain is checked as usual, only a
+/// certificate for another name is accepted.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `enable.ssl.certificate.verification=false`: any certificate is accepted. The handshake's
+/// signatures are still checked, so the session is with whoever holds the certificate's key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_addresses() {
+        assert_eq!(host_of("broker-1.example:9093"), "broker-1.example");
+        assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9093"), "::1");
+    }
+
+    #[test]
+    fn files_that_are_missing_or_not_pem_name_their_key() {
+        let mut config = TlsConfig {
+            ca_location: Some("/nonexistent/ca.pem".into()),
+            ..TlsConfig::default()
+        };
+        let err = Tls::new(&config).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::File { path, .. } if path == "/nonexistent/ca.pem"),
+            "{err}"
+        );
+
+        config.ca_location = None;
+        config.ca_pem = Some("not a certificate".into());
+        let err = Tls::new(&config).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::InvalidValue { key, .. } if key == "ssl.ca.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_client_key_without_its_certificate_is_refused() {
+        let config = TlsConfig {
+            key_pem: Some(crate::config::Secret::new(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            )),
+            verify_certificate: false,
+            ..TlsConfig::default()
+        };
+        let err = Tls::new(&config).unwrap_err();
+        assert!(
+            err.to_string().contains("ssl.certificate.location"),
+            "{err}"
+        );
+        assert!(
+            !format!("{err} {err:?}").contains("AAAA"),
+            "the key is never shown"
+        );
+    }
+
+    #[test]
+    fn encrypted_keys_are_named_as_such() {
+        let pem =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let err = private_key(pem, "ssl.key.location", "/k.pem").unwrap_err();
+        assert!(err.to_string().contains("encrypted"), "{err}");
+    }
+}
