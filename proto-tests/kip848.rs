@@ -41,7 +41,7 @@ async fn a_kip848_member_resumes_from_committed_offsets() {
 
 /// Before Kafka 4.0, `group.protocol=consumer` fails at the first `recv` with an error naming
 /// the setting.
-async fn older_brokers_name_the_setting() {
+pub(crate) async fn older_brokers_name_the_setting() {
     let topic = unique_topic("kip848");
     admin().await.create_topic(&topic, 1, 1).await.unwrap();
     let mut consumer = Consumer::builder(kip848_member(&unique_topic("g")))

@@ -32,7 +32,11 @@ mod error;
 mod producer;
 pub mod protocol;
 
-pub use admin::{Admin, AdminBuilder};
+pub use admin::{
+    Admin, AdminBuilder, BrokerDescription, ClusterDescription, CommittedOffset, GroupDescription,
+    GroupListing, MemberDescription, NewTopic, Outcome, PartitionDescription, PartitionOutcome,
+    TopicDescription, TopicListing,
+};
 pub use config::{
     Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, GroupProtocol, IsolationLevel,
     SaslMechanism, Secret, SecurityProtocol,

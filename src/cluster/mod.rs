@@ -341,9 +341,15 @@ impl Cluster {
     /// Fetches the brokers and the metadata of `topics` (none when empty) and merges them into
     /// the cache.
     pub async fn refresh_metadata(&self, topics: &[&str]) -> Result<(), Error> {
+        self.metadata(Some(topics)).await.map(drop)
+    }
+
+    /// The cluster's whole answer about `topics` (every topic when `None`), merged into the
+    /// cache too: for the admin client, which reports what the cache does not keep.
+    pub async fn metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
         let response = self.fetch_metadata(topics).await?;
-        let fresh = Metadata::from_response(response);
+        let fresh = Metadata::from_response(response.clone());
         {
             let mut brokers = self.inner.brokers.lock().expect("brokers lock");
             for (id, addr) in &fresh.brokers {
@@ -358,7 +364,7 @@ impl Cluster {
             .write()
             .expect("metadata lock")
             .merge(fresh);
-        Ok(())
+        Ok(response)
     }
 
     /// Asks one broker after another (see [`Cluster::candidates`]) for metadata, until one
@@ -369,7 +375,7 @@ impl Cluster {
     /// gets one more try, to tell a SASL listener (see [`sasl_listener_error`]) from a passing
     /// failure. Once the cluster has answered over PLAINTEXT that question is settled, and an
     /// early close is only a connection failure.
-    async fn fetch_metadata(&self, topics: &[&str]) -> Result<MetadataResponse, Error> {
+    async fn fetch_metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
         let settings = &self.inner.settings;
         let may_be_sasl_listener =
             settings.sasl.is_none() && self.inner.brokers.lock().expect("brokers lock").is_empty();
@@ -412,17 +418,23 @@ impl Cluster {
     }
 }
 
-/// One Metadata request for `topics` (the brokers only when empty).
-async fn metadata_request(conn: &Connection, topics: &[&str]) -> Result<MetadataResponse, Error> {
+/// One Metadata request for `topics`: the brokers only when empty, every topic when `None`.
+async fn metadata_request(
+    conn: &Connection,
+    topics: Option<&[&str]>,
+) -> Result<MetadataResponse, Error> {
     // An empty list asks for brokers only (from v1; v0 answers with every topic, which the merge
-    // in refresh_metadata takes in just as well).
-    let mut request = MetadataRequest::default().with_topics(Some(
+    // in refresh_metadata takes in just as well). v0 also reads an empty list as every topic.
+    let mut request = MetadataRequest::default().with_topics(topics.map(|topics| {
         topics
             .iter()
             .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
-            .collect(),
-    ));
+            .collect()
+    }));
     let version = conn.version_of::<MetadataRequest>()?;
+    if version == 0 && request.topics.is_none() {
+        request.topics = Some(Vec::new());
+    }
     if version >= 4 {
         // Before v4 the field does not exist and brokers follow auto.create.topics.enable.
         request.allow_auto_topic_creation = false;

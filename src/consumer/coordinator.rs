@@ -89,8 +89,9 @@ impl Coordinator {
         }
     }
 
-    /// The coordinator's address, from FindCoordinator, retried while it is being elected.
-    async fn find(&self) -> Result<String, Error> {
+    /// The coordinator's node id and address, from FindCoordinator, retried while it is being
+    /// elected.
+    async fn find(&self) -> Result<(i32, String), Error> {
         let mut waited = Duration::ZERO;
         loop {
             let conn = self.cluster.any_broker().await?;
@@ -99,7 +100,10 @@ impl Coordinator {
                 .with_key_type(0);
             let (response, _) = conn.request(&request).await?;
             match response.error_code {
-                0 => return Ok(format!("{}:{}", response.host.as_str(), response.port)),
+                0 => {
+                    let addr = format!("{}:{}", response.host.as_str(), response.port);
+                    return Ok((response.node_id.0, addr));
+                }
                 code @ (codes::COORDINATOR_NOT_AVAILABLE | codes::COORDINATOR_LOAD_IN_PROGRESS)
                     if waited < self.patience =>
                 {
@@ -117,10 +121,17 @@ impl Coordinator {
         if let Some(conn) = self.conn.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
-        let addr = self.find().await?;
+        let (_, addr) = self.find().await?;
         let conn = self.cluster.dedicated(&addr).await?;
         self.conn = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// The coordinator's node id and the cluster's pooled connection to it, for one-off
+    /// requests (the admin client's): found afresh each time.
+    pub async fn shared(&self) -> Result<(i32, Connection), Error> {
+        let (node, _) = self.find().await?;
+        Ok((node, self.cluster.broker(node).await?))
     }
 
     /// A second connection to the coordinator, for heartbeats.

@@ -73,6 +73,12 @@ api_requests! {
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
     ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat;
+    CreatePartitionsRequest => CreatePartitionsResponse, CreatePartitions;
+    ListGroupsRequest => ListGroupsResponse, ListGroups;
+    DescribeGroupsRequest => DescribeGroupsResponse, DescribeGroups;
+    ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe;
+    DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups;
+    OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete;
 }
 
 #[cfg(test)]

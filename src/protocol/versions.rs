@@ -9,11 +9,13 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupHeartbeatRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
-    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -46,6 +48,13 @@ pub const OURS: &[(i16, i16, i16)] = &[
     // names topics by id.
     ours::<OffsetCommitRequest>(Some(9)),
     ours::<ConsumerGroupHeartbeatRequest>(None),
+    // Admin.
+    ours::<CreatePartitionsRequest>(None),
+    ours::<ListGroupsRequest>(None),
+    ours::<DescribeGroupsRequest>(None),
+    ours::<ConsumerGroupDescribeRequest>(None),
+    ours::<DeleteGroupsRequest>(None),
+    ours::<OffsetDeleteRequest>(None),
 ];
 
 const fn ours<R: ApiRequest>(cap: Option<i16>) -> (i16, i16, i16) {

@@ -1,0 +1,221 @@
+//! Administration: topics (`topics.rs`), consumer groups and their offsets (`groups.rs`), and
+//! the cluster itself. Topic requests go to the controller (KRaft brokers forward them there
+//! from any broker), group requests to each group's coordinator.
+//!
+//! A call about several items (topics, groups, partitions) answers for each one, in the order
+//! asked, as [`Outcome`]s; its own `Err` is for the request as a whole, such as no broker
+//! reachable.
+
+mod groups;
+mod topics;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::protocol::StrBytes;
+
+pub use groups::{
+    CommittedOffset, GroupDescription, GroupListing, MemberDescription, PartitionOutcome,
+};
+pub use topics::{NewTopic, PartitionDescription, TopicDescription, TopicListing};
+
+use crate::cluster::{Cluster, TopicPartition, LATEST};
+use crate::config::ClientConfig;
+use crate::error::{Error, KafkaCode};
+
+/// What became of one item of an admin call: its name, and its result.
+pub type Outcome<T = ()> = (String, Result<T, Error>);
+
+/// The brokers of the cluster, as [`Admin::describe_cluster`] finds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterDescription {
+    /// The cluster id, where the broker sends one (Kafka 0.10.1 and later).
+    pub cluster_id: Option<String>,
+    /// The controller's broker id (in KRaft, the broker clients see as controller).
+    pub controller: Option<i32>,
+    /// Every broker, by id.
+    pub brokers: Vec<BrokerDescription>,
+}
+
+/// One broker of a [`ClusterDescription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerDescription {
+    /// Its node id.
+    pub id: i32,
+    /// The host it advertises to this listener.
+    pub host: String,
+    /// The port it advertises.
+    pub port: i32,
+    /// Its `broker.rack`, when set.
+    pub rack: Option<String>,
+}
+
+/// The error of one item whose answer carries `code` (0: none).
+fn item_error(
+    api: &'static str,
+    item: &str,
+    code: i16,
+    message: &Option<StrBytes>,
+) -> Option<Error> {
+    KafkaCode::from_code(code).map(|code| Error::Broker {
+        api,
+        resource: item.to_owned(),
+        code,
+        message: message.as_ref().map(|m| m.to_string()),
+    })
+}
+
+/// How often to look at the metadata while waiting for a topic to appear or go.
+const POLL: Duration = Duration::from_millis(50);
+/// The pause between asks for a group coordinator still being elected.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// Builds an [`Admin`] client.
+#[derive(Debug)]
+pub struct AdminBuilder {
+    config: ClientConfig,
+}
+
+impl AdminBuilder {
+    /// Checks the configuration and connects to the cluster.
+    pub async fn build(self) -> Result<Admin, Error> {
+        Ok(Admin {
+            cluster: Cluster::connect(&self.config).await?,
+            timeout: self.config.common.request_timeout,
+        })
+    }
+}
+
+/// An admin client: topics, partitions, consumer groups and their offsets, the cluster.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), purekafka::Error> {
+/// use purekafka::{Admin, ClientConfig, NewTopic};
+/// let admin = Admin::builder(ClientConfig::new().bootstrap_servers(["127.0.0.1:9092"])).build().await?;
+/// admin.create_topic("test", 1, 1).await?;
+/// for (topic, result) in admin.create_topics(&[NewTopic::new("a", 3, 1), NewTopic::new("b", 1, 1)]).await? {
+///     println!("{topic}: {result:?}");
+/// }
+/// for listing in admin.list_topics().await? {
+///     println!("{} ({} partitions)", listing.name, listing.partitions);
+/// }
+/// admin.delete_topic("test").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    cluster: Cluster,
+    timeout: Duration,
+}
+
+impl Admin {
+    /// A builder for an admin client with this configuration.
+    pub fn builder(config: ClientConfig) -> AdminBuilder {
+        AdminBuilder { config }
+    }
+
+    /// The cluster id, the controller and every broker, asked of the cluster afresh.
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription, Error> {
+        let response = self.cluster.metadata(Some(&[])).await?;
+        let mut brokers: Vec<BrokerDescription> = response
+            .brokers
+            .iter()
+            .map(|b| BrokerDescription {
+                id: b.node_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.as_ref().map(|r| r.to_string()),
+            })
+            .collect();
+        brokers.sort_by_key(|b| b.id);
+        Ok(ClusterDescription {
+            cluster_id: response.cluster_id.map(|c| c.to_string()),
+            controller: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
+            brokers,
+        })
+    }
+
+    /// Waits until `topic` has `count` partitions in the metadata.
+    async fn wait_for_partitions(&self, topic: &str, count: usize) -> Result<(), Error> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            self.cluster.invalidate_topic(topic);
+            let meta = self.cluster.topic(topic).await?;
+            if meta.partitions.len() >= count && meta.partitions.iter().all(|p| p.leader >= 0) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("topic {topic} to have {count} partitions"),
+                    after_ms: self.timeout.as_millis() as u64,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until `topic` is usable (`present`: every partition has a leader that answers for
+    /// it) or gone from the metadata. The metadata can name a leader a moment before that broker
+    /// serves the partition, so readiness is checked by asking each leader for its log end.
+    async fn wait_for(&self, topic: &str, present: bool) -> Result<(), Error> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            self.cluster.invalidate_topic(topic);
+            let state = match self.cluster.topic(topic).await {
+                Ok(meta) if meta.partitions.iter().all(|p| p.leader >= 0) => {
+                    let partitions: Vec<TopicPartition> = meta
+                        .partitions
+                        .iter()
+                        .map(|p| (Arc::from(topic), p.id))
+                        .collect();
+                    match self.cluster.list_offsets(&partitions, LATEST, 0).await {
+                        Ok(_) => Some(!partitions.is_empty()),
+                        Err(e) if e.is_retriable() => Some(false),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(_) => Some(false),
+                Err(Error::UnknownTopicOrPartition(_)) => None,
+                Err(e) if e.is_retriable() => Some(false),
+                Err(e) => return Err(e),
+            };
+            let done = match state {
+                Some(ready) => present && ready,
+                None => !present,
+            };
+            if done {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "topic {topic} to be {}",
+                        if present { "ready" } else { "deleted" }
+                    ),
+                    after_ms: self.timeout.as_millis() as u64,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The leader's broker id for each partition of `topic` (-1 where none is elected), asked of
+    /// the cluster afresh rather than taken from the metadata cache.
+    pub async fn partition_leaders(&self, topic: &str) -> Result<Vec<(i32, i32)>, Error> {
+        self.cluster.invalidate_topic(topic);
+        let meta = self.cluster.topic(topic).await?;
+        Ok(meta.partitions.iter().map(|p| (p.id, p.leader)).collect())
+    }
+
+    /// The version of each API purekafka uses that it negotiated with one broker of the cluster
+    /// (`None` where they share none), in the order of [`crate::protocol::versions::OURS`].
+    pub async fn negotiated_versions(&self) -> Result<Vec<(&'static str, Option<i16>)>, Error> {
+        Ok(self.cluster.any_broker().await?.versions().negotiated())
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        self.timeout.as_millis().min(i32::MAX as u128) as i32
+    }
+}
