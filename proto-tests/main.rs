@@ -12,6 +12,8 @@ mod consumer;
 mod consumer_group;
 mod hostile;
 mod kip848;
+#[cfg(feature = "cli")]
+mod pkcat;
 mod produce_fetch;
 mod producer;
 mod sasl;

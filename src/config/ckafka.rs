@@ -129,11 +129,20 @@ impl CKafkaConfig {
     /// A client configuration as the CKafka guide sets it: SASL_PLAINTEXT with PLAIN, the
     /// `instanceId#username` user name, and the consumer group.
     pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
-        let mut config = ClientConfig::new()
-            .sasl_plain(self.sasl_username(), self.sasl.password.expose())
-            .group_id(&self.consumer_group_id);
-        config = config.set("bootstrap.servers", self.bootstrap_servers.join(","))?;
-        Ok(config)
+        ClientConfig::from_properties(self.properties())
+    }
+
+    /// The same settings as librdkafka properties, for tools that apply them in turn with
+    /// others (`pkcat -F ckafka.json -X …`). The password is among them.
+    pub fn properties(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("bootstrap.servers", self.bootstrap_servers.join(",")),
+            ("security.protocol", "SASL_PLAINTEXT".to_owned()),
+            ("sasl.mechanism", "PLAIN".to_owned()),
+            ("sasl.username", self.sasl_username()),
+            ("sasl.password", self.sasl.password.expose().to_owned()),
+            ("group.id", self.consumer_group_id.clone()),
+        ]
     }
 }
 

@@ -11,16 +11,17 @@ use crate::kafka::{self, UpOptions};
 use crate::run::{cargo, check, output_of, root, target_dir};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
-/// The TLS feature, for the commands that name packages of the whole workspace.
-const TLS: &str = "purekafka/tls";
+/// purekafka's optional features, TLS and pkcat, for the commands that name packages of the
+/// whole workspace.
+const FEATURES: &str = "purekafka/tls,purekafka/cli";
 
 pub fn test() -> Result<(), String> {
     let started = Instant::now();
     let cluster = kafka::ensure_up(&UpOptions::default())?;
 
     check(cargo(&["fmt", "--all", "--", "--check"]))?;
-    // Linted with and without TLS: each build has code of its own.
-    for features in [&[][..], &["--features", TLS]] {
+    // Linted with and without the optional features: each build has code of its own.
+    for features in [&[][..], &["--features", FEATURES]] {
         let mut args = vec!["clippy", "--workspace", "--all-targets"];
         args.extend_from_slice(features);
         args.extend(["--", "-D", "warnings"]);
@@ -36,7 +37,7 @@ pub fn test() -> Result<(), String> {
         "--package",
         "purekafka",
         "--features",
-        TLS,
+        FEATURES,
     ]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     check(doc)?;
@@ -45,7 +46,7 @@ pub fn test() -> Result<(), String> {
 
     // The whole suite with TLS, whose proto-tests need it; the unit tests without it too.
     check(cargo(&["test", "--package", "purekafka", "--lib"]))?;
-    let mut tests = cargo(&["test", "--workspace", "--features", TLS]);
+    let mut tests = cargo(&["test", "--workspace", "--features", FEATURES]);
     let kafka = root().join("target/kafka");
     tests
         .envs(cluster.test_env())
@@ -56,7 +57,7 @@ pub fn test() -> Result<(), String> {
         );
     check(tests)?;
 
-    musl_examples()?;
+    musl_examples(&cluster)?;
     eprintln!(
         "xtask test: all gates passed in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -200,19 +201,36 @@ pub fn musl_build(args: &[&str]) -> Result<PathBuf, String> {
     Ok(target_dir(&root()).join(MUSL).join("release"))
 }
 
-/// Builds the examples for musl, checks they are static, and runs the producer once.
-fn musl_examples() -> Result<(), String> {
-    let dir = musl_build(&["--examples"])?.join("examples");
-    for name in ["producer", "consumer"] {
-        let path = dir.join(name);
+/// Builds the examples and pkcat for musl, checks they are static, and runs the producer and
+/// pkcat once.
+fn musl_examples(cluster: &kafka::Cluster) -> Result<(), String> {
+    let release = musl_build(&["--examples", "--bin", "pkcat", "--features", "cli"])?;
+    let dir = release.join("examples");
+    for path in [
+        dir.join("producer"),
+        dir.join("consumer"),
+        release.join("pkcat"),
+    ] {
         if has_interpreter(&path)? {
             return Err(format!("{} is dynamically linked", path.display()));
         }
         let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
-        eprintln!("{name}: static musl executable, {} KiB", size / 1024);
+        eprintln!(
+            "{}: static musl executable, {} KiB",
+            path.display(),
+            size / 1024
+        );
     }
+    let mut pkcat = Command::new(release.join("pkcat"));
+    pkcat.args(["-b", &cluster.plaintext_bootstrap(), "-L", "-t", "test"]);
     let config = root().join("fixtures/ckafka.json");
     crate::demo::create_topics(&config)?;
+    let metadata = output_of(pkcat)?;
+    if !metadata.contains("topic \"test\" with") {
+        return Err(format!(
+            "the musl pkcat did not list the topic test: {metadata}"
+        ));
+    }
     let mut producer = Command::new(dir.join("producer"));
     producer
         .args([

@@ -1,6 +1,6 @@
-//! `cargo xtask perf size`: how big a purekafka program is. The producer example built in
-//! release for x86_64-unknown-linux-musl (static, as `cargo xtask test` checks it), as built and
-//! stripped; for contrast the glibc peer binaries of `benches/peers` that link purekafka and
+//! `cargo xtask perf size`: how big a purekafka program is. The producer example and pkcat
+//! built in release for x86_64-unknown-linux-musl (static, as `cargo xtask test` checks them), as
+//! built and stripped; for contrast the glibc peer binaries of `benches/peers` that link purekafka and
 //! librdkafka (statically, from its bundled build), stripped too. Those are dynamic executables:
 //! libc, libm, libgcc_s and, for librdkafka, zlib are not in them. Each peer holds all three
 //! workloads, so the pair compares whole clients, not one producer.
@@ -24,8 +24,11 @@ pub fn size() -> Result<(), String> {
 /// `peers` (already built).
 pub fn table(peers: &Path) -> Result<String, String> {
     let producer = musl_build(&["--example", "producer"])?.join("examples/producer");
-    if has_interpreter(&producer)? {
-        return Err(format!("{} is dynamically linked", producer.display()));
+    let pkcat = musl_build(&["--bin", "pkcat", "--features", "cli"])?.join("pkcat");
+    for path in [&producer, &pkcat] {
+        if has_interpreter(path)? {
+            return Err(format!("{} is dynamically linked", path.display()));
+        }
     }
     let mut out = String::from(
         "| binary | linking | as built, bytes | stripped, bytes | stripped, MiB |\n\
@@ -33,6 +36,7 @@ pub fn table(peers: &Path) -> Result<String, String> {
     );
     let binaries = [
         ("examples/producer.rs", "static, musl", producer),
+        ("pkcat", "static, musl", pkcat),
         (
             "peer-purekafka",
             "dynamic, glibc",

@@ -1,0 +1,115 @@
+//! `pkcat -C`: records to stdout, from the partitions of `-t` (all, or `-p`) starting at `-o`,
+//! or as a member of `-G`'s group. Stops after `-c` records, at the end of every partition with
+//! `-e`, or at Ctrl-C; a group member then commits and leaves.
+
+use std::io::Write;
+use std::time::Duration;
+
+use purekafka::{AutoOffsetReset, Consumer, Offset};
+
+use crate::args::{Command, Start};
+use crate::Failure;
+
+/// How long one poll waits for records before the end conditions are checked again.
+const POLL: Duration = Duration::from_millis(100);
+
+pub async fn run(c: Command) -> Result<(), Failure> {
+    let mut config = c.config.clone();
+    if c.group.is_some() {
+        config.consumer.group_id = c.group.clone();
+        match c.start {
+            Some(Start::Beginning) => config.consumer.auto_offset_reset = AutoOffsetReset::Earliest,
+            Some(Start::End) => config.consumer.auto_offset_reset = AutoOffsetReset::Latest,
+            _ => {}
+        }
+    } else {
+        // Partitions read by hand belong to no group, whatever -F or -X said.
+        config.consumer.group_id = None;
+        config.consumer.enable_auto_commit = false;
+    }
+    let mut consumer = Consumer::builder(config).build().await?;
+    if c.group.is_some() {
+        let topics: Vec<&str> = c.topic.iter().chain(&c.rest).map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+    } else {
+        assign(&mut consumer, &c).await?;
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    // Whatever ends the reading, the consumer is closed (a member commits and leaves).
+    let ended: Result<(), Failure> = async {
+        loop {
+            let batch = tokio::select! {
+                batch = consumer.poll(POLL) => batch?,
+                _ = &mut interrupted => return Ok(()),
+            };
+            for msg in &batch {
+                c.output
+                    .write(&mut out, msg, &c.delimiter, c.key_delimiter.as_deref())?;
+                printed += 1;
+                if c.count.is_some_and(|n| printed >= n) {
+                    return Ok(());
+                }
+            }
+            out.flush()?;
+            if c.exit_at_end && at_end(&consumer) {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    let flushed = out.flush();
+    drop(out);
+    consumer.close().await?;
+    ended?;
+    flushed?;
+    if !c.quiet {
+        eprintln!("pkcat: {printed} records consumed");
+    }
+    Ok(())
+}
+
+/// Assigns `-p` (or every partition of `-t`) at `-o` (the beginning by default).
+async fn assign(consumer: &mut Consumer, c: &Command) -> Result<(), Failure> {
+    let topic = c.topic.as_deref().expect("checked by args");
+    let partitions = match c.partition {
+        Some(p) => vec![p],
+        None => consumer.partitions(topic).await?,
+    };
+    let parts = || partitions.iter().map(|&p| (topic, p));
+    match c.start.unwrap_or(Start::Beginning) {
+        Start::Beginning => consumer.assign(parts(), Offset::Earliest).await?,
+        Start::End => consumer.assign(parts(), Offset::Latest).await?,
+        Start::At(offset) => consumer.assign(parts(), Offset::At(offset)).await?,
+        Start::FromEnd(n) => {
+            consumer.assign(parts(), Offset::Latest).await?;
+            // Below the log's start, the fetch resets to its start (auto.offset.reset).
+            let ends: Vec<(i32, i64)> = consumer.positions().map(|(_, p, o)| (p, o)).collect();
+            for (p, end) in ends {
+                consumer.seek(topic, p, (end - n).max(0))?;
+            }
+        }
+        Start::Stored => {
+            return Err(Failure::Usage(
+                "-o stored reads a group's offsets: give -G GROUP".into(),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Whether every assigned partition has been read up to its high watermark, as of the last
+/// fetch (a partition not fetched yet is not at its end).
+fn at_end(consumer: &Consumer) -> bool {
+    let assigned = consumer.assignment();
+    !assigned.is_empty()
+        && assigned.iter().all(|(t, p)| {
+            consumer
+                .watermark_and_lag(t, *p)
+                .is_some_and(|(_, lag)| lag == 0)
+        })
+}
