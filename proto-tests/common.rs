@@ -244,24 +244,28 @@ pub fn proxied_addrs() -> (String, String) {
 }
 
 /// A Java tool from the running broker's jars (`PUREKAFKA_KAFKA_LIBS`, default the 4.4.0 jars):
-/// `class` names it in Kafka 3.7 and later, `old_class` in Kafka 2.x's core jar.
+/// `class` where the jars hold it (the tools module), else `old_class` (the Scala core jar).
 pub fn java_tool(class: &str, old_class: &str) -> std::process::Command {
     let libs = std::env::var("PUREKAFKA_KAFKA_LIBS").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/dist/4.4.0/libs").to_owned()
     });
-    let old = std::fs::read_dir(&libs)
+    // Tools moved from kafka.tools (Scala) to org.apache.kafka.tools one by one (ConsoleConsumer
+    // in 3.x, ConsoleProducer in 4.0): take the class the jars hold. A jar's directory lists
+    // its entries' names as they are, so the name's bytes are found in the jar.
+    let entry = format!("{}.class", class.replace('.', "/"));
+    let new = std::fs::read_dir(&libs)
         .unwrap_or_else(|e| panic!("{libs}: {e}"))
         .flatten()
+        .filter(|jar| jar.file_name().to_string_lossy().starts_with("kafka"))
         .any(|jar| {
-            jar.file_name()
-                .to_string_lossy()
-                .starts_with("kafka_2.13-2.")
+            std::fs::read(jar.path())
+                .is_ok_and(|bytes| bytes.windows(entry.len()).any(|w| w == entry.as_bytes()))
         });
     let mut java = std::process::Command::new("java");
     java.args([
         "-cp",
         &format!("{libs}/*"),
-        if old { old_class } else { class },
+        if new { class } else { old_class },
     ]);
     java
 }

@@ -88,8 +88,9 @@ fn host_of(addr: &str) -> &str {
 }
 
 /// The error for an I/O failure on a TLS connection: a certificate or a TLS alert is
-/// [`Error::Tls`]; anything else stays [`Error::Io`]. `handshake` says whether the TLS
-/// handshake was under way, when a closed connection most likely means a listener without TLS.
+/// [`Error::Tls`]; anything else stays [`Error::Io`]. `handshake` says whether the session was
+/// just starting (the handshake under way, or no answer read since): a closed connection then
+/// most likely means a listener without TLS, and records that cannot be decrypted a refusal.
 pub(crate) fn io_error(
     broker: &str,
     error: std::io::Error,
@@ -108,6 +109,13 @@ pub(crate) fn io_error(
         Some(rustls::Error::AlertReceived(alert)) => tls(alert_message(*alert)),
         Some(e @ rustls::Error::PeerIncompatible(_)) => tls(format!(
             "the broker shares no TLS version or cipher suite with purekafka: {e}"
+        )),
+        // Kafka 2.8 (on Java 17) answers a TLS 1.3 client that lacks the certificate it
+        // requires with a record that does not decrypt, not with an alert that reads.
+        Some(rustls::Error::DecryptError) if handshake => tls(format!(
+            "the broker's first TLS record after the handshake could not be decrypted, which is \
+             how some brokers refuse the session{}",
+            alert_hint(AlertDescription::CertificateRequired)
         )),
         _ if handshake && error.kind() == std::io::ErrorKind::UnexpectedEof => Error::Io {
             broker: broker.to_owned(),
@@ -140,7 +148,14 @@ fn certificate_message(error: &CertificateError) -> String {
 }
 
 fn alert_message(alert: AlertDescription) -> String {
-    let hint = match alert {
+    format!(
+        "the broker ended the TLS session with the alert {alert:?}{}",
+        alert_hint(alert)
+    )
+}
+
+fn alert_hint(alert: AlertDescription) -> &'static str {
+    match alert {
         AlertDescription::CertificateRequired
         | AlertDescription::BadCertificate
         | AlertDescription::UnknownCA
@@ -149,8 +164,7 @@ fn alert_message(alert: AlertDescription) -> String {
              Set ssl.certificate.location and ssl.key.location to one its truststore accepts"
         }
         _ => "",
-    };
-    format!("the broker ended the TLS session with the alert {alert:?}{hint}")
+    }
 }
 
 /// How the broker's certificate is checked: against the trusted CAs, the name too unless

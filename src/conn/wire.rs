@@ -84,11 +84,15 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    fn error(self, broker: &str, error: std::io::Error) -> Error {
+    /// The error for an I/O failure; `first` says whether the broker had answered nothing yet
+    /// on this connection, when a TLS failure is most likely the broker's refusal of the
+    /// session rather than a broken one.
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    fn error(self, broker: &str, error: std::io::Error, first: bool) -> Error {
         match self {
             Transport::Tcp => io_error(broker, error),
             #[cfg(feature = "tls")]
-            Transport::Tls => super::tls::io_error(broker, error, true, false),
+            Transport::Tls => super::tls::io_error(broker, error, true, first),
         }
     }
 }
@@ -276,7 +280,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             next = rx.try_recv().ok();
         }
         if let Err(e) = socket.flush().await {
-            let _ = poison.set(transport.error(&broker, e));
+            let _ = poison.set(transport.error(&broker, e, false));
             return;
         }
     }
@@ -291,7 +295,7 @@ enum WriteError {
 impl WriteError {
     fn into_error(self, broker: &str, transport: Transport) -> Error {
         match self {
-            WriteError::Io(e) => transport.error(broker, e),
+            WriteError::Io(e) => transport.error(broker, e, false),
             WriteError::Encode(e) => Error::protocol(broker, e),
             WriteError::ReaderGone => io_error(broker, "connection closed"),
         }
@@ -350,10 +354,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
     poison: Arc<OnceLock<Error>>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let mut answered = false;
     let error = loop {
         match frame::split_frame(&mut buf, max_frame) {
             Ok(Some(frame)) => match deliver(frame, &mut pending) {
-                Ok(()) => continue,
+                Ok(()) => {
+                    answered = true;
+                    continue;
+                }
                 Err(message) => break Error::protocol(&*broker, message),
             },
             Ok(None) => {}
@@ -374,7 +382,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match read.read_buf(&mut buf).await {
             Ok(0) => break io_error(&broker, closed_message(&buf)),
             Ok(_) => {}
-            Err(e) => break transport.error(&broker, e),
+            Err(e) => break transport.error(&broker, e, !answered),
         }
     };
     let _ = poison.set(error);

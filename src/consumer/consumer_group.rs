@@ -450,8 +450,9 @@ fn unsupported(broker: &str) -> Error {
         key: "group.protocol".into(),
         value: "consumer".into(),
         reason: format!(
-            "the group coordinator {broker} does not offer the KIP-848 consumer group protocol \
-             (Kafka 4.0 and later have it); use group.protocol=classic"
+            "the group coordinator {broker} does not serve the KIP-848 consumer group protocol \
+             (Kafka 4.0 and later do; 3.7 to 3.9 only with group.coordinator.rebalance.protocols \
+             set to classic,consumer); use group.protocol=classic"
         ),
     })
 }

@@ -58,15 +58,8 @@ pub fn demo() -> Result<(), String> {
 pub fn create_topics(path: &std::path::Path) -> Result<(), String> {
     let ckafka = purekafka::CKafkaConfig::load(path).map_err(|e| e.to_string())?;
     let config = ckafka.client_config().map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let admin = purekafka::Admin::builder(config)
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
+    crate::run::block_on(async {
+        let admin = crate::run::admin(config).await?;
         for topic in &ckafka.topic {
             if admin
                 .create_topic_if_missing(topic, 1, 1)

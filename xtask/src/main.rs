@@ -3,6 +3,7 @@
 mod demo;
 mod fuzz;
 mod kafka;
+mod matrix;
 mod perf;
 mod run;
 mod test;
@@ -20,6 +21,9 @@ commands:
                         clippy, docs, all tests, static musl examples
   test --faults         the fault scenarios (proto-tests/faults) on a fresh
                         three-broker cluster; figures in target/faults-report.jsonl
+  test --matrix         the proto-tests against Kafka 2.8 (ZooKeeper), 3.9 and the
+                        newest 4.x in turn; writes COMPATIBILITY.md (API versions
+                        negotiated, tests passed) and leaves the default cluster up
   fuzz [--seconds N] [TARGET...]
                         run each cargo-fuzz target in fuzz/ for N seconds (default
                         60), one at a time, and print execs, coverage and findings;
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         ["demo"] => demo::demo().map_err(Failure::Task),
         ["test"] => test::test().map_err(Failure::Task),
         ["test", "--faults"] => test::faults().map_err(Failure::Task),
+        ["test", "--matrix"] => matrix::matrix().map_err(Failure::Task),
         ["perf", rest @ ..] => perf::perf(rest).map_err(Failure::Task),
         ["fuzz", rest @ ..] => fuzz::parse(rest)
             .map_err(Failure::Usage)

@@ -64,3 +64,22 @@ fn describe(cmd: &Command) -> String {
     }
     s
 }
+
+/// Runs `work` to completion on a runtime of its own, for the tasks that use purekafka.
+pub fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(work)
+}
+
+/// An admin client for `config`, its error as text.
+pub async fn admin(config: purekafka::ClientConfig) -> Result<purekafka::Admin, String> {
+    purekafka::Admin::builder(config)
+        .build()
+        .await
+        .map_err(|e| e.to_string())
+}

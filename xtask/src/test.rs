@@ -44,17 +44,11 @@ pub fn test() -> Result<(), String> {
     protocol_is_pure()?;
     no_c_compilation()?;
 
-    // The whole suite with TLS, whose proto-tests need it; the unit tests without it too.
+    // The whole suite with the optional features, whose proto-tests need them (TLS, pkcat);
+    // the library's unit tests without them too.
     check(cargo(&["test", "--package", "purekafka", "--lib"]))?;
     let mut tests = cargo(&["test", "--workspace", "--features", FEATURES]);
-    let kafka = root().join("target/kafka");
-    tests
-        .envs(cluster.test_env())
-        .env("PUREKAFKA_DATA_DIR", kafka.join("run/broker-1/data"))
-        .env(
-            "PUREKAFKA_KAFKA_LIBS",
-            kafka.join("dist").join(&cluster.version).join("libs"),
-        );
+    suite_env(&mut tests, &cluster);
     check(tests)?;
 
     musl_examples(&cluster)?;
@@ -63,6 +57,25 @@ pub fn test() -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The proto-tests alone (`cargo xtask test --matrix` runs them against each Kafka line).
+pub fn proto_tests(cluster: &kafka::Cluster) -> Command {
+    let mut tests = cargo(&["test", "--features", FEATURES, "--test", "proto-tests"]);
+    suite_env(&mut tests, cluster);
+    tests
+}
+
+/// Where the tests find `cluster`: its listeners, certificates, data and jars.
+fn suite_env(tests: &mut Command, cluster: &kafka::Cluster) {
+    let kafka = root().join("target/kafka");
+    tests
+        .envs(cluster.test_env())
+        .env("PUREKAFKA_DATA_DIR", kafka.join("run/broker-1/data"))
+        .env(
+            "PUREKAFKA_KAFKA_LIBS",
+            kafka.join("dist").join(&cluster.version).join("libs"),
+        );
 }
 
 /// `cargo xtask test --faults`: the fault scenarios of `proto-tests/faults/` against a fresh
@@ -80,7 +93,6 @@ pub fn faults() -> Result<(), String> {
     let report = root().join("target/faults-report.jsonl");
     let _ = std::fs::remove_file(&report);
     let xtask = std::env::current_exe().map_err(|e| format!("the xtask binary: {e}"))?;
-    let kafka = root().join("target/kafka");
     let mut tests = cargo(&[
         "test",
         "--test",
@@ -89,17 +101,13 @@ pub fn faults() -> Result<(), String> {
         "--test-threads=1",
         "--nocapture",
     ]);
+    suite_env(&mut tests, &cluster);
     tests
-        .envs(cluster.test_env())
         .env("PUREKAFKA_XTASK", &xtask)
         .env("PUREKAFKA_FAULT_REPORT", &report)
         .env(
             "PUREKAFKA_EXAMPLES",
             target_dir(&root()).join("debug/examples"),
-        )
-        .env(
-            "PUREKAFKA_KAFKA_LIBS",
-            kafka.join("dist").join(&cluster.version).join("libs"),
         );
     let outcome = check(tests);
     kafka::down()?;
