@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use purekafka::{Admin, CKafkaConfig, ClientConfig};
+use purekafka::{Admin, CKafkaConfig, ClientConfig, Consumer, Offset, Producer, ProducerRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -46,6 +46,44 @@ pub fn unique_topic(prefix: &str) -> String {
         "{prefix}-{nanos}-{}",
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A new topic of `partitions` partitions, named after `prefix` as [`unique_topic`] does.
+pub async fn new_topic(prefix: &str, partitions: i32) -> String {
+    let topic = unique_topic(prefix);
+    admin()
+        .await
+        .create_topic(&topic, partitions, 1)
+        .await
+        .unwrap();
+    topic
+}
+
+/// Produces one record (`what`) with `config` and reads it back with the same settings: that a
+/// way of connecting (a SASL mechanism, TLS) works end to end.
+pub async fn round_trip(config: ClientConfig, what: &str) {
+    let topic = new_topic("round-trip", 1).await;
+    let producer = Producer::builder(config.clone())
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: producer: {e}"));
+    let sent = producer
+        .send(ProducerRecord::new(&topic).value(what.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: send: {e}"));
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    consumer
+        .assign([(topic.as_str(), 0)], Offset::Earliest)
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the record within 10 s"))
+        .unwrap();
+    assert_eq!(msg.value.as_deref(), Some(what.as_bytes()), "{what}");
+    assert_eq!(Some(msg.offset), sent.offset, "{what}");
+    producer.close().await;
+    admin().await.delete_topic(&topic).await.unwrap();
 }
 
 /// An admin client on the PLAINTEXT listener.

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{admin, plaintext_addr, sasl_addr, unique_topic};
+use crate::common::{admin, new_topic, plaintext_addr, sasl_addr, unique_topic};
 
 /// Runs pkcat with `args` (and `stdin`), within a minute.
 fn pkcat(args: &[&str], stdin: &[u8]) -> Output {
@@ -42,19 +42,9 @@ fn ok(args: &[&str], stdin: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-async fn topic(prefix: &str, partitions: i32) -> String {
-    let topic = unique_topic(prefix);
-    admin()
-        .await
-        .create_topic(&topic, partitions, 1)
-        .await
-        .unwrap();
-    topic
-}
-
 #[tokio::test]
 async fn a_file_goes_in_line_by_line_and_comes_back_byte_for_byte() {
-    let topic = topic("pkcat-file", 1).await;
+    let topic = new_topic("pkcat-file", 1).await;
     let b = plaintext_addr();
     // Empty lines, UTF-8, tabs and a last line without its newline.
     let text = "first line\n\nsecond\tline with tab\nünïcödé ✓\nlast line, no newline";
@@ -99,7 +89,7 @@ async fn a_file_goes_in_line_by_line_and_comes_back_byte_for_byte() {
 
 #[tokio::test]
 async fn keys_headers_delimiters_formats_and_json() {
-    let topic = topic("pkcat-keys", 1).await;
+    let topic = new_topic("pkcat-keys", 1).await;
     let b = plaintext_addr();
     let input = b"k1:v1|k2:v2:with colon|no key here|";
     ok(
@@ -153,7 +143,7 @@ async fn keys_headers_delimiters_formats_and_json() {
 
 #[tokio::test]
 async fn offsets_from_the_end_a_count_and_a_group_member() {
-    let topic = topic("pkcat-group", 3).await;
+    let topic = new_topic("pkcat-group", 3).await;
     let b = plaintext_addr();
     let lines: String = (0..30).map(|i| format!("{i}\n")).collect();
     ok(&["-b", &b, "-t", &topic, "-P", "-p", "1"], lines.as_bytes());
@@ -187,7 +177,7 @@ async fn offsets_from_the_end_a_count_and_a_group_member() {
 
 #[tokio::test]
 async fn metadata_as_kcat_prints_it_and_as_json() {
-    let topic = topic("pkcat-meta", 2).await;
+    let topic = new_topic("pkcat-meta", 2).await;
     let b = plaintext_addr();
     let out = String::from_utf8(ok(&["-b", &b, "-L", "-t", &topic], b"")).unwrap();
     assert!(
@@ -209,7 +199,7 @@ async fn metadata_as_kcat_prints_it_and_as_json() {
 #[tokio::test]
 async fn the_ckafka_file_logs_in_with_sasl() {
     // fixtures/ckafka.json, pointed at the SASL listener under test: its topic is the default.
-    let topic = topic("pkcat-ckafka", 1).await;
+    let topic = new_topic("pkcat-ckafka", 1).await;
     let mut ckafka: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ckafka.json"))
             .unwrap(),
@@ -241,7 +231,7 @@ async fn the_ckafka_file_logs_in_with_sasl() {
 
 #[tokio::test]
 async fn perf_produces_and_consumes_with_a_summary() {
-    let topic = topic("pkcat-perf", 2).await;
+    let topic = new_topic("pkcat-perf", 2).await;
     let b = plaintext_addr();
     let out = String::from_utf8(ok(
         &[

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use purekafka::{ClientConfig, Consumer, Error, Offset, Producer, ProducerRecord};
 
-use crate::common::{admin, plaintext, unique_topic};
+use crate::common::plaintext;
 
 /// Reads every record of `topic` (with `partitions` partitions) until `count` arrived.
 async fn read_all(topic: &str, partitions: i32, count: usize) -> Vec<purekafka::Message> {
@@ -45,13 +45,7 @@ fn assert_each_once(read: &[purekafka::Message], n: usize) {
 }
 
 async fn topic(partitions: i32) -> String {
-    let topic = unique_topic("producer");
-    admin()
-        .await
-        .create_topic(&topic, partitions, 1)
-        .await
-        .unwrap();
-    topic
+    crate::common::new_topic("producer", partitions).await
 }
 
 #[tokio::test]

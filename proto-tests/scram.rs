@@ -1,13 +1,9 @@
 //! SASL/SCRAM-SHA-256 and SCRAM-SHA-512 against the SASL_PLAINTEXT listener, as the user
 //! `cargo xtask kafka up` creates when it formats the cluster (`alice`, xtask/src/kafka/config.rs).
 
-use std::time::Duration;
+use purekafka::{Admin, ClientConfig, Error, SaslMechanism};
 
-use purekafka::{
-    Admin, ClientConfig, Consumer, Error, Offset, Producer, ProducerRecord, SaslMechanism,
-};
-
-use crate::common::{admin, sasl_addr, unique_topic};
+use crate::common::{round_trip, sasl_addr};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-secret";
@@ -20,41 +16,18 @@ fn scram(mechanism: SaslMechanism, user: &str, password: &str) -> ClientConfig {
 }
 
 /// Produces one record and fetches it back, both clients logged in with `mechanism`.
-async fn round_trip(mechanism: SaslMechanism) {
-    let topic = unique_topic(&format!("scram-{}", mechanism.name()));
-    admin().await.create_topic(&topic, 1, 1).await.unwrap();
-    let config = scram(mechanism, USER, PASSWORD);
-    let producer = Producer::builder(config.clone())
-        .build()
-        .await
-        .unwrap_or_else(|e| panic!("{} login: {e}", mechanism.name()));
-    let sent = producer
-        .send(ProducerRecord::new(&topic).value(mechanism.name()))
-        .await
-        .unwrap();
-    let mut consumer = Consumer::builder(config).build().await.unwrap();
-    consumer
-        .assign([(topic.as_str(), 0)], Offset::Earliest)
-        .await
-        .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
-        .await
-        .expect("the record within 10 s")
-        .unwrap();
-    assert_eq!(msg.value.as_deref(), Some(mechanism.name().as_bytes()));
-    assert_eq!(Some(msg.offset), sent.offset);
-    producer.close().await;
-    admin().await.delete_topic(&topic).await.unwrap();
+async fn scram_round_trip(mechanism: SaslMechanism) {
+    round_trip(scram(mechanism, USER, PASSWORD), mechanism.name()).await;
 }
 
 #[tokio::test]
 async fn scram_sha_256_round_trip() {
-    round_trip(SaslMechanism::ScramSha256).await;
+    scram_round_trip(SaslMechanism::ScramSha256).await;
 }
 
 #[tokio::test]
 async fn scram_sha_512_round_trip() {
-    round_trip(SaslMechanism::ScramSha512).await;
+    scram_round_trip(SaslMechanism::ScramSha512).await;
 }
 
 /// Builds an admin client that must fail to log in, and checks the error names the mechanism

@@ -7,12 +7,11 @@
 //! same broker under a name the certificate lacks.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use purekafka::{ClientConfig, Consumer, Error, Offset, Producer, ProducerRecord, SaslMechanism};
+use purekafka::{ClientConfig, Error, SaslMechanism};
 
 use crate::bad_credentials::{fails_fast, Kind, KINDS};
-use crate::common::{admin, ckafka, unique_topic, Proxy};
+use crate::common::{ckafka, round_trip, Proxy};
 
 fn listener(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.into())
@@ -42,33 +41,6 @@ fn ssl_addr() -> String {
 /// The SSL listener under a name its certificate lacks: the same port at 127.0.0.1.
 fn ssl_by_ip() -> String {
     ssl_addr().replace("localhost", "127.0.0.1")
-}
-
-/// Produces one record over `config` and reads it back over the same settings.
-async fn round_trip(config: ClientConfig, what: &str) {
-    let topic = unique_topic("tls");
-    admin().await.create_topic(&topic, 1, 1).await.unwrap();
-    let producer = Producer::builder(config.clone())
-        .build()
-        .await
-        .unwrap_or_else(|e| panic!("{what}: producer: {e}"));
-    let sent = producer
-        .send(ProducerRecord::new(&topic).value(what.to_owned()))
-        .await
-        .unwrap_or_else(|e| panic!("{what}: send: {e}"));
-    let mut consumer = Consumer::builder(config).build().await.unwrap();
-    consumer
-        .assign([(topic.as_str(), 0)], Offset::Earliest)
-        .await
-        .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: the record within 10 s"))
-        .unwrap();
-    assert_eq!(msg.value.as_deref(), Some(what.as_bytes()), "{what}");
-    assert_eq!(Some(msg.offset), sent.offset, "{what}");
-    producer.close().await;
-    admin().await.delete_topic(&topic).await.unwrap();
 }
 
 #[tokio::test]

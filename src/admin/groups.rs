@@ -6,9 +6,6 @@ use std::time::Instant;
 
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as Kip848Group;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
@@ -18,9 +15,9 @@ use kafka_protocol::messages::{
 };
 
 use super::{item_error, Admin, Outcome, RETRY};
-use crate::cluster::topic_name;
+use crate::cluster::{per_topic, topic_name};
 use crate::conn::Connection;
-use crate::consumer::coordinator::{s, Coordinator};
+use crate::consumer::coordinator::{commit_topics, s, Coordinator};
 use crate::error::Error;
 use crate::protocol::api::ApiRequest;
 use crate::protocol::codes;
@@ -260,27 +257,12 @@ impl Admin {
         group: &str,
         offsets: &[(&str, i32, i64)],
     ) -> Result<Vec<PartitionOutcome>, Error> {
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for &(topic, partition, offset) in offsets {
-            let p = OffsetCommitRequestPartition::default()
-                .with_partition_index(partition)
-                .with_committed_offset(offset)
-                .with_committed_leader_epoch(-1);
-            match topics.iter_mut().find(|t| t.name.0 == *topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
         // Generation -1 and no member id: a commit from outside the group.
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_generation_id_or_member_epoch(-1)
             .with_retention_time_ms(-1)
-            .with_topics(topics);
+            .with_topics(commit_topics(offsets));
         let first_code = |r: &kafka_protocol::messages::OffsetCommitResponse| {
             r.topics
                 .first()
@@ -306,18 +288,25 @@ impl Admin {
         group: &str,
         partitions: &[(&str, i32)],
     ) -> Result<Vec<PartitionOutcome>, Error> {
-        let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();
-        for &(topic, partition) in partitions {
-            let p = OffsetDeleteRequestPartition::default().with_partition_index(partition);
-            match topics.iter_mut().find(|t| t.name.0 == *topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetDeleteRequestTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
+        let topics = per_topic(
+            partitions
+                .iter()
+                .map(|&(topic, partition)| (topic, partition, ())),
+        )
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetDeleteRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(p, ())| {
+                            OffsetDeleteRequestPartition::default().with_partition_index(p)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
         let request = OffsetDeleteRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_topics(topics);
@@ -350,14 +339,7 @@ impl Admin {
         group: &str,
         topic: &str,
     ) -> Result<Vec<(i32, Option<i64>)>, Error> {
-        let partitions: Vec<i32> = self
-            .cluster
-            .topic(topic)
-            .await?
-            .partitions
-            .iter()
-            .map(|p| p.id)
-            .collect();
+        let partitions = self.cluster.partition_ids(topic).await?;
         let mut coordinator =
             Coordinator::new(self.cluster.clone(), group.to_owned(), self.timeout, RETRY);
         let committed = coordinator

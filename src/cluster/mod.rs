@@ -20,7 +20,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 
 pub use metadata::{Metadata, TopicMetadata};
-pub(crate) use offsets::{by_leader, by_topic, topic_name, TopicPartition, EARLIEST, LATEST};
+pub(crate) use offsets::{
+    by_leader, by_topic, per_topic, topic_name, TopicPartition, EARLIEST, LATEST,
+};
 
 use crate::config::ClientConfig;
 use crate::conn::{Backoff, Connection, ConnectionSettings};
@@ -280,6 +282,17 @@ impl Cluster {
                 message: None,
             }),
         }
+    }
+
+    /// The partition ids of `topic`.
+    pub async fn partition_ids(&self, topic: &str) -> Result<Vec<i32>, Error> {
+        Ok(self
+            .topic(topic)
+            .await?
+            .partitions
+            .iter()
+            .map(|p| p.id)
+            .collect())
     }
 
     fn cached(&self, topic: &str) -> Option<TopicMetadata> {

@@ -40,11 +40,19 @@ pub(crate) async fn by_leader(
 pub(crate) fn by_topic<'a, T>(
     items: impl IntoIterator<Item = (&'a TopicPartition, T)>,
 ) -> Vec<PerTopic<T>> {
-    let mut topics: Vec<PerTopic<T>> = Vec::new();
-    for ((topic, partition), value) in items {
-        match topics.iter_mut().find(|(t, _)| t == topic) {
-            Some((_, ps)) => ps.push((*partition, value)),
-            None => topics.push((topic.clone(), vec![(*partition, value)])),
+    per_topic(items.into_iter().map(|((t, p), v)| (t.clone(), *p, v)))
+}
+
+/// Groups `(topic, partition, value)` triples by topic, keeping their order: the shape of every
+/// request that lists partitions under their topic.
+pub(crate) fn per_topic<K: PartialEq, T>(
+    items: impl IntoIterator<Item = (K, i32, T)>,
+) -> Vec<(K, Vec<(i32, T)>)> {
+    let mut topics: Vec<(K, Vec<(i32, T)>)> = Vec::new();
+    for (topic, partition, value) in items {
+        match topics.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, ps)) => ps.push((partition, value)),
+            None => topics.push((topic, vec![(partition, value)])),
         }
     }
     topics

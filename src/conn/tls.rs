@@ -11,6 +11,7 @@
 //! [`Error::Tls`]; another broker or attempt would fail the same way, so the client does not
 //! retry them.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -175,10 +176,13 @@ fn verifier(
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, ConfigError> {
     if !config.verify_certificate {
-        return Ok(Arc::new(AnyCertificate(provider)));
+        return Ok(Arc::new(Lenient {
+            chain: None,
+            provider,
+        }));
     }
     let roots = trusted_roots(config)?;
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| ConfigError::InvalidValue {
             key: "ssl.ca.location".into(),
@@ -188,7 +192,10 @@ fn verifier(
     Ok(if config.verify_hostname {
         webpki
     } else {
-        Arc::new(AnyName(webpki))
+        Arc::new(Lenient {
+            chain: Some(webpki),
+            provider,
+        })
     })
 }
 
@@ -260,38 +267,22 @@ fn trusted_roots(config: &TlsConfig) -> Result<RootCertStore, ConfigError> {
 fn client_identity(
     config: &TlsConfig,
 ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ConfigError> {
-    let chain = match (&config.certificate_pem, &config.certificate_location) {
-        (Some(pem), _) => Some(certificates(
-            pem.as_bytes(),
-            "ssl.certificate.pem",
-            "[PEM text]",
-        )?),
-        (None, Some(path)) => {
-            let text = std::fs::read(path).map_err(|e| file_error(path, e))?;
-            Some(certificates(
-                &text,
-                "ssl.certificate.location",
-                &path.display().to_string(),
-            )?)
-        }
-        (None, None) => None,
-    };
-    let key = match (&config.key_pem, &config.key_location) {
-        (Some(pem), _) => Some(private_key(
-            pem.expose().as_bytes(),
-            "ssl.key.pem",
-            "[redacted]",
-        )?),
-        (None, Some(path)) => {
-            let text = std::fs::read(path).map_err(|e| file_error(path, e))?;
-            Some(private_key(
-                &text,
-                "ssl.key.location",
-                &path.display().to_string(),
-            )?)
-        }
-        (None, None) => None,
-    };
+    let chain = pem_bytes(
+        config.certificate_pem.as_deref().map(str::as_bytes),
+        ("ssl.certificate.pem", "[PEM text]"),
+        config.certificate_location.as_deref(),
+        "ssl.certificate.location",
+    )?
+    .map(|pem| certificates(&pem.bytes, pem.key, &pem.shown))
+    .transpose()?;
+    let key = pem_bytes(
+        config.key_pem.as_ref().map(|k| k.expose().as_bytes()),
+        ("ssl.key.pem", "[redacted]"),
+        config.key_location.as_deref(),
+        "ssl.key.location",
+    )?
+    .map(|pem| private_key(&pem.bytes, pem.key, &pem.shown))
+    .transpose()?;
     match (chain, key) {
         (Some(chain), Some(key)) => Ok(Some((chain, key))),
         (None, None) => Ok(None),
@@ -306,6 +297,36 @@ fn client_identity(
                 .into(),
         )),
     }
+}
+
+/// The PEM bytes of a setting, with the key and value to name in errors about them.
+struct Pem<'a> {
+    bytes: Cow<'a, [u8]>,
+    key: &'static str,
+    shown: String,
+}
+
+/// A PEM setting's bytes, given inline (`inline`, named and shown as `inline_names` says) or as
+/// a file (`location`, under `location_key`).
+fn pem_bytes<'a>(
+    inline: Option<&'a [u8]>,
+    inline_names: (&'static str, &'static str),
+    location: Option<&Path>,
+    location_key: &'static str,
+) -> Result<Option<Pem<'a>>, ConfigError> {
+    Ok(match (inline, location) {
+        (Some(pem), _) => Some(Pem {
+            bytes: Cow::Borrowed(pem),
+            key: inline_names.0,
+            shown: inline_names.1.to_owned(),
+        }),
+        (None, Some(path)) => Some(Pem {
+            bytes: Cow::Owned(std::fs::read(path).map_err(|e| file_error(path, e))?),
+            key: location_key,
+            shown: path.display().to_string(),
+        }),
+        (None, None) => None,
+    })
 }
 
 fn certificates(
@@ -361,12 +382,18 @@ fn describe(path: &Option<std::path::PathBuf>) -> String {
         .map_or_else(|| "(unset)".to_owned(), |p| p.display().to_string())
 }
 
-/// `ssl.endpoint.identification.algorithm=none`: the chain is checked as usual, only a
-/// certificate for another name is accepted.
+/// The verifier of `ssl.endpoint.identification.algorithm=none` (`chain` set: the chain is
+/// checked as usual, only a certificate for another name is accepted) and of
+/// `enable.ssl.certificate.verification=false` (no chain: any certificate is accepted). Either
+/// way the handshake's signatures are checked, so the session is with whoever holds the
+/// certificate's key.
 #[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -375,10 +402,10 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -392,7 +419,8 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -401,61 +429,14 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `enable.ssl.certificate.verification=false`: any certificate is accepted. The handshake's
-/// signatures are still checked, so the session is with whoever holds the certificate's key.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

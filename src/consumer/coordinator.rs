@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cluster::{topic_name, Cluster};
+use crate::cluster::{per_topic, topic_name, Cluster};
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
@@ -44,6 +44,29 @@ impl From<CommitError> for Error {
             CommitError::Stale(e) | CommitError::Other(e) => e,
         }
     }
+}
+
+/// The topics of an OffsetCommit request committing `offsets` (`(topic, partition, next offset
+/// to read)`), with no leader epoch.
+pub(crate) fn commit_topics(offsets: &[(&str, i32, i64)]) -> Vec<OffsetCommitRequestTopic> {
+    per_topic(offsets.iter().copied())
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(partition, offset)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(partition)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }
 
 /// One group's coordinator, with a connection of its own for joins and offsets.
@@ -200,21 +223,7 @@ impl Coordinator {
             return Ok(());
         }
         let conn = self.conn().await.map_err(CommitError::Other)?;
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for &(topic, partition, offset) in offsets {
-            let p = OffsetCommitRequestPartition::default()
-                .with_partition_index(partition)
-                .with_committed_offset(offset)
-                .with_committed_leader_epoch(-1);
-            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
+        let topics = commit_topics(offsets);
         let request = OffsetCommitRequest::default()
             .with_group_id(self.group_id_field())
             .with_generation_id_or_member_epoch(who.generation)

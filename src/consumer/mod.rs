@@ -189,14 +189,7 @@ impl Consumer {
 
     /// The partition ids of `topic`.
     pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, Error> {
-        Ok(self
-            .cluster
-            .topic(topic)
-            .await?
-            .partitions
-            .iter()
-            .map(|p| p.id)
-            .collect())
+        self.cluster.partition_ids(topic).await
     }
 
     /// Adds partitions to the assignment, starting at `start`.

@@ -8,18 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use purekafka::{Consumer, Offset, Producer, ProducerRecord};
+use purekafka::{Consumer, Offset, ProducerRecord};
 
 use crate::args::Command;
 use crate::Failure;
 
 pub async fn produce(c: Command) -> Result<(), Failure> {
     let topic = c.topic.clone().expect("checked by args");
-    let producer = Producer::builder(c.config.clone())
-        .delivery_reports()
-        .build()
-        .await?;
-    let mut reports = producer.delivery_reports().expect("asked for at build");
+    let (producer, mut reports) = crate::produce::with_reports(c.config.clone()).await?;
     let progress = Progress::start(c.quiet, "acknowledged", c.perf_size);
     let counter = progress.counter.clone();
     // Each report's latency, from its record's create time (ms) to now.

@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use purekafka::{Producer, ProducerRecord};
+use purekafka::{ClientConfig, DeliveryReports, Producer, ProducerRecord};
 use tokio::sync::mpsc;
 
 use crate::args::Command;
@@ -16,11 +16,7 @@ const SHOWN_FAILURES: u64 = 10;
 
 pub async fn run(c: Command) -> Result<(), Failure> {
     let topic = c.topic.clone().expect("checked by args");
-    let producer = Producer::builder(c.config.clone())
-        .delivery_reports()
-        .build()
-        .await?;
-    let mut reports = producer.delivery_reports().expect("asked for at build");
+    let (producer, mut reports) = with_reports(c.config.clone()).await?;
     let failures = tokio::spawn(async move {
         let mut failed = 0u64;
         while let Some(report) = reports.recv().await {
@@ -72,6 +68,13 @@ pub async fn run(c: Command) -> Result<(), Failure> {
         eprintln!("pkcat: {sent} records delivered to {topic}");
     }
     Ok(())
+}
+
+/// A producer for `config`, and the stream of its delivery reports.
+pub async fn with_reports(config: ClientConfig) -> Result<(Producer, DeliveryReports), Failure> {
+    let producer = Producer::builder(config).delivery_reports().build().await?;
+    let reports = producer.delivery_reports().expect("asked for at build");
+    Ok((producer, reports))
 }
 
 /// The records of the input, read on a thread of their own (stdin and files block).
