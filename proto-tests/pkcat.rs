@@ -9,8 +9,14 @@ use crate::common::{admin, new_topic, plaintext_addr, sasl_addr, unique_topic};
 
 /// Runs pkcat with `args` (and `stdin`), within a minute.
 fn pkcat(args: &[&str], stdin: &[u8]) -> Output {
+    pkcat_with(args, stdin, &[])
+}
+
+/// [`pkcat`] with environment variables set for it.
+fn pkcat_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pkcat"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -284,4 +290,41 @@ fn bad_flags_and_properties_exit_2_naming_them() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
+}
+
+/// Without ssl.ca.location the system's trust store decides, which reads `SSL_CERT_FILE` as
+/// OpenSSL does: pointed at the test CA, the broker's certificate is trusted; the machine's own
+/// store does not hold the test CA, so without it the certificate is refused (or, on a machine
+/// with no trust store at all, the setting is refused for want of one).
+#[cfg(feature = "tls")]
+#[test]
+fn tls_without_a_ca_location_trusts_the_system_store() {
+    let ssl = std::env::var("PUREKAFKA_SSL").unwrap_or_else(|_| "localhost:9096".into());
+    let dir = std::env::var("PUREKAFKA_TLS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/run/tls").into());
+    let ca = format!("{dir}/ca.pem");
+    let args = [
+        "-b",
+        &ssl,
+        "-X",
+        "security.protocol=SSL",
+        "-L",
+        "-t",
+        "test",
+    ];
+    let out = pkcat_with(&args, b"", &[("SSL_CERT_FILE", &ca)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" brokers:"));
+    let out = pkcat_with(&args, b"", &[("SSL_CERT_DIR", "/nonexistent")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let refused = match out.status.code() {
+        Some(1) => stderr.contains("UnknownIssuer"),
+        Some(2) => stderr.contains("the system's trust store is used, and it holds no"),
+        _ => false,
+    };
+    assert!(refused, "{:?}: {stderr}", out.status);
 }
