@@ -216,17 +216,7 @@ impl Admin {
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_topics(None);
-        let (response, _, _) = self
-            .on_coordinator(group, &request, |r| Some(r.error_code))
-            .await?;
-        if let Some(e) = item_error(
-            "OffsetFetch",
-            &format!("group {group}"),
-            response.error_code,
-            &None,
-        ) {
-            return Err(e);
-        }
+        let response = self.group_answer(group, &request, |r| r.error_code).await?;
         let mut offsets: Vec<PartitionOutcome<CommittedOffset>> = Vec::new();
         for t in response.topics {
             let topic = t.name.0.to_string();
@@ -310,17 +300,7 @@ impl Admin {
         let request = OffsetDeleteRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_topics(topics);
-        let (response, _, _) = self
-            .on_coordinator(group, &request, |r| Some(r.error_code))
-            .await?;
-        if let Some(e) = item_error(
-            "OffsetDelete",
-            &format!("group {group}"),
-            response.error_code,
-            &None,
-        ) {
-            return Err(e);
-        }
+        let response = self.group_answer(group, &request, |r| r.error_code).await?;
         Ok(per_partition(
             "OffsetDelete",
             partitions.iter().copied(),
@@ -349,6 +329,23 @@ impl Admin {
             .into_iter()
             .map(|p| (p, committed.get(&(topic.to_owned(), p)).copied().flatten()))
             .collect())
+    }
+
+    /// [`Admin::on_coordinator`] for a request whose answer carries one error `code` for the
+    /// whole group: that error is the call's.
+    async fn group_answer<R: ApiRequest>(
+        &self,
+        group: &str,
+        request: &R,
+        code: impl Fn(&R::Response) -> i16,
+    ) -> Result<R::Response, Error> {
+        let (response, _, _) = self
+            .on_coordinator(group, request, |r| Some(code(r)))
+            .await?;
+        match item_error(R::NAME, &format!("group {group}"), code(&response), &None) {
+            Some(e) => Err(e),
+            None => Ok(response),
+        }
     }
 
     /// Sends `request` to `group`'s coordinator and returns the answer with the connection it
