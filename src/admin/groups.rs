@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
     ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
 };
 
-use super::{item_error, Admin, Outcome, RETRY};
+use super::{item_answer, item_error, missing_answer, Admin, Outcome, RETRY};
 use crate::cluster::{per_topic, topic_name};
 use crate::conn::Connection;
 use crate::consumer::coordinator::{commit_topics, s, Coordinator};
@@ -107,14 +107,8 @@ impl Admin {
         for broker in self.describe_cluster().await?.brokers {
             let conn = self.cluster.broker(broker.id).await?;
             let (response, version) = conn.request(&ListGroupsRequest::default()).await?;
-            if let Some(e) = item_error(
-                "ListGroups",
-                &format!("broker {}", broker.id),
-                response.error_code,
-                &None,
-            ) {
-                return Err(e);
-            }
+            let answer = Some((response.error_code, None));
+            item_answer("ListGroups", &format!("broker {}", broker.id), answer)?;
             groups.extend(response.groups.into_iter().map(|g| GroupListing {
                 group_id: g.group_id.0.to_string(),
                 protocol_type: g.protocol_type.to_string(),
@@ -150,19 +144,13 @@ impl Admin {
             .groups
             .into_iter()
             .find(|g| g.group_id.0 == *group)
-            .ok_or_else(|| super::topics::missing_answer("DescribeGroups", group))?;
+            .ok_or_else(|| missing_answer("DescribeGroups", group))?;
         let kip848 = conn.version_of::<ConsumerGroupDescribeRequest>().is_ok();
         if answer.error_code == GROUP_ID_NOT_FOUND && kip848 {
             return self.describe_kip848_group(group).await;
         }
-        if let Some(e) = item_error(
-            "DescribeGroups",
-            group,
-            answer.error_code,
-            &answer.error_message,
-        ) {
-            return Err(e);
-        }
+        let code = (answer.error_code, answer.error_message.as_ref());
+        item_answer("DescribeGroups", group, Some(code))?;
         Ok(classic_description(answer, coordinator))
     }
 
@@ -177,15 +165,9 @@ impl Admin {
             .groups
             .into_iter()
             .find(|g| g.group_id.0 == *group)
-            .ok_or_else(|| super::topics::missing_answer("ConsumerGroupDescribe", group))?;
-        if let Some(e) = item_error(
-            "ConsumerGroupDescribe",
-            group,
-            answer.error_code,
-            &answer.error_message,
-        ) {
-            return Err(e);
-        }
+            .ok_or_else(|| missing_answer("ConsumerGroupDescribe", group))?;
+        let code = (answer.error_code, answer.error_message.as_ref());
+        item_answer("ConsumerGroupDescribe", group, Some(code))?;
         Ok(kip848_description(answer, coordinator))
     }
 
@@ -199,8 +181,8 @@ impl Admin {
                 .on_coordinator(group, &request, |r| r.results.first().map(|g| g.error_code))
                 .await
                 .and_then(|(response, _, _)| {
-                    let code = response.results.first().map_or(0, |r| r.error_code);
-                    item_error("DeleteGroups", group, code, &None).map_or(Ok(()), Err)
+                    let answer = response.results.iter().find(|r| r.group_id.0 == *group);
+                    item_answer("DeleteGroups", group, answer.map(|r| (r.error_code, None)))
                 });
             outcomes.push((group.to_owned(), result));
         }
@@ -222,7 +204,7 @@ impl Admin {
             let topic = t.name.0.to_string();
             for p in t.partitions {
                 let item = format!("{topic}[{}]", p.partition_index);
-                let result = match item_error("OffsetFetch", &item, p.error_code, &None) {
+                let result = match item_error("OffsetFetch", &item, p.error_code, None) {
                     Some(e) => Err(e),
                     None if p.committed_offset < 0 => continue,
                     None => Ok(CommittedOffset {
@@ -342,10 +324,9 @@ impl Admin {
         let (response, _, _) = self
             .on_coordinator(group, request, |r| Some(code(r)))
             .await?;
-        match item_error(R::NAME, &format!("group {group}"), code(&response), &None) {
-            Some(e) => Err(e),
-            None => Ok(response),
-        }
+        let answer = Some((code(&response), None));
+        item_answer(R::NAME, &format!("group {group}"), answer)?;
+        Ok(response)
     }
 
     /// Sends `request` to `group`'s coordinator and returns the answer with the connection it
@@ -393,13 +374,11 @@ fn per_partition<'a>(
     asked
         .map(|(topic, partition)| {
             let item = format!("{topic}[{partition}]");
-            let result = match answered
+            let answer = answered
                 .clone()
                 .find(|&(t, p, _)| t == topic && p == partition)
-            {
-                None => Err(super::topics::missing_answer(api, &item)),
-                Some((_, _, code)) => item_error(api, &item, code, &None).map_or(Ok(()), Err),
-            };
+                .map(|(_, _, code)| (code, None));
+            let result = item_answer(api, &item, answer);
             ((topic.to_owned(), partition), result)
         })
         .collect()

@@ -57,14 +57,30 @@ fn item_error(
     api: &'static str,
     item: &str,
     code: i16,
-    message: &Option<StrBytes>,
+    message: Option<&StrBytes>,
 ) -> Option<Error> {
     KafkaCode::from_code(code).map(|code| Error::Broker {
         api,
         resource: item.to_owned(),
         code,
-        message: message.as_ref().map(|m| m.to_string()),
+        message: message.map(|m| m.to_string()),
     })
+}
+
+/// Whether one item succeeded, by the broker's answer about it: `(error code, message)`, or
+/// `None` where the answer left the item out, which is a protocol error.
+fn item_answer(
+    api: &'static str,
+    item: &str,
+    answer: Option<(i16, Option<&StrBytes>)>,
+) -> Result<(), Error> {
+    let (code, message) = answer.ok_or_else(|| missing_answer(api, item))?;
+    item_error(api, item, code, message).map_or(Ok(()), Err)
+}
+
+/// A broker's answer that leaves out an item it was asked about.
+fn missing_answer(api: &'static str, item: &str) -> Error {
+    Error::protocol("-", format!("the {api} answer says nothing of {item}"))
 }
 
 /// How often to look at the metadata while waiting for a topic to appear or go.

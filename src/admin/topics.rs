@@ -9,7 +9,7 @@ use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{item_error, Admin, Outcome};
+use super::{item_answer, item_error, missing_answer, Admin, Outcome};
 use crate::cluster::topic_name;
 use crate::error::Error;
 use crate::protocol::codes;
@@ -130,14 +130,10 @@ impl Admin {
         let mut outcomes = Vec::with_capacity(topics.len());
         for topic in topics {
             let answer = response.topics.iter().find(|t| t.name.0 == *topic.name);
-            let result = match answer {
-                None => Err(missing_answer("CreateTopics", &topic.name)),
-                Some(t) => {
-                    match item_error("CreateTopics", &topic.name, t.error_code, &t.error_message) {
-                        Some(e) => Err(e),
-                        None => self.wait_for(&topic.name, true).await,
-                    }
-                }
+            let answer = answer.map(|t| (t.error_code, t.error_message.as_ref()));
+            let result = match item_answer("CreateTopics", &topic.name, answer) {
+                Ok(()) => self.wait_for(&topic.name, true).await,
+                failed => failed,
             };
             outcomes.push((topic.name.clone(), result));
         }
@@ -165,15 +161,11 @@ impl Admin {
             let answer = response
                 .responses
                 .iter()
-                .find(|t| t.name.as_ref().is_some_and(|n| n.0 == *topic));
-            let result = match answer {
-                None => Err(missing_answer("DeleteTopics", topic)),
-                Some(t) => {
-                    match item_error("DeleteTopics", topic, t.error_code, &t.error_message) {
-                        Some(e) => Err(e),
-                        None => self.wait_for(topic, false).await,
-                    }
-                }
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0 == *topic))
+                .map(|t| (t.error_code, t.error_message.as_ref()));
+            let result = match item_answer("DeleteTopics", topic, answer) {
+                Ok(()) => self.wait_for(topic, false).await,
+                failed => failed,
             };
             outcomes.push((topic.to_owned(), result));
         }
@@ -219,7 +211,7 @@ impl Admin {
                     Some(t) if t.error_code == codes::UNKNOWN_TOPIC_OR_PARTITION => {
                         Err(Error::UnknownTopicOrPartition(topic.to_owned()))
                     }
-                    Some(t) => match item_error("Metadata", topic, t.error_code, &None) {
+                    Some(t) => match item_error("Metadata", topic, t.error_code, None) {
                         Some(e) => Err(e),
                         None => Ok(describe(topic, t)),
                     },
@@ -252,14 +244,10 @@ impl Admin {
         let mut outcomes = Vec::with_capacity(topics.len());
         for &(topic, count) in topics {
             let answer = response.results.iter().find(|r| r.name.0 == *topic);
-            let result = match answer {
-                None => Err(missing_answer("CreatePartitions", topic)),
-                Some(r) => {
-                    match item_error("CreatePartitions", topic, r.error_code, &r.error_message) {
-                        Some(e) => Err(e),
-                        None => self.wait_for_partitions(topic, count as usize).await,
-                    }
-                }
+            let answer = answer.map(|r| (r.error_code, r.error_message.as_ref()));
+            let result = match item_answer("CreatePartitions", topic, answer) {
+                Ok(()) => self.wait_for_partitions(topic, count as usize).await,
+                failed => failed,
             };
             outcomes.push((topic.to_owned(), result));
         }
@@ -308,17 +296,10 @@ impl Admin {
     }
 }
 
-/// The one outcome of a call about one item.
+/// The one outcome of a call about one item (each call answers once per item asked).
 fn only(outcomes: Vec<Outcome>) -> Result<(), Error> {
-    outcomes
-        .into_iter()
-        .next()
-        .map_or(Err(Error::Closed), |(_, result)| result)
-}
-
-/// A broker's answer that leaves out an item it was asked about.
-pub(super) fn missing_answer(api: &'static str, item: &str) -> Error {
-    Error::protocol("-", format!("the {api} answer says nothing of {item}"))
+    let (_, result) = outcomes.into_iter().next().expect("one outcome per item");
+    result
 }
 
 fn topic_id(t: &MetadataResponseTopic) -> Option<String> {

@@ -54,7 +54,7 @@ pub struct PartitionMetadata {
 }
 
 impl Metadata {
-    pub(crate) fn from_response(response: MetadataResponse) -> Metadata {
+    pub(crate) fn from_response(response: &MetadataResponse) -> Metadata {
         let fetched_at = Instant::now();
         let brokers = response
             .brokers
@@ -63,9 +63,9 @@ impl Metadata {
             .collect();
         let topics = response
             .topics
-            .into_iter()
+            .iter()
             .filter_map(|t| {
-                let name = t.name?.0.to_string();
+                let name = t.name.as_ref()?.0.to_string();
                 let mut partitions: Vec<PartitionMetadata> = t
                     .partitions
                     .iter()

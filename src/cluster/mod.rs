@@ -362,7 +362,7 @@ impl Cluster {
     pub async fn metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
         let response = self.fetch_metadata(topics).await?;
-        let fresh = Metadata::from_response(response.clone());
+        let fresh = Metadata::from_response(&response);
         {
             let mut brokers = self.inner.brokers.lock().expect("brokers lock");
             for (id, addr) in &fresh.brokers {

@@ -41,6 +41,14 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
+    /// Every protocol, as `security.protocol` names them.
+    pub const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ];
+
     /// The property value, as `security.protocol=` takes it.
     pub fn name(self) -> &'static str {
         match self {

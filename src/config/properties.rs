@@ -32,16 +32,14 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             c.bootstrap_servers = servers;
         }
         "security.protocol" => {
-            c.security_protocol = match value.to_ascii_uppercase().as_str() {
-                "PLAINTEXT" => SecurityProtocol::Plaintext,
-                "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
-                "SSL" | "SASL_SSL" if !cfg!(feature = "tls") => {
-                    return Err(v.invalid(super::NO_TLS))
-                }
-                "SSL" => SecurityProtocol::Ssl,
-                "SASL_SSL" => SecurityProtocol::SaslSsl,
-                _ => return Err(v.invalid("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")),
+            let protocol = SecurityProtocol::ALL
+                .into_iter()
+                .find(|p| p.name().eq_ignore_ascii_case(value))
+                .ok_or_else(|| v.invalid("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"))?;
+            if protocol.uses_tls() && !cfg!(feature = "tls") {
+                return Err(v.invalid(super::NO_TLS));
             }
+            c.security_protocol = protocol;
         }
         "sasl.mechanism" | "sasl.mechanisms" => {
             c.sasl_mechanism =

@@ -104,36 +104,55 @@ impl Cluster {
         self.bootstrap(|b| &b.sasl_plaintext)
     }
 
-    /// The lines `cargo xtask kafka status` prints, a listener each.
-    pub fn status_lines(&self) -> String {
-        format!(
-            "plaintext={}\nsasl_plaintext={}\nssl={}\nsasl_ssl={}\nmtls={}\nexpired={}",
-            self.plaintext_bootstrap(),
-            self.sasl_bootstrap(),
-            self.bootstrap(|b| &b.ssl),
-            self.bootstrap(|b| &b.sasl_ssl),
-            self.bootstrap(|b| &b.mtls),
-            self.bootstrap(|b| &b.expired),
-        )
-    }
-
-    /// Environment variables that tell the proto-tests where each listener is and where the
-    /// TLS certificates are.
-    pub fn test_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("PUREKAFKA_PLAINTEXT", self.plaintext_bootstrap()),
-            ("PUREKAFKA_SASL", self.sasl_bootstrap()),
-            ("PUREKAFKA_SSL", self.bootstrap(|b| &b.ssl)),
-            ("PUREKAFKA_SASL_SSL", self.bootstrap(|b| &b.sasl_ssl)),
-            ("PUREKAFKA_MTLS", self.bootstrap(|b| &b.mtls)),
-            ("PUREKAFKA_SSL_EXPIRED", self.bootstrap(|b| &b.expired)),
+    /// Each listener: its name in `kafka status`, the variable that tells the proto-tests, and
+    /// `host:port,host:port` of it on every broker.
+    fn listeners(&self) -> [(&'static str, &'static str, String); 6] {
+        [
             (
-                "PUREKAFKA_TLS_DIR",
-                tls::dir(&Paths::from_workspace().run())
-                    .display()
-                    .to_string(),
+                "plaintext",
+                "PUREKAFKA_PLAINTEXT",
+                self.plaintext_bootstrap(),
+            ),
+            ("sasl_plaintext", "PUREKAFKA_SASL", self.sasl_bootstrap()),
+            ("ssl", "PUREKAFKA_SSL", self.bootstrap(|b| &b.ssl)),
+            (
+                "sasl_ssl",
+                "PUREKAFKA_SASL_SSL",
+                self.bootstrap(|b| &b.sasl_ssl),
+            ),
+            ("mtls", "PUREKAFKA_MTLS", self.bootstrap(|b| &b.mtls)),
+            (
+                "expired",
+                "PUREKAFKA_SSL_EXPIRED",
+                self.bootstrap(|b| &b.expired),
             ),
         ]
+    }
+
+    /// The lines `cargo xtask kafka status` prints, a listener each.
+    pub fn status_lines(&self) -> String {
+        self.listeners()
+            .map(|(name, _, addrs)| format!("{name}={addrs}"))
+            .join("\n")
+    }
+
+    /// Environment variables that tell the tests where this cluster is: each listener, the TLS
+    /// certificates, broker 1's data and the jars (for the Java tools).
+    pub fn test_env(&self) -> Vec<(&'static str, String)> {
+        let paths = Paths::from_workspace();
+        let mut env: Vec<(&'static str, String)> = self
+            .listeners()
+            .into_iter()
+            .map(|(_, var, addrs)| (var, addrs))
+            .collect();
+        let shown = |path: PathBuf| path.display().to_string();
+        env.push(("PUREKAFKA_TLS_DIR", shown(tls::dir(&paths.run()))));
+        env.push((
+            "PUREKAFKA_DATA_DIR",
+            shown(paths.node_dir(Node::new(1)).join("data")),
+        ));
+        env.push(("PUREKAFKA_KAFKA_LIBS", shown(paths.libs(&self.version))));
+        env
     }
 }
 

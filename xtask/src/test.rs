@@ -48,7 +48,7 @@ pub fn test() -> Result<(), String> {
     // the library's unit tests without them too.
     check(cargo(&["test", "--package", "purekafka", "--lib"]))?;
     let mut tests = cargo(&["test", "--workspace", "--features", FEATURES]);
-    suite_env(&mut tests, &cluster);
+    tests.envs(cluster.test_env());
     check(tests)?;
 
     musl_examples(&cluster)?;
@@ -62,20 +62,8 @@ pub fn test() -> Result<(), String> {
 /// The proto-tests alone (`cargo xtask test --matrix` runs them against each Kafka line).
 pub fn proto_tests(cluster: &kafka::Cluster) -> Command {
     let mut tests = cargo(&["test", "--features", FEATURES, "--test", "proto-tests"]);
-    suite_env(&mut tests, cluster);
+    tests.envs(cluster.test_env());
     tests
-}
-
-/// Where the tests find `cluster`: its listeners, certificates, data and jars.
-fn suite_env(tests: &mut Command, cluster: &kafka::Cluster) {
-    let kafka = root().join("target/kafka");
-    tests
-        .envs(cluster.test_env())
-        .env("PUREKAFKA_DATA_DIR", kafka.join("run/broker-1/data"))
-        .env(
-            "PUREKAFKA_KAFKA_LIBS",
-            kafka.join("dist").join(&cluster.version).join("libs"),
-        );
 }
 
 /// `cargo xtask test --faults`: the fault scenarios of `proto-tests/faults/` against a fresh
@@ -101,7 +89,7 @@ pub fn faults() -> Result<(), String> {
         "--test-threads=1",
         "--nocapture",
     ]);
-    suite_env(&mut tests, &cluster);
+    tests.envs(cluster.test_env());
     tests
         .env("PUREKAFKA_XTASK", &xtask)
         .env("PUREKAFKA_FAULT_REPORT", &report)

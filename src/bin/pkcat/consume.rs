@@ -14,26 +14,8 @@ use crate::Failure;
 const POLL: Duration = Duration::from_millis(100);
 
 pub async fn run(c: Command) -> Result<(), Failure> {
-    let mut config = c.config.clone();
-    if c.group.is_some() {
-        config.consumer.group_id = c.group.clone();
-        match c.start {
-            Some(Start::Beginning) => config.consumer.auto_offset_reset = AutoOffsetReset::Earliest,
-            Some(Start::End) => config.consumer.auto_offset_reset = AutoOffsetReset::Latest,
-            _ => {}
-        }
-    } else {
-        // Partitions read by hand belong to no group, whatever -F or -X said.
-        config.consumer.group_id = None;
-        config.consumer.enable_auto_commit = false;
-    }
-    let mut consumer = Consumer::builder(config).build().await?;
-    if c.group.is_some() {
-        let topics: Vec<&str> = c.topic.iter().chain(&c.rest).map(String::as_str).collect();
-        consumer.subscribe(&topics)?;
-    } else {
-        assign(&mut consumer, &c).await?;
-    }
+    let mut consumer = build(&c).await?;
+    start(&mut consumer, &c).await?;
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -73,6 +55,35 @@ pub async fn run(c: Command) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The consumer `c` asks for: a member of `-G`'s group, or one of no group.
+pub async fn build(c: &Command) -> Result<Consumer, Failure> {
+    let mut config = c.config.clone();
+    if c.group.is_some() {
+        config.consumer.group_id = c.group.clone();
+        match c.start {
+            Some(Start::Beginning) => config.consumer.auto_offset_reset = AutoOffsetReset::Earliest,
+            Some(Start::End) => config.consumer.auto_offset_reset = AutoOffsetReset::Latest,
+            _ => {}
+        }
+    } else {
+        // Partitions read by hand belong to no group, whatever -F or -X said.
+        config.consumer.group_id = None;
+        config.consumer.enable_auto_commit = false;
+    }
+    Ok(Consumer::builder(config).build().await?)
+}
+
+/// Joins the group with the topics (`-G`), or assigns the partitions (`-t`, `-p`, `-o`).
+pub async fn start(consumer: &mut Consumer, c: &Command) -> Result<(), Failure> {
+    if c.group.is_some() {
+        let topics: Vec<&str> = c.topic.iter().chain(&c.rest).map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(())
+    } else {
+        assign(consumer, c).await
+    }
+}
+
 /// Assigns `-p` (or every partition of `-t`) at `-o` (the beginning by default).
 async fn assign(consumer: &mut Consumer, c: &Command) -> Result<(), Failure> {
     let topic = c.topic.as_deref().expect("checked by args");
@@ -104,7 +115,7 @@ async fn assign(consumer: &mut Consumer, c: &Command) -> Result<(), Failure> {
 
 /// Whether every assigned partition has been read up to its high watermark, as of the last
 /// fetch (a partition not fetched yet is not at its end).
-fn at_end(consumer: &Consumer) -> bool {
+pub fn at_end(consumer: &Consumer) -> bool {
     let assigned = consumer.assignment();
     !assigned.is_empty()
         && assigned.iter().all(|(t, p)| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use purekafka::{Consumer, Offset, ProducerRecord};
+use purekafka::ProducerRecord;
 
 use crate::args::Command;
 use crate::Failure;
@@ -68,21 +68,10 @@ pub async fn produce(c: Command) -> Result<(), Failure> {
 
 pub async fn consume(c: Command) -> Result<(), Failure> {
     let topic = c.topic.clone().expect("checked by args");
-    let mut config = c.config.clone();
-    config.consumer.group_id = None;
-    let mut consumer = Consumer::builder(config).build().await?;
-    let partitions = match c.partition {
-        Some(p) => vec![p],
-        None => consumer.partitions(&topic).await?,
-    };
+    let mut consumer = crate::consume::build(&c).await?;
     let progress = Progress::start(c.quiet, "consumed", c.perf_size);
     let started = Instant::now();
-    consumer
-        .assign(
-            partitions.iter().map(|&p| (topic.as_str(), p)),
-            Offset::Earliest,
-        )
-        .await?;
+    crate::consume::start(&mut consumer, &c).await?;
     let (mut records, mut bytes) = (0u64, 0u64);
     while records < c.perf_records {
         for msg in consumer.poll(Duration::from_millis(100)).await? {
@@ -90,12 +79,7 @@ pub async fn consume(c: Command) -> Result<(), Failure> {
             bytes += msg.value.as_ref().map_or(0, |v| v.len() as u64);
         }
         progress.counter.store(records, Ordering::Relaxed);
-        let at_end = partitions.iter().all(|&p| {
-            consumer
-                .watermark_and_lag(&topic, p)
-                .is_some_and(|(_, lag)| lag == 0)
-        });
-        if c.exit_at_end && at_end {
+        if c.exit_at_end && crate::consume::at_end(&consumer) {
             break;
         }
     }
