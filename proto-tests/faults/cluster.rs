@@ -15,12 +15,16 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     let guard = SERIAL.lock().await;
     for id in 1..=3 {
         // `start` refuses a running broker; that is the usual case.
-        let _ = xtask(&["kafka", "start", &id.to_string()]).await;
+        if let Err(said) = xtask(&["kafka", "start", &id.to_string()]).await {
+            if !said.contains("is already running") {
+                eprintln!("broker {id} did not start again before the next scenario:\n{said}");
+            }
+        }
     }
     guard
 }
 
-/// Runs the xtask binary that started the cluster (`PUREKAFKA_XTASK`).
+/// Runs the xtask binary that started the cluster (`PUREKAFKA_XTASK`), showing what it says.
 async fn xtask(args: &[&str]) -> Result<(), String> {
     let program = std::env::var("PUREKAFKA_XTASK").expect(
         "PUREKAFKA_XTASK names the xtask binary; run these with `cargo xtask test --faults`",
@@ -30,26 +34,36 @@ async fn xtask(args: &[&str]) -> Result<(), String> {
         .output()
         .await
         .map_err(|e| e.to_string())?;
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.success() {
+        eprint!("{said}");
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        Err(said)
+    }
+}
+
+/// Runs `xtask kafka <command> <id>`, which must succeed.
+async fn kafka(command: &str, id: i32) {
+    let id = id.to_string();
+    if let Err(said) = xtask(&["kafka", command, &id]).await {
+        panic!("`xtask kafka {command} {id}` failed:\n{said}");
     }
 }
 
 /// SIGKILL: a crash.
 pub async fn kill(id: i32) {
-    xtask(&["kafka", "kill", &id.to_string()]).await.unwrap();
+    kafka("kill", id).await;
 }
 
 /// SIGTERM: a controlled shutdown.
 pub async fn stop(id: i32) {
-    xtask(&["kafka", "stop", &id.to_string()]).await.unwrap();
+    kafka("stop", id).await;
 }
 
 /// Starts a stopped broker and waits until it answers.
 pub async fn start(id: i32) {
-    xtask(&["kafka", "start", &id.to_string()]).await.unwrap();
+    kafka("start", id).await;
 }
 
 /// A client of the three-broker cluster.

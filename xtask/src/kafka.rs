@@ -198,6 +198,28 @@ pub fn down() -> Result<bool, String> {
     Ok(was_up)
 }
 
+/// The last `n` lines each broker of the recorded cluster logged at ERROR or FATAL, with its
+/// log's path: what a failed run prints last, where a CI summary still shows it.
+pub fn broker_errors(n: usize) -> Vec<String> {
+    let paths = Paths::from_workspace();
+    let Some(layout) = read_state(&paths) else {
+        return Vec::new();
+    };
+    layout
+        .nodes()
+        .into_iter()
+        .map(|node| {
+            let log = log_file(&paths, node);
+            format!(
+                "broker {}, the last ERROR and FATAL lines of {}:\n{}",
+                node.id,
+                log.display(),
+                process::error_lines(&log, 0, n).join("\n")
+            )
+        })
+        .collect()
+}
+
 /// The brokers whose process is alive and whose listeners accept connections;
 /// `None` when no broker is up.
 pub fn status() -> Option<Cluster> {
@@ -254,33 +276,81 @@ fn end_broker(id: u8, signal: &str, wait: Duration) -> Result<(), String> {
     let paths = Paths::from_workspace();
     let layout = read_state(&paths).ok_or("no Kafka cluster is recorded as running")?;
     let node = node_of(&layout, id)?;
-    let p = broker_proc(&paths, node)
-        .filter(Proc::alive)
+    let ending = broker_proc(&paths, node)
+        .and_then(|p| p.signal(signal))
         .ok_or_else(|| format!("broker {id} is not running"))?;
-    process::signal(p.pid, signal);
-    let deadline = Instant::now() + wait;
-    while p.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if p.alive() {
-        return Err(format!("broker {id} (pid {}) is still running", p.pid));
+    let pid = ending.pid;
+    if !process::wait_ended(vec![ending], Instant::now() + wait).is_empty() {
+        return Err(format!("broker {id} (pid {pid}) is still running"));
     }
     Ok(())
 }
 
 /// Restart one broker with its existing data and wait until it answers.
 pub fn start_broker(id: u8, timeout: Duration) -> Result<Cluster, String> {
+    /// How often a broker that exits during startup is started again.
+    const ATTEMPTS: u32 = 3;
     let paths = Paths::from_workspace();
     let layout = read_state(&paths).ok_or("no Kafka cluster is recorded; use `kafka up`")?;
     let node = node_of(&layout, id)?;
-    if broker_proc(&paths, node).is_some_and(|p| p.alive()) {
+    let running = || broker_proc(&paths, node).is_some_and(|p| p.alive());
+    if running() {
         return Err(format!("broker {id} is already running"));
     }
     let libs = dist::ensure_libs(&paths, &layout)?;
-    let offset = process::file_len(&log_file(&paths, node));
-    start_node(&paths, &layout, &libs, node)?;
-    wait_ready(&paths, &[(node, offset)], timeout)?;
+    let log = log_file(&paths, node);
+    let deadline = Instant::now() + timeout;
+    for attempt in 1..=ATTEMPTS {
+        let ports = node_ports(node, layout.mode()?);
+        while let Some(busy) = busy_port(&ports) {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "broker {id}'s port {}:{busy} is still in use by another process",
+                    config::HOST
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let offset = process::file_len(&log);
+        start_node(&paths, &layout, &libs, node)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match wait_ready(&paths, &[(node, offset)], left) {
+            Ok(()) => break,
+            // A broker can fail to come back for a while after a crash, for reasons of the
+            // machine's rather than of the client's under test; the reason is shown.
+            Err(_) if attempt < ATTEMPTS && !running() && Instant::now() < deadline => {
+                let mut why = process::error_lines(&log, offset, 20).join("\n");
+                if why.is_empty() {
+                    why = process::tail(&log, 20);
+                }
+                eprintln!(
+                    "broker {id} exited during startup (attempt {attempt} of {ATTEMPTS}); \
+                     starting it again in 3 s. It logged:\n{why}"
+                );
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok(Cluster::new(&layout.version, [node]))
+}
+
+/// Every port a node listens on.
+fn node_ports(node: Node, mode: Mode) -> Vec<u16> {
+    let mut ports = vec![node.plaintext_port(), node.sasl_port(), node.proxied_port()];
+    ports.extend(node.tls_listeners().map(|(_, port)| port));
+    if mode == Mode::Kraft {
+        ports.push(node.controller_port());
+    }
+    ports
+}
+
+/// The first of `ports` that something on this machine listens on.
+fn busy_port(ports: &[u16]) -> Option<u16> {
+    ports
+        .iter()
+        .copied()
+        .find(|p| process::port_open(&format!("{}:{p}", config::HOST)))
 }
 
 fn node_of(layout: &Layout, id: u8) -> Result<Node, String> {
@@ -297,19 +367,12 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     let mode = layout.mode()?;
     let mut ports: Vec<u16> = Vec::new();
     for n in layout.nodes() {
-        ports.extend([n.plaintext_port(), n.sasl_port(), n.proxied_port()]);
-        ports.extend(n.tls_listeners().map(|(_, port)| port));
-        if mode == Mode::Kraft {
-            ports.push(n.controller_port());
-        }
+        ports.extend(node_ports(n, mode));
     }
     if mode == Mode::Zookeeper {
         ports.push(ZOOKEEPER_PORT);
     }
-    if let Some(busy) = ports
-        .iter()
-        .find(|p| process::port_open(&format!("{}:{p}", config::HOST)))
-    {
+    if let Some(busy) = busy_port(&ports) {
         return Err(format!(
             "port {}:{busy} is already in use by a process this harness did not start; stop it first",
             config::HOST

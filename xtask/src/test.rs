@@ -98,12 +98,23 @@ pub fn faults() -> Result<(), String> {
             target_dir(&root()).join("debug/examples"),
         );
     let outcome = check(tests);
+    let errors = kafka::broker_errors(10);
     kafka::down()?;
     if let Ok(lines) = std::fs::read_to_string(&report) {
         eprintln!("fault scenario figures ({}):", report.display());
         for line in lines.lines() {
             eprintln!("  {line}");
         }
+    }
+    if outcome.is_err() {
+        for broker in errors {
+            eprintln!("{broker}");
+        }
+        // A broker that finds its disk full stops; say how full it is.
+        let _ = Command::new("df")
+            .arg("-h")
+            .arg(root().join("target"))
+            .status();
     }
     outcome?;
     eprintln!(

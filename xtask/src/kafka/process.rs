@@ -126,14 +126,7 @@ pub fn run(program: &Path, args: &[String], cwd: &Path) -> Result<(), String> {
 /// Alive = /proc entry exists, is not a zombie, and its command line mentions `marker`.
 pub fn alive(pid: u32, marker: &Path) -> bool {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let Ok(stat) = fs::read_to_string(proc_dir.join("stat")) else {
-        return false;
-    };
-    // Format: "pid (comm) S ...": the state follows the last ')'.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    if matches!(state, Some("Z") | Some("X") | None) {
+    if matches!(state(&proc_dir.join("stat")), Some('Z' | 'X') | None) {
         return false;
     }
     let Ok(cmdline) = fs::read(proc_dir.join("cmdline")) else {
@@ -145,7 +138,80 @@ pub fn alive(pid: u32, marker: &Path) -> bool {
         .any(|arg| String::from_utf8_lossy(arg) == marker)
 }
 
-pub fn signal(pid: u32, sig: &str) {
+/// The fields of a /proc `stat` file after the command name, which may hold spaces and
+/// parentheses: "pid (comm) S ppid ..." gives "S ppid ...".
+fn stat_fields(stat: &Path) -> Option<String> {
+    let text = fs::read_to_string(stat).ok()?;
+    Some(text.rsplit_once(')')?.1.to_owned())
+}
+
+/// A process's or a thread's state letter (R, S, D, Z, ...).
+fn state(stat: &Path) -> Option<char> {
+    stat_fields(stat)?.trim_start().chars().next()
+}
+
+/// When a process started, in clock ticks since boot (`stat` field 22): with the pid, it
+/// names one process even after the pid is reused.
+fn start_time(pid: u32) -> Option<String> {
+    let fields = stat_fields(Path::new(&format!("/proc/{pid}/stat")))?;
+    fields.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// A process of ours that has been sent a signal that ends it.
+pub struct Ending {
+    pub label: String,
+    pub pid: u32,
+    start_time: String,
+}
+
+impl Ending {
+    /// Whether it has ended: every one of its threads has exited, or its pid is gone or names
+    /// another process now.
+    ///
+    /// Its main thread is not enough. A JVM's main thread turns zombie as soon as it is
+    /// killed, while another thread is still tearing down the heap; that thread closes the
+    /// process's files only then, its listening sockets and its data directory's lock among
+    /// them. A broker started again before that cannot bind its ports, and exits.
+    pub fn ended(&self) -> bool {
+        if start_time(self.pid).as_ref() != Some(&self.start_time) {
+            return true;
+        }
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return true;
+        };
+        tasks
+            .flatten()
+            .all(|task| matches!(state(&task.path().join("stat")), Some('Z' | 'X') | None))
+    }
+}
+
+impl Proc {
+    /// Sends `sig` (TERM, KILL) if the process is alive, and returns it as ending.
+    pub fn signal(&self, sig: &str) -> Option<Ending> {
+        let start_time = start_time(self.pid).filter(|_| self.alive())?;
+        signal(self.pid, sig);
+        Some(Ending {
+            label: self.label.clone(),
+            pid: self.pid,
+            start_time,
+        })
+    }
+}
+
+/// Waits until every one of `ending` has ended or `deadline` passes; returns those that have
+/// not.
+pub fn wait_ended(ending: Vec<Ending>, deadline: Instant) -> Vec<Ending> {
+    let mut left = ending;
+    loop {
+        left.retain(|p| !p.ended());
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
@@ -154,28 +220,26 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
-/// SIGTERM every process, wait up to `grace` for all of them, then SIGKILL the rest.
+/// SIGTERM every process, wait up to `grace` for all of them to end, then SIGKILL the rest and
+/// wait for them too.
 pub fn stop(procs: &[Proc], grace: Duration) {
-    let live: Vec<&Proc> = procs.iter().filter(|p| p.alive()).collect();
-    for p in &live {
-        eprintln!("stopping {} (pid {})", p.label, p.pid);
-        signal(p.pid, "TERM");
-    }
-    let deadline = Instant::now() + grace;
-    while live.iter().any(|p| p.alive()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    for p in live.iter().filter(|p| p.alive()) {
+    let ending: Vec<Ending> = procs
+        .iter()
+        .filter_map(|p| {
+            let ending = p.signal("TERM")?;
+            eprintln!("stopping {} (pid {})", p.label, p.pid);
+            Some(ending)
+        })
+        .collect();
+    let left = wait_ended(ending, Instant::now() + grace);
+    for p in &left {
         eprintln!(
             "{} (pid {}) still running after {:?}: SIGKILL",
             p.label, p.pid, grace
         );
         signal(p.pid, "KILL");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while live.iter().any(|p| p.alive()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ended(left, Instant::now() + Duration::from_secs(10));
 }
 
 pub fn read_pid(file: &Path) -> Option<u32> {
@@ -232,6 +296,31 @@ pub fn tail(file: &Path, n: usize) -> String {
     }
 }
 
+/// The last `n` lines of `file` from byte `from` on that Kafka logged at ERROR or FATAL, each
+/// with the exceptions under it (their stack frames left out). The brokers' log layout is
+/// `[time] LEVEL message`; an exception's lines follow without the brackets.
+pub fn error_lines(file: &Path, from: u64, n: usize) -> Vec<String> {
+    let bytes = fs::read(file).unwrap_or_default();
+    let start = (from as usize).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let mut shown: Vec<&str> = Vec::new();
+    let mut in_error = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            in_error = line.contains("] ERROR ") || line.contains("] FATAL ");
+        } else if line.starts_with(char::is_whitespace) {
+            continue; // a stack frame
+        }
+        if in_error {
+            shown.push(line);
+        }
+    }
+    shown[shown.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
 /// Current length of a file (0 if missing): where a restarted process's output begins.
 pub fn file_len(file: &Path) -> u64 {
     fs::metadata(file).map(|m| m.len()).unwrap_or(0)
@@ -246,4 +335,56 @@ pub fn file_contains(file: &Path, from: u64, needles: &[&str]) -> bool {
             needles.iter().any(|n| text.contains(n))
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that is killed and reaped however the test ends.
+    struct Child(std::process::Child);
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_killed_process_has_ended_once_it_is_a_zombie_and_not_before() {
+        // Not reaped while the test looks, so it stays a zombie once killed, as a broker does
+        // until init reaps it.
+        let child = Child(
+            Command::new("sleep")
+                .arg("3600")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let proc = Proc {
+            label: "sleep".into(),
+            pid: child.0.id(),
+            marker: PathBuf::from("3600"),
+        };
+        // Until the child has exec'd, /proc shows this test's command line.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !proc.alive() {
+            assert!(Instant::now() < deadline, "sleep did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let other = Proc {
+            marker: PathBuf::from("another command line"),
+            ..proc.clone()
+        };
+        assert!(other.signal("KILL").is_none(), "not ours: not signalled");
+
+        let stopped = proc.signal("STOP").unwrap();
+        assert!(!stopped.ended(), "stopped is not ended");
+        let ending = proc.signal("KILL").unwrap();
+        let left = wait_ended(vec![ending], Instant::now() + Duration::from_secs(10));
+        assert!(left.is_empty(), "still running after SIGKILL");
+        assert!(!proc.alive());
+        assert!(proc.signal("KILL").is_none(), "ended: nothing to signal");
+    }
 }
