@@ -17,6 +17,20 @@ pub fn plaintext_addr() -> String {
     std::env::var("PUREKAFKA_PLAINTEXT").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
+/// The SSL listener's bootstrap address (`localhost`, the name its certificate holds).
+#[cfg(feature = "tls")]
+pub fn ssl_addr() -> String {
+    std::env::var("PUREKAFKA_SSL").unwrap_or_else(|_| "localhost:9096".into())
+}
+
+/// A file of the local Kafka's TLS material (`ca.pem`, `client.pem`, ...).
+#[cfg(feature = "tls")]
+pub fn tls_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var("PUREKAFKA_TLS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/run/tls").into());
+    std::path::PathBuf::from(dir).join(name)
+}
+
 /// The SASL_PLAINTEXT bootstrap address.
 pub fn sasl_addr() -> String {
     std::env::var("PUREKAFKA_SASL").unwrap_or_else(|_| "127.0.0.1:9094".into())

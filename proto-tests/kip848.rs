@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use purekafka::{ClientConfig, ConfigError, Consumer, Error};
 
-use crate::common::{admin, unique_topic};
+use crate::common::{admin, new_topic, unique_topic};
 use crate::consumer_group::{member, resume_from_committed_offsets, split_and_rejoin_with};
 
 fn kip848_member(group: &str) -> ClientConfig {
@@ -14,8 +14,7 @@ fn kip848_member(group: &str) -> ClientConfig {
 
 /// A KIP-848 member of a new group, subscribed to a new topic of one partition (named too).
 async fn new_member() -> (Consumer, String) {
-    let topic = unique_topic("kip848");
-    admin().await.create_topic(&topic, 1, 1).await.unwrap();
+    let topic = new_topic("kip848", 1).await;
     let mut consumer = Consumer::builder(kip848_member(&unique_topic("g")))
         .build()
         .await

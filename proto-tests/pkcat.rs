@@ -299,10 +299,8 @@ fn bad_flags_and_properties_exit_2_naming_them() {
 #[cfg(feature = "tls")]
 #[test]
 fn tls_without_a_ca_location_trusts_the_system_store() {
-    let ssl = std::env::var("PUREKAFKA_SSL").unwrap_or_else(|_| "localhost:9096".into());
-    let dir = std::env::var("PUREKAFKA_TLS_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/run/tls").into());
-    let ca = format!("{dir}/ca.pem");
+    let ssl = crate::common::ssl_addr();
+    let ca = crate::common::tls_file("ca.pem").display().to_string();
     let args = [
         "-b",
         &ssl,

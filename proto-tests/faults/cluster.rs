@@ -16,9 +16,10 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     for id in 1..=3 {
         // `start` refuses a running broker; that is the usual case.
         if let Err(said) = xtask(&["kafka", "start", &id.to_string()]).await {
-            if !said.contains("is already running") {
-                eprintln!("broker {id} did not start again before the next scenario:\n{said}");
-            }
+            assert!(
+                said.contains("is already running"),
+                "broker {id} did not start again before the next scenario:\n{said}"
+            );
         }
     }
     guard

@@ -2,7 +2,7 @@
 //! offsets. Every request about a group goes to that group's coordinator, found afresh, and is
 //! tried again while the coordinator moves or loads, up to the admin client's timeout.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as Kip848Group;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
@@ -97,9 +97,6 @@ fn coordinator_moving(code: i16) -> bool {
     )
 }
 
-/// DescribeGroups' answer for a KIP-848 group on Kafka 4: "not a classic group".
-const GROUP_ID_NOT_FOUND: i16 = 69;
-
 impl Admin {
     /// Every group of the cluster: each broker lists the groups it coordinates. Sorted by id.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>, Error> {
@@ -146,7 +143,7 @@ impl Admin {
             .find(|g| g.group_id.0 == *group)
             .ok_or_else(|| missing_answer("DescribeGroups", group))?;
         let kip848 = conn.version_of::<ConsumerGroupDescribeRequest>().is_ok();
-        if answer.error_code == GROUP_ID_NOT_FOUND && kip848 {
+        if answer.error_code == codes::GROUP_ID_NOT_FOUND && kip848 {
             return self.describe_kip848_group(group).await;
         }
         let code = (answer.error_code, answer.error_message.as_ref());
@@ -338,8 +335,14 @@ impl Admin {
         request: &R,
         code: impl Fn(&R::Response) -> Option<i16>,
     ) -> Result<(R::Response, Connection, i32), Error> {
-        let coordinator =
-            Coordinator::new(self.cluster.clone(), group.to_owned(), self.timeout, RETRY);
+        // No patience of its own: this loop retries a coordinator being elected too, within
+        // the one deadline.
+        let coordinator = Coordinator::new(
+            self.cluster.clone(),
+            group.to_owned(),
+            Duration::ZERO,
+            RETRY,
+        );
         let deadline = Instant::now() + self.timeout;
         loop {
             let attempt = async {

@@ -153,34 +153,21 @@ impl Admin {
         })
     }
 
-    /// Waits until `topic` has `count` partitions in the metadata.
-    async fn wait_for_partitions(&self, topic: &str, count: usize) -> Result<(), Error> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            self.cluster.invalidate_topic(topic);
-            let meta = self.cluster.topic(topic).await?;
-            if meta.partitions.len() >= count && meta.partitions.iter().all(|p| p.leader >= 0) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: format!("topic {topic} to have {count} partitions"),
-                    after_ms: self.timeout.as_millis() as u64,
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Waits until `topic` is usable (`present`: every partition has a leader that answers for
-    /// it) or gone from the metadata. The metadata can name a leader a moment before that broker
-    /// serves the partition, so readiness is checked by asking each leader for its log end.
-    async fn wait_for(&self, topic: &str, present: bool) -> Result<(), Error> {
+    /// Waits until `topic` is usable with at least `partitions` partitions (`Some`: every
+    /// partition has a leader that answers for it) or gone from the metadata (`None`). The
+    /// metadata can name a leader a moment before that broker serves the partition, so readiness
+    /// is checked by asking each leader for its log end.
+    async fn wait_for(&self, topic: &str, partitions: Option<usize>) -> Result<(), Error> {
+        let present = partitions.is_some();
+        let at_least = partitions.unwrap_or(0);
         let deadline = Instant::now() + self.timeout;
         loop {
             self.cluster.invalidate_topic(topic);
             let state = match self.cluster.topic(topic).await {
-                Ok(meta) if meta.partitions.iter().all(|p| p.leader >= 0) => {
+                Ok(meta)
+                    if meta.partitions.len() >= at_least
+                        && meta.partitions.iter().all(|p| p.leader >= 0) =>
+                {
                     let partitions: Vec<TopicPartition> = meta
                         .partitions
                         .iter()
@@ -206,10 +193,13 @@ impl Admin {
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    what: format!(
-                        "topic {topic} to be {}",
-                        if present { "ready" } else { "deleted" }
-                    ),
+                    what: match partitions {
+                        Some(n) if n > 0 => {
+                            format!("topic {topic} to be ready with {n} partitions")
+                        }
+                        Some(_) => format!("topic {topic} to be ready"),
+                        None => format!("topic {topic} to be deleted"),
+                    },
                     after_ms: self.timeout.as_millis() as u64,
                 });
             }

@@ -9,9 +9,9 @@ use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{item_answer, item_error, missing_answer, Admin, Outcome};
-use crate::cluster::topic_name;
-use crate::error::Error;
+use super::{item_answer, missing_answer, Admin, Outcome};
+use crate::cluster::{topic_error, topic_name};
+use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
 
 /// A topic to create.
@@ -132,7 +132,7 @@ impl Admin {
             let answer = response.topics.iter().find(|t| t.name.0 == *topic.name);
             let answer = answer.map(|t| (t.error_code, t.error_message.as_ref()));
             let result = match item_answer("CreateTopics", &topic.name, answer) {
-                Ok(()) => self.wait_for(&topic.name, true).await,
+                Ok(()) => self.wait_for(&topic.name, Some(0)).await,
                 failed => failed,
             };
             outcomes.push((topic.name.clone(), result));
@@ -164,7 +164,7 @@ impl Admin {
                 .find(|t| t.name.as_ref().is_some_and(|n| n.0 == *topic))
                 .map(|t| (t.error_code, t.error_message.as_ref()));
             let result = match item_answer("DeleteTopics", topic, answer) {
-                Ok(()) => self.wait_for(topic, false).await,
+                Ok(()) => self.wait_for(topic, None).await,
                 failed => failed,
             };
             outcomes.push((topic.to_owned(), result));
@@ -208,11 +208,8 @@ impl Admin {
                     .find(|t| t.name.as_ref().is_some_and(|n| n.0 == *topic));
                 let result = match answer {
                     None => Err(missing_answer("Metadata", topic)),
-                    Some(t) if t.error_code == codes::UNKNOWN_TOPIC_OR_PARTITION => {
-                        Err(Error::UnknownTopicOrPartition(topic.to_owned()))
-                    }
-                    Some(t) => match item_error("Metadata", topic, t.error_code, None) {
-                        Some(e) => Err(e),
+                    Some(t) => match KafkaCode::from_code(t.error_code) {
+                        Some(code) => Err(topic_error(topic, code)),
                         None => Ok(describe(topic, t)),
                     },
                 };
@@ -246,7 +243,7 @@ impl Admin {
             let answer = response.results.iter().find(|r| r.name.0 == *topic);
             let answer = answer.map(|r| (r.error_code, r.error_message.as_ref()));
             let result = match item_answer("CreatePartitions", topic, answer) {
-                Ok(()) => self.wait_for_partitions(topic, count as usize).await,
+                Ok(()) => self.wait_for(topic, Some(count as usize)).await,
                 failed => failed,
             };
             outcomes.push((topic.to_owned(), result));
@@ -283,7 +280,7 @@ impl Admin {
                 if e.kafka_code()
                     .is_some_and(|c| c.code() == codes::TOPIC_ALREADY_EXISTS) =>
             {
-                self.wait_for(topic, true).await?;
+                self.wait_for(topic, Some(0)).await?;
                 Ok(false)
             }
             Err(e) => Err(e),

@@ -272,15 +272,7 @@ impl Cluster {
         };
         match meta.error {
             None => Ok(meta),
-            Some(code) if code.code() == codes::UNKNOWN_TOPIC_OR_PARTITION => {
-                Err(Error::UnknownTopicOrPartition(topic.to_owned()))
-            }
-            Some(code) => Err(Error::Broker {
-                api: "Metadata",
-                resource: topic.to_owned(),
-                code,
-                message: None,
-            }),
+            Some(code) => Err(topic_error(topic, code)),
         }
     }
 
@@ -454,4 +446,17 @@ async fn metadata_request(
     }
     conn.request_at(&request, version, conn.request_timeout())
         .await
+}
+
+/// The error a Metadata answer gives for `topic`: an unknown topic is its own variant.
+pub(crate) fn topic_error(topic: &str, code: KafkaCode) -> Error {
+    if code.code() == codes::UNKNOWN_TOPIC_OR_PARTITION {
+        return Error::UnknownTopicOrPartition(topic.to_owned());
+    }
+    Error::Broker {
+        api: "Metadata",
+        resource: topic.to_owned(),
+        code,
+        message: None,
+    }
 }

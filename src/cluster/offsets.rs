@@ -20,9 +20,6 @@ pub(crate) const LATEST: i64 = -1;
 /// A topic and partition.
 pub(crate) type TopicPartition = (Arc<str>, i32);
 
-/// A topic with a value per partition.
-pub(crate) type PerTopic<T> = (Arc<str>, Vec<(i32, T)>);
-
 /// Groups partitions by the node id of their leader.
 pub(crate) async fn by_leader(
     cluster: &Cluster,
@@ -36,11 +33,11 @@ pub(crate) async fn by_leader(
     Ok(groups)
 }
 
-/// Groups `(topic, partition)` pairs by topic, keeping their order.
+/// Groups `(topic, partition)` pairs by topic, keeping their order; the topics are borrowed.
 pub(crate) fn by_topic<'a, T>(
     items: impl IntoIterator<Item = (&'a TopicPartition, T)>,
-) -> Vec<PerTopic<T>> {
-    per_topic(items.into_iter().map(|((t, p), v)| (t.clone(), *p, v)))
+) -> Vec<(&'a str, Vec<(i32, T)>)> {
+    per_topic(items.into_iter().map(|((t, p), v)| (&**t, *p, v)))
 }
 
 /// Groups `(topic, partition, value)` triples by topic, keeping their order: the shape of every
@@ -80,7 +77,7 @@ impl Cluster {
                 .into_iter()
                 .map(|(topic, ps)| {
                     ListOffsetsTopic::default()
-                        .with_name(topic_name(&topic))
+                        .with_name(topic_name(topic))
                         .with_partitions(
                             ps.iter()
                                 .map(|(p, ())| {

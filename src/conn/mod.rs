@@ -33,7 +33,7 @@ use crate::error::{ConfigError, Error};
 use crate::protocol::api::ApiRequest;
 use crate::protocol::frame::{self, Body, RequestHead};
 use crate::protocol::versions::{self, ApiVersionTable};
-use wire::{Transport, Wire};
+use wire::Wire;
 
 /// What a connection needs from the configuration.
 #[derive(Debug, Clone)]
@@ -124,16 +124,9 @@ impl Connection {
                 #[cfg(feature = "tls")]
                 Some(tls) => {
                     let stream = tls.connect(addr, stream).await?;
-                    let halves = tokio::io::split(stream);
-                    Wire::spawn(halves, Transport::Tls, addr, client_id, max_frame)
+                    Wire::spawn(tokio::io::split(stream), addr, client_id, max_frame)
                 }
-                _ => Wire::spawn(
-                    stream.into_split(),
-                    Transport::Tcp,
-                    addr,
-                    client_id,
-                    max_frame,
-                ),
+                _ => Wire::spawn(stream.into_split(), addr, client_id, max_frame),
             };
             let versions = handshake::api_versions(&wire).await?;
             let conn = Connection {

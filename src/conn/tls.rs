@@ -76,7 +76,7 @@ impl Tls {
         self.connector
             .connect(name, tcp)
             .await
-            .map_err(|e| io_error(addr, e, false, true))
+            .map_err(|e| handshake_error(addr, e))
     }
 }
 
@@ -88,50 +88,46 @@ fn host_of(addr: &str) -> &str {
         .unwrap_or(host)
 }
 
-/// The error for an I/O failure on a TLS connection: a certificate or a TLS alert is
-/// [`Error::Tls`]; anything else stays [`Error::Io`]. `handshake` says whether the session was
-/// just starting (the handshake under way, or no answer read since): a closed connection then
-/// most likely means a listener without TLS, and records that cannot be decrypted a refusal.
-pub(crate) fn io_error(
-    broker: &str,
-    error: std::io::Error,
-    outcome_unknown: bool,
-    handshake: bool,
-) -> Error {
-    let tls = |message: String| Error::Tls {
-        broker: broker.to_owned(),
-        message,
-    };
-    match error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(e)) => tls(certificate_message(e)),
-        Some(rustls::Error::AlertReceived(alert)) => tls(alert_message(*alert)),
-        Some(e @ rustls::Error::PeerIncompatible(_)) => tls(format!(
-            "the broker shares no TLS version or cipher suite with purekafka: {e}"
-        )),
+/// The TLS failure inside an I/O error, if it holds one: a certificate, an alert or a cipher
+/// mismatch. `first` says no record had been read on the connection yet: a record that does not
+/// decrypt is then most likely the broker's refusal of the session.
+pub(crate) fn tls_error(broker: &str, error: &std::io::Error, first: bool) -> Option<Error> {
+    let message = match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(e) => certificate_message(e),
+        rustls::Error::AlertReceived(alert) => alert_message(*alert),
+        e @ rustls::Error::PeerIncompatible(_) => {
+            format!("the broker shares no TLS version or cipher suite with purekafka: {e}")
+        }
         // Kafka 2.8 (on Java 17) answers a TLS 1.3 client that lacks the certificate it
         // requires with a record that does not decrypt, not with an alert that reads.
-        Some(rustls::Error::DecryptError) if handshake => tls(format!(
+        rustls::Error::DecryptError if first => format!(
             "the broker's first TLS record after the handshake could not be decrypted, which is \
              how some brokers refuse the session{}",
             alert_hint(AlertDescription::CertificateRequired)
-        )),
-        _ if handshake && error.kind() == std::io::ErrorKind::UnexpectedEof => Error::Io {
-            broker: broker.to_owned(),
-            message: "the broker closed the connection during the TLS handshake: a listener \
-                      without TLS does that; security.protocol is SSL or SASL_SSL, so use \
-                      the broker's SSL or SASL_SSL listener, or PLAINTEXT / SASL_PLAINTEXT"
+        ),
+        _ => return None,
+    };
+    Some(Error::Tls {
+        broker: broker.to_owned(),
+        message,
+    })
+}
+
+/// The error for a failed TLS handshake: a TLS failure, or a listener without TLS closing
+/// the connection on the ClientHello.
+fn handshake_error(broker: &str, error: std::io::Error) -> Error {
+    tls_error(broker, &error, true).unwrap_or_else(|| Error::Io {
+        broker: broker.to_owned(),
+        message: match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => "the broker closed the connection during the \
+                TLS handshake: a listener without TLS does that; security.protocol is SSL or \
+                SASL_SSL, so use the broker's SSL or SASL_SSL listener, or PLAINTEXT / \
+                SASL_PLAINTEXT"
                 .to_owned(),
-            outcome_unknown,
+            _ => error.to_string(),
         },
-        _ => Error::Io {
-            broker: broker.to_owned(),
-            message: error.to_string(),
-            outcome_unknown,
-        },
-    }
+        outcome_unknown: false,
+    })
 }
 
 fn certificate_message(error: &CertificateError) -> String {

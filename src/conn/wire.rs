@@ -74,34 +74,10 @@ impl Drop for Tasks {
     }
 }
 
-/// How the connection's I/O errors are reported: as they are on TCP; on TLS, certificate and
-/// alert failures are told apart (`tls::io_error`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    Tcp,
-    #[cfg(feature = "tls")]
-    Tls,
-}
-
-impl Transport {
-    /// The error for an I/O failure; `first` says whether the broker had answered nothing yet
-    /// on this connection, when a TLS failure is most likely the broker's refusal of the
-    /// session rather than a broken one.
-    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
-    fn error(self, broker: &str, error: std::io::Error, first: bool) -> Error {
-        match self {
-            Transport::Tcp => io_error(broker, error),
-            #[cfg(feature = "tls")]
-            Transport::Tls => super::tls::io_error(broker, error, true, first),
-        }
-    }
-}
-
 impl Wire {
     /// Takes over a socket's two halves; `max_frame` is the largest response accepted.
     pub fn spawn<R, W>(
         (read, write): (R, W),
-        transport: Transport,
         broker: &str,
         client_id: &str,
         max_frame: usize,
@@ -116,7 +92,6 @@ impl Wire {
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(
             read,
-            transport,
             pending_rx,
             max_frame,
             broker.clone(),
@@ -124,7 +99,6 @@ impl Wire {
         ));
         let writer = tokio::spawn(write_loop(
             write,
-            transport,
             rx,
             pending_tx,
             StrBytes::from_string(client_id.to_owned()),
@@ -248,6 +222,17 @@ impl Wire {
     }
 }
 
+/// The error for the socket's I/O failure; `first` says the broker had answered nothing yet on
+/// this connection. On TLS, a certificate or alert failure is told apart (`tls::tls_error`).
+#[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+fn io_failure(broker: &str, error: std::io::Error, first: bool) -> Error {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = super::tls::tls_error(broker, &error, first) {
+        return tls;
+    }
+    io_error(broker, error)
+}
+
 fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
     Error::Io {
         broker: broker.to_owned(),
@@ -258,7 +243,6 @@ fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     write: W,
-    transport: Transport,
     mut rx: mpsc::Receiver<Outgoing>,
     pending: mpsc::UnboundedSender<Pending>,
     client_id: StrBytes,
@@ -274,13 +258,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             if let Err(e) =
                 write_one(&mut socket, out, &mut correlation_id, &pending, &client_id).await
             {
-                let _ = poison.set(e.into_error(&broker, transport));
+                let _ = poison.set(e.into_error(&broker));
                 return;
             }
             next = rx.try_recv().ok();
         }
         if let Err(e) = socket.flush().await {
-            let _ = poison.set(transport.error(&broker, e, false));
+            let _ = poison.set(io_failure(&broker, e, false));
             return;
         }
     }
@@ -293,9 +277,9 @@ enum WriteError {
 }
 
 impl WriteError {
-    fn into_error(self, broker: &str, transport: Transport) -> Error {
+    fn into_error(self, broker: &str) -> Error {
         match self {
-            WriteError::Io(e) => transport.error(broker, e, false),
+            WriteError::Io(e) => io_failure(broker, e, false),
             WriteError::Encode(e) => Error::protocol(broker, e),
             WriteError::ReaderGone => io_error(broker, "connection closed"),
         }
@@ -347,7 +331,6 @@ async fn write_one<W: AsyncWrite + Unpin>(
 
 async fn read_loop<R: AsyncRead + Unpin>(
     mut read: R,
-    transport: Transport,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     max_frame: usize,
     broker: Arc<str>,
@@ -382,7 +365,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match read.read_buf(&mut buf).await {
             Ok(0) => break io_error(&broker, closed_message(&buf)),
             Ok(_) => {}
-            Err(e) => break transport.error(&broker, e, !answered),
+            Err(e) => break io_failure(&broker, e, !answered),
         }
     };
     let _ = poison.set(error);

@@ -332,7 +332,7 @@ fn fetch_request(params: FetchParams, mut plan: FetchPlan) -> FetchRequest {
         .into_iter()
         .map(|(topic, ps)| {
             FetchTopic::default()
-                .with_topic(topic_name(&topic))
+                .with_topic(topic_name(topic))
                 .with_partitions(
                     ps.iter()
                         .map(|&(p, offset)| {
@@ -351,7 +351,7 @@ fn fetch_request(params: FetchParams, mut plan: FetchPlan) -> FetchRequest {
         .into_iter()
         .map(|(topic, ps)| {
             ForgottenTopic::default()
-                .with_topic(topic_name(&topic))
+                .with_topic(topic_name(topic))
                 .with_partitions(ps.into_iter().map(|(p, ())| p).collect())
         })
         .collect();

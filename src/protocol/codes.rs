@@ -42,6 +42,9 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 /// The member's assignors share none with the group's.
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+/// The group is not known; DescribeGroups' answer for a KIP-848 group on Kafka 4 ("not a
+/// classic group").
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
 /// The broker no longer has the fetch session the request names (KIP-227).
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// The fetch session's epoch is not the one the broker expects (KIP-227).

@@ -288,51 +288,84 @@ fn end_broker(id: u8, signal: &str, wait: Duration) -> Result<(), String> {
 
 /// Restart one broker with its existing data and wait until it answers.
 pub fn start_broker(id: u8, timeout: Duration) -> Result<Cluster, String> {
-    /// How often a broker that exits during startup is started again.
-    const ATTEMPTS: u32 = 3;
     let paths = Paths::from_workspace();
     let layout = read_state(&paths).ok_or("no Kafka cluster is recorded; use `kafka up`")?;
     let node = node_of(&layout, id)?;
-    let running = || broker_proc(&paths, node).is_some_and(|p| p.alive());
-    if running() {
+    if broker_proc(&paths, node).is_some_and(|p| p.alive()) {
         return Err(format!("broker {id} is already running"));
     }
     let libs = dist::ensure_libs(&paths, &layout)?;
-    let log = log_file(&paths, node);
-    let deadline = Instant::now() + timeout;
-    for attempt in 1..=ATTEMPTS {
-        let ports = node_ports(node, layout.mode()?);
-        while let Some(busy) = busy_port(&ports) {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "broker {id}'s port {}:{busy} is still in use by another process",
-                    config::HOST
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let offset = process::file_len(&log);
-        start_node(&paths, &layout, &libs, node)?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        match wait_ready(&paths, &[(node, offset)], left) {
-            Ok(()) => break,
-            // A broker can fail to come back for a while after a crash, for reasons of the
-            // machine's rather than of the client's under test; the reason is shown.
-            Err(_) if attempt < ATTEMPTS && !running() && Instant::now() < deadline => {
-                let mut why = process::error_lines(&log, offset, 20).join("\n");
-                if why.is_empty() {
-                    why = process::tail(&log, 20);
-                }
-                eprintln!(
-                    "broker {id} exited during startup (attempt {attempt} of {ATTEMPTS}); \
-                     starting it again in 3 s. It logged:\n{why}"
-                );
-                std::thread::sleep(Duration::from_secs(3));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    start_nodes(&paths, &layout, &libs, &[node], &[], timeout)?;
     Ok(Cluster::new(&layout.version, [node]))
+}
+
+/// Starts `start` and waits until they and `running` are ready.
+///
+/// A node's ports must be free before it starts: a process of ours that is still ending may
+/// hold them. A node that exits during startup is started again, up to three times in all
+/// within `timeout`, with what it logged shown: a broker can fail to come back for a while
+/// after a crash, for reasons of the machine's rather than of the client's under test.
+fn start_nodes(
+    paths: &Paths,
+    layout: &Layout,
+    libs: &Path,
+    start: &[Node],
+    running: &[Node],
+    timeout: Duration,
+) -> Result<(), String> {
+    const ATTEMPTS: u32 = 3;
+    const PAUSE: Duration = Duration::from_secs(3);
+    let mode = layout.mode()?;
+    let deadline = Instant::now() + timeout;
+    let mut waits: Vec<(Node, u64)> = running.iter().map(|&n| (n, 0)).collect();
+    let mut to_start = start.to_vec();
+    let mut attempt = 1;
+    loop {
+        for node in to_start.drain(..) {
+            while let Some(busy) = busy_port(&node_ports(node, mode)) {
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "broker {}'s port {}:{busy} is still in use by another process",
+                        node.id,
+                        config::HOST
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let offset = process::file_len(&log_file(paths, node));
+            start_node(paths, layout, libs, node)?;
+            waits.retain(|&(n, _)| n != node);
+            waits.push((node, offset));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Err(e) = wait_ready(paths, &waits, left) else {
+            return Ok(());
+        };
+        let exited: Vec<(Node, u64)> = waits
+            .iter()
+            .copied()
+            .filter(|&(n, _)| !broker_proc(paths, n).is_some_and(|p| p.alive()))
+            .collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if exited.is_empty() || attempt == ATTEMPTS || left <= PAUSE {
+            return Err(e);
+        }
+        for &(node, offset) in &exited {
+            let log = log_file(paths, node);
+            let mut why = process::error_lines(&log, offset, 20).join("\n");
+            if why.is_empty() {
+                why = process::tail(&log, 20);
+            }
+            eprintln!(
+                "broker {} exited during startup (attempt {attempt} of {ATTEMPTS}); starting it \
+                 again in {PAUSE:?}. It logged:\n{why}",
+                node.id
+            );
+        }
+        std::thread::sleep(PAUSE);
+        to_start = exited.into_iter().map(|(n, _)| n).collect();
+        attempt += 1;
+    }
 }
 
 /// Every port a node listens on.
@@ -429,12 +462,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
             start_zookeeper(paths, layout, &libs, timeout)?;
             add_zookeeper_scram_user(paths, layout, &libs)?;
         }
-        let mut waits = Vec::new();
-        for node in layout.nodes() {
-            start_node(paths, layout, &libs, node)?;
-            waits.push((node, 0));
-        }
-        wait_ready(paths, &waits, timeout)
+        start_nodes(paths, layout, &libs, &layout.nodes(), &[], timeout)
     })();
     if let Err(e) = result {
         // Do not leave half a cluster behind; logs stay for inspection.
@@ -456,23 +484,16 @@ fn heal(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Cluster, St
     if layout.mode()? == Mode::Zookeeper && !zk_proc(paths).is_some_and(|p| p.alive()) {
         start_zookeeper(paths, layout, &libs, timeout)?;
     }
-    let mut waits = Vec::new();
-    let mut restarted = Vec::new();
-    for node in layout.nodes() {
-        if broker_proc(paths, node).is_some_and(|p| p.alive()) {
-            waits.push((node, 0));
-        } else {
-            let offset = process::file_len(&log_file(paths, node));
-            start_node(paths, layout, &libs, node)?;
-            waits.push((node, offset));
-            restarted.push(node.id);
-        }
-    }
-    wait_ready(paths, &waits, timeout)?;
-    if restarted.is_empty() {
+    let (running, stopped): (Vec<Node>, Vec<Node>) = layout
+        .nodes()
+        .into_iter()
+        .partition(|&n| broker_proc(paths, n).is_some_and(|p| p.alive()));
+    start_nodes(paths, layout, &libs, &stopped, &running, timeout)?;
+    if stopped.is_empty() {
         eprintln!("{} is already up", layout.describe());
     } else {
-        eprintln!("{}: restarted broker(s) {restarted:?}", layout.describe());
+        let ids: Vec<u8> = stopped.iter().map(|n| n.id).collect();
+        eprintln!("{}: restarted broker(s) {ids:?}", layout.describe());
     }
     Ok(Cluster::new(&layout.version, layout.nodes()))
 }

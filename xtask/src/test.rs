@@ -98,7 +98,13 @@ pub fn faults() -> Result<(), String> {
             target_dir(&root()).join("debug/examples"),
         );
     let outcome = check(tests);
-    let errors = kafka::broker_errors(10);
+    // Read before `down`, which forgets the cluster; shown last, where CI's summary shows it.
+    let failed = outcome.is_err();
+    let errors = if failed {
+        kafka::broker_errors(10)
+    } else {
+        Vec::new()
+    };
     kafka::down()?;
     if let Ok(lines) = std::fs::read_to_string(&report) {
         eprintln!("fault scenario figures ({}):", report.display());
@@ -106,7 +112,7 @@ pub fn faults() -> Result<(), String> {
             eprintln!("  {line}");
         }
     }
-    if outcome.is_err() {
+    if failed {
         for broker in errors {
             eprintln!("{broker}");
         }

@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 
+use bytes::Bytes;
 use lexopt::prelude::*;
 use purekafka::{AutoOffsetReset, CKafkaConfig, ClientConfig};
 
@@ -87,7 +88,8 @@ pub struct Command {
     pub output: Output,
     pub delimiter: Vec<u8>,
     pub key_delimiter: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// `-H name=value`, made once: each record shares them.
+    pub headers: Vec<(Bytes, Bytes)>,
     pub lines: bool,
     pub quiet: bool,
     pub perf_records: u64,
@@ -170,7 +172,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Refusa
                 let (name, value) = header.split_once('=').ok_or_else(|| {
                     Refusal::Usage(format!("-H takes name=value, got {header:?}"))
                 })?;
-                c.headers.push((name.to_owned(), value.as_bytes().to_vec()));
+                c.headers.push((
+                    Bytes::copy_from_slice(name.as_bytes()),
+                    Bytes::copy_from_slice(value.as_bytes()),
+                ));
             }
             Short('l') => c.lines = true,
             Short('c') => c.count = Some(number(&mut parser, "-c")?),
