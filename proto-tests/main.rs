@@ -20,5 +20,6 @@ mod sasl;
 mod scram;
 #[cfg(feature = "tls")]
 mod tls;
+mod topology;
 mod transactions;
 mod versions;

@@ -169,13 +169,18 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the same operation later may succeed.
+    /// Whether retrying the same operation later may succeed. A consumer that got a
+    /// retriable error from `recv` carries on with the next call; so do kcat and pkcat.
+    ///
+    /// An unknown topic or partition is retriable, as in Kafka's own classification: topics
+    /// and partitions are created while clients run, and reach every broker a little later.
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Io { .. }
             | Error::Disconnected { .. }
             | Error::Timeout { .. }
-            | Error::NoBrokerReachable { .. } => true,
+            | Error::NoBrokerReachable { .. }
+            | Error::UnknownTopicOrPartition(_) => true,
             Error::Broker { code, .. } => code.is_retriable(),
             _ => false,
         }

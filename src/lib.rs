@@ -42,8 +42,9 @@ pub use config::{
     SaslMechanism, Secret, SecurityProtocol,
 };
 pub use consumer::{
-    Assignor, CommitHandle, Consumer, ConsumerBuilder, Message, MessageStream, Offset,
-    RebalanceEvent, RebalanceEvents,
+    Assigned, Assignor, CommitHandle, Consumer, ConsumerBuilder, ListenerFuture, Message,
+    MessageStream, Offset, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking,
+    TimestampType,
 };
 pub use error::{ConfigError, Error, KafkaCode, Result};
 pub use producer::{

@@ -19,7 +19,7 @@ pub use groups::{
 };
 pub use topics::{NewTopic, PartitionDescription, TopicDescription, TopicListing};
 
-use crate::cluster::{Cluster, TopicPartition, LATEST};
+use crate::cluster::{ClientKind, Cluster, TopicPartition, LATEST};
 use crate::config::ClientConfig;
 use crate::error::{Error, KafkaCode};
 
@@ -98,7 +98,7 @@ impl AdminBuilder {
     /// Checks the configuration and connects to the cluster.
     pub async fn build(self) -> Result<Admin, Error> {
         Ok(Admin {
-            cluster: Cluster::connect(&self.config).await?,
+            cluster: Cluster::connect(&self.config, ClientKind::Admin).await?,
             timeout: self.config.common.request_timeout,
         })
     }

@@ -1,23 +1,28 @@
-//! The cluster as the clients see it: the metadata cache (brokers, topics, partition leaders)
-//! and the pool of broker connections, reconnecting with backoff.
+//! The cluster as the clients see it: the metadata cache (brokers, topics, partition leaders),
+//! kept current ([`refresh`]), and the pool of broker connections, reconnecting with backoff
+//! ([`brokers`]).
 //!
 //! ```text
 //!  Producer / Consumer / Admin
-//!        │ leader(topic, p) · broker(id) · controller() · refresh_metadata(topics)
+//!        │ leader_id(topic, p) · topic(t) · producing_to(t, p) · broker(id) · refresh(topics)
 //!        ▼
-//!  Cluster ── Metadata cache (RwLock) ── BrokerSlot per node id ─► Connection (reconnects)
-//!                                      └ BrokerSlot per bootstrap address
+//!  Cluster ── Metadata cache (RwLock) ◄── refresh queue ◄── keeper task (interval, unsettled)
+//!        │                                                   shape changes ─► topology()
+//!        └── BrokerSlot per node id / per bootstrap address ─► Connection (reconnects)
 //! ```
 
+mod brokers;
 mod metadata;
 mod offsets;
+mod refresh;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::MetadataResponse;
+use tokio::time::Instant;
 
 pub use metadata::{Metadata, TopicMetadata};
 pub(crate) use offsets::{
@@ -25,9 +30,11 @@ pub(crate) use offsets::{
 };
 
 use crate::config::ClientConfig;
-use crate::conn::{Backoff, Connection, ConnectionSettings};
+use crate::conn::{Connection, ConnectionSettings};
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
+use brokers::{is_final, BrokerSlot};
+use refresh::{Cadence, Refresher};
 
 /// The shared cluster view of one client. Cheap to clone.
 #[derive(Clone)]
@@ -40,133 +47,73 @@ struct Inner {
     bootstrap: Vec<Arc<BrokerSlot>>,
     brokers: Mutex<HashMap<i32, Arc<BrokerSlot>>>,
     metadata: RwLock<Metadata>,
-    /// `metadata.max.age.ms`: cached topic metadata older than this is fetched again.
-    metadata_max_age: Duration,
-    /// One metadata refresh at a time.
-    refreshing: tokio::sync::Mutex<()>,
+    /// Counts the changes to the cluster's shape merged into the cache (see
+    /// [`Metadata::merge`]).
+    topology: AtomicU64,
+    /// `topic.metadata.refresh.interval.ms`: cached topic metadata older than this is fetched
+    /// again.
+    max_age: Option<Duration>,
+    /// `topic.metadata.refresh.fast.interval.ms` and `retry.backoff.max.ms`: the pauses while
+    /// waiting for a topic or a partition to appear.
+    fast: Duration,
+    fast_max: Duration,
+    /// `topic.metadata.propagation.max.ms`.
+    propagation: Duration,
+    /// Let the broker create topics our Metadata requests name (`allow.auto.create.topics`).
+    auto_create_topics: bool,
+    refresher: Refresher,
 }
 
-/// One broker address and its (re)connection state.
-struct BrokerSlot {
-    addr: String,
-    state: tokio::sync::Mutex<SlotState>,
-}
-
-struct SlotState {
-    conn: Option<Connection>,
-    backoff: Backoff,
-}
-
-impl BrokerSlot {
-    fn new(addr: String, settings: &ConnectionSettings) -> Arc<Self> {
-        Arc::new(BrokerSlot {
-            addr,
-            state: tokio::sync::Mutex::new(SlotState {
-                conn: None,
-                backoff: Backoff::new(settings.reconnect_backoff, settings.reconnect_backoff_max),
-            }),
-        })
-    }
-
-    /// The live connection, or a new one after the backoff delay. Callers wanting the same
-    /// broker wait for one attempt rather than racing their own.
-    async fn connection(&self, settings: &ConnectionSettings) -> Result<Connection, Error> {
-        self.connection_fresh(settings).await.map(|(conn, _)| conn)
-    }
-
-    /// As [`BrokerSlot::connection`], and whether the connection was made by this call (so no
-    /// request but the handshake has been answered on it yet).
-    async fn connection_fresh(
-        &self,
-        settings: &ConnectionSettings,
-    ) -> Result<(Connection, bool), Error> {
-        let mut state = self.state.lock().await;
-        if let Some(conn) = &state.conn {
-            if !conn.is_closed() {
-                return Ok((conn.clone(), false));
-            }
-        }
-        state.conn = None;
-        let delay = state.backoff.delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        match Connection::connect(&self.addr, settings).await {
-            Ok(conn) => {
-                state.backoff.succeeded();
-                state.conn = Some(conn.clone());
-                Ok((conn, true))
-            }
-            Err(e) => {
-                state.backoff.failed();
-                tracing::debug!(broker = %self.addr, error = %e, "connect failed");
-                Err(e)
-            }
-        }
-    }
-
-    /// A new connection failed at its first request: as far as backoff goes, connecting did
-    /// not succeed, so the next attempt waits rather than hammering a broker that takes
-    /// connections and then drops them.
-    async fn closed_early(&self) {
-        self.state.lock().await.backoff.failed();
-    }
-}
-
-/// Errors that another broker or another attempt cannot cure: every broker of the cluster
-/// would refuse the same credentials, certificates or configuration.
-fn is_final(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Authentication { .. } | Error::Tls { .. } | Error::Config(_)
-    )
-}
-
-/// Errors of the connection rather than of the request: another broker may answer.
-fn is_connection_failure(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. }
-    )
-}
-
-/// What a PLAINTEXT client gets from a SASL listener: it answers ApiVersions, which a client
-/// may send before authenticating, and closes the connection at the next request without a
-/// word. A PLAINTEXT listener never does that, so seen twice in a row it is reported as what
-/// it is, rather than as "connection closed".
-fn sasl_listener_error(broker: &str) -> Error {
-    Error::Authentication {
-        broker: broker.to_owned(),
-        mechanism: "none".to_owned(),
-        message: "the broker answered ApiVersions, then closed the connection at the first \
-                  request, twice: that is how a SASL listener treats a client that does not \
-                  authenticate. security.protocol is PLAINTEXT; use SASL_PLAINTEXT with \
-                  sasl.mechanism, sasl.username and sasl.password, or a PLAINTEXT listener"
-            .to_owned(),
-    }
+/// What kind of client a cluster serves: `allow.auto.create.topics` defaults differ.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ClientKind {
+    Producer,
+    Consumer,
+    Admin,
 }
 
 impl Cluster {
-    /// Checks the configuration and fetches the cluster's brokers from the bootstrap servers.
-    pub async fn connect(config: &ClientConfig) -> Result<Cluster, Error> {
+    /// Checks the configuration, fetches the cluster's brokers from the bootstrap servers, and
+    /// starts the keeper that refreshes the metadata of the topics in use.
+    pub async fn connect(config: &ClientConfig, kind: ClientKind) -> Result<Cluster, Error> {
         let settings = ConnectionSettings::from_config(config)?;
-        let bootstrap = config
-            .common
+        let c = &config.common;
+        let bootstrap = c
             .bootstrap_servers
             .iter()
             .map(|addr| BrokerSlot::new(addr.clone(), &settings))
             .collect();
+        let auto_create_topics = match kind {
+            ClientKind::Producer => c.allow_auto_create_topics.unwrap_or(true),
+            ClientKind::Consumer => c.allow_auto_create_topics.unwrap_or(false),
+            ClientKind::Admin => false,
+        };
+        let cadence = Cadence {
+            interval: c.metadata_refresh_interval,
+            fast: c.metadata_refresh_fast_interval,
+            fast_max: config.producer.retry_backoff_max,
+        };
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 settings,
                 bootstrap,
                 brokers: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
-                metadata_max_age: config.common.metadata_max_age,
-                refreshing: tokio::sync::Mutex::new(()),
+                topology: AtomicU64::new(0),
+                max_age: c.metadata_refresh_interval,
+                fast: cadence.fast,
+                fast_max: cadence.fast_max.max(cadence.fast),
+                propagation: c.topic_propagation_max,
+                auto_create_topics,
+                refresher: Refresher::default(),
             }),
         };
-        cluster.refresh_metadata(&[]).await?;
+        cluster.metadata(Some(&[])).await?;
+        tokio::spawn(refresh::keep_current(
+            Arc::downgrade(&cluster.inner),
+            cluster.inner.refresher.wake.clone(),
+            cadence,
+        ));
         Ok(cluster)
     }
 
@@ -216,7 +163,7 @@ impl Cluster {
         let slot = match self.slot(id) {
             Some(slot) => slot,
             None => {
-                self.refresh_metadata(&[]).await?;
+                self.refresh(&[], false).await?;
                 self.slot(id).ok_or_else(|| Error::Broker {
                     api: "Metadata",
                     resource: format!("broker {id}"),
@@ -238,10 +185,15 @@ impl Cluster {
     }
 
     /// The node id of the leader of `topic[partition]`, fetching the topic's metadata when it is
-    /// not cached.
+    /// not cached, and once more when the partition is beyond the count cached (the topic may
+    /// have grown).
     pub async fn leader_id(&self, topic: &str, partition: i32) -> Result<i32, Error> {
-        let topic_meta = self.topic(topic).await?;
-        let p = topic_meta
+        let mut meta = self.topic(topic).await?;
+        if meta.partitions.iter().all(|p| p.id != partition) {
+            self.refresh(&[topic], false).await?;
+            meta = self.topic(topic).await?;
+        }
+        let p = meta
             .partitions
             .iter()
             .find(|p| p.id == partition)
@@ -257,15 +209,14 @@ impl Cluster {
         Ok(p.leader)
     }
 
-    /// The metadata of `topic`, fetched when not cached or older than `metadata.max.age.ms`. A
-    /// topic the cluster does not know is [`Error::UnknownTopicOrPartition`].
+    /// The metadata of `topic`, fetched when not cached, older than
+    /// `topic.metadata.refresh.interval.ms`, or known to be out of date. A topic the cluster
+    /// does not know is [`Error::UnknownTopicOrPartition`].
     pub async fn topic(&self, topic: &str) -> Result<TopicMetadata, Error> {
         let meta = match self.cached(topic) {
-            Some(meta) if meta.error.is_none() && !meta.is_stale(self.inner.metadata_max_age) => {
-                meta
-            }
+            Some(meta) if meta.error.is_none() && !meta.is_stale(self.inner.max_age) => meta,
             _ => {
-                self.refresh_metadata(&[topic]).await?;
+                self.refresh(&[topic], false).await?;
                 self.cached(topic)
                     .ok_or_else(|| Error::UnknownTopicOrPartition(topic.to_owned()))?
             }
@@ -288,19 +239,25 @@ impl Cluster {
     }
 
     fn cached(&self, topic: &str) -> Option<TopicMetadata> {
-        let metadata = self.inner.metadata.read().expect("metadata lock");
-        metadata.topics.get(topic).cloned()
+        self.with_metadata(|metadata| metadata.topics.get(topic).cloned())
+    }
+
+    /// `f` over the cache as it is, without asking the cluster.
+    pub fn with_metadata<R>(&self, f: impl FnOnce(&Metadata) -> R) -> R {
+        f(&self.inner.metadata.read().expect("metadata lock"))
+    }
+
+    /// How many changes to the cluster's shape (topics appearing or going, partition counts,
+    /// the listing of every topic) the cache has taken in: a client that saw one number and
+    /// reads another looks again at what it follows.
+    pub fn topology(&self) -> u64 {
+        self.inner.topology.load(Ordering::Acquire)
     }
 
     /// The controller, for admin requests. KRaft brokers forward them, so any broker will do
     /// where the metadata names none.
     pub async fn controller(&self) -> Result<Connection, Error> {
-        let controller = self
-            .inner
-            .metadata
-            .read()
-            .expect("metadata lock")
-            .controller_id;
+        let controller = self.with_metadata(|metadata| metadata.controller_id);
         match controller {
             Some(id) => self.broker(id).await,
             None => self.any_broker().await,
@@ -322,37 +279,75 @@ impl Cluster {
         }
     }
 
-    /// How many partitions `topic` has: the last count the cluster gave, even when the rest of
-    /// its metadata is out of date (a partition count only changes by an admin's hand), so that
-    /// a producer keeps choosing partitions while the cluster is out of reach. Asks the
-    /// cluster only for a topic never seen.
-    pub async fn partition_count(&self, topic: &str) -> Result<usize, Error> {
-        // On every keyed send: read the count under the lock rather than clone the metadata.
-        let known = {
-            let metadata = self.inner.metadata.read().expect("metadata lock");
+    /// How many partitions `topic` has, as last cached: even when the rest of its metadata is
+    /// out of date, so that a producer keeps choosing partitions while the cluster is out of
+    /// reach. `None` for a topic never seen, or one the cluster says does not exist.
+    pub fn partition_count(&self, topic: &str) -> Option<usize> {
+        // On every send: read the count under the lock rather than clone the metadata.
+        self.with_metadata(|metadata| {
             metadata
                 .topics
                 .get(topic)
                 .filter(|meta| meta.error.is_none())
                 .map(|meta| meta.partitions.len())
                 .filter(|&n| n > 0)
-        };
-        match known {
-            Some(n) => Ok(n),
-            None => Ok(self.topic(topic).await?.partitions.len()),
+        })
+    }
+
+    /// The partition count of `topic`, for a record about to be produced to it (to
+    /// `partition`, when given). The cache answers when it knows the topic and the partition.
+    /// Otherwise the cluster is asked, every `topic.metadata.refresh.fast.interval.ms`
+    /// (doubling up to `retry.backoff.max.ms`), until both appear or
+    /// `topic.metadata.propagation.max.ms` has passed since this call: topics and partitions
+    /// reach every broker a little after they are created. Then the record fails with
+    /// [`Error::UnknownTopicOrPartition`] naming the topic (or `topic[partition]`), or with
+    /// the last error asking met.
+    ///
+    /// Cancel-safe: it only reads and asks.
+    pub async fn producing_to(&self, topic: &str, partition: Option<i32>) -> Result<usize, Error> {
+        if let Some(p) = partition.filter(|&p| p < 0) {
+            return Err(Error::UnknownTopicOrPartition(format!("{topic}[{p}]")));
+        }
+        let fits = |n: usize| partition.is_none_or(|p| (p as usize) < n);
+        if let Some(n) = self.partition_count(topic).filter(|&n| fits(n)) {
+            return Ok(n);
+        }
+        self.use_topic(topic);
+        let deadline = Instant::now() + self.inner.propagation;
+        let mut pause = self.inner.fast;
+        loop {
+            let outcome = match self.refresh(&[topic], false).await {
+                Ok(()) => match self.cached(topic) {
+                    Some(meta) if meta.error.is_none() && fits(meta.partitions.len()) => {
+                        return Ok(meta.partitions.len())
+                    }
+                    Some(meta) if meta.error.is_none() || meta.is_missing() => {
+                        let what = match (meta.error, partition) {
+                            (None, Some(p)) => format!("{topic}[{p}]"),
+                            _ => topic.to_owned(),
+                        };
+                        Error::UnknownTopicOrPartition(what)
+                    }
+                    Some(meta) => topic_error(topic, meta.error.expect("matched above")),
+                    None => Error::UnknownTopicOrPartition(topic.to_owned()),
+                },
+                Err(e) => e,
+            };
+            let waits =
+                matches!(outcome, Error::UnknownTopicOrPartition(_)) || outcome.is_retriable();
+            let now = Instant::now();
+            if !waits || now >= deadline {
+                return Err(outcome);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(self.inner.fast_max);
         }
     }
 
-    /// Fetches the brokers and the metadata of `topics` (none when empty) and merges them into
-    /// the cache.
-    pub async fn refresh_metadata(&self, topics: &[&str]) -> Result<(), Error> {
-        self.metadata(Some(topics)).await.map(drop)
-    }
-
-    /// The cluster's whole answer about `topics` (every topic when `None`), merged into the
-    /// cache too: for the admin client, which reports what the cache does not keep.
+    /// The cluster's whole answer about `topics` (every topic when `None`; the brokers only
+    /// when empty), asked now and merged into the cache: for the admin client, which reports
+    /// what the cache does not keep, and for the refresh queue.
     pub async fn metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
-        let _one_at_a_time = self.inner.refreshing.lock().await;
         let response = self.fetch_metadata(topics).await?;
         let fresh = Metadata::from_response(&response);
         {
@@ -364,88 +359,17 @@ impl Cluster {
                 }
             }
         }
-        self.inner
+        let changed = self
+            .inner
             .metadata
             .write()
             .expect("metadata lock")
-            .merge(fresh);
+            .merge(fresh, topics.is_none());
+        if changed {
+            self.inner.topology.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(response)
     }
-
-    /// Asks one broker after another (see [`Cluster::candidates`]) for metadata, until one
-    /// answers: a broker that takes the connection and then drops it is not the end of the
-    /// search.
-    ///
-    /// While bootstrapping a PLAINTEXT client, a new connection that closes at its first request
-    /// gets one more try, to tell a SASL listener (see [`sasl_listener_error`]) from a passing
-    /// failure. Once the cluster has answered over PLAINTEXT that question is settled, and an
-    /// early close is only a connection failure.
-    async fn fetch_metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
-        let settings = &self.inner.settings;
-        let may_be_sasl_listener =
-            settings.sasl.is_none() && self.inner.brokers.lock().expect("brokers lock").is_empty();
-        let mut tried = Vec::new();
-        let mut last = None;
-        for slot in self.candidates() {
-            let mut early_closes = 0;
-            let error = loop {
-                let (conn, fresh) = match slot.connection_fresh(settings).await {
-                    Ok(connected) => connected,
-                    Err(e) => break e,
-                };
-                let e = match metadata_request(&conn, topics).await {
-                    Ok(response) => return Ok(response),
-                    Err(e) => e,
-                };
-                if !(fresh && matches!(e, Error::Io { .. })) {
-                    break e;
-                }
-                slot.closed_early().await;
-                early_closes += 1;
-                match (may_be_sasl_listener, early_closes) {
-                    (false, _) => break e,
-                    (true, 1) => {
-                        tracing::debug!(broker = %slot.addr, error = %e, "closed at the first request; trying once more");
-                    }
-                    (true, _) => break sasl_listener_error(&slot.addr),
-                }
-            };
-            if is_final(&error) || !is_connection_failure(&error) {
-                return Err(error);
-            }
-            tried.push(slot.addr.clone());
-            last = Some(error);
-        }
-        Err(Error::NoBrokerReachable {
-            tried: tried.join(", "),
-            last: Arc::new(last.unwrap_or(Error::Closed)),
-        })
-    }
-}
-
-/// One Metadata request for `topics`: the brokers only when empty, every topic when `None`.
-async fn metadata_request(
-    conn: &Connection,
-    topics: Option<&[&str]>,
-) -> Result<MetadataResponse, Error> {
-    // An empty list asks for brokers only (from v1; v0 answers with every topic, which the merge
-    // in refresh_metadata takes in just as well). v0 also reads an empty list as every topic.
-    let mut request = MetadataRequest::default().with_topics(topics.map(|topics| {
-        topics
-            .iter()
-            .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
-            .collect()
-    }));
-    let version = conn.version_of::<MetadataRequest>()?;
-    if version == 0 && request.topics.is_none() {
-        request.topics = Some(Vec::new());
-    }
-    if version >= 4 {
-        // Before v4 the field does not exist and brokers follow auto.create.topics.enable.
-        request.allow_auto_topic_creation = false;
-    }
-    conn.request_at(&request, version, conn.request_timeout())
-        .await
 }
 
 /// The error a Metadata answer gives for `topic`: an unknown topic is its own variant.

@@ -215,8 +215,25 @@ pub struct CommonConfig {
     pub reconnect_backoff_max: Duration,
     /// `receive.message.max.bytes`: the largest response frame accepted from a broker.
     pub receive_message_max_bytes: usize,
-    /// `metadata.max.age.ms`: how often metadata is refreshed even without errors.
-    pub metadata_max_age: Duration,
+    /// `topic.metadata.refresh.interval.ms` (Java: `metadata.max.age.ms`): how often the
+    /// metadata of the topics in use is asked for again without any error calling for it, so
+    /// that new partitions, moved leaders and new brokers are found; also how old a cached
+    /// topic may be before a lookup asks again. `None` (`-1`) turns both off: cached metadata is
+    /// then trusted until an error says otherwise.
+    pub metadata_refresh_interval: Option<Duration>,
+    /// `topic.metadata.refresh.fast.interval.ms`: the first pause between refreshes while
+    /// something is unsettled (a partition without a leader, a leader that moved, a subscribed
+    /// topic that does not exist yet); it doubles up to `retry.backoff.max.ms`.
+    pub metadata_refresh_fast_interval: Duration,
+    /// `topic.metadata.propagation.max.ms`: how long a producer waits for a topic it does not
+    /// find (or a partition beyond the count it knows) to appear before the record fails with
+    /// [`Error::UnknownTopicOrPartition`](crate::Error::UnknownTopicOrPartition). Topic
+    /// creation reaches every broker a little after the admin call returns.
+    pub topic_propagation_max: Duration,
+    /// `allow.auto.create.topics`: whether the client's Metadata requests let the broker create
+    /// a topic they name (only where the broker has `auto.create.topics.enable=true`). Unset,
+    /// producers allow it and consumers do not, as in librdkafka.
+    pub allow_auto_create_topics: Option<bool>,
 }
 
 /// Producer settings.
@@ -370,7 +387,10 @@ impl Default for ClientConfig {
                 reconnect_backoff: Duration::from_millis(100),
                 reconnect_backoff_max: Duration::from_millis(10_000),
                 receive_message_max_bytes: 100_000_000,
-                metadata_max_age: Duration::from_millis(300_000),
+                metadata_refresh_interval: Some(Duration::from_millis(300_000)),
+                metadata_refresh_fast_interval: Duration::from_millis(100),
+                topic_propagation_max: Duration::from_millis(30_000),
+                allow_auto_create_topics: None,
             },
             producer: ProducerConfig {
                 acks: Acks::All,

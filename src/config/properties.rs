@@ -64,7 +64,18 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "request.timeout.ms" => c.request_timeout = v.millis(1, 900_000)?,
         "reconnect.backoff.ms" => c.reconnect_backoff = v.millis(0, 3_600_000)?,
         "reconnect.backoff.max.ms" => c.reconnect_backoff_max = v.millis(0, 3_600_000)?,
-        "metadata.max.age.ms" => c.metadata_max_age = v.millis(1, 86_400_000)?,
+        "topic.metadata.refresh.interval.ms" | "metadata.max.age.ms" => {
+            c.metadata_refresh_interval = match v.int(-1, 86_400_000)? {
+                -1 => None,
+                0 => return Err(v.invalid("expected -1 (never) or at least 1")),
+                ms => Some(Duration::from_millis(ms as u64)),
+            }
+        }
+        "topic.metadata.refresh.fast.interval.ms" => {
+            c.metadata_refresh_fast_interval = v.millis(1, 60_000)?
+        }
+        "topic.metadata.propagation.max.ms" => c.topic_propagation_max = v.millis(0, 3_600_000)?,
+        "allow.auto.create.topics" => c.allow_auto_create_topics = Some(v.boolean()?),
         "receive.message.max.bytes" => {
             c.receive_message_max_bytes = v.int(1000, 2_147_483_647)? as usize
         }

@@ -58,6 +58,10 @@ struct State {
     lost: bool,
     /// Why the member cannot go on.
     failed: Option<Error>,
+    /// The topics subscribed to, as the consumer last resolved them.
+    topics: Vec<String>,
+    /// The subscription changed: send it with the next heartbeat.
+    resubscribe: bool,
 }
 
 struct Shared {
@@ -101,6 +105,7 @@ impl ConsumerGroupMember {
             state: Mutex::new(State {
                 member_id: new_member_id(),
                 report: true,
+                topics,
                 ..State::default()
             }),
             wake: Notify::new(),
@@ -117,7 +122,6 @@ impl ConsumerGroupMember {
             shared.clone(),
             coordinator(cluster.clone()),
             config.clone(),
-            topics,
             polls,
         ));
         ConsumerGroupMember {
@@ -157,6 +161,20 @@ impl ConsumerGroupMember {
         state.report = true;
         drop(state);
         self.shared.wake.notify_one();
+    }
+
+    /// The topics subscribed to are now `topics`: sent with the next heartbeat, at once.
+    pub fn subscribe(&self, topics: Vec<String>) {
+        let mut state = self.shared.state();
+        state.topics = topics;
+        state.resubscribe = true;
+        drop(state);
+        self.shared.wake.notify_one();
+    }
+
+    /// The topics subscribed to.
+    pub fn topics(&self) -> Vec<String> {
+        self.shared.state().topics.clone()
     }
 
     /// The committed offset of each partition (`None` where the group has none).
@@ -253,7 +271,6 @@ async fn heartbeats(
     shared: Arc<Shared>,
     mut coordinator: Coordinator,
     config: ConsumerConfig,
-    topics: Vec<String>,
     polls: PollClock,
 ) {
     let mut interval = config.heartbeat_interval;
@@ -279,7 +296,7 @@ async fn heartbeats(
             full = true;
             continue;
         }
-        let outcome = heartbeat_once(&shared, &mut coordinator, &config, &topics, full).await;
+        let outcome = heartbeat_once(&shared, &mut coordinator, &config, full).await;
         match outcome {
             Ok(response) => {
                 last_ok = Instant::now();
@@ -321,6 +338,7 @@ async fn heartbeats(
             }
         }
         if let Some(assignment) = &unresolved {
+            let topics = shared.state().topics.clone();
             if let Some(target) = resolve(coordinator.cluster(), &topics, assignment).await {
                 shared.state().target = Some(target);
                 unresolved = None;
@@ -354,7 +372,6 @@ async fn heartbeat_once(
     shared: &Shared,
     coordinator: &mut Coordinator,
     config: &ConsumerConfig,
-    topics: &[String],
     full: bool,
 ) -> Result<ConsumerGroupHeartbeatResponse, Heartbeat> {
     let conn = coordinator.conn().await.map_err(Heartbeat::Retry)?;
@@ -365,6 +382,7 @@ async fn heartbeat_once(
         let mut state = shared.state();
         let joining = state.epoch == JOIN_EPOCH;
         let full = full || joining;
+        let resubscribe = full || std::mem::take(&mut state.resubscribe);
         // Version 0 has the coordinator choose the member id.
         let member_id = if version == 0 && joining {
             String::new()
@@ -380,8 +398,11 @@ async fn heartbeat_once(
             request = request
                 .with_instance_id(config.group_instance_id.as_deref().map(s))
                 .with_rebalance_timeout_ms(millis(config.max_poll_interval))
-                .with_subscribed_topic_names(Some(topics.iter().map(|t| topic_name(t)).collect()))
                 .with_server_assignor(config.group_remote_assignor.as_deref().map(s));
+        }
+        if resubscribe {
+            let topics = state.topics.iter().map(|t| topic_name(t)).collect();
+            request = request.with_subscribed_topic_names(Some(topics));
         }
         // A member joining owns nothing, whatever the consumer last reported (the coordinator
         // refuses a join that claims partitions).
@@ -474,33 +495,42 @@ async fn topic_ids(cluster: &Cluster, owned: &TopicPartitions) -> Vec<Owned> {
 }
 
 /// The assignment by topic name, once metadata names every topic id in it (`None` until then).
+/// An id the cache does not know is a topic created since it was read (or the consumer's first
+/// look at its subscription): the subscribed topics are asked for again at once, and the ids
+/// looked up once more.
 async fn resolve(
     cluster: &Cluster,
     topics: &[String],
     assignment: &[(u128, Vec<i32>)],
 ) -> Option<TopicPartitions> {
-    let mut names: BTreeMap<u128, &str> = BTreeMap::new();
-    for topic in topics {
-        if let Ok(meta) = cluster.topic(topic).await {
-            names.insert(meta.id, topic);
+    let names = |cluster: &Cluster| -> BTreeMap<u128, String> {
+        cluster.with_metadata(|m| {
+            topics
+                .iter()
+                .filter_map(|t| {
+                    m.topics
+                        .get(t)
+                        .filter(|meta| meta.id != 0)
+                        .map(|meta| (meta.id, t.clone()))
+                })
+                .collect()
+        })
+    };
+    let mut known = names(cluster);
+    if assignment.iter().any(|(id, _)| !known.contains_key(id)) {
+        let asked: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if let Err(e) = cluster.refresh(&asked, false).await {
+            tracing::debug!(error = %e, "metadata for the assignment's topics");
+            return None;
         }
+        known = names(cluster);
     }
     let mut out: TopicPartitions = Vec::new();
     for (id, partitions) in assignment {
-        match names.get(id) {
-            Some(name) => {
-                let mut partitions = partitions.clone();
-                partitions.sort_unstable();
-                out.push((name.to_string(), partitions));
-            }
-            None => {
-                // A topic created since metadata was read: ask again before the next try.
-                for topic in topics {
-                    cluster.invalidate_topic(topic);
-                }
-                return None;
-            }
-        }
+        let name = known.get(id)?;
+        let mut partitions = partitions.clone();
+        partitions.sort_unstable();
+        out.push((name.clone(), partitions));
     }
     out.sort();
     Some(out)

@@ -23,7 +23,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::task::JoinHandle;
 
 use super::fetch_session::{FetchPlan, FetchSession};
-use super::Message;
+use super::{Message, TimestampType};
 use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::conn::Connection;
@@ -427,7 +427,7 @@ async fn absorb(
                         let code = KafkaCode::from_code(code).expect("non-zero");
                         if code.is_retriable() {
                             // Leadership moved or the topic is still being created.
-                            cluster.invalidate_topic(&topic);
+                            cluster.refresh_soon(&topic);
                             retriable = true;
                             continue;
                         }
@@ -468,6 +468,10 @@ async fn absorb(
                         corrupt(&conn, &topic, p.partition_index, reason)
                     })?;
                     if delivered {
+                        let timestamp_type = match batch.is_log_append_time() {
+                            true => TimestampType::LogAppendTime,
+                            false => TimestampType::CreateTime,
+                        };
                         out.extend(
                             batch
                                 .records
@@ -478,6 +482,7 @@ async fn absorb(
                                     partition: p.partition_index,
                                     offset: r.offset,
                                     timestamp: r.timestamp,
+                                    timestamp_type,
                                     key: r.key,
                                     value: r.value,
                                     headers: r.headers,

@@ -15,7 +15,7 @@
 //! (a JoinGroup may wait for a whole rebalance) and one for heartbeats, so neither a long join
 //! nor a long fetch ever delays a heartbeat.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use super::assignor::Assignor;
 use super::coordinator::{s, CommitError, Committer, Coordinator};
-use super::membership::PollClock;
+use super::membership::{partition_counts, AssignedFrom, PollClock, SharedTopics};
 use crate::cluster::Cluster;
 use crate::config::ConsumerConfig;
 use crate::conn::Connection;
@@ -106,7 +106,10 @@ pub(crate) struct GroupMember {
     /// JoinGroup, SyncGroup and offsets go through its connection; heartbeats get another.
     coordinator: Coordinator,
     config: ConsumerConfig,
-    topics: Vec<String>,
+    /// The subscription, as the consumer last resolved it.
+    topics: SharedTopics,
+    /// As leader, what the last assignment was computed from (see [`AssignedFrom`]).
+    assigned_from: AssignedFrom,
     member_id: String,
     generation: i32,
     /// Set by the heartbeat task when the member must join again.
@@ -129,10 +132,11 @@ impl GroupMember {
         cluster: Cluster,
         group_id: String,
         config: ConsumerConfig,
-        topics: Vec<String>,
+        topics: SharedTopics,
         polls: PollClock,
     ) -> Self {
         GroupMember {
+            assigned_from: AssignedFrom::default(),
             polls,
             coordinator: Coordinator::new(
                 cluster,
@@ -147,6 +151,11 @@ impl GroupMember {
             rejoin: Rejoin::new(),
             heartbeat: None,
         }
+    }
+
+    /// What this member, as leader, last assigned from; `None` while it is not the leader.
+    pub fn assigned_from(&self) -> AssignedFrom {
+        self.assigned_from.clone()
     }
 
     /// Whether the member must (re)join before fetching: not yet joined, the group is
@@ -199,8 +208,13 @@ impl GroupMember {
         owned: &TopicPartitions,
     ) -> Result<Option<TopicPartitions>, Error> {
         let conn = self.coordinator.conn().await?;
+        let topics = self
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let subscription = Subscription {
-            topics: self.topics.clone(),
+            topics,
             owned: owned.clone(),
             // The generation the partitions were owned in, so a leader can tell stale claims.
             generation: (self.generation >= 0).then_some(self.generation),
@@ -267,6 +281,7 @@ impl GroupMember {
         let assignments = if joined.leader.as_str() == self.member_id && !joined.skip_assignment {
             self.assign(&protocol, &joined.members).await?
         } else {
+            *self.assigned_from.lock().unwrap_or_else(|p| p.into_inner()) = None;
             Vec::new()
         };
         let request = SyncGroupRequest::default()
@@ -322,22 +337,31 @@ impl GroupMember {
                 .map_err(|e| Error::protocol("-", e))?;
             subscriptions.insert(m.member_id.to_string(), sub);
         }
-        let mut partitions = HashMap::new();
-        for sub in subscriptions.values() {
-            for topic in &sub.topics {
-                if partitions.contains_key(topic) {
-                    continue;
+        let topics: BTreeSet<String> = subscriptions
+            .values()
+            .flat_map(|sub| sub.topics.iter().cloned())
+            .collect();
+        let cluster = self.coordinator.cluster();
+        for topic in &topics {
+            // Kept current from now on, so the assignment is redone when one of them changes.
+            cluster.use_topic(topic);
+            match cluster.topic(topic).await {
+                Ok(_) => {}
+                // A subscribed topic that does not exist yet, or that the cluster refuses to
+                // describe, gets no partitions until that changes.
+                Err(Error::UnknownTopicOrPartition(_)) => {}
+                Err(e) if e.kafka_code().is_some() => {
+                    tracing::debug!(%topic, error = %e, "subscribed topic left out of the assignment");
                 }
-                match self.coordinator.cluster().topic(topic).await {
-                    Ok(meta) => {
-                        partitions.insert(topic.clone(), meta.partitions.len() as i32);
-                    }
-                    // A subscribed topic that does not exist yet gets no partitions.
-                    Err(Error::UnknownTopicOrPartition(_)) => {}
-                    Err(e) => return Err(e),
-                }
+                Err(e) => return Err(e),
             }
         }
+        let counts = cluster.with_metadata(|m| partition_counts(m, &topics));
+        let partitions: HashMap<String, i32> = counts
+            .iter()
+            .filter_map(|(t, n)| n.map(|n| (t.clone(), n as i32)))
+            .collect();
+        *self.assigned_from.lock().unwrap_or_else(|p| p.into_inner()) = Some(counts);
         assignor
             .assign(&subscriptions, &partitions)
             .into_iter()

@@ -1,25 +1,29 @@
-//! The consumer's side of group membership: taking up assignments, giving partitions up, and
-//! committing, for both protocols.
+//! The consumer's side of group membership: taking up assignments, giving partitions up,
+//! following the cluster's shape, and committing, for both protocols.
 //!
 //! ```text
 //!  classic (group.rs)                          KIP-848 (consumer_group.rs)
 //!  rejoin flag ─► join task: JoinGroup, SyncGroup   heartbeat task ─► target assignment
 //!       eager: revoke all first                              │
 //!       cooperative: keep fetching, revoke the difference    │
-//!                 └──────────────► apply(): revoked ─► commit, Revoked event, drop
-//!                                           added   ─► OffsetFetch, Assigned event, fetch
+//!                 └──────────────► apply: bookkeeping now, then a Step task (listener.rs):
+//!                                  revoked ─► listener, commit, Revoked event
+//!                                  added   ─► OffsetFetch, listener, Assigned event, fetch
+//!  topology changes (cluster) ─► follow_topology: subscription resolved again, missing topics
+//!                                reported, a leader whose assignment is out of date rejoins
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
 use super::consumer_group::{Change, ConsumerGroupMember};
 use super::group::{GroupMember, Rejoin};
+use super::listener::Step;
 use super::{Consumer, RebalanceEvent};
-use crate::cluster::{Cluster, EARLIEST, LATEST};
+use crate::cluster::{Cluster, Metadata, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, IsolationLevel};
 use crate::error::Error;
 use crate::protocol::consumer_protocol::TopicPartitions;
@@ -32,6 +36,15 @@ pub(super) enum Membership {
     Consumer(Arc<ConsumerGroupMember>),
 }
 
+/// The topics a member is subscribed to, as the consumer last resolved them; shared with the
+/// member, which sends them when it joins (classic) or heartbeats (KIP-848).
+pub(super) type SharedTopics = Arc<Mutex<Vec<String>>>;
+
+/// As group leader, the partition count of every topic the group subscribes to (`None`: the
+/// topic did not exist) when this member last assigned: once the cluster says otherwise, the
+/// leader rejoins so the assignment covers what is there now.
+pub(super) type AssignedFrom = Arc<Mutex<Option<BTreeMap<String, Option<usize>>>>>;
+
 pub(super) struct ClassicGroup {
     pub member: Arc<tokio::sync::Mutex<GroupMember>>,
     /// Set by the member's heartbeats when it must rejoin.
@@ -41,6 +54,34 @@ pub(super) struct ClassicGroup {
     pub joining: Option<JoinHandle<Result<Rejoined, Error>>>,
     /// The group rebalances cooperatively (every assignor offered is cooperative).
     pub cooperative: bool,
+    pub topics: SharedTopics,
+    pub assigned_from: AssignedFrom,
+}
+
+/// Commits for a member: a handle the [`Step`] tasks and the listener keep.
+#[derive(Clone)]
+pub(crate) enum GroupCommitter {
+    Classic(Arc<tokio::sync::Mutex<GroupMember>>),
+    Consumer(Arc<ConsumerGroupMember>),
+}
+
+impl GroupCommitter {
+    /// Commits `offsets` (the next offset to read, per partition). The future owns what it
+    /// needs, so it can run as a task of its own.
+    pub fn commit(
+        &self,
+        offsets: Vec<(Arc<str>, i32, i64)>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static {
+        let member = self.clone();
+        async move {
+            let offsets: Vec<(&str, i32, i64)> =
+                offsets.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
+            match member {
+                GroupCommitter::Classic(m) => m.lock().await.commit(&offsets).await,
+                GroupCommitter::Consumer(m) => m.commit(&offsets).await,
+            }
+        }
+    }
 }
 
 impl Membership {
@@ -52,27 +93,37 @@ impl Membership {
         }
     }
 
-    /// Commits `offsets` (the next offset to read, per partition) for this member. The future
-    /// owns what it needs, so it can run as a task of its own.
+    pub fn committer(&self) -> GroupCommitter {
+        match self {
+            Membership::Classic(g) => GroupCommitter::Classic(g.member.clone()),
+            Membership::Consumer(m) => GroupCommitter::Consumer(m.clone()),
+        }
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) for this member.
     pub fn commit(
         &self,
         offsets: Vec<(Arc<str>, i32, i64)>,
     ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static {
-        enum Member {
-            Classic(Arc<tokio::sync::Mutex<GroupMember>>),
-            Consumer(Arc<ConsumerGroupMember>),
-        }
-        let member = match self {
-            Membership::Classic(g) => Member::Classic(g.member.clone()),
-            Membership::Consumer(m) => Member::Consumer(m.clone()),
-        };
-        async move {
-            let offsets: Vec<(&str, i32, i64)> =
-                offsets.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
-            match member {
-                Member::Classic(m) => m.lock().await.commit(&offsets).await,
-                Member::Consumer(m) => m.commit(&offsets).await,
+        self.committer().commit(offsets)
+    }
+
+    /// The topics the member subscribes to are now `topics`: a classic member rejoins with
+    /// them, a KIP-848 member heartbeats them at once.
+    fn resubscribe(&self, topics: Vec<String>) {
+        match self {
+            Membership::Classic(g) => {
+                *g.topics.lock().unwrap_or_else(|p| p.into_inner()) = topics;
+                g.rejoin.rebalance();
             }
+            Membership::Consumer(m) => m.subscribe(topics),
+        }
+    }
+
+    fn topics(&self) -> Vec<String> {
+        match self {
+            Membership::Classic(g) => g.topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            Membership::Consumer(m) => m.topics(),
         }
     }
 }
@@ -127,30 +178,58 @@ pub(super) struct Rejoined {
     positions: Positions,
 }
 
+/// The partition count of each of `topics` in `metadata` (`None` where the topic does not
+/// exist or is in error): what a leader's assignment was computed from.
+pub(super) fn partition_counts<'a>(
+    metadata: &Metadata,
+    topics: impl IntoIterator<Item = &'a String>,
+) -> BTreeMap<String, Option<usize>> {
+    topics
+        .into_iter()
+        .map(|t| {
+            let count = metadata
+                .topics
+                .get(t)
+                .filter(|meta| meta.error.is_none())
+                .map(|meta| meta.partitions.len());
+            (t.clone(), count)
+        })
+        .collect()
+}
+
 impl Consumer {
     /// True when [`Consumer::follow_group`] may have something to do: checked on every `recv`
     /// without building its future.
     pub(super) fn group_may_change(&self) -> bool {
-        match &self.group {
-            Some(Membership::Classic(g)) => g.joining.is_some() || g.rejoin.needed(),
-            Some(Membership::Consumer(_)) => true,
-            None => false,
-        }
+        self.step.is_some()
+            || match &self.group {
+                Some(Membership::Classic(g)) => g.joining.is_some() || g.rejoin.needed(),
+                Some(Membership::Consumer(_)) => true,
+                None => false,
+            }
     }
 
-    /// Brings the membership up to date: starts or finishes a classic rebalance, or applies
-    /// what a KIP-848 heartbeat brought.
+    /// Brings the membership up to date: finishes a step in progress, starts or finishes a
+    /// classic rebalance, or applies what a KIP-848 heartbeat brought.
     pub(super) async fn follow_group(&mut self) -> Result<(), Error> {
+        self.finish_step().await;
         match &self.group {
-            Some(Membership::Classic(_)) if self.group_may_change() => self.rebalance().await,
+            Some(Membership::Classic(g)) if g.joining.is_some() || g.rejoin.needed() => {
+                self.rebalance().await
+            }
             Some(Membership::Consumer(member)) => match member.change()? {
                 Some(Change::Lost) => {
-                    self.lose_all();
+                    let mut step = Step::default();
+                    self.lose_all(&mut step);
+                    self.start(step);
+                    self.finish_step().await;
                     Ok(())
                 }
                 Some(Change::Target(target)) => {
-                    let (added, commit) = self.give_up_all_but(&target, false);
-                    PendingCommit::finish(commit).await;
+                    let mut step = Step::default();
+                    let added = self.give_up_all_but(&target, &mut step);
+                    self.start(step);
+                    self.finish_step().await;
                     let positions = match &self.group {
                         Some(Membership::Consumer(member)) => {
                             let committed = member.committed(&added).await?;
@@ -161,7 +240,10 @@ impl Consumer {
                         }
                         _ => unreachable!("matched above"),
                     };
-                    self.take_up(positions);
+                    let mut step = Step::default();
+                    self.take_up(positions, &mut step);
+                    self.start(step);
+                    self.finish_step().await;
                     if let Some(Membership::Consumer(member)) = &self.group {
                         member.owned(&target, group_by_topic(self.assignment()));
                     }
@@ -170,6 +252,58 @@ impl Consumer {
                 None => Ok(()),
             },
             _ => Ok(()),
+        }
+    }
+
+    /// Follows changes to the cluster's shape, when the cache has seen one since the last
+    /// look (an atomic read on every `recv` otherwise): resolves the subscription again,
+    /// reports subscribed topics that are missing, and has the member rejoin where its
+    /// assignment no longer covers what is there.
+    pub(super) fn follow_topology(&mut self) {
+        let seen = self.cluster.topology();
+        if seen == self.topology_seen {
+            return;
+        }
+        self.topology_seen = seen;
+        let (Some(subscription), Some(group)) = (self.subscription.as_mut(), self.group.as_ref())
+        else {
+            return;
+        };
+        let (topics, (unavailable, appeared), outdated) = self.cluster.with_metadata(|m| {
+            let outdated = match group {
+                Membership::Classic(g) => g
+                    .assigned_from
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .is_some_and(|from| partition_counts(m, from.keys()) != *from),
+                Membership::Consumer(_) => false,
+            };
+            (
+                subscription.resolve(m),
+                subscription.unavailable(m),
+                outdated,
+            )
+        });
+        let listing = subscription.needs_listing();
+        if topics != group.topics() {
+            tracing::debug!(?topics, "the subscription now resolves to other topics");
+            self.cluster.subscribe(&topics, listing);
+            group.resubscribe(topics);
+        }
+        if let Membership::Classic(g) = group {
+            // A leader whose assignment is out of date rejoins, as the Java client does; so
+            // does any member whose own topic it reported missing has appeared, rather than
+            // wait for the leader to notice.
+            if outdated || !appeared.is_empty() {
+                tracing::debug!(outdated, ?appeared, "the group's topics changed; rejoining");
+                g.rejoin.rebalance();
+            }
+        }
+        for (topic, error) in unavailable {
+            tracing::warn!(%topic, %error, "subscribed topic not available");
+            self.event(RebalanceEvent::TopicNotAvailable(topic));
+            self.errors.push_back(error);
         }
     }
 
@@ -182,20 +316,24 @@ impl Consumer {
 
     /// Rejoins a classic group and applies the new assignment.
     ///
-    /// Eager groups (range, roundrobin) give everything up first: commit what was consumed
-    /// (with auto commit), report it revoked, then join. Cooperative groups
+    /// Eager groups (range, roundrobin) give everything up first: the listener and (with auto
+    /// commit) the commit of what was consumed, then the join. Cooperative groups
     /// (cooperative-sticky) keep fetching their partitions while the join runs, then give up
-    /// only what the new assignment lacks, and join once more at once so those partitions can
-    /// move (KIP-429). Either way, each new partition starts at its committed offset.
+    /// only what the new assignment lacks, and join once more as soon as that is done, so
+    /// those partitions can move (KIP-429). Either way, each new partition starts at its
+    /// committed offset.
     async fn rebalance(&mut self) -> Result<(), Error> {
         let cooperative = self.classic().cooperative;
         if self.classic().joining.is_none() {
+            let mut step = Step::default();
             if self.classic().rejoin.lost() {
-                self.lose_all();
+                self.lose_all(&mut step);
             } else if !cooperative {
-                let (_, commit) = self.give_up_all_but(&Vec::new(), false);
-                PendingCommit::finish(commit).await;
+                self.give_up_all_but(&Vec::new(), &mut step);
             }
+            self.start(step);
+            // What is given up is committed before the group hands it on.
+            self.finish_step().await;
             let owned = group_by_topic(self.assignment());
             let (cluster, reset, isolation) = (
                 self.cluster.clone(),
@@ -238,99 +376,113 @@ impl Consumer {
         self.classic().joining = None;
         let rejoined =
             joined.map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))??;
-        let mut commit = None;
+        let mut step = Step::default();
         if rejoined.lost {
-            self.lose_all();
+            self.lose_all(&mut step);
         } else {
-            commit = self.give_up_all_but(&rejoined.assignment, true).1;
+            // What the assignment adds comes with the join, positions and all.
+            self.give_up_all_but(&rejoined.assignment, &mut step);
         }
-        self.take_up(rejoined.positions);
-        PendingCommit::finish(commit).await;
+        if !step.revoked.is_empty() {
+            // Cooperative: join again at once, once the step is done, so that what was given
+            // up can go to the members it was taken from for.
+            self.classic().rejoin.rebalance();
+        }
+        self.take_up(rejoined.positions, &mut step);
+        self.start(step);
+        self.finish_step().await;
         Ok(())
     }
 
-    /// Gives up every partition not in `keep`: reports them revoked and drops them, and with
-    /// `rejoin` has a classic member join again at once so the group can hand them on. Returns
-    /// what `keep` adds to the current assignment, and (with auto commit) the commit of what
-    /// was consumed, snapshotted before the partitions were dropped, for the caller to await
-    /// once its own bookkeeping is done: everything here happens before any await, so a `recv`
-    /// cancelled by its caller's timeout cannot leave a rebalance half applied.
-    fn give_up_all_but(
+    /// Gives up every partition not in `keep`: drops them from what is fetched and handed
+    /// out, and adds them to `step` (the listener's `revoking`, the commit of what was
+    /// consumed of them, the Revoked event). Returns what `keep` adds to the current
+    /// assignment. No await: see [`Step`].
+    pub(super) fn give_up_all_but(
         &mut self,
         keep: &TopicPartitions,
-        rejoin: bool,
-    ) -> (TopicPartitions, Option<PendingCommit>) {
+        step: &mut Step,
+    ) -> TopicPartitions {
         let current = group_by_topic(self.assignment());
         let revoked = difference(&current, keep);
-        let mut commit = None;
         if !revoked.is_empty() {
-            if self.config.enable_auto_commit && !self.consumed.is_empty() {
-                if let Some(group) = &self.group {
-                    // A task of its own: it completes even if the caller is cancelled.
-                    commit = Some(PendingCommit(tokio::spawn(
-                        group.commit(self.consumed_offsets()),
-                    )));
-                }
-            }
             let revoked: Vec<(String, i32)> =
                 flatten(&revoked).map(|(t, p)| (t.to_owned(), p)).collect();
-            self.event(RebalanceEvent::Revoked(revoked.clone()));
-            for (topic, partition) in revoked {
-                let tp = (Arc::from(topic.as_str()), partition);
+            let consumed = self.consumed_offsets();
+            for (topic, partition) in &revoked {
+                let tp = (Arc::from(topic.as_str()), *partition);
                 self.state.remove(&tp);
                 self.consumed.remove(&tp);
             }
-            if let (true, Some(Membership::Classic(g))) = (rejoin, &self.group) {
-                g.rejoin.rebalance();
-            }
+            step.consumed = consumed
+                .into_iter()
+                .filter(|(t, p, _)| revoked.iter().any(|(rt, rp)| **rt == **t && rp == p))
+                .map(|(t, p, o)| (t.to_string(), p, o))
+                .collect();
+            step.revoked = revoked;
+            step.committer = self.group.as_ref().map(Membership::committer);
+            step.auto_commit = self.config.enable_auto_commit;
         }
-        (difference(keep, &current), commit)
+        difference(keep, &current)
     }
 
     /// Drops every partition without committing: the member was dropped from the group, so
     /// they may already be another member's.
-    fn lose_all(&mut self) {
-        let previous = self.assignment();
-        if !previous.is_empty() {
-            self.event(RebalanceEvent::Lost(previous));
-        }
+    fn lose_all(&mut self, step: &mut Step) {
+        step.lost = self.assignment();
         self.state.clear();
         self.consumed.clear();
     }
 
-    /// Starts fetching newly assigned partitions, and reports them.
-    fn take_up(&mut self, positions: Positions) {
-        let mut added: Vec<(String, i32)> = positions
+    /// Starts fetching newly assigned partitions; `step` reports them.
+    fn take_up(&mut self, positions: Positions, step: &mut Step) {
+        let mut added: Vec<(String, i32, i64)> = positions
             .iter()
-            .map(|((t, p), _)| (t.to_string(), *p))
+            .map(|((t, p), o)| (t.to_string(), *p, *o))
             .collect();
         added.sort();
         self.state.positions.extend(positions);
         tracing::debug!(assignment = ?self.assignment(), "group assignment");
-        self.event(RebalanceEvent::Assigned(added));
+        step.assigned = added;
     }
-}
 
-/// The commit made before partitions are given up, running as a task of its own.
-struct PendingCommit(tokio::task::JoinHandle<Result<(), Error>>);
+    /// Runs `step`, when it has anything to do, as the task the next `recv` waits for.
+    pub(super) fn start(&mut self, step: Step) {
+        if step.is_empty() {
+            return;
+        }
+        debug_assert!(self.step.is_none(), "one step at a time");
+        self.step = Some(step.spawn(self.listener.clone(), self.events.clone()));
+    }
 
-impl PendingCommit {
-    /// Waits for the commit; a failure is logged, not returned, since the rebalance goes on
-    /// regardless.
-    async fn finish(commit: Option<PendingCommit>) {
-        let Some(PendingCommit(task)) = commit else {
+    /// Waits for the step in progress, if any, and applies the seeks its listener asked for.
+    /// Cancel-safe: the step is a task; a later call waits for the same one.
+    pub(super) async fn finish_step(&mut self) {
+        let Some(step) = self.step.as_mut() else {
             return;
         };
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(error = %e, "commit before revoking failed"),
-            Err(e) => tracing::debug!(error = %e, "commit before revoking did not finish"),
+        let finished = step.await;
+        self.step = None;
+        let finished = match finished {
+            Ok(finished) => finished,
+            Err(e) => {
+                tracing::warn!(error = %e, "a rebalance listener call did not finish");
+                return;
+            }
+        };
+        if let Some(Err(e)) = &finished.commit {
+            // The rebalance goes on regardless, as in the Java client.
+            tracing::debug!(error = %e, "commit before revoking failed");
+        }
+        for (topic, partition, offset) in finished.seeks {
+            // Still assigned unless the group moved on meanwhile.
+            let _ = self.seek(&topic, partition, offset);
         }
     }
 }
 
 /// `(topic, partition)` pairs, sorted, grouped per topic.
-fn group_by_topic(partitions: Vec<(String, i32)>) -> TopicPartitions {
+pub(super) fn group_by_topic(partitions: Vec<(String, i32)>) -> TopicPartitions {
     let mut out: TopicPartitions = Vec::new();
     for (topic, partition) in partitions {
         match out.last_mut() {

@@ -18,16 +18,20 @@ pub(crate) mod coordinator;
 mod fetch;
 mod fetch_session;
 mod group;
+mod listener;
 mod membership;
+mod stream;
+mod subscription;
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::cluster::{Cluster, EARLIEST, LATEST};
+use crate::cluster::{ClientKind, Cluster, EARLIEST, LATEST};
 use crate::config::{ClientConfig, ConsumerConfig, GroupProtocol};
 use crate::error::{ConfigError, Error};
 use crate::protocol::records::Header;
@@ -36,7 +40,11 @@ use consumed::Consumed;
 use consumer_group::ConsumerGroupMember;
 use fetch::{FetchState, Fetcher};
 use group::GroupMember;
+pub use listener::{Assigned, ListenerFuture, RebalanceListener, Revoking};
+use listener::{Finished, SharedListener, Step};
 use membership::{ClassicGroup, Membership, PollClock};
+pub use stream::{CommitHandle, MessageStream};
+use subscription::Subscription;
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +69,24 @@ pub struct Message {
     pub offset: i64,
     /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
+    /// What the timestamp is: the producer's create time, or the broker's log-append time
+    /// (the topic's `message.timestamp.type`).
+    pub timestamp_type: TimestampType,
     /// The key, or `None`.
     pub key: Option<Bytes>,
     /// The value, or `None`.
     pub value: Option<Bytes>,
     /// The headers.
     pub headers: Vec<Header>,
+}
+
+/// What a record's timestamp is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimestampType {
+    /// When the producer created the record (`CreateTime`).
+    CreateTime,
+    /// When the broker appended it to the log (`LogAppendTime`).
+    LogAppendTime,
 }
 
 impl fmt::Display for Message {
@@ -91,6 +111,11 @@ pub enum RebalanceEvent {
     /// These partitions were lost: the group dropped this member (for example its session
     /// expired), so another member may already be reading them. Nothing was committed.
     Lost(Vec<(String, i32)>),
+    /// A topic subscribed to by name does not exist, or the cluster refuses to describe it
+    /// (TOPIC_AUTHORIZATION_FAILED): librdkafka's "Subscribed topic not available". Reported
+    /// once, with the same error from `recv`, and again only if the topic appears and goes
+    /// again. The subscription stays: its partitions are assigned once the topic appears.
+    TopicNotAvailable(String),
 }
 
 /// The stream of a consumer's [`RebalanceEvent`]s.
@@ -110,16 +135,34 @@ impl RebalanceEvents {
 }
 
 /// Builds a [`Consumer`].
-#[derive(Debug)]
 pub struct ConsumerBuilder {
     config: ClientConfig,
+    listener: Option<Box<dyn RebalanceListener>>,
+}
+
+impl fmt::Debug for ConsumerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerBuilder")
+            .field("config", &self.config)
+            .field("listener", &self.listener.is_some())
+            .finish()
+    }
 }
 
 impl ConsumerBuilder {
+    /// Calls `listener` before partitions are revoked and after they are assigned (see
+    /// [`RebalanceListener`]): where a member that commits by hand commits what it processed
+    /// before its partitions go.
+    pub fn rebalance_listener(mut self, listener: impl RebalanceListener) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
     /// Checks the configuration and connects to the cluster.
     pub async fn build(self) -> Result<Consumer, Error> {
-        let cluster = Cluster::connect(&self.config).await?;
+        let cluster = Cluster::connect(&self.config, ClientKind::Consumer).await?;
         Ok(Consumer {
+            topology_seen: cluster.topology(),
             cluster,
             config: self.config.consumer.clone(),
             decompression_limit: self.config.common.receive_message_max_bytes,
@@ -127,6 +170,12 @@ impl ConsumerBuilder {
             fetcher: Fetcher::default(),
             consumed: Consumed::default(),
             group: None,
+            subscription: None,
+            errors: VecDeque::new(),
+            step: None,
+            listener: self
+                .listener
+                .map(|l| Arc::new(tokio::sync::Mutex::new(l)) as SharedListener),
             last_commit: 0,
             polls: PollClock::new(),
             events: None,
@@ -173,6 +222,18 @@ pub struct Consumer {
     consumed: Consumed,
     /// Group membership, after `subscribe`.
     group: Option<Membership>,
+    /// What `subscribe` was given, resolved again as the cluster changes.
+    subscription: Option<Subscription>,
+    /// The cache's count of shape changes when last followed (see
+    /// [`Consumer::follow_topology`]).
+    topology_seen: u64,
+    /// Errors to report from the next `recv`, before anything else (a subscribed topic that
+    /// is not available).
+    errors: VecDeque<Error>,
+    /// The listener calls and commits of the last change to the partitions, in progress.
+    step: Option<tokio::task::JoinHandle<Finished>>,
+    /// The application's rebalance listener.
+    listener: Option<SharedListener>,
     /// When the last commit began, on the poll clock.
     last_commit: u64,
     /// When the application last asked for records (`max.poll.interval.ms`).
@@ -184,7 +245,10 @@ pub struct Consumer {
 impl Consumer {
     /// A builder for a consumer with this configuration.
     pub fn builder(config: ClientConfig) -> ConsumerBuilder {
-        ConsumerBuilder { config }
+        ConsumerBuilder {
+            config,
+            listener: None,
+        }
     }
 
     /// The partition ids of `topic`.
@@ -217,6 +281,9 @@ impl Consumer {
                     .await?
             }
         };
+        for (topic, _) in &partitions {
+            self.cluster.use_topic(topic);
+        }
         self.state.positions.extend(offsets);
         Ok(())
     }
@@ -233,6 +300,17 @@ impl Consumer {
     /// assigned by the group and reassigned as members come and go; each starts at the group's
     /// committed offset, or per `auto.offset.reset` where there is none. Membership begins with
     /// the next [`Consumer::recv`].
+    ///
+    /// A topic starting with `^` is a regex (librdkafka's rule), matched against every topic's
+    /// name but Kafka's internal ones, again whenever the cluster's topics change: `^audit-`
+    /// subscribes to every topic whose name starts with `audit-`, present and future (add `$`
+    /// to match whole names only). A topic that does not exist yet stays subscribed: `recv`
+    /// reports it once ([`Error::UnknownTopicOrPartition`], and a
+    /// [`RebalanceEvent::TopicNotAvailable`]), and its partitions are assigned once it is
+    /// created. New partitions of a subscribed topic are assigned once the metadata shows them
+    /// (`topic.metadata.refresh.interval.ms`).
+    ///
+    /// Subscribing again changes the subscription: the group rebalances with the new one.
     pub fn subscribe<T: AsRef<str>>(&mut self, topics: &[T]) -> Result<(), Error> {
         let group_id = self
             .config
@@ -241,17 +319,29 @@ impl Consumer {
             .ok_or_else(|| ConfigError::Missing {
                 key: "group.id".into(),
             })?;
-        let topics = topics.iter().map(|t| t.as_ref().to_owned()).collect();
+        let subscription = Subscription::parse(topics)?;
+        let topics = self.cluster.with_metadata(|m| subscription.resolve(m));
+        self.cluster
+            .subscribe(&topics, subscription.needs_listing());
+        self.subscription = Some(subscription);
+        // Look at the cache afresh: whatever it already says of these topics is news to them.
+        self.topology_seen = self.cluster.topology().wrapping_sub(1);
+        if self.group.is_some() {
+            return Ok(());
+        }
         let (cluster, config) = (self.cluster.clone(), self.config.clone());
         let polls = self.polls.clone();
         self.group = Some(match self.config.group_protocol {
             GroupProtocol::Classic => {
-                let member = GroupMember::new(cluster, group_id, config, topics, polls);
+                let shared = Arc::new(Mutex::new(topics));
+                let member = GroupMember::new(cluster, group_id, config, shared.clone(), polls);
                 Membership::Classic(ClassicGroup {
                     rejoin: member.rejoin(),
                     cooperative: member.cooperative(),
+                    assigned_from: member.assigned_from(),
                     member: Arc::new(tokio::sync::Mutex::new(member)),
                     joining: None,
+                    topics: shared,
                 })
             }
             GroupProtocol::Consumer => Membership::Consumer(Arc::new(ConsumerGroupMember::new(
@@ -261,6 +351,65 @@ impl Consumer {
         self.state.clear();
         self.consumed.clear();
         Ok(())
+    }
+
+    /// Leaves the group: the partitions are revoked in good order (the listener's `revoking`,
+    /// then with `enable.auto.commit` the commit of what was consumed), the member leaves, and
+    /// the subscription is forgotten. A later [`Consumer::subscribe`] joins afresh.
+    ///
+    /// Cancel-safe: once called, the consumer is no longer subscribed, and the revocation and
+    /// the leaving go on in a task of their own even if this future is dropped.
+    pub async fn unsubscribe(&mut self) -> Result<(), Error> {
+        self.leave_group().await
+    }
+
+    /// Revokes every partition in good order and leaves the group: for `unsubscribe` and
+    /// `close`. Returns the first failure, of the commit or of the leaving.
+    async fn leave_group(&mut self) -> Result<(), Error> {
+        self.finish_step().await;
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        // Everything the consumer itself keeps changes now; the rest is a task of its own.
+        self.subscription = None;
+        self.errors.clear();
+        self.cluster.subscribe(&[], false);
+        let mut step = Step {
+            revoked: self.assignment(),
+            ..Step::default()
+        };
+        if !step.revoked.is_empty() {
+            step.consumed = self
+                .consumed_offsets()
+                .into_iter()
+                .map(|(t, p, o)| (t.to_string(), p, o))
+                .collect();
+            step.committer = Some(group.committer());
+            step.auto_commit = self.config.enable_auto_commit;
+        }
+        self.state.clear();
+        self.consumed.clear();
+        let (listener, events) = (self.listener.clone(), self.events.clone());
+        let leaving = tokio::spawn(async move {
+            if let Membership::Classic(g) = &group {
+                if let Some(joining) = &g.joining {
+                    joining.abort();
+                }
+            }
+            let finished = step.spawn(listener, events).await;
+            let left = match &group {
+                Membership::Classic(g) => g.member.lock().await.leave().await,
+                Membership::Consumer(member) => member.leave().await,
+            };
+            let committed = match finished {
+                Ok(finished) => finished.commit.unwrap_or(Ok(())),
+                Err(e) => Err(Error::protocol("-", format!("revoking task failed: {e}"))),
+            };
+            committed.and(left)
+        });
+        leaving
+            .await
+            .map_err(|e| Error::protocol("-", format!("leaving task failed: {e}")))?
     }
 
     /// Reports every change to this member's partitions from now on: assigned, revoked, lost.
@@ -291,6 +440,10 @@ impl Consumer {
     pub async fn recv(&mut self) -> Result<Message, Error> {
         loop {
             let now = self.polls.polled();
+            self.follow_topology();
+            if let Some(error) = self.errors.pop_front() {
+                return Err(error);
+            }
             if self.group_may_change() {
                 self.follow_group().await?;
             }
@@ -329,10 +482,7 @@ impl Consumer {
     /// [`Consumer::recv`] returns). [`MessageStream::into_inner`] gives the consumer back, for
     /// instance to close it.
     pub fn stream(self) -> MessageStream {
-        MessageStream {
-            consumer: Some(self),
-            next: None,
-        }
+        MessageStream::new(self)
     }
 
     /// Commits, for the group, the position after every message handed out so far.
@@ -459,83 +609,10 @@ impl Consumer {
     /// group, so its partitions move to the other members at once. A static member
     /// (`group.instance.id`) stays in the group for its session, so that coming back with the
     /// same instance id takes up the same partitions without a rebalance.
+    ///
+    /// A group member's partitions are revoked in good order first, as with
+    /// [`Consumer::unsubscribe`]: the listener's `revoking` is called for them.
     pub async fn close(mut self) -> Result<(), Error> {
-        if self.group.is_some() && self.config.enable_auto_commit {
-            self.commit_consumed().await?;
-        }
-        match self.group.take() {
-            Some(Membership::Classic(group)) => {
-                if let Some(joining) = group.joining {
-                    joining.abort();
-                }
-                group.member.lock().await.leave().await?;
-            }
-            Some(Membership::Consumer(member)) => member.leave().await?,
-            None => {}
-        }
-        Ok(())
-    }
-}
-
-/// A commit going on in the background (see [`Consumer::commit_async`]); as a future, its
-/// outcome.
-#[derive(Debug)]
-pub struct CommitHandle(tokio::task::JoinHandle<Result<(), Error>>);
-
-impl std::future::Future for CommitHandle {
-    type Output = Result<(), Error>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| {
-            joined.map_err(|e| Error::protocol("-", format!("commit task failed: {e}")))?
-        })
-    }
-}
-
-type NextMessage =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (Consumer, Result<Message, Error>)> + Send>>;
-
-/// A [`Consumer`] as a [`Stream`](futures_core::Stream) of messages; see [`Consumer::stream`].
-pub struct MessageStream {
-    consumer: Option<Consumer>,
-    /// The `recv` in progress, which owns the consumer until it completes.
-    next: Option<NextMessage>,
-}
-
-impl MessageStream {
-    /// The consumer back, once no message is being waited for (`None` while one is).
-    pub fn into_inner(self) -> Option<Consumer> {
-        self.consumer
-    }
-}
-
-impl futures_core::Stream for MessageStream {
-    type Item = Result<Message, Error>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        if self.next.is_none() {
-            let Some(mut consumer) = self.consumer.take() else {
-                return std::task::Poll::Ready(None);
-            };
-            self.next = Some(Box::pin(async move {
-                let message = consumer.recv().await;
-                (consumer, message)
-            }));
-        }
-        let next = self.next.as_mut().expect("set above");
-        match next.as_mut().poll(cx) {
-            std::task::Poll::Ready((consumer, message)) => {
-                self.next = None;
-                self.consumer = Some(consumer);
-                std::task::Poll::Ready(Some(message))
-            }
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
+        self.leave_group().await
     }
 }

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 
-use crate::cluster::Cluster;
+use crate::cluster::{ClientKind, Cluster};
 use crate::config::{ClientConfig, ProducerConfig};
 use crate::error::Error;
 use crate::protocol::records::{BatchBuilder, Header};
@@ -287,7 +287,7 @@ impl ProducerBuilder {
     /// Checks the configuration, connects to the cluster and starts the sender.
     pub async fn build(self) -> Result<Producer, Error> {
         self.config.producer.idempotent()?;
-        let cluster = Cluster::connect(&self.config).await?;
+        let cluster = Cluster::connect(&self.config, ClientKind::Producer).await?;
         let (reports_tx, reports_rx) = match self.reports {
             true => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -402,13 +402,15 @@ impl Producer {
                 max: c.message_max_bytes,
             });
         }
+        // The topic (and the partition asked for) must be known: waited for up to
+        // topic.metadata.propagation.max.ms when not cached yet.
+        let partitions = inner
+            .cluster
+            .producing_to(&record.topic, record.partition)
+            .await?;
         let target = match (record.partition, key) {
             (Some(p), _) => Target::Partition(p),
             (None, key) => {
-                let partitions = inner.cluster.partition_count(&record.topic).await?;
-                if partitions == 0 {
-                    return Err(Error::UnknownTopicOrPartition(record.topic.clone()));
-                }
                 let chosen = inner
                     .partitioner
                     .as_ref()

@@ -279,7 +279,7 @@ impl Shared {
         if error.is_retriable() && batch.attempts < self.config.retries && !out_of_time {
             tracing::debug!(topic = %batch.topic, partition = batch.partition, %error, "retrying produce");
             // Leadership may have moved: look it up again before the retry.
-            self.cluster.invalidate_topic(&batch.topic);
+            self.cluster.refresh_soon(&batch.topic);
             // Never past the deadline: there the batch expires, not before (as in the Java
             // client, a record fails no sooner than delivery.timeout.ms).
             let backoff = self.backoff(batch.attempts).min(remaining);

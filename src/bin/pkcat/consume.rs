@@ -1,6 +1,8 @@
 //! `pkcat -C`: records to stdout, from the partitions of `-t` (all, or `-p`) starting at `-o`,
 //! or as a member of `-G`'s group. Stops after `-c` records, at the end of every partition with
-//! `-e`, or at Ctrl-C; a group member then commits and leaves.
+//! `-e`, or at Ctrl-C; a group member then commits and leaves. Errors that pass (a broker
+//! down, a leader moving, a subscribed topic not there yet) are reported on stderr and reading
+//! goes on, as kcat does; any other ends the run.
 
 use std::io::Write;
 use std::time::Duration;
@@ -26,8 +28,16 @@ pub async fn run(c: Command) -> Result<(), Failure> {
     let ended: Result<(), Failure> = async {
         loop {
             let batch = tokio::select! {
-                batch = consumer.poll(POLL) => batch?,
+                batch = consumer.poll(POLL) => batch,
                 _ = &mut interrupted => return Ok(()),
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) if e.is_retriable() => {
+                    eprintln!("pkcat: {e} (carrying on)");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             };
             for msg in &batch {
                 c.output

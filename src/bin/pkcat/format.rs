@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use purekafka::Message;
+use purekafka::{Message, TimestampType};
 use serde_json::json;
 
 /// One piece of a format string.
@@ -108,7 +108,10 @@ impl Output {
                     "topic": &*msg.topic,
                     "partition": msg.partition,
                     "offset": msg.offset,
-                    "tstype": "create",
+                    "tstype": match msg.timestamp_type {
+                        TimestampType::CreateTime => "create",
+                        TimestampType::LogAppendTime => "logappend",
+                    },
                     "ts": msg.timestamp,
                     "headers": headers,
                     "key": text(key),

@@ -1,0 +1,262 @@
+//! Keeping the metadata current. Every refresh goes through one queue, so that everyone who
+//! asks while a Metadata request is being answered shares the next one; and a keeper task asks
+//! again for the topics in use, on a timer and whenever something is unsettled.
+//!
+//! ```text
+//!  refresh(topics) ─► next flight: topics ∪= asked ─► runner task: one Metadata request per
+//!        ▲                     (waiters share it)          flight, merged into the cache
+//!        │
+//!  keeper task ── every topic.metadata.refresh.interval.ms: every topic in use
+//!              └─ sooner while unsettled (a leader moved, a partition without leader, a
+//!                 subscribed topic missing): the unsettled ones, at
+//!                 topic.metadata.refresh.fast.interval.ms doubling to retry.backoff.max.ms
+//! ```
+//!
+//! Only the topics in use are asked for, as librdkafka's sparse refresh does, so a client's
+//! refreshes cost the same whatever the size of the cluster: those a producer sent to, a
+//! consumer was assigned or subscribed to, and those a group leader assigns. A regex
+//! subscription is the exception: it needs every topic's name.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::{Cluster, Inner};
+use crate::error::Error;
+
+/// With no topic in use, the keeper asks for the brokers alone, and no more often than this
+/// (librdkafka's floor).
+const BROKERS_ONLY_FLOOR: Duration = Duration::from_secs(10);
+
+/// The refresh queue and the topics in use.
+#[derive(Default)]
+pub(super) struct Refresher {
+    state: std::sync::Mutex<State>,
+    /// Wakes the keeper: a client saw a topic's metadata go stale.
+    pub wake: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The refresh that will go out next, gathering what everyone asks for meanwhile.
+    next: Option<Flight>,
+    /// A runner task is sending flights.
+    running: bool,
+    /// Topics in use: sent to, assigned, or assigned by this client as a group leader.
+    used: BTreeSet<String>,
+    /// The topics a consumer is subscribed to, waited for at the fast interval while missing.
+    subscribed: BTreeSet<String>,
+    /// A subscription needs every topic's name (a regex).
+    listing: bool,
+}
+
+/// One Metadata request to come, and the waiters it will answer.
+struct Flight {
+    topics: BTreeSet<String>,
+    /// Ask for every topic.
+    every: bool,
+    done: watch::Sender<Option<Result<(), Error>>>,
+}
+
+impl Refresher {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every change under this lock is a single assignment or insertion: a panic elsewhere
+        // cannot leave the state half-changed.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Cluster {
+    /// Asks the cluster for the brokers and `topics` (every topic with `every`), sharing the
+    /// request with everyone else who asks before it goes out. The answer is merged into the
+    /// cache; see [`Cluster::topic`] and the others for what it holds.
+    ///
+    /// Cancel-safe: the request goes on in a task of its own, for the others who wait for it.
+    pub async fn refresh(&self, topics: &[&str], every: bool) -> Result<(), Error> {
+        let mut done = {
+            let mut state = self.inner.refresher.state();
+            let flight = state.next.get_or_insert_with(|| Flight {
+                topics: BTreeSet::new(),
+                every: false,
+                done: watch::channel(None).0,
+            });
+            flight.topics.extend(topics.iter().map(|t| t.to_string()));
+            flight.every |= every;
+            let done = flight.done.subscribe();
+            if !state.running {
+                state.running = true;
+                tokio::spawn(send_flights(self.inner.clone()));
+            }
+            done
+        };
+        let outcome = done
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Error::protocol("-", "the metadata refresh ended without an answer"))?;
+        outcome.clone().expect("waited for Some")
+    }
+
+    /// `topic` is in use from now on: the keeper asks for it on every periodic refresh.
+    pub fn use_topic(&self, topic: &str) {
+        let mut state = self.inner.refresher.state();
+        if !state.used.contains(topic) {
+            state.used.insert(topic.to_owned());
+        }
+    }
+
+    /// The topics a consumer is subscribed to (replacing any before), and whether its
+    /// subscription needs every topic's name. Asks for them at once.
+    pub fn subscribe(&self, topics: &[String], listing: bool) {
+        let mut state = self.inner.refresher.state();
+        state.subscribed = topics.iter().cloned().collect();
+        state.listing = listing;
+        drop(state);
+        self.inner.refresher.wake.notify_one();
+    }
+
+    /// Marks `topic`'s metadata out of date and has the keeper ask for it now: a leader moved,
+    /// or the topic or a partition was not where the cache said. Lookups meanwhile ask too.
+    pub fn refresh_soon(&self, topic: &str) {
+        self.invalidate_topic(topic);
+        self.inner.refresher.wake.notify_one();
+    }
+
+    /// Every topic in use, subscribed ones included.
+    fn topics_in_use(&self) -> (Vec<String>, bool) {
+        let state = self.inner.refresher.state();
+        let topics = state.used.union(&state.subscribed).cloned().collect();
+        (topics, state.listing)
+    }
+
+    /// What wants asking for again soon: the topics in use that are out of date, not fully
+    /// served, or subscribed to and missing; and every topic's name, when a subscription needs
+    /// them and none has come yet. `None` when all is settled.
+    fn unsettled(&self) -> Option<(Vec<String>, bool)> {
+        let (used, subscribed, listing) = {
+            let state = self.inner.refresher.state();
+            (state.used.clone(), state.subscribed.clone(), state.listing)
+        };
+        let (topics, no_listing): (Vec<String>, bool) = self.with_metadata(|metadata| {
+            let topics = used
+                .union(&subscribed)
+                .filter(|name| match metadata.topics.get(name.as_str()) {
+                    Some(topic) => {
+                        topic.is_unsettled() || (topic.is_missing() && subscribed.contains(*name))
+                    }
+                    None => subscribed.contains(*name),
+                })
+                .cloned()
+                .collect();
+            (topics, metadata.listing.is_none())
+        });
+        let every = listing && no_listing;
+        (every || !topics.is_empty()).then_some((topics, every))
+    }
+}
+
+/// Sends the queued flights one after another, until none is left.
+async fn send_flights(inner: Arc<Inner>) {
+    let cluster = Cluster { inner };
+    loop {
+        let flight = {
+            let mut state = cluster.inner.refresher.state();
+            match state.next.take() {
+                Some(flight) => flight,
+                None => {
+                    state.running = false;
+                    return;
+                }
+            }
+        };
+        let topics: Vec<&str> = flight.topics.iter().map(String::as_str).collect();
+        let asked = (!flight.every).then_some(&topics[..]);
+        let outcome = cluster.metadata(asked).await.map(drop);
+        if let Err(e) = &outcome {
+            tracing::debug!(error = %e, "metadata refresh failed");
+        }
+        flight.done.send_replace(Some(outcome));
+    }
+}
+
+/// What the keeper needs from the configuration.
+#[derive(Clone, Copy)]
+pub(super) struct Cadence {
+    /// `topic.metadata.refresh.interval.ms`; `None`: no periodic refresh.
+    pub interval: Option<Duration>,
+    /// `topic.metadata.refresh.fast.interval.ms`.
+    pub fast: Duration,
+    /// `retry.backoff.max.ms`: the fast interval doubles up to this.
+    pub fast_max: Duration,
+}
+
+/// The keeper: refreshes the topics in use every interval, and the unsettled ones sooner. It
+/// holds the cluster only while it refreshes, and ends once every client of it is gone.
+pub(super) async fn keep_current(cluster: Weak<Inner>, wake: Arc<Notify>, cadence: Cadence) {
+    let mut last_full = Instant::now();
+    let mut fast = cadence.fast;
+    loop {
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let (unsettled, idle) = {
+            let Some(inner) = cluster.upgrade() else {
+                return;
+            };
+            let cluster = Cluster { inner };
+            let (in_use, listing) = cluster.topics_in_use();
+            (cluster.unsettled().is_some(), in_use.is_empty() && !listing)
+        };
+        let full_due = cadence.interval.map(|interval| {
+            let interval = if idle {
+                interval.max(BROKERS_ONLY_FLOOR)
+            } else {
+                interval
+            };
+            last_full + interval
+        });
+        let due = match (unsettled, full_due) {
+            (true, Some(full)) => Some(full.min(Instant::now() + fast)),
+            (true, None) => Some(Instant::now() + fast),
+            (false, full) => full,
+        };
+        let was_woken = tokio::select! {
+            _ = &mut woken => true,
+            _ = sleep_until(due) => false,
+        };
+        let Some(inner) = cluster.upgrade() else {
+            return;
+        };
+        let cluster = Cluster { inner };
+        let full = !was_woken && full_due.is_some_and(|due| Instant::now() >= due);
+        let outcome = if full {
+            last_full = Instant::now();
+            let (topics, listing) = cluster.topics_in_use();
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            cluster.refresh(&topics, listing).await
+        } else {
+            match cluster.unsettled() {
+                Some((topics, every)) => {
+                    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    cluster.refresh(&topics, every).await
+                }
+                None => Ok(()),
+            }
+        };
+        fast = match (outcome, was_woken) {
+            // Something new went stale: start again from the short pause.
+            (_, true) => cadence.fast,
+            (Ok(()), false) if cluster.unsettled().is_none() => cadence.fast,
+            _ => (fast * 2).min(cadence.fast_max.max(cadence.fast)),
+        };
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}

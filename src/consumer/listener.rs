@@ -1,0 +1,264 @@
+//! The application's say in a rebalance: a [`RebalanceListener`] called before partitions are
+//! revoked (the last chance to commit what was processed of them) and after partitions are
+//! assigned (the chance to choose where each starts), as rdkafka's `pre_rebalance` /
+//! `post_rebalance` and Java's `ConsumerRebalanceListener` give.
+//!
+//! A change to the member's partitions is applied in two halves. The consumer's own
+//! bookkeeping (which partitions it fetches and hands out) changes at once, with no await in
+//! between, so a cancelled `recv` never leaves it half done. What takes time runs as one task
+//! of its own, a [`Step`]: the listener's calls, the commit before revoking, the events. The
+//! next `recv` waits for the same task, so a step is never cut short nor run twice.
+//!
+//! ```text
+//!  lost ─► listener.lost ─► Lost event
+//!  revoked ─► listener.revoking (may commit) ─► auto commit ─► Revoked event
+//!  assigned ─► listener.assigned (may seek) ─► Assigned event ─► seeks applied by the consumer
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::membership::GroupCommitter;
+use super::RebalanceEvent;
+use crate::error::Error;
+
+/// What a [`RebalanceListener`] method returns: a future that may borrow the listener and what
+/// it was given.
+pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// The application's hooks into a group member's rebalances, given to
+/// [`ConsumerBuilder::rebalance_listener`](super::ConsumerBuilder::rebalance_listener). Every
+/// method has a default that does nothing.
+///
+/// The consumer calls them from within [`Consumer::recv`](super::Consumer::recv) (and `poll`,
+/// the stream, `unsubscribe` and `close`), one at a time, in a task of its own: a `recv`
+/// dropped by its caller's timeout does not cut a call short, and the next `recv` waits for
+/// it to finish.
+///
+/// ```no_run
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, Mutex};
+/// use purekafka::{ListenerFuture, RebalanceListener, Revoking};
+///
+/// /// Commits, before each partition goes, the offset after the last record the application
+/// /// finished processing (`enable.auto.commit=false`).
+/// struct CommitProcessed {
+///     processed: Arc<Mutex<HashMap<(String, i32), i64>>>,
+/// }
+///
+/// impl RebalanceListener for CommitProcessed {
+///     fn revoking<'a>(&'a mut self, revoking: &'a Revoking) -> ListenerFuture<'a> {
+///         Box::pin(async move {
+///             let offsets: Vec<(String, i32, i64)> = {
+///                 let processed = self.processed.lock().unwrap();
+///                 revoking
+///                     .partitions()
+///                     .iter()
+///                     .filter_map(|tp| processed.get(tp).map(|&o| (tp.0.clone(), tp.1, o)))
+///                     .collect()
+///             };
+///             if let Err(e) = revoking.commit(&offsets).await {
+///                 eprintln!("commit before revoking failed: {e}");
+///             }
+///         })
+///     }
+/// }
+/// ```
+pub trait RebalanceListener: Send + 'static {
+    /// Before `revoking`'s partitions are given up in good order (the group is rebalancing, or
+    /// the consumer unsubscribes or closes). Nothing more of them is handed out from now on;
+    /// commit here what was processed of them ([`Revoking::commit`]). Once the future
+    /// completes, and with `enable.auto.commit` the consumer has committed what it handed out,
+    /// they go to other members.
+    fn revoking<'a>(&'a mut self, revoking: &'a Revoking) -> ListenerFuture<'a> {
+        let _ = revoking;
+        Box::pin(async {})
+    }
+
+    /// After partitions were assigned, before any of their records is handed out. Each starts
+    /// at the group's committed offset (or per `auto.offset.reset`); [`Assigned::seek`] moves
+    /// that. In a cooperative group, only the partitions added.
+    fn assigned<'a>(&'a mut self, assigned: &'a Assigned) -> ListenerFuture<'a> {
+        let _ = assigned;
+        Box::pin(async {})
+    }
+
+    /// After partitions were lost: the group dropped this member (its session expired, say),
+    /// so another member may already read them, and nothing can be committed for them.
+    fn lost<'a>(&'a mut self, lost: &'a [(String, i32)]) -> ListenerFuture<'a> {
+        let _ = lost;
+        Box::pin(async {})
+    }
+}
+
+/// Partitions about to be revoked, given to [`RebalanceListener::revoking`].
+pub struct Revoking {
+    partitions: Vec<(String, i32)>,
+    consumed: Vec<(String, i32, i64)>,
+    committer: GroupCommitter,
+}
+
+impl Revoking {
+    /// The partitions, sorted.
+    pub fn partitions(&self) -> &[(String, i32)] {
+        &self.partitions
+    }
+
+    /// For each partition something was handed out of, the offset after the last record
+    /// handed out: what `enable.auto.commit` commits, and [`Revoking::commit_consumed`].
+    pub fn consumed(&self) -> &[(String, i32, i64)] {
+        &self.consumed
+    }
+
+    /// Commits `(topic, partition, offset)` for the group, each offset being that of the next
+    /// record to read, while the member still owns the partitions.
+    pub async fn commit<T: AsRef<str>>(&self, offsets: &[(T, i32, i64)]) -> Result<(), Error> {
+        let offsets = offsets
+            .iter()
+            .map(|(t, p, o)| (Arc::from(t.as_ref()), *p, *o))
+            .collect();
+        self.committer.commit(offsets).await
+    }
+
+    /// Commits [`Revoking::consumed`].
+    pub async fn commit_consumed(&self) -> Result<(), Error> {
+        self.commit(&self.consumed).await
+    }
+}
+
+/// Partitions just assigned, given to [`RebalanceListener::assigned`].
+pub struct Assigned {
+    positions: Vec<(String, i32, i64)>,
+    seeks: Mutex<Vec<(String, i32, i64)>>,
+}
+
+impl Assigned {
+    /// Each partition and the offset it starts at, sorted.
+    pub fn positions(&self) -> &[(String, i32, i64)] {
+        &self.positions
+    }
+
+    /// Starts `topic[partition]`, one of those assigned, at `offset` instead.
+    pub fn seek(&self, topic: &str, partition: i32, offset: i64) -> Result<(), Error> {
+        if !self
+            .positions
+            .iter()
+            .any(|(t, p, _)| t == topic && *p == partition)
+        {
+            return Err(Error::UnknownTopicOrPartition(format!(
+                "{topic}[{partition}] is not among the partitions assigned"
+            )));
+        }
+        let mut seeks = self.seeks.lock().unwrap_or_else(|p| p.into_inner());
+        seeks.push((topic.to_owned(), partition, offset));
+        Ok(())
+    }
+}
+
+/// The application's listener, shared with the step tasks that call it.
+pub(super) type SharedListener = Arc<tokio::sync::Mutex<Box<dyn RebalanceListener>>>;
+
+/// What one change to the member's partitions asks of the listener and the group, in order.
+#[derive(Default)]
+pub(super) struct Step {
+    pub lost: Vec<(String, i32)>,
+    /// Revoked partitions, what was handed out of them, and the commit to make before they go
+    /// (`None` without a group to commit to).
+    pub revoked: Vec<(String, i32)>,
+    pub consumed: Vec<(String, i32, i64)>,
+    pub committer: Option<GroupCommitter>,
+    /// Commit `consumed` once the listener is done (`enable.auto.commit`).
+    pub auto_commit: bool,
+    /// Newly assigned partitions and where they start.
+    pub assigned: Vec<(String, i32, i64)>,
+}
+
+impl Step {
+    pub fn is_empty(&self) -> bool {
+        self.lost.is_empty() && self.revoked.is_empty() && self.assigned.is_empty()
+    }
+
+    /// Runs the step as a task of its own. It ends with the seeks the listener asked for, and
+    /// the outcome of the auto commit.
+    pub fn spawn(
+        self,
+        listener: Option<SharedListener>,
+        events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
+    ) -> JoinHandle<Finished> {
+        tokio::spawn(self.run(listener, events))
+    }
+
+    async fn run(
+        self,
+        listener: Option<SharedListener>,
+        events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
+    ) -> Finished {
+        let mut listener = match &listener {
+            Some(listener) => Some(listener.lock().await),
+            None => None,
+        };
+        let event = |event: RebalanceEvent| {
+            if let Some(events) = &events {
+                let _ = events.send(event);
+            }
+        };
+        let mut finished = Finished::default();
+        if !self.lost.is_empty() {
+            if let Some(listener) = listener.as_mut() {
+                listener.lost(&self.lost).await;
+            }
+            event(RebalanceEvent::Lost(self.lost));
+        }
+        if !self.revoked.is_empty() {
+            if let Some(committer) = self.committer {
+                let revoking = Revoking {
+                    partitions: self.revoked,
+                    consumed: self.consumed,
+                    committer,
+                };
+                if let Some(listener) = listener.as_mut() {
+                    listener.revoking(&revoking).await;
+                }
+                if self.auto_commit && !revoking.consumed.is_empty() {
+                    finished.commit = Some(revoking.commit_consumed().await);
+                }
+                event(RebalanceEvent::Revoked(revoking.partitions));
+            } else {
+                event(RebalanceEvent::Revoked(self.revoked));
+            }
+        }
+        if !self.assigned.is_empty() {
+            let assigned = Assigned {
+                positions: self.assigned,
+                seeks: Mutex::new(Vec::new()),
+            };
+            if let Some(listener) = listener.as_mut() {
+                listener.assigned(&assigned).await;
+            }
+            let partitions = assigned
+                .positions
+                .iter()
+                .map(|(t, p, _)| (t.clone(), *p))
+                .collect();
+            event(RebalanceEvent::Assigned(partitions));
+            finished.seeks = assigned
+                .seeks
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        finished
+    }
+}
+
+/// What a finished [`Step`] leaves for the consumer.
+#[derive(Default)]
+pub(super) struct Finished {
+    /// Where the listener moved newly assigned partitions.
+    pub seeks: Vec<(String, i32, i64)>,
+    /// The auto commit before revoking, if one was made.
+    pub commit: Option<Result<(), Error>>,
+}
