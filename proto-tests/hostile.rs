@@ -10,8 +10,6 @@
 //!
 //! These tests need no real Kafka: `cargo test --test proto-tests hostile`.
 
-mod fake_broker;
-
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -22,7 +20,7 @@ use bytes::Bytes;
 use purekafka::protocol::records::{restamp, ProducerFields};
 use purekafka::{Admin, ClientConfig, Consumer, Error, Offset, Producer, ProducerRecord};
 
-use fake_broker::{log_batch, Answer, FakeBroker, FETCH, METADATA, PRODUCE, TOPIC};
+use crate::fake_broker::{log_batch, Answer, FakeBroker, FETCH, METADATA, PRODUCE, TOPIC};
 
 /// The longest any client call may take here: a hang fails the test instead of stalling it.
 const BOUND: Duration = Duration::from_secs(10);
@@ -419,7 +417,7 @@ async fn a_batch_with_a_bad_crc_is_refused() {
     let watch = PanicWatch::start();
     let broker = FakeBroker::start().await;
     // Flip the record's value, the batch's second-to-last byte; the CRC stays as it was.
-    let flip = |_: &fake_broker::Request, mut genuine: Vec<u8>| {
+    let flip = |_: &crate::fake_broker::Request, mut genuine: Vec<u8>| {
         let at = batch_at(&genuine) + log_batch().len() - 2;
         genuine[at] ^= 0x20;
         Answer::Send(genuine)
@@ -489,7 +487,7 @@ async fn negative_lengths_are_refused() {
     let watch = PanicWatch::start();
     let broker = FakeBroker::start().await;
     // Metadata and Produce before their flexible versions: lengths are plain signed integers.
-    let mut versions = fake_broker::our_versions();
+    let mut versions = crate::fake_broker::our_versions();
     for (key, _, max) in &mut versions {
         if *key == METADATA || *key == PRODUCE {
             *max = 8;
@@ -567,7 +565,7 @@ async fn negative_lengths_are_refused() {
 
 /// Every API purekafka uses, at versions it does not speak.
 fn versions_beyond_ours() -> Vec<(i16, i16, i16)> {
-    fake_broker::our_versions()
+    crate::fake_broker::our_versions()
         .into_iter()
         .map(|(key, _, _)| (key, 100, 120))
         .collect()

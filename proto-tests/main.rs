@@ -10,12 +10,15 @@ mod bad_credentials;
 mod common;
 mod consumer;
 mod consumer_group;
+mod fake_broker;
 mod hostile;
 mod kip848;
+mod metadata;
 #[cfg(feature = "cli")]
 mod pkcat;
 mod produce_fetch;
 mod producer;
+mod rebalance;
 mod sasl;
 mod scram;
 #[cfg(feature = "tls")]

@@ -17,11 +17,11 @@ mod offsets;
 mod refresh;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::messages::MetadataResponse;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use metadata::{Metadata, TopicMetadata};
@@ -48,8 +48,8 @@ struct Inner {
     brokers: Mutex<HashMap<i32, Arc<BrokerSlot>>>,
     metadata: RwLock<Metadata>,
     /// Counts the changes to the cluster's shape merged into the cache (see
-    /// [`Metadata::merge`]).
-    topology: AtomicU64,
+    /// [`Metadata::merge`]), for clients to wait on.
+    topology: watch::Sender<u64>,
     /// `topic.metadata.refresh.interval.ms`: cached topic metadata older than this is fetched
     /// again.
     max_age: Option<Duration>,
@@ -99,7 +99,7 @@ impl Cluster {
                 bootstrap,
                 brokers: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
-                topology: AtomicU64::new(0),
+                topology: watch::channel(0).0,
                 max_age: c.metadata_refresh_interval,
                 fast: cadence.fast,
                 fast_max: cadence.fast_max.max(cadence.fast),
@@ -251,7 +251,12 @@ impl Cluster {
     /// the listing of every topic) the cache has taken in: a client that saw one number and
     /// reads another looks again at what it follows.
     pub fn topology(&self) -> u64 {
-        self.inner.topology.load(Ordering::Acquire)
+        *self.inner.topology.borrow()
+    }
+
+    /// [`Cluster::topology`] as a channel, to wait for the next change of shape.
+    pub fn topology_changes(&self) -> watch::Receiver<u64> {
+        self.inner.topology.subscribe()
     }
 
     /// The controller, for admin requests. KRaft brokers forward them, so any broker will do
@@ -366,7 +371,7 @@ impl Cluster {
             .expect("metadata lock")
             .merge(fresh, topics.is_none());
         if changed {
-            self.inner.topology.fetch_add(1, Ordering::AcqRel);
+            self.inner.topology.send_modify(|n| *n += 1);
         }
         Ok(response)
     }

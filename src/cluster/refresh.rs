@@ -104,6 +104,9 @@ impl Cluster {
         let mut state = self.inner.refresher.state();
         if !state.used.contains(topic) {
             state.used.insert(topic.to_owned());
+            drop(state);
+            // The keeper may be idling at the brokers-only pace: have it look again.
+            self.inner.refresher.wake.notify_one();
         }
     }
 
@@ -196,6 +199,7 @@ pub(super) struct Cadence {
 /// holds the cluster only while it refreshes, and ends once every client of it is gone.
 pub(super) async fn keep_current(cluster: Weak<Inner>, wake: Arc<Notify>, cadence: Cadence) {
     let mut last_full = Instant::now();
+    let mut last = last_full;
     let mut fast = cadence.fast;
     loop {
         let woken = wake.notified();
@@ -209,23 +213,18 @@ pub(super) async fn keep_current(cluster: Weak<Inner>, wake: Arc<Notify>, cadenc
             let (in_use, listing) = cluster.topics_in_use();
             (cluster.unsettled().is_some(), in_use.is_empty() && !listing)
         };
-        let full_due = cadence.interval.map(|interval| {
-            let interval = if idle {
-                interval.max(BROKERS_ONLY_FLOOR)
-            } else {
-                interval
-            };
-            last_full + interval
-        });
-        let due = match (unsettled, full_due) {
-            (true, Some(full)) => Some(full.min(Instant::now() + fast)),
-            (true, None) => Some(Instant::now() + fast),
-            (false, full) => full,
-        };
+        let now = Instant::now();
+        let full_due = cadence.full_due(last_full, idle);
+        let due = cadence.due(now, full_due, unsettled, fast);
         let was_woken = tokio::select! {
             _ = &mut woken => true,
             _ = sleep_until(due) => false,
         };
+        if was_woken {
+            // However often clients report stale metadata (every failed batch of a producer
+            // does), no more than one refresh per fast interval.
+            tokio::time::sleep_until(last + cadence.fast).await;
+        }
         let Some(inner) = cluster.upgrade() else {
             return;
         };
@@ -245,12 +244,46 @@ pub(super) async fn keep_current(cluster: Weak<Inner>, wake: Arc<Notify>, cadenc
                 None => Ok(()),
             }
         };
-        fast = match (outcome, was_woken) {
-            // Something new went stale: start again from the short pause.
-            (_, true) => cadence.fast,
-            (Ok(()), false) if cluster.unsettled().is_none() => cadence.fast,
-            _ => (fast * 2).min(cadence.fast_max.max(cadence.fast)),
-        };
+        last = Instant::now();
+        let settled = outcome.is_ok() && cluster.unsettled().is_none();
+        fast = cadence.next_fast(fast, was_woken, settled);
+    }
+}
+
+impl Cadence {
+    /// When the next periodic refresh is due, the last one having been at `last_full`; with
+    /// no topic in use (`idle`), no sooner than the brokers-only floor.
+    fn full_due(&self, last_full: Instant, idle: bool) -> Option<Instant> {
+        self.interval.map(|interval| match idle {
+            true => last_full + interval.max(BROKERS_ONLY_FLOOR),
+            false => last_full + interval,
+        })
+    }
+
+    /// When the keeper wakes next: at the periodic refresh, or sooner, after the pause `fast`,
+    /// while something is unsettled.
+    fn due(
+        &self,
+        now: Instant,
+        full_due: Option<Instant>,
+        unsettled: bool,
+        fast: Duration,
+    ) -> Option<Instant> {
+        match (unsettled, full_due) {
+            (true, Some(full)) => Some(full.min(now + fast)),
+            (true, None) => Some(now + fast),
+            (false, full) => full,
+        }
+    }
+
+    /// The pause before the next refresh of what is unsettled: back to the shortest when the
+    /// keeper was woken (something new went stale) or all is settled; doubled, up to
+    /// `retry.backoff.max.ms`, while it stays unsettled.
+    fn next_fast(&self, fast: Duration, woken: bool, settled: bool) -> Duration {
+        match woken || settled {
+            true => self.fast,
+            false => (fast * 2).min(self.fast_max.max(self.fast)),
+        }
     }
 }
 
@@ -258,5 +291,66 @@ async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CADENCE: Cadence = Cadence {
+        interval: Some(Duration::from_secs(300)),
+        fast: Duration::from_millis(100),
+        fast_max: Duration::from_millis(1000),
+    };
+
+    #[test]
+    fn periodic_refreshes_and_the_floor_without_topics() {
+        let t0 = Instant::now();
+        assert_eq!(
+            CADENCE.full_due(t0, false),
+            Some(t0 + Duration::from_secs(300))
+        );
+        let quick = Cadence {
+            interval: Some(Duration::from_millis(200)),
+            ..CADENCE
+        };
+        assert_eq!(
+            quick.full_due(t0, false),
+            Some(t0 + Duration::from_millis(200))
+        );
+        assert_eq!(quick.full_due(t0, true), Some(t0 + BROKERS_ONLY_FLOOR));
+        let never = Cadence {
+            interval: None,
+            ..CADENCE
+        };
+        assert_eq!(never.full_due(t0, false), None);
+    }
+
+    #[test]
+    fn unsettled_topics_are_asked_for_sooner() {
+        let t0 = Instant::now();
+        let full = CADENCE.full_due(t0, false);
+        let fast = Duration::from_millis(100);
+        assert_eq!(CADENCE.due(t0, full, false, fast), full);
+        assert_eq!(CADENCE.due(t0, full, true, fast), Some(t0 + fast));
+        // Never later than the periodic refresh.
+        let soon = Some(t0 + Duration::from_millis(50));
+        assert_eq!(CADENCE.due(t0, soon, true, fast), soon);
+        assert_eq!(CADENCE.due(t0, None, true, fast), Some(t0 + fast));
+        assert_eq!(CADENCE.due(t0, None, false, fast), None);
+    }
+
+    #[test]
+    fn the_fast_pause_doubles_to_its_ceiling_and_starts_over() {
+        let mut fast = CADENCE.fast;
+        let mut pauses = Vec::new();
+        for _ in 0..6 {
+            pauses.push(fast.as_millis());
+            fast = CADENCE.next_fast(fast, false, false);
+        }
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(CADENCE.next_fast(fast, true, false), CADENCE.fast);
+        assert_eq!(CADENCE.next_fast(fast, false, true), CADENCE.fast);
     }
 }

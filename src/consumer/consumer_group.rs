@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::coordinator::{s, CommitError, Committer, Coordinator};
-use super::membership::PollClock;
+use super::membership::{Attention, PollClock};
 use crate::cluster::{topic_name, Cluster};
 use crate::config::ConsumerConfig;
 use crate::error::{ConfigError, Error};
@@ -68,6 +68,8 @@ struct Shared {
     state: Mutex<State>,
     /// Heartbeat now: the consumer took up an assignment.
     wake: Notify,
+    /// Wakes the consumer: a target, a fencing or a failure to apply.
+    attention: Attention,
 }
 
 impl Shared {
@@ -100,8 +102,10 @@ impl ConsumerGroupMember {
         config: ConsumerConfig,
         topics: Vec<String>,
         polls: PollClock,
+        attention: Attention,
     ) -> Self {
         let shared = Arc::new(Shared {
+            attention,
             state: Mutex::new(State {
                 member_id: new_member_id(),
                 report: true,
@@ -332,8 +336,8 @@ async fn heartbeats(
                 continue;
             }
             Err(Heartbeat::Fatal(e)) => {
-                fence(&shared);
                 shared.state().failed = Some(e);
+                fence(&shared);
                 return;
             }
         }
@@ -341,6 +345,7 @@ async fn heartbeats(
             let topics = shared.state().topics.clone();
             if let Some(target) = resolve(coordinator.cluster(), &topics, assignment).await {
                 shared.state().target = Some(target);
+                shared.attention.notify_one();
                 unresolved = None;
             }
         }
@@ -366,6 +371,8 @@ fn fence(shared: &Shared) {
     state.target = None;
     state.report = true;
     state.lost = true;
+    drop(state);
+    shared.attention.notify_one();
 }
 
 async fn heartbeat_once(

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use super::assignor::Assignor;
 use super::coordinator::{s, CommitError, Committer, Coordinator};
-use super::membership::{partition_counts, AssignedFrom, PollClock, SharedTopics};
+use super::membership::{partition_counts, AssignedFrom, Attention, PollClock, SharedTopics};
 use crate::cluster::Cluster;
 use crate::config::ConsumerConfig;
 use crate::conn::Connection;
@@ -48,9 +48,12 @@ const REJOIN_BACKOFF: Duration = Duration::from_millis(100);
 const PROTOCOL_TYPE: &str = "consumer";
 
 /// Whether, and why, the member must join again. Shared by the member, its heartbeat task and
-/// the consumer.
+/// the consumer, which each change wakes (see [`Attention`]).
 #[derive(Clone, Debug)]
-pub(crate) struct Rejoin(Arc<AtomicU8>);
+pub(crate) struct Rejoin {
+    state: Arc<AtomicU8>,
+    attention: Attention,
+}
 
 impl Rejoin {
     const NO: u8 = 0;
@@ -59,36 +62,46 @@ impl Rejoin {
     /// The coordinator no longer counts this member in: its partitions may already be elsewhere.
     const LOST: u8 = 2;
 
-    fn new() -> Self {
-        Rejoin(Arc::new(AtomicU8::new(Rejoin::REBALANCE)))
+    fn new(attention: Attention) -> Self {
+        Rejoin {
+            state: Arc::new(AtomicU8::new(Rejoin::REBALANCE)),
+            attention,
+        }
     }
 
     /// True while the member must join before fetching.
     pub fn needed(&self) -> bool {
-        self.0.load(Ordering::Acquire) != Rejoin::NO
+        self.state.load(Ordering::Acquire) != Rejoin::NO
     }
 
     /// True when the partitions were lost rather than revoked.
     pub fn lost(&self) -> bool {
-        self.0.load(Ordering::Acquire) == Rejoin::LOST
+        self.state.load(Ordering::Acquire) == Rejoin::LOST
     }
 
     pub fn rebalance(&self) {
         // A loss is not downgraded to a rebalance.
-        let _ = self.0.compare_exchange(
+        let _ = self.state.compare_exchange(
             Rejoin::NO,
             Rejoin::REBALANCE,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        self.attention.notify_one();
     }
 
     fn lose(&self) {
-        self.0.store(Rejoin::LOST, Ordering::Release);
+        self.state.store(Rejoin::LOST, Ordering::Release);
+        self.attention.notify_one();
     }
 
     fn clear(&self) {
-        self.0.store(Rejoin::NO, Ordering::Release);
+        self.state.store(Rejoin::NO, Ordering::Release);
+    }
+
+    /// Wakes the consumer without changing anything: a join it waits for has ended.
+    pub fn poke(&self) {
+        self.attention.notify_one();
     }
 }
 
@@ -134,6 +147,7 @@ impl GroupMember {
         config: ConsumerConfig,
         topics: SharedTopics,
         polls: PollClock,
+        attention: Attention,
     ) -> Self {
         GroupMember {
             assigned_from: AssignedFrom::default(),
@@ -148,7 +162,7 @@ impl GroupMember {
             topics,
             member_id: String::new(),
             generation: -1,
-            rejoin: Rejoin::new(),
+            rejoin: Rejoin::new(attention),
             heartbeat: None,
         }
     }
@@ -244,6 +258,7 @@ impl GroupMember {
         // timeout.
         let wait = self.config.max_poll_interval + conn.request_timeout();
         let joined = loop {
+            tracing::debug!(group = %self.coordinator.group_id(), member = %self.member_id, owned = ?owned, "JoinGroup");
             let joined = match conn.request_at(&request, version, wait).await {
                 Ok(joined) => joined,
                 Err(e) => {

@@ -36,6 +36,11 @@ pub(super) enum Membership {
     Consumer(Arc<ConsumerGroupMember>),
 }
 
+/// Wakes a consumer waiting in `recv` (for a fetch, or for partitions) when its membership
+/// needs it: a rejoin was asked for, a join ended, a KIP-848 target or fencing arrived. Without
+/// it, such news would wait for the fetch in progress, up to `fetch.wait.max.ms`.
+pub(super) type Attention = Arc<tokio::sync::Notify>;
+
 /// The topics a member is subscribed to, as the consumer last resolved them; shared with the
 /// member, which sends them when it joins (classic) or heartbeats (KIP-848).
 pub(super) type SharedTopics = Arc<Mutex<Vec<String>>>;
@@ -260,7 +265,7 @@ impl Consumer {
     /// reports subscribed topics that are missing, and has the member rejoin where its
     /// assignment no longer covers what is there.
     pub(super) fn follow_topology(&mut self) {
-        let seen = self.cluster.topology();
+        let seen = *self.topology.borrow_and_update();
         if seen == self.topology_seen {
             return;
         }
@@ -363,6 +368,7 @@ impl Consumer {
                     // join again on the next recv rather than sit idle.
                     rejoin.rebalance();
                 }
+                rejoin.poke();
                 joined
             }));
         }

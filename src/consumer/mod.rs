@@ -42,7 +42,7 @@ use fetch::{FetchState, Fetcher};
 use group::GroupMember;
 pub use listener::{Assigned, ListenerFuture, RebalanceListener, Revoking};
 use listener::{Finished, SharedListener, Step};
-use membership::{ClassicGroup, Membership, PollClock};
+use membership::{Attention, ClassicGroup, Membership, PollClock};
 pub use stream::{CommitHandle, MessageStream};
 use subscription::Subscription;
 
@@ -163,6 +163,8 @@ impl ConsumerBuilder {
         let cluster = Cluster::connect(&self.config, ClientKind::Consumer).await?;
         Ok(Consumer {
             topology_seen: cluster.topology(),
+            topology: cluster.topology_changes(),
+            attention: Attention::default(),
             cluster,
             config: self.config.consumer.clone(),
             decompression_limit: self.config.common.receive_message_max_bytes,
@@ -227,6 +229,10 @@ pub struct Consumer {
     /// The cache's count of shape changes when last followed (see
     /// [`Consumer::follow_topology`]).
     topology_seen: u64,
+    /// The same count as a channel, to wake a `recv` waiting for records.
+    topology: tokio::sync::watch::Receiver<u64>,
+    /// Wakes a `recv` waiting for records when the membership needs it.
+    attention: Attention,
     /// Errors to report from the next `recv`, before anything else (a subscribed topic that
     /// is not available).
     errors: VecDeque<Error>,
@@ -334,7 +340,9 @@ impl Consumer {
         self.group = Some(match self.config.group_protocol {
             GroupProtocol::Classic => {
                 let shared = Arc::new(Mutex::new(topics));
-                let member = GroupMember::new(cluster, group_id, config, shared.clone(), polls);
+                let attention = self.attention.clone();
+                let member =
+                    GroupMember::new(cluster, group_id, config, shared.clone(), polls, attention);
                 Membership::Classic(ClassicGroup {
                     rejoin: member.rejoin(),
                     cooperative: member.cooperative(),
@@ -345,7 +353,12 @@ impl Consumer {
                 })
             }
             GroupProtocol::Consumer => Membership::Consumer(Arc::new(ConsumerGroupMember::new(
-                cluster, group_id, config, topics, polls,
+                cluster,
+                group_id,
+                config,
+                topics,
+                polls,
+                self.attention.clone(),
             ))),
         });
         self.state.clear();
@@ -462,19 +475,28 @@ impl Consumer {
             if self.state.positions.is_empty() && self.group.is_none() {
                 return Err(Error::NoAssignment);
             }
+            // Wait for records, or for news the membership or the subscription must act on.
+            let woken = wake(&self.attention, &mut self.topology);
             if self.state.positions.len() == self.state.paused.len() {
                 // No partitions, or all paused: wait for a rebalance or a resume.
-                tokio::time::sleep(self.config.fetch_wait_max).await;
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.fetch_wait_max) => {}
+                    () = woken => {}
+                }
                 continue;
             }
-            self.fetcher
-                .fetch(
-                    &self.cluster,
-                    &self.config,
-                    self.decompression_limit,
-                    &mut self.state,
-                )
-                .await?;
+            let fetch = self.fetcher.fetch(
+                &self.cluster,
+                &self.config,
+                self.decompression_limit,
+                &mut self.state,
+            );
+            // Cancel-safe (see Fetcher::fetch): a round cut short goes on, and is taken up by
+            // the next fetch.
+            tokio::select! {
+                fetched = fetch => fetched?,
+                () = woken => {}
+            }
         }
     }
 
@@ -614,5 +636,18 @@ impl Consumer {
     /// [`Consumer::unsubscribe`]: the listener's `revoking` is called for them.
     pub async fn close(mut self) -> Result<(), Error> {
         self.leave_group().await
+    }
+}
+
+/// Resolves when the membership asks for attention or the cluster's shape changed.
+async fn wake(attention: &Attention, topology: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::select! {
+        () = attention.notified() => {}
+        changed = topology.changed() => {
+            if changed.is_err() {
+                // The cluster is gone; only the membership can still call.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 //!  client ◄── bytes ───────────── rule for this API key? (hostile bytes) ◄─┘
 //! ```
 //!
-//! The cluster it plays: broker 1 (itself), the controller, leading the one partition of
+//! Shared by the hostile and metadata tests. The cluster it plays: broker 1 (itself), the controller, leading the one partition of
 //! [`TOPIC`], whose log holds one batch of one record at offset 0. It counts the connections it
 //! accepts and those the client closes.
 
@@ -62,6 +62,8 @@ pub enum Answer {
     Send(Vec<u8>),
     /// These bytes, then it closes the connection.
     SendAndClose(Vec<u8>),
+    /// These bytes after a pause (a slow broker), then it reads the next request.
+    SendAfter(Duration, Vec<u8>),
 }
 
 /// Turns a request and its genuine answer (a whole frame, size prefix included) into what is
@@ -259,6 +261,12 @@ async fn serve(mut sock: TcpStream, shared: Arc<Shared>) {
             }
         };
         match answer {
+            Answer::SendAfter(pause, bytes) => {
+                tokio::time::sleep(pause).await;
+                if sock.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
             Answer::Send(bytes) => {
                 if sock.write_all(&bytes).await.is_err() {
                     return;
