@@ -29,12 +29,14 @@ fn manual(group: &str) -> ClientConfig {
 /// What the application processed: per partition, the offset after the last record done.
 type Processed = Arc<Mutex<BTreeMap<(String, i32), i64>>>;
 
+/// What `Revoking::consumed` said, per call of the listener.
+type Told = Arc<Mutex<Vec<Vec<(String, i32, i64)>>>>;
+
 /// Commits, before partitions go, what was processed of them; notes each call.
 struct CommitProcessed {
     processed: Processed,
     calls: Arc<Mutex<Vec<String>>>,
-    /// What `Revoking::consumed` said, per call.
-    consumed: Arc<Mutex<Vec<Vec<(String, i32, i64)>>>>,
+    consumed: Told,
 }
 
 impl RebalanceListener for CommitProcessed {
