@@ -154,6 +154,23 @@ pub enum Error {
     #[error("unknown topic or partition: {0}")]
     UnknownTopicOrPartition(String),
 
+    /// The partition's log was truncated under the consumer: its new leader (after an unclean
+    /// election) holds the records only up to `diverging`, short of the position `offset`,
+    /// and records written since may stand at the offsets read already (KIP-320). With
+    /// `auto.offset.reset` other than `error` the consumer goes back to `diverging` itself
+    /// and says so in its log; with `error` it stops here until the application seeks.
+    #[error("log truncation detected in {topic}[{partition}]: the consumer was at offset {offset}, the new leader's log diverges from offset {diverging}")]
+    LogTruncated {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The consumer's position.
+        offset: i64,
+        /// The first offset the log may hold other records at than those read.
+        diverging: i64,
+    },
+
     /// A group member was assigned a partition the group has no committed offset for, and
     /// `auto.offset.reset` is `error`.
     #[error("no committed offset for {0} and auto.offset.reset is error")]

@@ -188,6 +188,11 @@ impl Cluster {
     /// not cached, and once more when the partition is beyond the count cached (the topic may
     /// have grown).
     pub async fn leader_id(&self, topic: &str, partition: i32) -> Result<i32, Error> {
+        Ok(self.leader(topic, partition).await?.0)
+    }
+
+    /// As [`Cluster::leader_id`], with the leader's epoch (-1 where the broker sends none).
+    pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, i32), Error> {
         let mut meta = self.topic(topic).await?;
         if meta.partitions.iter().all(|p| p.id != partition) {
             self.refresh(&[topic], false).await?;
@@ -206,7 +211,7 @@ impl Cluster {
                 message: None,
             });
         }
-        Ok(p.leader)
+        Ok((p.leader, p.leader_epoch))
     }
 
     /// The metadata of `topic`, fetched when not cached, older than

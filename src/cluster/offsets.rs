@@ -20,15 +20,16 @@ pub(crate) const LATEST: i64 = -1;
 /// A topic and partition.
 pub(crate) type TopicPartition = (Arc<str>, i32);
 
-/// Groups partitions by the node id of their leader.
+/// Groups partitions by the node id of their leader, each with its leader's epoch (-1 where
+/// the broker sends none).
 pub(crate) async fn by_leader(
     cluster: &Cluster,
     partitions: impl IntoIterator<Item = TopicPartition>,
-) -> Result<BTreeMap<i32, Vec<TopicPartition>>, Error> {
-    let mut groups: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+) -> Result<BTreeMap<i32, Vec<(TopicPartition, i32)>>, Error> {
+    let mut groups: BTreeMap<i32, Vec<(TopicPartition, i32)>> = BTreeMap::new();
     for tp in partitions {
-        let leader = cluster.leader_id(&tp.0, tp.1).await?;
-        groups.entry(leader).or_default().push(tp);
+        let (leader, epoch) = cluster.leader(&tp.0, tp.1).await?;
+        groups.entry(leader).or_default().push((tp, epoch));
     }
     Ok(groups)
 }
@@ -73,7 +74,7 @@ impl Cluster {
         let mut offsets = Vec::with_capacity(partitions.len());
         for (leader, tps) in by_leader(self, partitions.iter().cloned()).await? {
             let conn = self.broker(leader).await?;
-            let topics = by_topic(tps.iter().map(|tp| (tp, ())))
+            let topics = by_topic(tps.iter().map(|(tp, _)| (tp, ())))
                 .into_iter()
                 .map(|(topic, ps)| {
                     ListOffsetsTopic::default()

@@ -22,7 +22,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, Forgot
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::task::JoinHandle;
 
-use super::fetch_session::{FetchPlan, FetchSession};
+use super::fetch_session::FetchPlan;
+use super::validation::{self, Checked, Epochs, Verdict};
 use super::{Message, TimestampType};
 use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
@@ -40,9 +41,22 @@ pub(super) struct FetchState {
     pub high_watermarks: BTreeMap<TopicPartition, i64>,
     /// Assigned partitions not fetched until resumed.
     pub paused: BTreeSet<TopicPartition>,
+    /// The leader epochs each position hangs on (KIP-320); missing: unknown.
+    pub epochs: BTreeMap<TopicPartition, Epochs>,
     /// Fetched messages not yet handed out.
     pub buffered: VecDeque<Message>,
 }
+
+/// Where one partition is fetched from: the offset, and the leader epoch the cluster named
+/// for its leader (-1 where brokers send none). The leader answers FENCED_LEADER_EPOCH when
+/// it has moved on and UNKNOWN_LEADER_EPOCH when it has not caught up yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FetchAt {
+    pub offset: i64,
+    pub leader_epoch: i32,
+}
+
+type FetchSession = super::fetch_session::FetchSession<FetchAt>;
 
 impl FetchState {
     /// Forgets everything: a new assignment follows.
@@ -55,16 +69,21 @@ impl FetchState {
         self.positions.remove(tp);
         self.high_watermarks.remove(tp);
         self.paused.remove(tp);
+        self.epochs.remove(tp);
         self.buffered
             .retain(|m| (&m.topic, m.partition) != (&tp.0, tp.1));
     }
 
-    /// The partitions to fetch and where: assigned and not paused.
-    fn wanted(&self) -> BTreeMap<TopicPartition, i64> {
+    /// The partitions to fetch, where, and the epochs their positions hang on: assigned and
+    /// not paused.
+    fn wanted(&self) -> BTreeMap<TopicPartition, (i64, Epochs)> {
         self.positions
             .iter()
             .filter(|(tp, _)| !self.paused.contains(*tp))
-            .map(|(tp, o)| (tp.clone(), *o))
+            .map(|(tp, o)| {
+                let epochs = self.epochs.get(tp).copied().unwrap_or_default();
+                (tp.clone(), (*o, epochs))
+            })
             .collect()
     }
 }
@@ -82,20 +101,33 @@ struct FetchParams {
     rotation: usize,
 }
 
-/// One leader's answer, with the fetch offsets it answers for and the connection it came on.
+/// One leader's answer, with where it was asked to fetch from and the connection it came on.
 struct Reply {
-    asked: BTreeMap<TopicPartition, i64>,
+    asked: BTreeMap<TopicPartition, FetchAt>,
     response: FetchResponse,
     conn: Connection,
 }
 
-/// What a round brings back: the answers, the sessions it carried, and its first failure.
+/// What a round brings back: the answers, the positions checked against new leaders, the
+/// sessions it carried, and its first failure.
 struct Round {
     sessions: BTreeMap<i32, FetchSession>,
     replies: Vec<Reply>,
+    checked: Vec<Checked>,
     /// A session was lost or a leader moved: fetch again, after a pause if nothing came.
     retriable: bool,
     error: Option<Error>,
+}
+
+/// One request of a round, done.
+enum Done {
+    Fetched(
+        i32,
+        FetchSession,
+        Result<Option<(Connection, FetchResponse)>, Error>,
+        BTreeMap<TopicPartition, FetchAt>,
+    ),
+    Checked(Result<Vec<Checked>, Error>),
 }
 
 /// Runs fetch rounds, one at a time, each in a task of its own so the next is in flight while
@@ -143,7 +175,13 @@ impl Fetcher {
         let round = round?;
         self.sessions = round.sessions;
         self.session_ids = self.sessions.iter().map(|(&b, s)| (b, s.id())).collect();
-        let absorbed = absorb(cluster, config, decompression_limit, state, round.replies).await;
+        let checked = apply_checks(cluster, config, state, round.checked).await;
+        let absorbed = match checked {
+            Ok(recheck) => absorb(cluster, config, decompression_limit, state, round.replies)
+                .await
+                .map(|retriable| retriable || recheck),
+            Err(e) => Err(e),
+        };
         let retriable = round.retriable || matches!(absorbed, Ok(true));
         // Pipelining: the next round goes out now, while the application handles these
         // messages; after an error, only once the pause is over.
@@ -201,11 +239,12 @@ impl Fetcher {
     }
 }
 
-/// One Fetch to each leader of `wanted`, all at once.
+/// One Fetch to each leader of `wanted`, all at once; positions whose leader moved on since
+/// they were fetched are checked with it instead (see [`validation`]), and fetched next round.
 async fn round(
     cluster: Cluster,
     params: FetchParams,
-    wanted: BTreeMap<TopicPartition, i64>,
+    wanted: BTreeMap<TopicPartition, (i64, Epochs)>,
     mut sessions: BTreeMap<i32, FetchSession>,
     pause: Duration,
 ) -> Round {
@@ -213,6 +252,7 @@ async fn round(
     let mut out = Round {
         sessions: BTreeMap::new(),
         replies: Vec::new(),
+        checked: Vec::new(),
         retriable: false,
         error: None,
     };
@@ -226,42 +266,65 @@ async fn round(
     };
     let mut requests = tokio::task::JoinSet::new();
     for (leader, tps) in groups {
-        let asked: BTreeMap<TopicPartition, i64> = tps
-            .into_iter()
-            .map(|tp| (tp.clone(), wanted[&tp]))
-            .collect();
+        let mut asked: BTreeMap<TopicPartition, FetchAt> = BTreeMap::new();
+        let mut checks = Vec::new();
+        for (tp, leader_epoch) in tps {
+            let (offset, epochs) = wanted[&tp];
+            if epochs.needs_check(leader_epoch) {
+                checks.push((tp, offset, epochs.record, leader_epoch));
+            } else {
+                asked.insert(
+                    tp,
+                    FetchAt {
+                        offset,
+                        leader_epoch,
+                    },
+                );
+            }
+        }
+        if !checks.is_empty() {
+            let cluster = cluster.clone();
+            requests.spawn(async move {
+                Done::Checked(validation::check(&cluster, leader, checks).await)
+            });
+        }
+        if asked.is_empty() {
+            continue;
+        }
         let session = sessions.remove(&leader).unwrap_or_default();
         let cluster = cluster.clone();
         requests.spawn(async move {
             let (session, answer) = fetch_from(&cluster, leader, params, &asked, session).await;
-            (
-                leader,
-                session,
-                answer.map(|r| {
-                    r.map(|(conn, response)| Reply {
-                        asked,
-                        response,
-                        conn,
-                    })
-                }),
-            )
+            Done::Fetched(leader, session, answer, asked)
         });
     }
     // Sessions with leaders that lead nothing wanted now stay for later.
     out.sessions = sessions;
     while let Some(joined) = requests.join_next().await {
-        let (leader, session, answer) = match joined {
+        let done = match joined {
             Ok(done) => done,
             Err(e) => {
                 out.error = Some(Error::protocol("-", format!("fetch task failed: {e}")));
                 continue;
             }
         };
-        out.sessions.insert(leader, session);
-        match answer {
-            Ok(Some(reply)) => out.replies.push(reply),
-            Ok(None) => out.retriable = true,
-            Err(e) => {
+        match done {
+            Done::Fetched(leader, session, answer, asked) => {
+                out.sessions.insert(leader, session);
+                match answer {
+                    Ok(Some((conn, response))) => out.replies.push(Reply {
+                        asked,
+                        response,
+                        conn,
+                    }),
+                    Ok(None) => out.retriable = true,
+                    Err(e) => {
+                        out.error.get_or_insert(e);
+                    }
+                }
+            }
+            Done::Checked(Ok(checked)) => out.checked.extend(checked),
+            Done::Checked(Err(e)) => {
                 out.error.get_or_insert(e);
             }
         }
@@ -275,7 +338,7 @@ async fn fetch_from(
     cluster: &Cluster,
     leader: i32,
     params: FetchParams,
-    asked: &BTreeMap<TopicPartition, i64>,
+    asked: &BTreeMap<TopicPartition, FetchAt>,
     mut session: FetchSession,
 ) -> (
     FetchSession,
@@ -321,25 +384,25 @@ async fn fetch_from(
     (session, answer)
 }
 
-fn fetch_request(params: FetchParams, mut plan: FetchPlan) -> FetchRequest {
+fn fetch_request(params: FetchParams, mut plan: FetchPlan<FetchAt>) -> FetchRequest {
     if plan.session_id == 0 && !plan.partitions.is_empty() {
         // A full fetch: the broker answers partitions in request order until fetch.max.bytes
         // is reached. (In a session the broker keeps its own fair order.)
         let turn = params.rotation % plan.partitions.len();
         plan.partitions.rotate_left(turn);
     }
-    let topics = by_topic(plan.partitions.iter().map(|(tp, offset)| (tp, *offset)))
+    let topics = by_topic(plan.partitions.iter().map(|(tp, at)| (tp, *at)))
         .into_iter()
         .map(|(topic, ps)| {
             FetchTopic::default()
                 .with_topic(topic_name(topic))
                 .with_partitions(
                     ps.iter()
-                        .map(|&(p, offset)| {
+                        .map(|&(p, at)| {
                             FetchPartition::default()
                                 .with_partition(p)
-                                .with_current_leader_epoch(-1)
-                                .with_fetch_offset(offset)
+                                .with_current_leader_epoch(at.leader_epoch)
+                                .with_fetch_offset(at.offset)
                                 .with_log_start_offset(-1)
                                 .with_partition_max_bytes(params.partition_max_bytes)
                         })
@@ -382,6 +445,7 @@ async fn absorb(
         positions,
         high_watermarks,
         paused,
+        epochs,
         buffered: out,
     } = state;
     let mut retriable = false;
@@ -414,9 +478,9 @@ async fn absorb(
                     // Paused after this round went out: its records wait for the resume.
                     continue;
                 }
-                if asked.get(&tp) != Some(&*position) {
+                let Some(at) = asked.get(&tp).filter(|at| at.offset == *position) else {
                     continue;
-                }
+                };
                 match p.error_code {
                     0 => {}
                     codes::OFFSET_OUT_OF_RANGE => {
@@ -440,6 +504,8 @@ async fn absorb(
                     }
                 }
                 high_watermarks.insert(tp.clone(), p.high_watermark);
+                let tp_epochs = epochs.entry(tp.clone()).or_default();
+                tp_epochs.leader = at.leader_epoch;
                 let Some(records) = p.records else { continue };
                 // Under read_committed the broker lists the aborted transactions the records
                 // overlap; under read_uncommitted it sends none, and only control batches drop.
@@ -494,6 +560,7 @@ async fn absorb(
                         corrupt(&conn, &topic, p.partition_index, reason)
                     })?;
                     *position = (*position).max(next);
+                    tp_epochs.record = batch.partition_leader_epoch;
                     whole += 1;
                 }
                 if leads && present > 0 && whole == 0 && !over_budget {
@@ -510,9 +577,80 @@ async fn absorb(
         }
     }
     if !reset.is_empty() {
-        reset_offsets(cluster, config, positions, reset).await?;
+        reset_offsets(cluster, config, state, reset).await?;
     }
     Ok(retriable)
+}
+
+/// Applies what leaders said of positions checked against them (see [`validation`]), to those
+/// that have not moved meanwhile. Returns true when a check is to be made again (the leader
+/// moved on once more, or is not ready).
+async fn apply_checks(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    state: &mut FetchState,
+    checked: Vec<Checked>,
+) -> Result<bool, Error> {
+    let mut again = false;
+    let mut reset = Vec::new();
+    for check in checked {
+        let (topic, partition) = (&check.tp.0, check.tp.1);
+        if state.positions.get(&check.tp) != Some(&check.position) {
+            continue;
+        }
+        let answer = match check.answer {
+            Ok(answer) => answer,
+            Err(code) if code.is_retriable() => {
+                cluster.refresh_soon(topic);
+                again = true;
+                continue;
+            }
+            Err(code) => {
+                return Err(Error::Broker {
+                    api: "OffsetForLeaderEpoch",
+                    resource: format!("{topic}[{partition}]"),
+                    code,
+                    message: None,
+                })
+            }
+        };
+        match validation::verdict(check.position, answer) {
+            Verdict::Valid => {
+                state.epochs.entry(check.tp).or_default().leader = check.leader_epoch;
+            }
+            Verdict::Unknown => reset.push(check.tp),
+            Verdict::Truncated { diverging, epoch } => {
+                if config.auto_offset_reset == AutoOffsetReset::Error {
+                    return Err(Error::LogTruncated {
+                        topic: topic.to_string(),
+                        partition,
+                        offset: check.position,
+                        diverging,
+                    });
+                }
+                tracing::warn!(
+                    %topic, partition, position = check.position, diverging,
+                    "the log was truncated under the consumer (an unclean leader election): \
+                     reading on from where it diverges"
+                );
+                state.positions.insert(check.tp.clone(), diverging);
+                state
+                    .buffered
+                    .retain(|m| (&m.topic, m.partition) != (topic, partition));
+                state.epochs.insert(
+                    check.tp,
+                    Epochs {
+                        record: epoch,
+                        leader: check.leader_epoch,
+                    },
+                );
+            }
+        }
+    }
+    if !reset.is_empty() {
+        reset_offsets(cluster, config, state, reset).await?;
+    }
+    Ok(again)
 }
 
 /// The error for a batch of `topic[partition]` that does not decode. As for any answer that does
@@ -531,7 +669,7 @@ fn corrupt(conn: &Connection, topic: &str, partition: i32, reason: String) -> Er
 async fn reset_offsets(
     cluster: &Cluster,
     config: &ConsumerConfig,
-    positions: &mut BTreeMap<TopicPartition, i64>,
+    state: &mut FetchState,
     partitions: Vec<TopicPartition>,
 ) -> Result<(), Error> {
     let timestamp = match config.auto_offset_reset {
@@ -543,7 +681,7 @@ async fn reset_offsets(
                 api: "Fetch",
                 resource: format!(
                     "{topic}[{partition}] at offset {}",
-                    positions[&partitions[0]]
+                    state.positions[&partitions[0]]
                 ),
                 code: KafkaCode::from_code(codes::OFFSET_OUT_OF_RANGE).expect("non-zero"),
                 message: Some("auto.offset.reset is error".into()),
@@ -555,6 +693,10 @@ async fn reset_offsets(
         .await?
         .into_iter()
         .collect();
-    positions.extend(offsets);
+    for (tp, offset) in offsets {
+        // Where the position came from is no longer known.
+        state.epochs.remove(&tp);
+        state.positions.insert(tp, offset);
+    }
     Ok(())
 }

@@ -23,33 +23,44 @@ const INITIAL_EPOCH: i32 = 0;
 /// The epoch of a sessionless full fetch.
 const NO_SESSION_EPOCH: i32 = -1;
 
-/// One leader's fetch session as the client sees it.
-#[derive(Debug, Default)]
-pub(super) struct FetchSession {
+/// One leader's fetch session as the client sees it. `V` is what the broker keeps of each
+/// partition: where to fetch from (the fetch offset and the leader epoch it is asked at).
+#[derive(Debug)]
+pub(super) struct FetchSession<V> {
     /// The broker's session id; 0 while there is none.
     id: i32,
     /// The epoch of the next request.
     epoch: i32,
-    /// The partitions the broker holds in the session, at the fetch offset last sent.
-    sent: BTreeMap<TopicPartition, i64>,
+    /// The partitions the broker holds in the session, as last sent.
+    sent: BTreeMap<TopicPartition, V>,
+}
+
+impl<V> Default for FetchSession<V> {
+    fn default() -> Self {
+        FetchSession {
+            id: 0,
+            epoch: 0,
+            sent: BTreeMap::new(),
+        }
+    }
 }
 
 /// What one Fetch request carries.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct FetchPlan {
+pub(super) struct FetchPlan<V> {
     pub session_id: i32,
     pub epoch: i32,
-    /// Partitions to fetch, with their fetch offset: all of them in a full fetch, those whose
-    /// offset moved (or that are new) in an incremental one.
-    pub partitions: Vec<(TopicPartition, i64)>,
+    /// Partitions to fetch, with where from: all of them in a full fetch, those that changed
+    /// (or that are new) in an incremental one.
+    pub partitions: Vec<(TopicPartition, V)>,
     /// Partitions the session should drop.
     pub forgotten: Vec<TopicPartition>,
 }
 
-impl FetchSession {
-    /// The request for fetching `wanted` (partition → fetch offset) from this leader at Fetch
+impl<V: Copy + PartialEq> FetchSession<V> {
+    /// The request for fetching `wanted` (partition → where from) from this leader at Fetch
     /// `version`, recorded as sent.
-    pub fn plan(&mut self, wanted: &BTreeMap<TopicPartition, i64>, version: i16) -> FetchPlan {
+    pub fn plan(&mut self, wanted: &BTreeMap<TopicPartition, V>, version: i16) -> FetchPlan<V> {
         if version < MIN_VERSION {
             *self = FetchSession::default();
             return FetchPlan {
@@ -117,6 +128,8 @@ impl FetchSession {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    type FetchSession = super::FetchSession<i64>;
 
     fn tp(p: i32) -> TopicPartition {
         (Arc::from("t"), p)

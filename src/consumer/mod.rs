@@ -22,6 +22,7 @@ mod listener;
 mod membership;
 mod stream;
 mod subscription;
+mod validation;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -567,6 +568,8 @@ impl Consumer {
     pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) -> Result<(), Error> {
         let key = self.assigned(topic, partition)?;
         self.state.positions.insert(key.clone(), offset);
+        // The epoch of the records below a position sought to is not known.
+        self.state.epochs.remove(&key);
         self.state
             .buffered
             .retain(|m| (&m.topic, m.partition) != (&key.0, key.1));

@@ -78,6 +78,7 @@ api_requests! {
     DescribeGroupsRequest => DescribeGroupsResponse, DescribeGroups;
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe;
     DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups;
+    OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse, OffsetForLeaderEpoch;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete;
 }
 

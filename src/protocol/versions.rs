@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteTopicsRequest, DescribeGroupsRequest, FetchRequest,
     FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SaslAuthenticateRequest,
-    SaslHandshakeRequest, SyncGroupRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -48,6 +48,9 @@ pub const OURS: &[(i16, i16, i16)] = &[
     // names topics by id.
     ours::<OffsetCommitRequest>(Some(9)),
     ours::<ConsumerGroupHeartbeatRequest>(None),
+    // v3 (Kafka 2.3) and later take a consumer's replica id; earlier versions serve followers
+    // only (the Java consumer asks for v3 too).
+    ours::<OffsetForLeaderEpochRequest>(None),
     // Admin.
     ours::<CreatePartitionsRequest>(None),
     ours::<ListGroupsRequest>(None),

@@ -191,6 +191,7 @@ mod tests {
         Batch {
             base_offset: 7,
             last_offset: 7,
+            partition_leader_epoch: 0,
             attributes: ATTR_TRANSACTIONAL | ATTR_CONTROL,
             producer_id: 1000,
             producer_epoch: 0,

@@ -31,6 +31,8 @@ pub struct Batch {
     pub base_offset: i64,
     /// Offset of the last record (base offset + last offset delta).
     pub last_offset: i64,
+    /// The epoch of the leader that appended the batch (KIP-101), or -1.
+    pub partition_leader_epoch: i32,
     /// The batch attributes.
     pub attributes: i16,
     /// Producer id, or -1.
@@ -161,7 +163,9 @@ impl BatchDecoder {
             return Err(DecodeError::UnsupportedMagic(magic));
         }
         let base_offset = batch.get_i64();
-        batch.advance(4 + 4 + 1); // length, partition leader epoch, magic
+        batch.advance(4); // length
+        let partition_leader_epoch = batch.get_i32();
+        batch.advance(1); // magic
         let stored = batch.get_u32();
         if self.check_crc {
             let computed = crc32c::crc32c(&batch);
@@ -220,6 +224,7 @@ impl BatchDecoder {
         Ok(Some(Batch {
             base_offset,
             last_offset,
+            partition_leader_epoch,
             attributes,
             producer_id,
             producer_epoch,
@@ -371,6 +376,8 @@ mod tests {
         assert_eq!(batches.len(), 1);
         let batch = &batches[0];
         assert_eq!((batch.base_offset, batch.last_offset), (0, 3));
+        // The first leader of a new topic on one broker stamps its epoch, 0.
+        assert_eq!(batch.partition_leader_epoch, 0);
         assert_eq!(
             (batch.producer_id, batch.producer_epoch, batch.base_sequence),
             (-1, -1, -1)

@@ -141,6 +141,7 @@ mod tests {
         Batch {
             base_offset: base,
             last_offset: base + count - 1,
+            partition_leader_epoch: 0,
             attributes,
             producer_id,
             producer_epoch: if producer_id < 0 { -1 } else { 0 },
