@@ -109,34 +109,7 @@ async fn a_member_killed_and_another_joining_lose_nothing() {
     });
 
     // Committed offsets, sampled: they must never go backwards.
-    let regressions = Arc::new(Mutex::new(Vec::new()));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let (seen_back, go_on, (g, t)) = (
-        regressions.clone(),
-        sampling.clone(),
-        (group.clone(), topic.clone()),
-    );
-    let sampler = tokio::spawn(async move {
-        let admin = cluster::admin().await;
-        let mut last: HashMap<i32, i64> = HashMap::new();
-        let mut samples = 0;
-        while go_on.load(Ordering::Relaxed) {
-            if let Ok(offsets) = admin.committed_offsets(&g, &t).await {
-                samples += 1;
-                for (p, offset) in offsets {
-                    let Some(offset) = offset else { continue };
-                    if let Some(&before) = last.get(&p) {
-                        if offset < before {
-                            seen_back.lock().unwrap().push((p, before, offset));
-                        }
-                    }
-                    last.insert(p, offset);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        samples
-    });
+    let sampler = cluster::CommitSampler::start(&group, &topic);
 
     let log: Log = Arc::default();
     // Every partition delivers records sent after `since`, to `member` if named.
@@ -197,13 +170,11 @@ async fn a_member_killed_and_another_joining_lose_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    sampling.store(false, Ordering::Relaxed);
-    let samples = sampler.await.unwrap();
+    let (samples, regressions) = sampler.finish().await;
     for member in [&mut a, &mut c, &mut d] {
         member.kill().await.unwrap();
     }
     let _ = std::fs::remove_file(&ckafka);
-    let regressions = regressions.lock().unwrap().clone();
     let duplicated: usize = copies.values().map(|n| n - 1).sum();
     cluster::report(
         "consumer group churn: a member killed, another joining",

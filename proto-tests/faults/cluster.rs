@@ -1,7 +1,10 @@
 //! The cluster under test: its brokers stopped and started through `cargo xtask kafka`, and
 //! the scenarios' reports.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use purekafka::{Admin, ClientConfig, Producer};
@@ -124,5 +127,57 @@ pub fn report(scenario: &str, figures: serde_json::Value) {
             .open(&path)
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         writeln!(file, "{line}").unwrap();
+    }
+}
+
+/// A group's committed offsets, sampled every 300 ms while a scenario runs: they must never go
+/// backwards.
+pub struct CommitSampler {
+    /// Each regression seen: (partition, before, after).
+    regressions: Arc<Mutex<Vec<(i32, i64, i64)>>>,
+    sampling: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<usize>,
+}
+
+impl CommitSampler {
+    pub fn start(group: &str, topic: &str) -> CommitSampler {
+        let regressions: Arc<Mutex<Vec<(i32, i64, i64)>>> = Arc::default();
+        let sampling = Arc::new(AtomicBool::new(true));
+        let (seen_back, go_on) = (regressions.clone(), sampling.clone());
+        let (group, topic) = (group.to_owned(), topic.to_owned());
+        let task = tokio::spawn(async move {
+            let admin = admin().await;
+            let mut last: HashMap<i32, i64> = HashMap::new();
+            let mut samples = 0;
+            while go_on.load(Ordering::Relaxed) {
+                if let Ok(offsets) = admin.committed_offsets(&group, &topic).await {
+                    samples += 1;
+                    for (p, offset) in offsets {
+                        let Some(offset) = offset else { continue };
+                        if let Some(&before) = last.get(&p) {
+                            if offset < before {
+                                seen_back.lock().unwrap().push((p, before, offset));
+                            }
+                        }
+                        last.insert(p, offset);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            samples
+        });
+        CommitSampler {
+            regressions,
+            sampling,
+            task,
+        }
+    }
+
+    /// Stops sampling: how many samples were taken, and every regression seen.
+    pub async fn finish(self) -> (usize, Vec<(i32, i64, i64)>) {
+        self.sampling.store(false, Ordering::Relaxed);
+        let samples = self.task.await.unwrap();
+        let regressions = self.regressions.lock().unwrap().clone();
+        (samples, regressions)
     }
 }

@@ -1,6 +1,7 @@
 //! Fault scenarios against the real three-broker cluster, run by `cargo xtask test --faults`:
-//! brokers killed and stopped under load, every broker down at once, and a consumer group whose
-//! members come and go. Each scenario prints its figures as one `FAULT-REPORT {json}` line (and
+//! brokers killed and stopped under load, every broker down at once, a consumer group whose
+//! members come and go, partition leaders killed while a group (and pkcat) reads, and the
+//! proto-tests' topology scenarios (topics and partitions appearing) on three brokers. Each scenario prints its figures as one `FAULT-REPORT {json}` line (and
 //! appends it to `PUREKAFKA_FAULT_REPORT` when set); RELIABILITY.md collects them.
 //!
 //! The scenarios take turns ([`cluster::serial`]): each may stop brokers the others need.
@@ -11,6 +12,11 @@ mod common;
 
 mod churn;
 mod cluster;
+mod group;
 mod leader;
 mod ledger;
 mod outage;
+mod pkcat;
+/// The topology scenarios of the proto-tests, against three brokers.
+#[path = "../topology.rs"]
+mod topology;

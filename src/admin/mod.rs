@@ -164,6 +164,8 @@ impl Admin {
         loop {
             self.cluster.invalidate_topic(topic);
             let state = match self.cluster.topic(topic).await {
+                // Waiting for it to go: still there.
+                Ok(_) if !present => Some(false),
                 Ok(meta)
                     if meta.partitions.len() >= at_least
                         && meta.partitions.iter().all(|p| p.leader >= 0) =>

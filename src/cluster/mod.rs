@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 pub use metadata::{Metadata, TopicMetadata};
 pub(crate) use offsets::{
-    by_leader, by_topic, per_topic, topic_name, TopicPartition, EARLIEST, LATEST,
+    by_leader, by_topic, per_topic, topic_name, ByLeader, TopicPartition, EARLIEST, LATEST,
 };
 
 use crate::config::ClientConfig;

@@ -5,12 +5,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Cluster;
 use crate::error::{Error, KafkaCode};
+use crate::protocol::codes;
 
 /// ListOffsets timestamp for the log start.
 pub(crate) const EARLIEST: i64 = -2;
@@ -20,18 +23,36 @@ pub(crate) const LATEST: i64 = -1;
 /// A topic and partition.
 pub(crate) type TopicPartition = (Arc<str>, i32);
 
-/// Groups partitions by the node id of their leader, each with its leader's epoch (-1 where
-/// the broker sends none).
+/// Partitions grouped by the node id of their leader, each with its leader's epoch (-1 where
+/// the broker sends none), and those whose leader is not known for now (being elected, or the
+/// cluster out of reach), with why.
+pub(crate) struct ByLeader {
+    pub groups: BTreeMap<i32, Vec<(TopicPartition, i32)>>,
+    pub unknown: Vec<(TopicPartition, Error)>,
+}
+
+/// Groups partitions by their leader. A partition whose leader cannot be found for now does not
+/// hold up the others: it is set aside (and its topic asked for again soon); an error no
+/// retry can cure (the topic refused to us, say) is returned.
 pub(crate) async fn by_leader(
     cluster: &Cluster,
     partitions: impl IntoIterator<Item = TopicPartition>,
-) -> Result<BTreeMap<i32, Vec<(TopicPartition, i32)>>, Error> {
-    let mut groups: BTreeMap<i32, Vec<(TopicPartition, i32)>> = BTreeMap::new();
+) -> Result<ByLeader, Error> {
+    let mut out = ByLeader {
+        groups: BTreeMap::new(),
+        unknown: Vec::new(),
+    };
     for tp in partitions {
-        let (leader, epoch) = cluster.leader(&tp.0, tp.1).await?;
-        groups.entry(leader).or_default().push((tp, epoch));
+        match cluster.leader(&tp.0, tp.1).await {
+            Ok((leader, epoch)) => out.groups.entry(leader).or_default().push((tp, epoch)),
+            Err(e) if e.is_retriable() => {
+                cluster.refresh_soon(&tp.0);
+                out.unknown.push((tp, e));
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(groups)
+    Ok(out)
 }
 
 /// Groups `(topic, partition)` pairs by topic, keeping their order; the topics are borrowed.
@@ -61,19 +82,81 @@ pub(crate) fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
 }
 
+/// Errors of a partition whose leader moved, is being elected, or cannot be reached: asking
+/// again, where the metadata then says, may well succeed.
+pub(crate) fn leader_moving(error: &Error) -> bool {
+    match error {
+        Error::Io { .. }
+        | Error::Disconnected { .. }
+        | Error::Timeout { .. }
+        | Error::NoBrokerReachable { .. } => true,
+        Error::Broker { code, .. } => matches!(
+            code.code(),
+            codes::LEADER_NOT_AVAILABLE
+                | codes::NOT_LEADER_OR_FOLLOWER
+                | codes::REPLICA_NOT_AVAILABLE
+                | codes::FENCED_LEADER_EPOCH
+                | codes::UNKNOWN_LEADER_EPOCH
+                | codes::OFFSET_NOT_AVAILABLE
+        ),
+        _ => false,
+    }
+}
+
 impl Cluster {
     /// The offset at `timestamp` (`EARLIEST`, `LATEST`, or a time in ms) of each partition,
     /// asking each leader once. With `isolation_level` 1 (read_committed), `LATEST` is the last
     /// stable offset: the end of the log short of any open transaction.
+    ///
+    /// A partition whose leader moved, is being elected or cannot be reached is asked again,
+    /// its metadata refreshed, every `topic.metadata.refresh.fast.interval.ms` (doubling) for
+    /// up to `request.timeout.ms`; then the last such error is returned. Any other error (an
+    /// unknown topic among them: it may be being deleted) is returned at once.
     pub(crate) async fn list_offsets(
         &self,
         partitions: &[TopicPartition],
         timestamp: i64,
         isolation_level: i8,
     ) -> Result<Vec<(TopicPartition, i64)>, Error> {
+        let deadline = Instant::now() + self.inner.settings.request_timeout;
+        let mut pause = self.inner.fast;
         let mut offsets = Vec::with_capacity(partitions.len());
-        for (leader, tps) in by_leader(self, partitions.iter().cloned()).await? {
-            let conn = self.broker(leader).await?;
+        let mut left = partitions.to_vec();
+        loop {
+            let failed = self
+                .list_offsets_once(&left, timestamp, isolation_level, &mut offsets)
+                .await?;
+            if let Some((_, e)) = failed.iter().find(|(_, e)| !leader_moving(e)) {
+                return Err(e.clone());
+            }
+            let Some((_, last)) = failed.last() else {
+                return Ok(offsets);
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(last.clone());
+            }
+            tracing::debug!(error = %last, partitions = failed.len(), "ListOffsets again");
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(self.inner.fast_max);
+            left = failed.into_iter().map(|(tp, _)| tp).collect();
+        }
+    }
+
+    /// One ListOffsets per leader of `partitions`, their answers added to `offsets`. Returns
+    /// the partitions to ask about again (with why); a failure no retry can cure is an `Err`.
+    async fn list_offsets_once(
+        &self,
+        partitions: &[TopicPartition],
+        timestamp: i64,
+        isolation_level: i8,
+        offsets: &mut Vec<(TopicPartition, i64)>,
+    ) -> Result<Vec<(TopicPartition, Error)>, Error> {
+        let ByLeader {
+            groups,
+            mut unknown,
+        } = by_leader(self, partitions.iter().cloned()).await?;
+        for (leader, tps) in groups {
             let topics = by_topic(tps.iter().map(|(tp, _)| (tp, ())))
                 .into_iter()
                 .map(|(topic, ps)| {
@@ -95,22 +178,42 @@ impl Cluster {
                 .with_replica_id(BrokerId(-1))
                 .with_isolation_level(isolation_level)
                 .with_topics(topics);
-            let (response, _) = conn.request(&request).await?;
+            let answer = match self.broker(leader).await {
+                Ok(conn) => conn.request(&request).await.map(|(response, _)| response),
+                Err(e) => Err(e),
+            };
+            let response = match answer {
+                Ok(response) => response,
+                Err(e) if e.is_retriable() => {
+                    for (tp, _) in tps {
+                        self.refresh_soon(&tp.0);
+                        unknown.push((tp, e.clone()));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for t in &response.topics {
                 for p in &t.partitions {
                     let tp: TopicPartition = (Arc::from(t.name.0.as_str()), p.partition_index);
-                    if let Some(code) = KafkaCode::from_code(p.error_code) {
-                        return Err(Error::Broker {
-                            api: "ListOffsets",
-                            resource: format!("{}[{}]", tp.0, tp.1),
-                            code,
-                            message: None,
-                        });
+                    let Some(code) = KafkaCode::from_code(p.error_code) else {
+                        offsets.push((tp, p.offset));
+                        continue;
+                    };
+                    let error = Error::Broker {
+                        api: "ListOffsets",
+                        resource: format!("{}[{}]", tp.0, tp.1),
+                        code,
+                        message: None,
+                    };
+                    if !code.is_retriable() {
+                        return Err(error);
                     }
-                    offsets.push((tp, p.offset));
+                    self.refresh_soon(&tp.0);
+                    unknown.push((tp, error));
                 }
             }
         }
-        Ok(offsets)
+        Ok(unknown)
     }
 }

@@ -453,6 +453,71 @@ mod tests {
         );
     }
 
+    /// The keys of the match arms of `apply` in `source`: the lines `"key" | "alias" =>` at
+    /// the arms' indentation.
+    fn keys_in(source: &str) -> Vec<String> {
+        source
+            .lines()
+            .filter_map(|line| line.strip_prefix("        \""))
+            .filter_map(|arm| arm.split_once(" =>").map(|(keys, _)| keys))
+            .flat_map(|keys| keys.split(" | "))
+            .map(|key| key.trim_matches('"').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_property_is_documented_and_accepted() {
+        let docs = include_str!("../../docs/CONFIGURATION.md");
+        let keys: Vec<String> = keys_in(include_str!("properties.rs"))
+            .into_iter()
+            .chain(keys_in(include_str!("tls.rs")))
+            .collect();
+        assert!(keys.len() > 70, "{keys:?}");
+        for key in &keys {
+            assert!(
+                docs.contains(&format!("`{key}`")),
+                "docs/CONFIGURATION.md does not name `{key}`"
+            );
+            // Taken (or refused for its value, by name), never unknown.
+            if let Err(ConfigError::UnknownKey { .. }) = set(key, "x") {
+                panic!("{key} is not accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_refresh_settings() {
+        let config = ClientConfig::new();
+        assert_eq!(
+            config.common.metadata_refresh_interval,
+            Some(Duration::from_secs(300))
+        );
+        for key in ["topic.metadata.refresh.interval.ms", "metadata.max.age.ms"] {
+            let set2s = set(key, "2000").unwrap();
+            assert_eq!(
+                set2s.common.metadata_refresh_interval,
+                Some(Duration::from_secs(2))
+            );
+            assert_eq!(
+                set(key, "-1").unwrap().common.metadata_refresh_interval,
+                None
+            );
+            assert!(set(key, "0").is_err());
+            assert!(set(key, "-2").is_err());
+        }
+        let fast = set("topic.metadata.refresh.fast.interval.ms", "250").unwrap();
+        assert_eq!(
+            fast.common.metadata_refresh_fast_interval,
+            Duration::from_millis(250)
+        );
+        let propagation = set("topic.metadata.propagation.max.ms", "0").unwrap();
+        assert_eq!(propagation.common.topic_propagation_max, Duration::ZERO);
+        assert_eq!(config.common.allow_auto_create_topics, None);
+        let auto = set("allow.auto.create.topics", "false").unwrap();
+        assert_eq!(auto.common.allow_auto_create_topics, Some(false));
+        assert!(set("allow.auto.create.topics", "yes").is_err());
+    }
+
     #[test]
     fn password_never_printed() {
         let config = set("sasl.password", "hunter2-secret").unwrap();

@@ -325,11 +325,12 @@ async fn heartbeats(
                 continue;
             }
             Err(Heartbeat::Retry(why)) => {
+                // Only the coordinator fences a member (as librdkafka does with KIP-848): until
+                // it answers, the member keeps its partitions and reads on.
                 tracing::debug!(error = %why, "consumer group heartbeat failed");
                 full = true;
                 if last_ok.elapsed() >= config.session_timeout {
-                    // The coordinator has surely dropped us by now.
-                    fence(&shared);
+                    tracing::warn!(error = %why, "no heartbeat answered for longer than session.timeout.ms; reading on until the coordinator says otherwise");
                     last_ok = Instant::now();
                 }
                 tokio::time::sleep(config.fetch_error_backoff).await;

@@ -157,10 +157,21 @@ impl Coordinator {
         Ok((node, self.cluster.broker(node).await?))
     }
 
-    /// A second connection to the coordinator, for heartbeats.
-    pub async fn dedicated(&mut self) -> Result<Connection, Error> {
-        let addr = self.conn().await?.broker().to_owned();
+    /// A connection of its own to the coordinator, found afresh: for heartbeats, which follow
+    /// the coordinator when it moves.
+    pub async fn dedicated(&self) -> Result<Connection, Error> {
+        let (_, addr) = self.find().await?;
         self.cluster.dedicated(&addr).await
+    }
+
+    /// Another handle on the same group's coordinator, with no connection yet.
+    pub fn another(&self) -> Coordinator {
+        Coordinator::new(
+            self.cluster.clone(),
+            self.group_id.clone(),
+            self.patience,
+            self.retry_backoff,
+        )
     }
 
     /// Forgets the coordinator: it moved, or its connection failed.
@@ -189,7 +200,7 @@ impl Coordinator {
                     })
                     .collect(),
             ));
-        let (response, _) = conn.request(&request).await?;
+        let (response, _) = conn.request(&request).await.inspect_err(|_| self.lost())?;
         if matches!(
             response.error_code,
             codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE
@@ -231,7 +242,11 @@ impl Coordinator {
             .with_group_instance_id(who.instance_id.map(s))
             .with_retention_time_ms(-1)
             .with_topics(topics);
-        let (response, _) = conn.request(&request).await.map_err(CommitError::Other)?;
+        let (response, _) = conn.request(&request).await.map_err(|e| {
+            // Found again next time: its broker may be gone.
+            self.lost();
+            CommitError::Other(e)
+        })?;
         for t in &response.topics {
             for p in &t.partitions {
                 match p.error_code {

@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 use super::fetch_session::FetchPlan;
 use super::validation::{self, Checked, Epochs, Verdict};
 use super::{Message, TimestampType};
-use crate::cluster::{by_leader, by_topic, topic_name, Cluster, TopicPartition, EARLIEST, LATEST};
+use crate::cluster::{
+    by_leader, by_topic, topic_name, ByLeader, Cluster, TopicPartition, EARLIEST, LATEST,
+};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode};
@@ -256,14 +258,19 @@ async fn round(
         retriable: false,
         error: None,
     };
-    let groups = match by_leader(&cluster, wanted.keys().cloned()).await {
-        Ok(groups) => groups,
+    // A partition whose leader is not known for now (being elected, say) waits for the next
+    // round; the others are fetched.
+    let ByLeader { groups, unknown } = match by_leader(&cluster, wanted.keys().cloned()).await {
+        Ok(grouped) => grouped,
         Err(e) => {
             out.sessions = sessions;
             out.error = Some(e);
             return out;
         }
     };
+    if let Some((_, e)) = unknown.into_iter().next() {
+        out.error = Some(e);
+    }
     let mut requests = tokio::task::JoinSet::new();
     for (leader, tps) in groups {
         let mut asked: BTreeMap<TopicPartition, FetchAt> = BTreeMap::new();
@@ -285,7 +292,13 @@ async fn round(
         if !checks.is_empty() {
             let cluster = cluster.clone();
             requests.spawn(async move {
-                Done::Checked(validation::check(&cluster, leader, checks).await)
+                let topics: Vec<Arc<str>> = checks.iter().map(|c| c.0 .0.clone()).collect();
+                let checked = validation::check(&cluster, leader, checks).await;
+                if checked.as_ref().is_err_and(Error::is_retriable) {
+                    // The leader is gone, or moved: ask where the partitions are now.
+                    topics.iter().for_each(|t| cluster.refresh_soon(t));
+                }
+                Done::Checked(checked)
             });
         }
         if asked.is_empty() {
@@ -295,6 +308,10 @@ async fn round(
         let cluster = cluster.clone();
         requests.spawn(async move {
             let (session, answer) = fetch_from(&cluster, leader, params, &asked, session).await;
+            if answer.as_ref().is_err_and(Error::is_retriable) {
+                // The leader is gone, or moved: ask where the partitions are now.
+                asked.keys().for_each(|(t, _)| cluster.refresh_soon(t));
+            }
             Done::Fetched(leader, session, answer, asked)
         });
     }

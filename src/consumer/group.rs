@@ -200,7 +200,7 @@ impl GroupMember {
             match self.join_once(&owned).await? {
                 Some(assignment) => {
                     self.rejoin.clear();
-                    self.start_heartbeat().await?;
+                    self.start_heartbeat();
                     return Ok(Joined { assignment, lost });
                 }
                 None => {
@@ -389,8 +389,14 @@ impl GroupMember {
             .collect()
     }
 
-    async fn start_heartbeat(&mut self) -> Result<(), Error> {
-        let conn = self.coordinator.dedicated().await?;
+    /// Heartbeats in a task of its own, on a connection of its own. When the coordinator moves
+    /// (its broker dies, or it answers NOT_COORDINATOR), the task finds the new one and goes on
+    /// with the same generation, as the Java client does: the group does not rebalance for it,
+    /// and a new coordinator loading the group gives its members a fresh session. Only the
+    /// coordinator says a member is gone (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION): until it
+    /// answers, however long that takes, the member keeps its partitions and reads on.
+    fn start_heartbeat(&mut self) {
+        let coordinator = self.coordinator.another();
         let request = HeartbeatRequest::default()
             .with_group_id(self.coordinator.group_id_field())
             .with_generation_id(self.generation)
@@ -405,47 +411,77 @@ impl GroupMember {
         let dynamic = self.config.group_instance_id.is_none();
         self.heartbeat = Some(tokio::spawn(async move {
             let mut last_ok = tokio::time::Instant::now();
+            let mut warned = false;
+            let mut conn: Option<Connection> = None;
             loop {
                 tokio::time::sleep(interval).await;
+                let answer = match conn.as_ref().filter(|c| !c.is_closed()) {
+                    Some(c) => Ok(c.clone()),
+                    None => coordinator.dedicated().await,
+                };
                 if polls.overdue(max_poll) {
                     // The application stopped asking for records: leave, as the Java client
                     // does, so the partitions go to members that read them. The next recv
                     // reports them lost and joins again. A static member just stops.
                     tracing::warn!(%group, "max.poll.interval.ms passed without a poll; leaving");
-                    if dynamic {
-                        if let Err(e) = send_leave(&conn, &group, &member_id).await {
+                    if let (true, Ok(c)) = (dynamic, &answer) {
+                        if let Err(e) = send_leave(c, &group, &member_id).await {
                             tracing::debug!(%group, error = %e, "leave failed");
                         }
                     }
                     rejoin.lose();
                     return;
                 }
-                let code = match conn.request(&request).await {
-                    Ok((response, _)) => response.error_code,
+                let answer = match answer {
+                    Ok(c) => {
+                        conn = Some(c.clone());
+                        c.request(&request).await.map(|(r, _)| r.error_code)
+                    }
+                    Err(e) => Err(e),
+                };
+                let code = match answer {
+                    Ok(code) => code,
                     Err(e) => {
                         tracing::debug!(%group, error = %e, "heartbeat failed");
-                        if last_ok.elapsed() < session {
-                            continue;
-                        }
-                        // The coordinator has surely expired us by now.
-                        codes::UNKNOWN_MEMBER_ID
+                        conn = None;
+                        codes::COORDINATOR_NOT_AVAILABLE
                     }
                 };
-                if code == 0 {
-                    last_ok = tokio::time::Instant::now();
-                    continue;
-                }
-                tracing::debug!(%group, code, "heartbeat asks to rejoin");
                 match code {
+                    0 => {
+                        last_ok = tokio::time::Instant::now();
+                        warned = false;
+                        continue;
+                    }
+                    codes::NOT_COORDINATOR
+                    | codes::COORDINATOR_NOT_AVAILABLE
+                    | codes::COORDINATOR_LOAD_IN_PROGRESS => {
+                        tracing::debug!(%group, code, "no coordinator to heartbeat to; finding it");
+                        conn = None;
+                        if !warned && last_ok.elapsed() > session {
+                            warned = true;
+                            tracing::warn!(
+                                %group,
+                                "no heartbeat answered for longer than session.timeout.ms; \
+                                 reading on until the coordinator says otherwise"
+                            );
+                        }
+                        continue;
+                    }
                     codes::UNKNOWN_MEMBER_ID
                     | codes::ILLEGAL_GENERATION
-                    | codes::FENCED_INSTANCE_ID => rejoin.lose(),
-                    _ => rejoin.rebalance(),
+                    | codes::FENCED_INSTANCE_ID => {
+                        tracing::debug!(%group, code, "heartbeat: the member was dropped");
+                        rejoin.lose();
+                    }
+                    code => {
+                        tracing::debug!(%group, code, "heartbeat asks to rejoin");
+                        rejoin.rebalance();
+                    }
                 }
                 return;
             }
         }));
-        Ok(())
     }
 
     /// The committed offset of each partition (`None` where the group has none).

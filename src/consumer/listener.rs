@@ -173,6 +173,9 @@ pub(super) struct Step {
     pub committer: Option<GroupCommitter>,
     /// Commit `consumed` once the listener is done (`enable.auto.commit`).
     pub auto_commit: bool,
+    /// How long that commit is tried again while the coordinator cannot be reached (the
+    /// session timeout: a member away longer is dropped from the group anyway).
+    pub commit_patience: std::time::Duration,
     /// Newly assigned partitions and where they start.
     pub assigned: Vec<(String, i32, i64)>,
 }
@@ -224,7 +227,7 @@ impl Step {
                     listener.revoking(&revoking).await;
                 }
                 if self.auto_commit && !revoking.consumed.is_empty() {
-                    finished.commit = Some(revoking.commit_consumed().await);
+                    finished.commit = Some(commit_patiently(&revoking, self.commit_patience).await);
                 }
                 event(RebalanceEvent::Revoked(revoking.partitions));
             } else {
@@ -251,6 +254,24 @@ impl Step {
                 .unwrap_or_else(|p| p.into_inner());
         }
         finished
+    }
+}
+
+/// Commits what was consumed of partitions being revoked, trying again (100 ms, doubling to
+/// 1 s) while the coordinator cannot be reached or moves, for up to `patience`: what is not
+/// committed is read again by the next owner.
+async fn commit_patiently(revoking: &Revoking, patience: std::time::Duration) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match revoking.commit_consumed().await {
+            Err(e) if e.is_retriable() && tokio::time::Instant::now() + pause < deadline => {
+                tracing::debug!(error = %e, "commit before revoking; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+            outcome => return outcome,
+        }
     }
 }
 

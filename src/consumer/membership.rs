@@ -61,7 +61,21 @@ pub(super) struct ClassicGroup {
     pub cooperative: bool,
     pub topics: SharedTopics,
     pub assigned_from: AssignedFrom,
+    /// Joins that failed in a row: the next waits [`rejoin_backoff`] first.
+    pub failures: u32,
 }
+
+/// The pause before a join after `failures` joins failed in a row: none after a success, then
+/// 100 ms doubling up to 1 s (the Java client's `retry.backoff.ms` and `retry.backoff.max.ms`),
+/// so a coordinator that cannot be reached is not hammered by a consumer polling in a loop.
+fn rejoin_backoff(failures: u32) -> std::time::Duration {
+    match failures {
+        0 => std::time::Duration::ZERO,
+        n => std::time::Duration::from_millis(100 << (n - 1).min(3)).min(MAX_REJOIN_BACKOFF),
+    }
+}
+
+const MAX_REJOIN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Commits for a member: a handle the [`Step`] tasks and the listener keep.
 #[derive(Clone)]
@@ -347,7 +361,9 @@ impl Consumer {
             );
             let group = self.classic();
             let (member, rejoin) = (group.member.clone(), group.rejoin.clone());
+            let pause = rejoin_backoff(group.failures);
             group.joining = Some(tokio::spawn(async move {
+                tokio::time::sleep(pause).await;
                 let joined = async {
                     let mut member = member.lock().await;
                     let joined = member.join(&owned).await?;
@@ -379,9 +395,16 @@ impl Consumer {
             return Ok(());
         }
         let joined = joining.await;
-        self.classic().joining = None;
-        let rejoined =
-            joined.map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))??;
+        let group = self.classic();
+        group.joining = None;
+        let joined = joined
+            .map_err(|e| Error::protocol("-", format!("group join task failed: {e}")))
+            .and_then(|joined| joined);
+        group.failures = match &joined {
+            Ok(_) => 0,
+            Err(_) => group.failures.saturating_add(1),
+        };
+        let rejoined = joined?;
         let mut step = Step::default();
         if rejoined.lost {
             self.lose_all(&mut step);
@@ -428,6 +451,7 @@ impl Consumer {
             step.revoked = revoked;
             step.committer = self.group.as_ref().map(Membership::committer);
             step.auto_commit = self.config.enable_auto_commit;
+            step.commit_patience = self.config.session_timeout;
         }
         difference(keep, &current)
     }
@@ -552,6 +576,13 @@ async fn start_positions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_joins_back_off_up_to_a_second() {
+        let pauses: Vec<u128> = (0..7).map(|n| rejoin_backoff(n).as_millis()).collect();
+        assert_eq!(pauses, [0, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(rejoin_backoff(u32::MAX), MAX_REJOIN_BACKOFF);
+    }
 
     #[test]
     fn differences_between_assignments() {

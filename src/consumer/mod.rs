@@ -351,6 +351,7 @@ impl Consumer {
                     member: Arc::new(tokio::sync::Mutex::new(member)),
                     joining: None,
                     topics: shared,
+                    failures: 0,
                 })
             }
             GroupProtocol::Consumer => Membership::Consumer(Arc::new(ConsumerGroupMember::new(
@@ -400,6 +401,7 @@ impl Consumer {
                 .collect();
             step.committer = Some(group.committer());
             step.auto_commit = self.config.enable_auto_commit;
+            step.commit_patience = self.config.session_timeout;
         }
         self.state.clear();
         self.consumed.clear();

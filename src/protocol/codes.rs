@@ -6,8 +6,18 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// The partition has no leader at the moment.
 pub const LEADER_NOT_AVAILABLE: i16 = 5;
+/// The broker addressed does not lead the partition (any longer).
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// The broker is not available.
 pub const BROKER_NOT_AVAILABLE: i16 = 8;
+/// The replica is not available for the partition.
+pub const REPLICA_NOT_AVAILABLE: i16 = 9;
+/// The leader epoch in the request is older than the broker's: the client's metadata is stale.
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+/// The leader epoch in the request is newer than the broker's: the broker is behind.
+pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+/// The leader has not yet caught up with the high watermark after an election.
+pub const OFFSET_NOT_AVAILABLE: i16 = 78;
 /// The broker does not enable the SASL mechanism asked for.
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 /// A SASL request came when the broker did not expect one.

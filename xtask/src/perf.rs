@@ -1,11 +1,13 @@
 //! `cargo xtask perf …`: the load generator (examples/perf.rs) in a release build against the
 //! local Kafka, started when none is up; `perf compare`, purekafka against its peers
-//! (benches/peers and the Java client), each in a process of its own; and `perf size`, the size
-//! of a static purekafka producer.
+//! (benches/peers and the Java client), each in a process of its own; `perf rejoin`, how soon a
+//! cooperative member joins again after a revocation, against librdkafka; and `perf size`, the
+//! size of a static purekafka producer.
 
 mod compare;
 mod java;
 mod measure;
+mod rejoin;
 mod report;
 mod size;
 mod workload;
@@ -16,6 +18,9 @@ use crate::run::{cargo, check};
 pub fn perf(args: &[&str]) -> Result<(), String> {
     if let Some((&"compare", rest)) = args.split_first() {
         return compare::compare(rest);
+    }
+    if let Some((&"rejoin", rest)) = args.split_first() {
+        return rejoin::rejoin(rest);
     }
     if args == ["size"] {
         return size::size();

@@ -76,8 +76,10 @@ pub fn faults() -> Result<(), String> {
         brokers: 3,
         ..UpOptions::default()
     })?;
-    // The group churn scenario runs the consumer example as member processes.
+    // The group churn scenario runs the consumer example as member processes; another runs
+    // pkcat.
     check(cargo(&["build", "--examples"]))?;
+    check(cargo(&["build", "--features", "cli", "--bin", "pkcat"]))?;
     let report = root().join("target/faults-report.jsonl");
     let _ = std::fs::remove_file(&report);
     let xtask = std::env::current_exe().map_err(|e| format!("the xtask binary: {e}"))?;
@@ -96,7 +98,8 @@ pub fn faults() -> Result<(), String> {
         .env(
             "PUREKAFKA_EXAMPLES",
             target_dir(&root()).join("debug/examples"),
-        );
+        )
+        .env("PUREKAFKA_PKCAT", target_dir(&root()).join("debug/pkcat"));
     let outcome = check(tests);
     // Read before `down`, which forgets the cluster; shown last, where CI's summary shows it.
     let failed = outcome.is_err();

@@ -9,6 +9,7 @@
 //! peer-<client> consume --topic T [--bootstrap …] [--messages N] [--size B] [--partitions P]
 //!     [--fetch-min-bytes B] [--fetch-max-wait-ms MS] [--max-partition-fetch-bytes B]
 //!     [--check-crcs true|false]
+//! peer-<client> member --topic T --group G [--bootstrap …] [--seconds S]
 //! ```
 //!
 //! - **produce** sends `--messages` keyless records of `--size` bytes of value to `--topic`,
@@ -22,6 +23,10 @@
 //!   every record is checked ([`Tally`]). Before the clock starts, the client has connected and
 //!   fetched the topic's metadata ([`Options::check_partitions`]), so that no client's time
 //!   holds its way of learning where the partitions are.
+//!
+//! - **member** joins group `--group` subscribed to `--topic`, with the cooperative-sticky
+//!   assignor, and polls for `--seconds` (100 ms at a time, as applications do), then leaves:
+//!   `perf rejoin` watches its rebalances on the wire (xtask/src/perf/rejoin.rs).
 //!
 //! Each prints one line, for instance:
 //!
@@ -647,5 +652,53 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         pacer.wait(6);
         assert_eq!(pacer.late, 1);
+    }
+}
+
+/// The options of the `member` workload.
+#[derive(Debug, Clone)]
+pub struct MemberOptions {
+    pub bootstrap: String,
+    pub topic: String,
+    pub group: String,
+    pub seconds: u64,
+}
+
+impl MemberOptions {
+    /// From the arguments after `member`; prints the error and exits 2 on a bad one.
+    pub fn from_args(args: &[String]) -> MemberOptions {
+        let parsed = (|| {
+            let (mut bootstrap, mut topic, mut group, mut seconds) =
+                ("127.0.0.1:9092".to_owned(), None, None, 20);
+            let mut it = args.iter();
+            while let Some(flag) = it.next() {
+                let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                match flag.as_str() {
+                    "--bootstrap" => bootstrap = value.clone(),
+                    "--topic" => topic = Some(value.clone()),
+                    "--group" => group = Some(value.clone()),
+                    "--seconds" => seconds = value.parse().map_err(|_| "bad --seconds")?,
+                    _ => return Err(format!("unknown option {flag}")),
+                }
+            }
+            Ok::<_, String>(MemberOptions {
+                bootstrap,
+                topic: topic.ok_or("--topic is required")?,
+                group: group.ok_or("--group is required")?,
+                seconds,
+            })
+        })();
+        parsed.unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        })
+    }
+
+    /// The line a member run prints.
+    pub fn report(&self, client: &str, records: u64) {
+        println!(
+            "{{\"client\":\"{client}\",\"workload\":\"member\",\"group\":\"{}\",\"records\":{records}}}",
+            self.group
+        );
     }
 }

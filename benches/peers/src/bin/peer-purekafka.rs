@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use purekafka::{Admin, ClientConfig, Consumer, Offset, Producer, ProducerRecord};
-use purekafka_peers::{run_latency, Options, Tally, Timer, Workload};
+use purekafka_peers::{run_latency, MemberOptions, Options, Tally, Timer, Workload};
 
 const CLIENT: &str = "purekafka";
 
@@ -28,6 +28,7 @@ async fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("create-topic") => topic_chore(&args[1..], true).await,
         Some("delete-topic") => topic_chore(&args[1..], false).await,
+        Some("member") => member(MemberOptions::from_args(&args[1..])).await,
         _ => {
             let o = Options::from_env();
             match o.workload {
@@ -152,5 +153,26 @@ async fn consume(o: Options) -> Result<()> {
         );
     }
     tally.report(timer, CLIENT, &o);
+    Ok(())
+}
+
+/// A member of a cooperative-sticky group, polling 100 ms at a time.
+async fn member(o: MemberOptions) -> Result<()> {
+    let config = ClientConfig::new()
+        .bootstrap_servers([o.bootstrap.as_str()])
+        .group_id(&o.group)
+        .set("partition.assignment.strategy", "cooperative-sticky")?
+        .set("auto.offset.reset", "earliest")?;
+    let mut consumer = Consumer::builder(config).build().await?;
+    consumer.subscribe(&[&o.topic])?;
+    let until = std::time::Instant::now() + Duration::from_secs(o.seconds);
+    let mut records = 0;
+    while std::time::Instant::now() < until {
+        if let Ok(batch) = consumer.poll(Duration::from_millis(100)).await {
+            records += batch.len() as u64;
+        }
+    }
+    consumer.close().await?;
+    o.report("purekafka", records);
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use purekafka_peers::{Latencies, Options, Pacer, Tally, Timer, Workload};
+use purekafka_peers::{Latencies, MemberOptions, Options, Pacer, Tally, Timer, Workload};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -72,6 +72,10 @@ impl ProducerContext for Timed {
 }
 
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("member") {
+        return member(MemberOptions::from_args(&args[1..]));
+    }
     let o = Options::from_env();
     match o.workload {
         Workload::Produce => produce(o),
@@ -183,5 +187,27 @@ fn consume(o: Options) -> Result<()> {
         }
     }
     tally.report(timer, CLIENT, &o);
+    Ok(())
+}
+
+/// A member of a cooperative-sticky group, polling 100 ms at a time; rdkafka's default
+/// context applies incremental assignments and revocations as they come.
+fn member(o: MemberOptions) -> Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &o.bootstrap)
+        .set("group.id", &o.group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[&o.topic])?;
+    let until = Instant::now() + Duration::from_secs(o.seconds);
+    let mut records = 0;
+    while Instant::now() < until {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+            records += 1;
+        }
+    }
+    consumer.unsubscribe();
+    o.report(CLIENT, records);
     Ok(())
 }
