@@ -71,7 +71,7 @@ pub(super) struct ClassicGroup {
 fn rejoin_backoff(failures: u32) -> std::time::Duration {
     match failures {
         0 => std::time::Duration::ZERO,
-        n => std::time::Duration::from_millis(100 << (n - 1).min(3)).min(MAX_REJOIN_BACKOFF),
+        n => std::time::Duration::from_millis(100 << (n - 1).min(4)).min(MAX_REJOIN_BACKOFF),
     }
 }
 
