@@ -250,7 +250,11 @@ async fn round(
     mut sessions: BTreeMap<i32, FetchSession>,
     pause: Duration,
 ) -> Round {
-    tokio::time::sleep(pause).await;
+    if !pause.is_zero() {
+        // Not a zero sleep: tokio's timer would still hold it to its next millisecond, a
+        // millisecond on every round.
+        tokio::time::sleep(pause).await;
+    }
     let mut out = Round {
         sessions: BTreeMap::new(),
         replies: Vec::new(),

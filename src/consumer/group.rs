@@ -40,7 +40,7 @@ use crate::protocol::consumer_protocol::{
     decode_assignment, encode_assignment, Subscription, TopicPartitions,
 };
 
-/// The pause before joining again after the group asked to start over (the Java client's
+/// The pause before joining again while the coordinator moves or loads (the Java client's
 /// `retry.backoff.ms` default).
 const REJOIN_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -103,6 +103,14 @@ impl Rejoin {
     pub fn poke(&self) {
         self.attention.notify_one();
     }
+}
+
+/// How one JoinGroup + SyncGroup round ended.
+enum Round {
+    /// This member's partitions in the new generation.
+    Joined(TopicPartitions),
+    /// The group asks to start over, at once or after a pause.
+    Again { pause: bool },
 }
 
 /// The outcome of a join.
@@ -197,30 +205,28 @@ impl GroupMember {
         let mut owned = owned.clone();
         let mut lost = false;
         loop {
-            match self.join_once(&owned).await? {
-                Some(assignment) => {
+            let again = match self.join_once(&owned).await? {
+                Round::Joined(assignment) => {
                     self.rejoin.clear();
                     self.start_heartbeat();
                     return Ok(Joined { assignment, lost });
                 }
-                None => {
-                    if self.generation < 0 && !owned.is_empty() {
-                        // Dropped by the coordinator mid-rebalance: what was owned is lost.
-                        owned.clear();
-                        lost = true;
-                    }
-                    // Start over after a pause, so a group stuck in an error is not hammered.
-                    tokio::time::sleep(REJOIN_BACKOFF).await
-                }
+                Round::Again { pause } => pause,
+            };
+            if self.generation < 0 && !owned.is_empty() {
+                // Dropped by the coordinator mid-rebalance: what was owned is lost.
+                owned.clear();
+                lost = true;
+            }
+            if again {
+                // The coordinator is moving or loading: no hammering it meanwhile.
+                tokio::time::sleep(REJOIN_BACKOFF).await
             }
         }
     }
 
-    /// One JoinGroup + SyncGroup round; `None` when the group asks to start over.
-    async fn join_once(
-        &mut self,
-        owned: &TopicPartitions,
-    ) -> Result<Option<TopicPartitions>, Error> {
+    /// One JoinGroup + SyncGroup round.
+    async fn join_once(&mut self, owned: &TopicPartitions) -> Result<Round, Error> {
         let conn = self.coordinator.conn().await?;
         let topics = self
             .topics
@@ -273,18 +279,8 @@ impl GroupMember {
             self.member_id = joined.member_id.to_string();
             request.member_id = joined.member_id;
         };
-        match joined.error_code {
-            0 => {}
-            codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION => {
-                self.forget_membership();
-                return Ok(None);
-            }
-            codes::REBALANCE_IN_PROGRESS | codes::COORDINATOR_LOAD_IN_PROGRESS => return Ok(None),
-            codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE => {
-                self.coordinator.lost();
-                return Ok(None);
-            }
-            code => return Err(self.coordinator.error("JoinGroup", code)),
+        if let Some(again) = self.start_over("JoinGroup", joined.error_code)? {
+            return Ok(again);
         }
         self.member_id = joined.member_id.to_string();
         self.generation = joined.generation_id;
@@ -309,20 +305,32 @@ impl GroupMember {
             .with_assignments(assignments);
         let version = conn.version_of::<SyncGroupRequest>()?;
         let synced = conn.request_at(&request, version, wait).await?;
-        match synced.error_code {
-            0 => decode_assignment(synced.assignment)
-                .map(Some)
-                .map_err(|e| Error::protocol(conn.broker(), e)),
-            codes::REBALANCE_IN_PROGRESS => Ok(None),
+        if let Some(again) = self.start_over("SyncGroup", synced.error_code)? {
+            return Ok(again);
+        }
+        decode_assignment(synced.assignment)
+            .map(Round::Joined)
+            .map_err(|e| Error::protocol(conn.broker(), e))
+    }
+
+    /// What an error code of JoinGroup or SyncGroup (`api`) asks for: `None` for none, the
+    /// round to start over for those the group answers while it moves on, as the Java client
+    /// reads them. A rebalance under way or a stale member joins again at once; a coordinator
+    /// moving or loading, after a pause.
+    fn start_over(&mut self, api: &'static str, code: i16) -> Result<Option<Round>, Error> {
+        match code {
+            0 => Ok(None),
             codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION => {
                 self.forget_membership();
-                Ok(None)
+                Ok(Some(Round::Again { pause: false }))
             }
+            codes::REBALANCE_IN_PROGRESS => Ok(Some(Round::Again { pause: false })),
+            codes::COORDINATOR_LOAD_IN_PROGRESS => Ok(Some(Round::Again { pause: true })),
             codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE => {
                 self.coordinator.lost();
-                Ok(None)
+                Ok(Some(Round::Again { pause: true }))
             }
-            code => Err(self.coordinator.error("SyncGroup", code)),
+            code => Err(self.coordinator.error(api, code)),
         }
     }
 

@@ -363,7 +363,10 @@ impl Consumer {
             let (member, rejoin) = (group.member.clone(), group.rejoin.clone());
             let pause = rejoin_backoff(group.failures);
             group.joining = Some(tokio::spawn(async move {
-                tokio::time::sleep(pause).await;
+                if !pause.is_zero() {
+                    // Even a zero sleep waits for the timer's next millisecond.
+                    tokio::time::sleep(pause).await;
+                }
                 let joined = async {
                     let mut member = member.lock().await;
                     let joined = member.join(&owned).await?;
