@@ -145,6 +145,41 @@ async fn keys_headers_delimiters_formats_and_json() {
         serde_json::json!(["h1", "one", "h2", "two"])
     );
     assert!(json["ts"].as_i64().unwrap() > 1_600_000_000_000);
+    assert_eq!(json["tstype"], "create");
+}
+
+/// A topic that keeps the broker's append time: pkcat's JSON says `logappend`, as kcat's does,
+/// with the broker's time rather than the one the record was sent with.
+#[tokio::test]
+async fn json_tells_log_append_time() {
+    let topic = unique_topic("pkcat-logappend");
+    let new =
+        purekafka::NewTopic::new(&topic, 1, 1).config("message.timestamp.type", "LogAppendTime");
+    let created = admin().await.create_topics(&[new]).await.unwrap();
+    assert!(created[0].1.is_ok(), "{created:?}");
+    let b = plaintext_addr();
+    let producer = purekafka::Producer::builder(crate::common::plaintext())
+        .build()
+        .await
+        .unwrap();
+    let sent_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    producer
+        .send(
+            purekafka::ProducerRecord::new(&topic)
+                .value("old")
+                .timestamp(1_000_000_000_000),
+        )
+        .await
+        .unwrap();
+    producer.close().await;
+    let out = ok(&["-b", &b, "-t", &topic, "-C", "-e", "-J"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["tstype"], "logappend");
+    assert!(json["ts"].as_i64().unwrap() >= sent_at - 60_000, "{json}");
+    admin().await.delete_topic(&topic).await.unwrap();
 }
 
 #[tokio::test]

@@ -152,6 +152,54 @@ async fn sasl_round_trip() {
     round_trip(ckafka().client_config().unwrap(), Acks::All).await;
 }
 
+/// Records keep their create time and say so; on a topic that keeps the broker's append time
+/// (`message.timestamp.type=LogAppendTime`) they carry that time instead, and say so too.
+#[tokio::test]
+async fn messages_tell_their_timestamp_type() {
+    use purekafka::{NewTopic, TimestampType};
+    let (create, append) = (unique_topic("create-time"), unique_topic("append-time"));
+    let topics = [
+        NewTopic::new(&create, 1, 1),
+        NewTopic::new(&append, 1, 1).config("message.timestamp.type", "LogAppendTime"),
+    ];
+    for (topic, result) in admin().await.create_topics(&topics).await.unwrap() {
+        result.unwrap_or_else(|e| panic!("{topic}: {e}"));
+    }
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    let mut consumer = Consumer::builder(plaintext()).build().await.unwrap();
+    for topic in [&create, &append] {
+        let sent = producer
+            .send(
+                ProducerRecord::new(topic)
+                    .value("t")
+                    .timestamp(1_000_000_000_000),
+            )
+            .await
+            .unwrap();
+        consumer
+            .assign([(topic.as_str(), 0)], Offset::Earliest)
+            .await
+            .unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if topic == &create {
+            assert_eq!(msg.timestamp_type, TimestampType::CreateTime);
+            assert_eq!(msg.timestamp, 1_000_000_000_000);
+        } else {
+            assert_eq!(msg.timestamp_type, TimestampType::LogAppendTime);
+            // The broker's time, which the delivery report gave too.
+            assert_eq!(msg.timestamp, sent.timestamp);
+            assert!(msg.timestamp > 1_700_000_000_000, "{}", msg.timestamp);
+        }
+    }
+    producer.close().await;
+    for topic in [&create, &append] {
+        admin().await.delete_topic(topic).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn latest_skips_what_was_there() {
     let topic = unique_topic("latest");

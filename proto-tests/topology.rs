@@ -181,6 +181,45 @@ async fn a_member_reads_a_topic_created_after_it_subscribed() {
     }
 }
 
+/// The same through the consumer as a `Stream`: one error item for the missing topic, then
+/// the records once it exists; the stream goes on after the error.
+#[tokio::test]
+async fn the_stream_reports_a_missing_topic_once_and_goes_on() {
+    use futures_core::Stream;
+    let topic = unique_topic("later-stream");
+    let config = member(&unique_topic("g"), "classic", None);
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut stream = consumer.stream();
+    fn next<S: Stream + Unpin>(
+        stream: &mut S,
+    ) -> impl std::future::Future<Output = Option<S::Item>> + '_ {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx))
+    }
+    let first = tokio::time::timeout(Duration::from_secs(10), next(&mut stream))
+        .await
+        .expect("an item within 10 s")
+        .expect("the stream goes on");
+    assert!(
+        matches!(&first, Err(Error::UnknownTopicOrPartition(t)) if *t == topic),
+        "{first:?}"
+    );
+    admin().await.create_topic(&topic, 1, 1).await.unwrap();
+    produce(&topic, 0, 3).await;
+    let mut offsets = Vec::new();
+    while offsets.len() < 3 {
+        let item = tokio::time::timeout(Duration::from_secs(30), next(&mut stream))
+            .await
+            .expect("a record within 30 s")
+            .expect("the stream goes on");
+        offsets.push(item.expect("no second error").offset);
+    }
+    assert_eq!(offsets, [0, 1, 2]);
+    let consumer = stream.into_inner().expect("no recv in progress");
+    consumer.close().await.unwrap();
+    admin().await.delete_topic(&topic).await.unwrap();
+}
+
 /// A member owns the one partition of a topic; partitions are added (3 more) and a producer
 /// built before that writes to each. The member comes to own all four and reads every
 /// record. Returns the time from the partitions' creation to the first record read from a new
