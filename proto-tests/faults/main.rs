@@ -1,7 +1,8 @@
 //! Fault scenarios against the real three-broker cluster, run by `cargo xtask test --faults`:
 //! brokers killed and stopped under load, every broker down at once, a consumer group whose
-//! members come and go, partition leaders killed while a group (and pkcat) reads, and the
-//! proto-tests' topology scenarios (topics and partitions appearing) on three brokers. Each scenario prints its figures as one `FAULT-REPORT {json}` line (and
+//! members come and go, partition leaders killed while a group (and pkcat) reads, an unclean
+//! election truncating a log under consumers, and the proto-tests' topology scenarios (topics
+//! and partitions appearing) on three brokers. Each scenario prints its figures as one `FAULT-REPORT {json}` line (and
 //! appends it to `PUREKAFKA_FAULT_REPORT` when set); RELIABILITY.md collects them.
 //!
 //! The scenarios take turns ([`cluster::serial`]): each may stop brokers the others need.
@@ -20,3 +21,4 @@ mod pkcat;
 /// The topology scenarios of the proto-tests, against three brokers.
 #[path = "../topology.rs"]
 mod topology;
+mod truncation;
