@@ -123,7 +123,7 @@ fn config(broker: &FakeBroker) -> ClientConfig {
         .and_then(|c| c.set("reconnect.backoff.max.ms", 1000))
         .and_then(|c| c.set("socket.timeout.ms", 5000))
         .and_then(|c| c.set("request.timeout.ms", 5000))
-        .and_then(|c| c.set("metadata.max.age.ms", 1))
+        .and_then(|c| c.set("topic.metadata.refresh.interval.ms", 1))
         .unwrap()
 }
 
@@ -133,8 +133,8 @@ async fn consumer_of(config: ClientConfig) -> Consumer {
         .expect("the consumer bootstraps from the fake broker")
 }
 
-/// A Metadata request for [`TOPIC`]: what the client knows is older than `metadata.max.age.ms`
-/// (1 ms) by then, so it asks.
+/// A Metadata request for [`TOPIC`]: what the client knows is older than
+/// `topic.metadata.refresh.interval.ms` (1 ms) by then, so it asks.
 async fn partitions(consumer: &Consumer) -> Result<Vec<i32>, Error> {
     tokio::time::sleep(Duration::from_millis(2)).await;
     within(consumer.partitions(TOPIC)).await

@@ -251,12 +251,14 @@ pub(super) async fn keep_current(cluster: Weak<Inner>, wake: Arc<Notify>, cadenc
 }
 
 impl Cadence {
-    /// When the next periodic refresh is due, the last one having been at `last_full`; with
-    /// no topic in use (`idle`), no sooner than the brokers-only floor.
+    /// When the next periodic refresh is due, the last one having been at `last_full`: no
+    /// sooner than the fast interval (a shorter refresh interval still makes every lookup ask,
+    /// see `Cluster::topic`, but the keeper does not spin), and with no topic in use (`idle`)
+    /// no sooner than the brokers-only floor.
     fn full_due(&self, last_full: Instant, idle: bool) -> Option<Instant> {
         self.interval.map(|interval| match idle {
             true => last_full + interval.max(BROKERS_ONLY_FLOOR),
-            false => last_full + interval,
+            false => last_full + interval.max(self.fast),
         })
     }
 
@@ -320,6 +322,11 @@ mod tests {
             Some(t0 + Duration::from_millis(200))
         );
         assert_eq!(quick.full_due(t0, true), Some(t0 + BROKERS_ONLY_FLOOR));
+        let spinning = Cadence {
+            interval: Some(Duration::from_millis(1)),
+            ..CADENCE
+        };
+        assert_eq!(spinning.full_due(t0, false), Some(t0 + CADENCE.fast));
         let never = Cadence {
             interval: None,
             ..CADENCE
