@@ -221,14 +221,12 @@ pub struct CommonConfig {
     /// topic may be before a lookup asks again. `None` (`-1`) turns both off: cached metadata is
     /// then trusted until an error says otherwise.
     pub metadata_refresh_interval: Option<Duration>,
-    /// `topic.metadata.refresh.fast.interval.ms`: the first pause between refreshes while
-    /// something is unsettled (a partition without a leader, a leader that moved, a subscribed
-    /// topic that does not exist yet); it doubles up to `retry.backoff.max.ms`.
+    /// `topic.metadata.refresh.fast.interval.ms`: the first pause between refreshes while a
+    /// leader moves or a subscribed topic is missing; it doubles up to `retry.backoff.max.ms`.
     pub metadata_refresh_fast_interval: Duration,
     /// `topic.metadata.propagation.max.ms`: how long a producer waits for a topic it does not
-    /// find (or a partition beyond the count it knows) to appear before the record fails with
-    /// [`Error::UnknownTopicOrPartition`](crate::Error::UnknownTopicOrPartition). Topic
-    /// creation reaches every broker a little after the admin call returns.
+    /// find (or a partition beyond the count it knows) before the record fails with
+    /// [`Error::UnknownTopicOrPartition`](crate::Error::UnknownTopicOrPartition).
     pub topic_propagation_max: Duration,
     /// `allow.auto.create.topics`: whether the client's Metadata requests let the broker create
     /// a topic they name (only where the broker has `auto.create.topics.enable=true`). Unset,

@@ -23,8 +23,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::coordinator::{s, CommitError, Committer, Coordinator};
-use super::membership::{Attention, PollClock};
+use super::coordinator::{s, CommitError, Committer, Coordinator, Identity};
+use super::membership::Attention;
+use super::poll_clock::PollClock;
 use crate::cluster::{topic_name, Cluster};
 use crate::config::ConsumerConfig;
 use crate::error::{ConfigError, Error};
@@ -86,6 +87,7 @@ pub(crate) struct ConsumerGroupMember {
     /// Offsets go through a connection of their own, apart from heartbeats.
     coordinator: tokio::sync::Mutex<Coordinator>,
     instance_id: Option<String>,
+    group_id: String,
 }
 
 impl Drop for ConsumerGroupMember {
@@ -133,6 +135,7 @@ impl ConsumerGroupMember {
             heartbeat,
             coordinator: tokio::sync::Mutex::new(coordinator(cluster)),
             instance_id: config.group_instance_id,
+            group_id,
         }
     }
 
@@ -189,15 +192,43 @@ impl ConsumerGroupMember {
         self.coordinator.lock().await.committed(partitions).await
     }
 
-    /// Commits `offsets` (the next offset to read, per partition) at the member's epoch.
-    pub async fn commit(&self, offsets: &[(&str, i32, i64)]) -> Result<(), Error> {
-        let (member_id, epoch) = {
-            let state = self.shared.state();
-            (state.member_id.clone(), state.epoch)
+    /// The member's id and epoch now.
+    pub fn identity(&self) -> Identity {
+        let state = self.shared.state();
+        Identity {
+            member_id: state.member_id.clone(),
+            generation: state.epoch,
+        }
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) at the member's epoch, or
+    /// as `as_of` when given.
+    pub async fn commit(
+        &self,
+        offsets: &[(&str, i32, i64)],
+        as_of: Option<&Identity>,
+    ) -> Result<(), Error> {
+        let identity = match as_of {
+            Some(identity) => identity.clone(),
+            None => {
+                if self.shared.state().lost {
+                    // Fenced, and the consumer has not given the partitions up yet: under the
+                    // epoch of a new join this commit would land for partitions another
+                    // member may own.
+                    return Err(Error::Broker {
+                        api: "OffsetCommit",
+                        resource: format!("group {}", self.group_id),
+                        code: crate::error::KafkaCode::from_code(codes::FENCED_MEMBER_EPOCH)
+                            .expect("non-zero"),
+                        message: Some("the member was fenced; its partitions are lost".into()),
+                    });
+                }
+                self.identity()
+            }
         };
         let who = Committer {
-            member_id: &member_id,
-            generation: epoch,
+            member_id: &identity.member_id,
+            generation: identity.generation,
             instance_id: self.instance_id.as_deref(),
         };
         match self.coordinator.lock().await.commit(who, offsets).await {

@@ -23,6 +23,15 @@ pub(crate) fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
 
+/// A member as the group knew it at one moment: its id and generation (classic) or member
+/// epoch (KIP-848). A commit made as such an identity is refused once the group has moved
+/// on, rather than land for partitions the member no longer owns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Identity {
+    pub member_id: String,
+    pub generation: i32,
+}
+
 /// Who commits: the member and its generation (classic) or member epoch (KIP-848).
 pub(crate) struct Committer<'a> {
     pub member_id: &'a str,

@@ -6,15 +6,18 @@
 //!  recv ─► buffered? ─► else await the round in flight (or start one)
 //!                          │  per leader: FetchSession plans the request (KIP-227)
 //!                          ▼
-//!              absorb: answers for partitions still at the offset asked ─► BatchDecoder
-//!                          │  (a seek, reset or rebalance meanwhile drops the stale answer)
+//!              absorb (absorb.rs): answers for partitions still at the offset asked
+//!                          │  ─► BatchDecoder (a seek, reset or rebalance meanwhile drops the
+//!                          │  stale answer); positions whose leader moved on: validation.rs
 //!                          ▼
 //!              start the next round at the new positions ─► hand out messages
 //! ```
 //!
 //! At most two rounds of records are held: the one being handed out and the one in flight.
+//! Each partition is fetched at the leader epoch the metadata names (KIP-320), and a leader
+//! that cannot be reached has its topics' metadata asked for again at once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,17 +25,15 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, Forgot
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::task::JoinHandle;
 
+use super::absorb::absorb;
 use super::fetch_session::FetchPlan;
-use super::validation::{self, Checked, Epochs, Verdict};
-use super::{Message, TimestampType};
-use crate::cluster::{
-    by_leader, by_topic, topic_name, ByLeader, Cluster, TopicPartition, EARLIEST, LATEST,
-};
-use crate::config::{AutoOffsetReset, ConsumerConfig};
+use super::validation::{self, apply_checks, Checked, Epochs};
+use super::Message;
+use crate::cluster::{by_leader, by_topic, topic_name, ByLeader, Cluster, TopicPartition};
+use crate::config::ConsumerConfig;
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode};
 use crate::protocol::codes;
-use crate::protocol::records::{AbortedTransactions, BatchDecoder, DecodeError};
 
 /// What the consumer knows of its partitions between fetches.
 #[derive(Default)]
@@ -104,10 +105,10 @@ struct FetchParams {
 }
 
 /// One leader's answer, with where it was asked to fetch from and the connection it came on.
-struct Reply {
-    asked: BTreeMap<TopicPartition, FetchAt>,
-    response: FetchResponse,
-    conn: Connection,
+pub(super) struct Reply {
+    pub asked: BTreeMap<TopicPartition, FetchAt>,
+    pub response: FetchResponse,
+    pub conn: Connection,
 }
 
 /// What a round brings back: the answers, the positions checked against new leaders, the
@@ -449,275 +450,4 @@ fn fetch_request(params: FetchParams, mut plan: FetchPlan<FetchAt>) -> FetchRequ
         .with_session_epoch(plan.epoch)
         .with_topics(topics)
         .with_forgotten_topics_data(forgotten)
-}
-
-/// Decodes a round's answers into `state.buffered`, advancing positions. An answer for a
-/// partition no longer at the offset asked (sought, reset or revoked meanwhile) is dropped.
-/// Returns true when a partition answered with a retriable error (its leader moved, or the
-/// topic is still being created).
-async fn absorb(
-    cluster: &Cluster,
-    config: &ConsumerConfig,
-    decompression_limit: usize,
-    state: &mut FetchState,
-    replies: Vec<Reply>,
-) -> Result<bool, Error> {
-    let FetchState {
-        positions,
-        high_watermarks,
-        paused,
-        epochs,
-        buffered: out,
-    } = state;
-    let mut retriable = false;
-    let mut reset: Vec<TopicPartition> = Vec::new();
-    // One decompression budget for the whole round: what compressed batches inflate to stays in
-    // memory until the messages are handed out. Batches beyond it are fetched again later.
-    let mut budget = decompression_limit;
-    for Reply {
-        asked,
-        response,
-        conn,
-    } in replies
-    {
-        // The broker always answers the first partition with records with at least one whole
-        // batch (KIP-74), however large; later ones may end in part of one, fetched again.
-        let mut first = true;
-        for t in response.responses {
-            let topic: Arc<str> = Arc::from(t.topic.0.as_str());
-            for p in t.partitions {
-                let tp = (topic.clone(), p.partition_index);
-                // Whether the broker owed this partition a whole batch, counted before any
-                // answer is dropped below.
-                let present = p.records.as_ref().map_or(0, |r| r.len());
-                let leads = first;
-                first &= present == 0;
-                let Some(position) = positions.get_mut(&tp) else {
-                    continue;
-                };
-                if paused.contains(&tp) {
-                    // Paused after this round went out: its records wait for the resume.
-                    continue;
-                }
-                let Some(at) = asked.get(&tp).filter(|at| at.offset == *position) else {
-                    continue;
-                };
-                match p.error_code {
-                    0 => {}
-                    codes::OFFSET_OUT_OF_RANGE => {
-                        reset.push(tp);
-                        continue;
-                    }
-                    code => {
-                        let code = KafkaCode::from_code(code).expect("non-zero");
-                        if code.is_retriable() {
-                            // Leadership moved or the topic is still being created.
-                            cluster.refresh_soon(&topic);
-                            retriable = true;
-                            continue;
-                        }
-                        return Err(Error::Broker {
-                            api: "Fetch",
-                            resource: format!("{topic}[{}]", p.partition_index),
-                            code,
-                            message: None,
-                        });
-                    }
-                }
-                high_watermarks.insert(tp.clone(), p.high_watermark);
-                let tp_epochs = epochs.entry(tp.clone()).or_default();
-                tp_epochs.leader = at.leader_epoch;
-                let Some(records) = p.records else { continue };
-                // Under read_committed the broker lists the aborted transactions the records
-                // overlap; under read_uncommitted it sends none, and only control batches drop.
-                let mut aborted =
-                    AbortedTransactions::new(p.aborted_transactions.as_deref().unwrap_or(&[]));
-                let mut decoder = BatchDecoder::new(records, config.check_crcs, budget);
-                let mut whole = 0;
-                let mut over_budget = false;
-                while let Some(batch) = decoder.next() {
-                    let batch = match batch {
-                        Ok(batch) => batch,
-                        // Over what is left of this fetch's budget, though within the whole:
-                        // stop here, and fetch this batch again once the buffer is handed out.
-                        Err(DecodeError::InflatesBeyond(_))
-                            if decoder.budget() < decompression_limit =>
-                        {
-                            over_budget = true;
-                            break;
-                        }
-                        Err(e) => {
-                            return Err(corrupt(&conn, &topic, p.partition_index, e.to_string()))
-                        }
-                    };
-                    let delivered = aborted.delivers(&batch).map_err(|e| {
-                        let reason = format!("batch at offset {}: {e}", batch.base_offset);
-                        corrupt(&conn, &topic, p.partition_index, reason)
-                    })?;
-                    if delivered {
-                        let timestamp_type = match batch.is_log_append_time() {
-                            true => TimestampType::LogAppendTime,
-                            false => TimestampType::CreateTime,
-                        };
-                        out.extend(
-                            batch
-                                .records
-                                .into_iter()
-                                .filter(|r| r.offset >= *position)
-                                .map(|r| Message {
-                                    topic: topic.clone(),
-                                    partition: p.partition_index,
-                                    offset: r.offset,
-                                    timestamp: r.timestamp,
-                                    timestamp_type,
-                                    key: r.key,
-                                    value: r.value,
-                                    headers: r.headers,
-                                }),
-                        );
-                    }
-                    let next = batch.last_offset.checked_add(1).ok_or_else(|| {
-                        let reason = "last offset is i64::MAX".to_owned();
-                        corrupt(&conn, &topic, p.partition_index, reason)
-                    })?;
-                    *position = (*position).max(next);
-                    tp_epochs.record = batch.partition_leader_epoch;
-                    whole += 1;
-                }
-                if leads && present > 0 && whole == 0 && !over_budget {
-                    // Nothing but part of a batch where a whole one is due: fetching again would
-                    // get the same bytes forever.
-                    let reason = format!(
-                        "{present} bytes at offset {position} hold no whole batch (a batch claims \
-                         more bytes than the broker sent)"
-                    );
-                    return Err(corrupt(&conn, &topic, p.partition_index, reason));
-                }
-                budget = decoder.budget();
-            }
-        }
-    }
-    if !reset.is_empty() {
-        reset_offsets(cluster, config, state, reset).await?;
-    }
-    Ok(retriable)
-}
-
-/// Applies what leaders said of positions checked against them (see [`validation`]), to those
-/// that have not moved meanwhile. Returns true when a check is to be made again (the leader
-/// moved on once more, or is not ready).
-async fn apply_checks(
-    cluster: &Cluster,
-    config: &ConsumerConfig,
-    state: &mut FetchState,
-    checked: Vec<Checked>,
-) -> Result<bool, Error> {
-    let mut again = false;
-    let mut reset = Vec::new();
-    for check in checked {
-        let (topic, partition) = (&check.tp.0, check.tp.1);
-        if state.positions.get(&check.tp) != Some(&check.position) {
-            continue;
-        }
-        let answer = match check.answer {
-            Ok(answer) => answer,
-            Err(code) if code.is_retriable() => {
-                cluster.refresh_soon(topic);
-                again = true;
-                continue;
-            }
-            Err(code) => {
-                return Err(Error::Broker {
-                    api: "OffsetForLeaderEpoch",
-                    resource: format!("{topic}[{partition}]"),
-                    code,
-                    message: None,
-                })
-            }
-        };
-        match validation::verdict(check.position, answer) {
-            Verdict::Valid => {
-                state.epochs.entry(check.tp).or_default().leader = check.leader_epoch;
-            }
-            Verdict::Unknown => reset.push(check.tp),
-            Verdict::Truncated { diverging, epoch } => {
-                if config.auto_offset_reset == AutoOffsetReset::Error {
-                    return Err(Error::LogTruncated {
-                        topic: topic.to_string(),
-                        partition,
-                        offset: check.position,
-                        diverging,
-                    });
-                }
-                tracing::warn!(
-                    %topic, partition, position = check.position, diverging,
-                    "the log was truncated under the consumer (an unclean leader election): \
-                     reading on from where it diverges"
-                );
-                state.positions.insert(check.tp.clone(), diverging);
-                state
-                    .buffered
-                    .retain(|m| (&m.topic, m.partition) != (topic, partition));
-                state.epochs.insert(
-                    check.tp,
-                    Epochs {
-                        record: epoch,
-                        leader: check.leader_epoch,
-                    },
-                );
-            }
-        }
-    }
-    if !reset.is_empty() {
-        reset_offsets(cluster, config, state, reset).await?;
-    }
-    Ok(again)
-}
-
-/// The error for a batch of `topic[partition]` that does not decode. As for any answer that does
-/// not decode, the connection it came on is closed: the next fetch opens a new one.
-fn corrupt(conn: &Connection, topic: &str, partition: i32, reason: String) -> Error {
-    let error = Error::CorruptBatch {
-        topic: topic.to_owned(),
-        partition,
-        reason,
-    };
-    conn.poison(error.clone());
-    error
-}
-
-/// Applies `auto.offset.reset` to partitions whose position fell out of the log.
-async fn reset_offsets(
-    cluster: &Cluster,
-    config: &ConsumerConfig,
-    state: &mut FetchState,
-    partitions: Vec<TopicPartition>,
-) -> Result<(), Error> {
-    let timestamp = match config.auto_offset_reset {
-        AutoOffsetReset::Earliest => EARLIEST,
-        AutoOffsetReset::Latest => LATEST,
-        AutoOffsetReset::Error => {
-            let (topic, partition) = &partitions[0];
-            return Err(Error::Broker {
-                api: "Fetch",
-                resource: format!(
-                    "{topic}[{partition}] at offset {}",
-                    state.positions[&partitions[0]]
-                ),
-                code: KafkaCode::from_code(codes::OFFSET_OUT_OF_RANGE).expect("non-zero"),
-                message: Some("auto.offset.reset is error".into()),
-            });
-        }
-    };
-    let offsets: HashMap<TopicPartition, i64> = cluster
-        .list_offsets(&partitions, timestamp, config.isolation_level.as_i8())
-        .await?
-        .into_iter()
-        .collect();
-    for (tp, offset) in offsets {
-        // Where the position came from is no longer known.
-        state.epochs.remove(&tp);
-        state.positions.insert(tp, offset);
-    }
-    Ok(())
 }

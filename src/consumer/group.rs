@@ -29,8 +29,9 @@ use kafka_protocol::messages::{
 use tokio::task::JoinHandle;
 
 use super::assignor::Assignor;
-use super::coordinator::{s, CommitError, Committer, Coordinator};
-use super::membership::{partition_counts, AssignedFrom, Attention, PollClock, SharedTopics};
+use super::coordinator::{s, CommitError, Committer, Coordinator, Identity};
+use super::membership::{partition_counts, AssignedFrom, Attention, SharedTopics};
+use super::poll_clock::PollClock;
 use crate::cluster::Cluster;
 use crate::config::ConsumerConfig;
 use crate::conn::Connection;
@@ -133,6 +134,9 @@ pub(crate) struct GroupMember {
     assigned_from: AssignedFrom,
     member_id: String,
     generation: i32,
+    /// `member_id` and `generation` as last published, for commits bound to the generation
+    /// partitions were owned in (see [`GroupMember::identity`]).
+    identity: Arc<std::sync::Mutex<Identity>>,
     /// Set by the heartbeat task when the member must join again.
     rejoin: Rejoin,
     heartbeat: Option<JoinHandle<()>>,
@@ -170,6 +174,7 @@ impl GroupMember {
             topics,
             member_id: String::new(),
             generation: -1,
+            identity: Arc::default(),
             rejoin: Rejoin::new(attention),
             heartbeat: None,
         }
@@ -284,6 +289,7 @@ impl GroupMember {
         }
         self.member_id = joined.member_id.to_string();
         self.generation = joined.generation_id;
+        self.publish_identity();
         let protocol = joined
             .protocol_name
             .as_ref()
@@ -338,6 +344,7 @@ impl GroupMember {
     fn forget_membership(&mut self) {
         self.member_id.clear();
         self.generation = -1;
+        self.publish_identity();
     }
 
     /// As leader: runs the chosen assignor over every member's subscription.
@@ -500,12 +507,33 @@ impl GroupMember {
         self.coordinator.committed(partitions).await
     }
 
-    /// Commits `offsets` (the next offset to read, per partition) for the current generation.
-    /// When the group has moved on, the member rejoins.
-    pub async fn commit(&mut self, offsets: &[(&str, i32, i64)]) -> Result<(), Error> {
-        let who = Committer {
-            member_id: &self.member_id,
+    /// The member's id and generation, readable without waiting for the member (a join may
+    /// hold it): for commits bound to the generation the partitions were owned in.
+    pub fn identity(&self) -> Arc<std::sync::Mutex<Identity>> {
+        self.identity.clone()
+    }
+
+    fn publish_identity(&self) {
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Identity {
+            member_id: self.member_id.clone(),
             generation: self.generation,
+        };
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) for the current generation,
+    /// or for `as_of` when given. When the group has moved on, the member rejoins.
+    pub async fn commit(
+        &mut self,
+        offsets: &[(&str, i32, i64)],
+        as_of: Option<&Identity>,
+    ) -> Result<(), Error> {
+        let (member_id, generation) = match as_of {
+            Some(identity) => (identity.member_id.as_str(), identity.generation),
+            None => (self.member_id.as_str(), self.generation),
+        };
+        let who = Committer {
+            member_id,
+            generation,
             instance_id: self.config.group_instance_id.as_deref(),
         };
         match self.coordinator.commit(who, offsets).await {
@@ -530,6 +558,7 @@ impl GroupMember {
         let conn = self.coordinator.conn().await?;
         let code = send_leave(&conn, self.coordinator.group_id(), &self.member_id).await?;
         self.member_id.clear();
+        self.publish_identity();
         self.rejoin.rebalance();
         match code {
             0 | codes::UNKNOWN_MEMBER_ID => Ok(()),

@@ -1,7 +1,8 @@
-//! The application's say in a rebalance: a [`RebalanceListener`] called before partitions are
-//! revoked (the last chance to commit what was processed of them) and after partitions are
-//! assigned (the chance to choose where each starts), as rdkafka's `pre_rebalance` /
-//! `post_rebalance` and Java's `ConsumerRebalanceListener` give.
+//! The application's view of and say in a rebalance: [`RebalanceEvent`]s as they happen, and a
+//! [`RebalanceListener`] called before partitions are revoked (the last chance to commit what
+//! was processed of them) and after partitions are assigned (the chance to choose where each
+//! starts), as rdkafka's `pre_rebalance` / `post_rebalance` and Java's
+//! `ConsumerRebalanceListener` give.
 //!
 //! A change to the member's partitions is applied in two halves. The consumer's own
 //! bookkeeping (which partitions it fetches and hands out) changes at once, with no await in
@@ -23,8 +24,46 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::membership::GroupCommitter;
-use super::RebalanceEvent;
 use crate::error::Error;
+
+/// A change to a group member's partitions, reported as it happens (see
+/// [`Consumer::rebalance_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RebalanceEvent {
+    /// These partitions now belong to this member; each starts at its committed offset. In an
+    /// eager group this is the whole assignment; in a cooperative one (cooperative-sticky),
+    /// only the partitions added to what the member kept, as in the Java client.
+    Assigned(Vec<(String, i32)>),
+    /// These partitions are taken away in good order (the group is rebalancing); with
+    /// `enable.auto.commit` their positions were committed first. An eager group revokes the
+    /// whole assignment before every rebalance; a cooperative one only what moves elsewhere.
+    Revoked(Vec<(String, i32)>),
+    /// These partitions were lost: the group dropped this member (for example its session
+    /// expired), so another member may already be reading them. Nothing was committed.
+    Lost(Vec<(String, i32)>),
+    /// A topic subscribed to by name does not exist, or the cluster refuses to describe it
+    /// (TOPIC_AUTHORIZATION_FAILED): librdkafka's "Subscribed topic not available". Reported
+    /// once, with the same error from `recv`, and again only if the topic appears and goes
+    /// again. The subscription stays: its partitions are assigned once the topic appears.
+    TopicNotAvailable(String),
+}
+
+/// The stream of a consumer's [`RebalanceEvent`]s.
+#[derive(Debug)]
+pub struct RebalanceEvents(pub(super) mpsc::UnboundedReceiver<RebalanceEvent>);
+
+impl RebalanceEvents {
+    /// The next event; `None` once the consumer is gone.
+    pub async fn recv(&mut self) -> Option<RebalanceEvent> {
+        self.0.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<RebalanceEvent> {
+        self.0.try_recv().ok()
+    }
+}
 
 /// What a [`RebalanceListener`] method returns: a future that may borrow the listener and what
 /// it was given.

@@ -14,12 +14,12 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
 use super::consumer_group::{Change, ConsumerGroupMember};
+use super::coordinator::Identity;
 use super::group::{GroupMember, Rejoin};
 use super::listener::Step;
 use super::{Consumer, RebalanceEvent};
@@ -61,6 +61,8 @@ pub(super) struct ClassicGroup {
     pub cooperative: bool,
     pub topics: SharedTopics,
     pub assigned_from: AssignedFrom,
+    /// The member's id and generation, as [`GroupMember::identity`].
+    pub identity: Arc<Mutex<Identity>>,
     /// Joins that failed in a row: the next waits [`rejoin_backoff`] first.
     pub failures: u32,
 }
@@ -79,25 +81,48 @@ const MAX_REJOIN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Commits for a member: a handle the [`Step`] tasks and the listener keep.
 #[derive(Clone)]
-pub(crate) enum GroupCommitter {
-    Classic(Arc<tokio::sync::Mutex<GroupMember>>),
+pub(crate) struct GroupCommitter {
+    member: Member,
+    /// Commit as the member was then, not as it is when the commit goes out (see
+    /// [`GroupCommitter::pinned`]).
+    as_of: Option<Identity>,
+}
+
+#[derive(Clone)]
+enum Member {
+    Classic(Arc<tokio::sync::Mutex<GroupMember>>, Arc<Mutex<Identity>>),
     Consumer(Arc<ConsumerGroupMember>),
 }
 
 impl GroupCommitter {
+    /// This committer, bound to the member's generation (or epoch) now: what it commits later
+    /// is refused if the group has moved on meanwhile, instead of landing for partitions that
+    /// another member may own by then. For what is revoked: its commit may be tried again
+    /// while the coordinator moves, and the member may join again meanwhile.
+    pub fn pinned(mut self) -> GroupCommitter {
+        self.as_of = Some(match &self.member {
+            Member::Classic(_, identity) => {
+                identity.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            }
+            Member::Consumer(m) => m.identity(),
+        });
+        self
+    }
+
     /// Commits `offsets` (the next offset to read, per partition). The future owns what it
     /// needs, so it can run as a task of its own.
     pub fn commit(
         &self,
         offsets: Vec<(Arc<str>, i32, i64)>,
     ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static {
-        let member = self.clone();
+        let this = self.clone();
         async move {
             let offsets: Vec<(&str, i32, i64)> =
                 offsets.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
-            match member {
-                GroupCommitter::Classic(m) => m.lock().await.commit(&offsets).await,
-                GroupCommitter::Consumer(m) => m.commit(&offsets).await,
+            let as_of = this.as_of.as_ref();
+            match &this.member {
+                Member::Classic(m, _) => m.lock().await.commit(&offsets, as_of).await,
+                Member::Consumer(m) => m.commit(&offsets, as_of).await,
             }
         }
     }
@@ -113,9 +138,13 @@ impl Membership {
     }
 
     pub fn committer(&self) -> GroupCommitter {
-        match self {
-            Membership::Classic(g) => GroupCommitter::Classic(g.member.clone()),
-            Membership::Consumer(m) => GroupCommitter::Consumer(m.clone()),
+        let member = match self {
+            Membership::Classic(g) => Member::Classic(g.member.clone(), g.identity.clone()),
+            Membership::Consumer(m) => Member::Consumer(m.clone()),
+        };
+        GroupCommitter {
+            member,
+            as_of: None,
         }
     }
 
@@ -144,44 +173,6 @@ impl Membership {
             Membership::Classic(g) => g.topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             Membership::Consumer(m) => m.topics(),
         }
-    }
-}
-
-/// When the application last asked for records, against `max.poll.interval.ms`: a member
-/// whose application stopped reading leaves the group, so its partitions are read elsewhere.
-#[derive(Clone, Debug)]
-pub(super) struct PollClock {
-    start: std::time::Instant,
-    /// Milliseconds from `start` to the last poll.
-    last: Arc<AtomicU64>,
-}
-
-impl PollClock {
-    pub fn new() -> Self {
-        PollClock {
-            start: std::time::Instant::now(),
-            last: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// Milliseconds since the clock started.
-    pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-
-    /// The application asked for records now; returns [`PollClock::now_ms`], so that the caller
-    /// reads the clock once per record.
-    pub fn polled(&self) -> u64 {
-        let now = self.now_ms();
-        self.last.store(now, Ordering::Relaxed);
-        now
-    }
-
-    /// True when the last poll is more than `limit` ago.
-    pub fn overdue(&self, limit: std::time::Duration) -> bool {
-        let now = self.start.elapsed().as_millis() as u64;
-        let since = now.saturating_sub(self.last.load(Ordering::Relaxed));
-        since > limit.as_millis() as u64
     }
 }
 
@@ -452,7 +443,7 @@ impl Consumer {
                 .map(|(t, p, o)| (t.to_string(), p, o))
                 .collect();
             step.revoked = revoked;
-            step.committer = self.group.as_ref().map(Membership::committer);
+            step.committer = self.group.as_ref().map(|group| group.committer().pinned());
             step.auto_commit = self.config.enable_auto_commit;
             step.commit_patience = self.config.session_timeout;
         }

@@ -11,6 +11,7 @@
 //!                                      fetch_session.rs (KIP-227) ─► BatchDecoder ─► recv()
 //! ```
 
+mod absorb;
 mod assignor;
 mod consumed;
 mod consumer_group;
@@ -20,6 +21,8 @@ mod fetch_session;
 mod group;
 mod listener;
 mod membership;
+mod message;
+mod poll_clock;
 mod stream;
 mod subscription;
 mod validation;
@@ -29,21 +32,23 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::cluster::{ClientKind, Cluster, EARLIEST, LATEST};
 use crate::config::{ClientConfig, ConsumerConfig, GroupProtocol};
 use crate::error::{ConfigError, Error};
-use crate::protocol::records::Header;
 pub use assignor::Assignor;
 use consumed::Consumed;
 use consumer_group::ConsumerGroupMember;
 use fetch::{FetchState, Fetcher};
 use group::GroupMember;
-pub use listener::{Assigned, ListenerFuture, RebalanceListener, Revoking};
+pub use listener::{
+    Assigned, ListenerFuture, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking,
+};
 use listener::{Finished, SharedListener, Step};
-use membership::{Attention, ClassicGroup, Membership, PollClock};
+use membership::{Attention, ClassicGroup, Membership};
+pub use message::{Message, TimestampType};
+use poll_clock::PollClock;
 pub use stream::{CommitHandle, MessageStream};
 use subscription::Subscription;
 
@@ -56,83 +61,6 @@ pub enum Offset {
     Latest,
     /// This offset.
     At(i64),
-}
-
-/// A consumed record. Its `Display` is the seed's `test[0]@628`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Message {
-    /// The topic.
-    pub topic: Arc<str>,
-    /// The partition.
-    pub partition: i32,
-    /// The offset.
-    pub offset: i64,
-    /// Milliseconds since the Unix epoch.
-    pub timestamp: i64,
-    /// What the timestamp is: the producer's create time, or the broker's log-append time
-    /// (the topic's `message.timestamp.type`).
-    pub timestamp_type: TimestampType,
-    /// The key, or `None`.
-    pub key: Option<Bytes>,
-    /// The value, or `None`.
-    pub value: Option<Bytes>,
-    /// The headers.
-    pub headers: Vec<Header>,
-}
-
-/// What a record's timestamp is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TimestampType {
-    /// When the producer created the record (`CreateTime`).
-    CreateTime,
-    /// When the broker appended it to the log (`LogAppendTime`).
-    LogAppendTime,
-}
-
-impl fmt::Display for Message {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}]@{}", self.topic, self.partition, self.offset)
-    }
-}
-
-/// A change to a group member's partitions, reported as it happens (see
-/// [`Consumer::rebalance_events`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RebalanceEvent {
-    /// These partitions now belong to this member; each starts at its committed offset. In an
-    /// eager group this is the whole assignment; in a cooperative one (cooperative-sticky),
-    /// only the partitions added to what the member kept, as in the Java client.
-    Assigned(Vec<(String, i32)>),
-    /// These partitions are taken away in good order (the group is rebalancing); with
-    /// `enable.auto.commit` their positions were committed first. An eager group revokes the
-    /// whole assignment before every rebalance; a cooperative one only what moves elsewhere.
-    Revoked(Vec<(String, i32)>),
-    /// These partitions were lost: the group dropped this member (for example its session
-    /// expired), so another member may already be reading them. Nothing was committed.
-    Lost(Vec<(String, i32)>),
-    /// A topic subscribed to by name does not exist, or the cluster refuses to describe it
-    /// (TOPIC_AUTHORIZATION_FAILED): librdkafka's "Subscribed topic not available". Reported
-    /// once, with the same error from `recv`, and again only if the topic appears and goes
-    /// again. The subscription stays: its partitions are assigned once the topic appears.
-    TopicNotAvailable(String),
-}
-
-/// The stream of a consumer's [`RebalanceEvent`]s.
-#[derive(Debug)]
-pub struct RebalanceEvents(mpsc::UnboundedReceiver<RebalanceEvent>);
-
-impl RebalanceEvents {
-    /// The next event; `None` once the consumer is gone.
-    pub async fn recv(&mut self) -> Option<RebalanceEvent> {
-        self.0.recv().await
-    }
-
-    /// The next event if one is waiting.
-    pub fn try_recv(&mut self) -> Option<RebalanceEvent> {
-        self.0.try_recv().ok()
-    }
 }
 
 /// Builds a [`Consumer`].
@@ -348,6 +276,7 @@ impl Consumer {
                     rejoin: member.rejoin(),
                     cooperative: member.cooperative(),
                     assigned_from: member.assigned_from(),
+                    identity: member.identity(),
                     member: Arc::new(tokio::sync::Mutex::new(member)),
                     joining: None,
                     topics: shared,
@@ -399,7 +328,7 @@ impl Consumer {
                 .into_iter()
                 .map(|(t, p, o)| (t.to_string(), p, o))
                 .collect();
-            step.committer = Some(group.committer());
+            step.committer = Some(group.committer().pinned());
             step.auto_commit = self.config.enable_auto_commit;
             step.commit_patience = self.config.session_timeout;
         }

@@ -20,7 +20,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::{BrokerId, OffsetForLeaderEpochRequest};
 
+use super::absorb::reset_offsets;
+use super::fetch::FetchState;
 use crate::cluster::{by_topic, topic_name, Cluster, TopicPartition};
+use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::error::{Error, KafkaCode};
 
 /// The leader epochs a partition's position hangs on.
@@ -164,6 +167,77 @@ pub(super) async fn check(
         });
     }
     Ok(checked)
+}
+
+/// Applies what leaders said of positions checked against them (see [`validation`]), to those
+/// that have not moved meanwhile. Returns true when a check is to be made again (the leader
+/// moved on once more, or is not ready).
+pub(super) async fn apply_checks(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    state: &mut FetchState,
+    checked: Vec<Checked>,
+) -> Result<bool, Error> {
+    let mut again = false;
+    let mut reset = Vec::new();
+    for check in checked {
+        let (topic, partition) = (&check.tp.0, check.tp.1);
+        if state.positions.get(&check.tp) != Some(&check.position) {
+            continue;
+        }
+        let answer = match check.answer {
+            Ok(answer) => answer,
+            Err(code) if code.is_retriable() => {
+                cluster.refresh_soon(topic);
+                again = true;
+                continue;
+            }
+            Err(code) => {
+                return Err(Error::Broker {
+                    api: "OffsetForLeaderEpoch",
+                    resource: format!("{topic}[{partition}]"),
+                    code,
+                    message: None,
+                })
+            }
+        };
+        match verdict(check.position, answer) {
+            Verdict::Valid => {
+                state.epochs.entry(check.tp).or_default().leader = check.leader_epoch;
+            }
+            Verdict::Unknown => reset.push(check.tp),
+            Verdict::Truncated { diverging, epoch } => {
+                if config.auto_offset_reset == AutoOffsetReset::Error {
+                    return Err(Error::LogTruncated {
+                        topic: topic.to_string(),
+                        partition,
+                        offset: check.position,
+                        diverging,
+                    });
+                }
+                tracing::warn!(
+                    %topic, partition, position = check.position, diverging,
+                    "the log was truncated under the consumer (an unclean leader election): \
+                     reading on from where it diverges"
+                );
+                state.positions.insert(check.tp.clone(), diverging);
+                state
+                    .buffered
+                    .retain(|m| (&m.topic, m.partition) != (topic, partition));
+                state.epochs.insert(
+                    check.tp,
+                    Epochs {
+                        record: epoch,
+                        leader: check.leader_epoch,
+                    },
+                );
+            }
+        }
+    }
+    if !reset.is_empty() {
+        reset_offsets(cluster, config, state, reset).await?;
+    }
+    Ok(again)
 }
 
 #[cfg(test)]
