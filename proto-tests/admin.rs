@@ -298,7 +298,7 @@ async fn a_group_is_listed_described_its_offsets_altered_and_deleted() {
 #[tokio::test]
 async fn a_kip848_group_is_described_with_its_assignment() {
     let admin = admin().await;
-    let kip848 = crate::kip848::broker_has_kip848().await;
+    let kip848 = crate::common::broker_has_kip848().await;
     let (topic, group) = (unique_topic("gk"), unique_topic("admin-kip848"));
     if !kip848 {
         // No KIP-848 group to describe where the broker does not serve them: joining one fails

@@ -100,6 +100,34 @@ pub async fn round_trip(config: ClientConfig, what: &str) {
     admin().await.delete_topic(&topic).await.unwrap();
 }
 
+/// Whether the broker serves KIP-848 groups: Kafka 4 does; 3.7–3.9 list the APIs but refuse
+/// them unless `group.coordinator.rebalance.protocols` includes `consumer`, which the local
+/// Kafka leaves at its default. So a member is asked to join, once per test run.
+pub async fn broker_has_kip848() -> bool {
+    static SERVES: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
+    *SERVES
+        .get_or_init(|| async {
+            let topic = new_topic("kip848-probe", 1).await;
+            let config = plaintext()
+                .group_id(unique_topic("g"))
+                .set("group.protocol", "consumer")
+                .unwrap();
+            let mut consumer = Consumer::builder(config).build().await.unwrap();
+            consumer.subscribe(&[&topic]).unwrap();
+            let serves = match consumer.poll(Duration::from_secs(3)).await {
+                Ok(_) => true,
+                Err(purekafka::Error::Config(purekafka::ConfigError::InvalidValue {
+                    key, ..
+                })) if key == "group.protocol" => false,
+                Err(e) => panic!("a KIP-848 member joining: {e}"),
+            };
+            drop(consumer);
+            admin().await.delete_topic(&topic).await.unwrap();
+            serves
+        })
+        .await
+}
+
 /// An admin client on the PLAINTEXT listener.
 pub async fn admin() -> Admin {
     Admin::builder(plaintext())

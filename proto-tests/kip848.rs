@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use purekafka::{ClientConfig, ConfigError, Consumer, Error};
 
-use crate::common::{admin, new_topic, unique_topic};
+use crate::common::{broker_has_kip848, new_topic, unique_topic};
 use crate::consumer_group::{member, resume_from_committed_offsets, split_and_rejoin_with};
 
 fn kip848_member(group: &str) -> ClientConfig {
@@ -21,30 +21,6 @@ async fn new_member() -> (Consumer, String) {
         .unwrap();
     consumer.subscribe(&[&topic]).unwrap();
     (consumer, topic)
-}
-
-/// Whether the broker serves KIP-848 groups: Kafka 4 does; 3.7–3.9 list the APIs but refuse
-/// them unless `group.coordinator.rebalance.protocols` includes `consumer`, which the local
-/// Kafka leaves at its default. So a member is asked to join, once per test run.
-pub(crate) async fn broker_has_kip848() -> bool {
-    static SERVES: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
-    *SERVES
-        .get_or_init(|| async {
-            let (mut consumer, topic) = new_member().await;
-            let serves = match consumer.poll(Duration::from_secs(3)).await {
-                Ok(_) => true,
-                Err(Error::Config(ConfigError::InvalidValue { key, .. }))
-                    if key == "group.protocol" =>
-                {
-                    false
-                }
-                Err(e) => panic!("a KIP-848 member joining: {e}"),
-            };
-            drop(consumer);
-            admin().await.delete_topic(&topic).await.unwrap();
-            serves
-        })
-        .await
 }
 
 #[tokio::test]

@@ -8,46 +8,17 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use purekafka::{
-    ClientConfig, ConfigError, Consumer, Error, Message, Producer, ProducerRecord, RebalanceEvent,
-};
+use purekafka::{ClientConfig, Consumer, Error, Message, Producer, ProducerRecord, RebalanceEvent};
 
-use crate::common::{admin, plaintext, unique_topic};
+use crate::common::{admin, broker_has_kip848, plaintext, unique_topic};
 
 /// The group protocols to run a scenario with: classic, and KIP-848 where the broker serves it.
 async fn protocols() -> Vec<&'static str> {
     let mut protocols = vec!["classic"];
-    if serves_kip848().await {
+    if broker_has_kip848().await {
         protocols.push("consumer");
     }
     protocols
-}
-
-/// Whether the broker serves KIP-848 groups (Kafka 4 does; 3.9 and 2.8 as run here do not).
-/// A member is asked to join, once per run.
-async fn serves_kip848() -> bool {
-    static SERVES: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
-    *SERVES
-        .get_or_init(|| async {
-            let topic = unique_topic("kip848-probe");
-            admin().await.create_topic(&topic, 1, 1).await.unwrap();
-            let config = member(&unique_topic("g"), "consumer", None);
-            let mut consumer = Consumer::builder(config).build().await.unwrap();
-            consumer.subscribe(&[&topic]).unwrap();
-            let serves = match consumer.poll(Duration::from_secs(3)).await {
-                Ok(_) => true,
-                Err(Error::Config(ConfigError::InvalidValue { key, .. }))
-                    if key == "group.protocol" =>
-                {
-                    false
-                }
-                Err(e) => panic!("a KIP-848 member joining: {e}"),
-            };
-            drop(consumer);
-            admin().await.delete_topic(&topic).await.unwrap();
-            serves
-        })
-        .await
 }
 
 /// A member of `group` with the protocol given, quick heartbeats, reading from the start, and

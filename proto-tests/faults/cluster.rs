@@ -70,6 +70,32 @@ pub async fn start(id: i32) {
     kafka("start", id).await;
 }
 
+/// How a broker is taken down.
+#[derive(Clone, Copy)]
+pub enum Down {
+    /// SIGKILL: a crash.
+    Kill,
+    /// SIGTERM: a controlled shutdown.
+    Stop,
+}
+
+/// Takes broker `id` down, waits 2 s and starts it again; the fault's figures, with times
+/// from `started`.
+pub async fn down_and_back(id: i32, how: Down, started: std::time::Instant) -> serde_json::Value {
+    let at = started.elapsed();
+    match how {
+        Down::Kill => kill(id).await,
+        Down::Stop => stop(id).await,
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    start(id).await;
+    serde_json::json!({
+        "broker": id,
+        "at_s": at.as_secs_f64(),
+        "back_after_s": (started.elapsed() - at).as_secs_f64(),
+    })
+}
+
 /// A client of the three-broker cluster.
 pub fn config() -> ClientConfig {
     crate::common::plaintext()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use purekafka::{Assigned, Consumer, ListenerFuture, RebalanceListener};
 
-use super::cluster;
+use super::cluster::{self, Down};
 use super::ledger::Load;
 use crate::common::unique_topic;
 
@@ -195,16 +195,9 @@ async fn leaders_killed_while_a_group_consumes(protocol: &str) {
     for (at, partition) in [(RECORDS as usize / 4, 0), (RECORDS as usize / 2, 1)] {
         load.acked_at_least(at).await;
         let leader = cluster::leader_of(&topic, partition).await;
-        let t = started.elapsed();
-        cluster::kill(leader).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        cluster::start(leader).await;
-        faults.push(serde_json::json!({
-            "leader_of_partition": partition,
-            "broker": leader,
-            "at_s": t.as_secs_f64(),
-            "back_after_s": (started.elapsed() - t).as_secs_f64(),
-        }));
+        let mut fault = cluster::down_and_back(leader, Down::Kill, started).await;
+        fault["leader_of_partition"] = partition.into();
+        faults.push(fault);
     }
     let outcomes = load.finish().await;
     let acked: HashSet<u64> = outcomes.acked.keys().copied().collect();

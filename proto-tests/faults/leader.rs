@@ -2,9 +2,9 @@
 //! or stopped cleanly, and restarted each time. Every acknowledged record must be read back
 //! exactly once, in order.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::cluster;
+use super::cluster::{self, Down};
 use super::ledger::{read_back, tally, Load};
 
 const RECORDS: u64 = 200_000;
@@ -12,13 +12,7 @@ const PARTITIONS: i32 = 3;
 /// Slow enough that the load spans both faults.
 const PER_SECOND: u64 = 10_000;
 
-#[derive(Clone, Copy)]
-enum Fault {
-    Kill,
-    Stop,
-}
-
-async fn leader_lost_under_load(fault: Fault, scenario: &str) {
+async fn leader_lost_under_load(how: Down, scenario: &str) {
     let _turn = cluster::serial().await;
     let topic = cluster::replicated_topic("faults", PARTITIONS).await;
     let producer = cluster::idempotent_producer().await;
@@ -28,18 +22,7 @@ async fn leader_lost_under_load(fault: Fault, scenario: &str) {
     for at in [RECORDS as usize / 8, RECORDS as usize / 2] {
         load.acked_at_least(at).await;
         let leader = cluster::leader_of(&topic, 0).await;
-        let t = started.elapsed();
-        match fault {
-            Fault::Kill => cluster::kill(leader).await,
-            Fault::Stop => cluster::stop(leader).await,
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        cluster::start(leader).await;
-        faults.push(serde_json::json!({
-            "broker": leader,
-            "at_s": t.as_secs_f64(),
-            "back_after_s": (started.elapsed() - t).as_secs_f64(),
-        }));
+        faults.push(cluster::down_and_back(leader, how, started).await);
     }
     let outcomes = load.finish().await;
     let produced_s = started.elapsed().as_secs_f64();
@@ -54,10 +37,10 @@ async fn leader_lost_under_load(fault: Fault, scenario: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_twice_under_load() {
-    leader_lost_under_load(Fault::Kill, "leader killed (SIGKILL) twice under load").await;
+    leader_lost_under_load(Down::Kill, "leader killed (SIGKILL) twice under load").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_stopped_cleanly_twice_under_load() {
-    leader_lost_under_load(Fault::Stop, "leader stopped cleanly twice under load").await;
+    leader_lost_under_load(Down::Stop, "leader stopped cleanly twice under load").await;
 }

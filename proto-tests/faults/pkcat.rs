@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncBufReadExt;
 
-use super::cluster;
+use super::cluster::{self, Down};
 use super::ledger::Load;
 use crate::common::unique_topic;
 
@@ -74,15 +74,7 @@ async fn pkcat_reads_on_while_brokers_die() {
     let mut faults = Vec::new();
     for (at, broker) in [(RECORDS as usize / 4, 2), (RECORDS as usize / 2, 3)] {
         load.acked_at_least(at).await;
-        let t = started.elapsed();
-        cluster::kill(broker).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        cluster::start(broker).await;
-        faults.push(serde_json::json!({
-            "broker": broker,
-            "at_s": t.as_secs_f64(),
-            "back_after_s": (started.elapsed() - t).as_secs_f64(),
-        }));
+        faults.push(cluster::down_and_back(broker, Down::Kill, started).await);
     }
     let outcomes = load.finish().await;
     assert!(outcomes.failed.is_empty(), "{:?}", outcomes.failed);

@@ -154,7 +154,10 @@ impl Revoking {
     }
 
     /// Commits `(topic, partition, offset)` for the group, each offset being that of the next
-    /// record to read, while the member still owns the partitions.
+    /// record to read, while the member still owns the partitions: the commit goes out in the
+    /// generation (or epoch) they were owned in, and the group refuses it once it has moved on.
+    ///
+    /// Dropped before it returns, the commit may or may not have been made.
     pub async fn commit<T: AsRef<str>>(&self, offsets: &[(T, i32, i64)]) -> Result<(), Error> {
         let offsets = offsets
             .iter()

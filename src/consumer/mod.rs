@@ -191,7 +191,10 @@ impl Consumer {
         self.cluster.partition_ids(topic).await
     }
 
-    /// Adds partitions to the assignment, starting at `start`.
+    /// Adds partitions to the assignment, starting at `start`. Their topics are kept current
+    /// from then on (see `topic.metadata.refresh.interval.ms`).
+    ///
+    /// Cancel-safe: nothing is assigned unless this returns `Ok`.
     pub async fn assign<T: AsRef<str>>(
         &mut self,
         partitions: impl IntoIterator<Item = (T, i32)>,
@@ -382,6 +385,13 @@ impl Consumer {
 
     /// The next message, fetching when none is buffered. Waits until one arrives. A group
     /// member rejoins here when the group rebalances, and commits on `auto.commit.interval.ms`.
+    ///
+    /// An `Err` that [`Error::is_retriable`] says passes (a broker down, a leader moving, a
+    /// subscribed topic not there yet) leaves the consumer as it was: call `recv` again.
+    ///
+    /// Cancel-safe: a message is handed out only when this returns it; a fetch round, a join and
+    /// a rebalance listener's call run as tasks of their own, and the next `recv` takes up the
+    /// same ones.
     pub async fn recv(&mut self) -> Result<Message, Error> {
         loop {
             let now = self.polls.polled();
@@ -440,12 +450,17 @@ impl Consumer {
     }
 
     /// Commits, for the group, the position after every message handed out so far.
+    ///
+    /// Cancel-safe: the commit runs as a task of its own and completes if this is dropped.
     pub async fn commit(&mut self) -> Result<(), Error> {
         self.commit_async()?.await
     }
 
     /// Commits explicit offsets for the group: for each `(topic, partition, offset)`, the offset
     /// of the next record to read. The partitions need not be assigned to this member.
+    ///
+    /// Dropped before it returns, the commit may or may not have been made (the request may be
+    /// on the wire); nothing else changes.
     pub async fn commit_offsets<T: AsRef<str>>(
         &mut self,
         offsets: &[(T, i32, i64)],
@@ -480,7 +495,7 @@ impl Consumer {
     }
 
     /// Waits up to `timeout` for messages and returns all that are ready (empty when none came
-    /// in time): the batch-at-a-time way of [`Consumer::recv`].
+    /// in time): the batch-at-a-time way of [`Consumer::recv`], and as cancel-safe.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<Message>, Error> {
         let first = match tokio::time::timeout(timeout, self.recv()).await {
             Ok(msg) => msg?,

@@ -381,12 +381,18 @@ impl Producer {
 
     /// Queues one record, waiting while the queue is full, and returns its delivery future.
     /// Records queued for a partition are delivered in the order they were queued.
+    ///
+    /// A topic not known yet (or a partition beyond the count known) is waited for, up to
+    /// `topic.metadata.propagation.max.ms`, as the Java client's `send` waits for metadata;
+    /// then the record fails with [`Error::UnknownTopicOrPartition`] naming it.
+    ///
+    /// Cancel-safe: the record is queued only when this returns `Ok`.
     pub async fn produce(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
         self.enqueue(record, true).await
     }
 
     /// Queues one record like [`Producer::produce`], but fails with [`Error::QueueFull`] instead
-    /// of waiting when the queue is full.
+    /// of waiting when the queue is full. A topic not known yet is still waited for.
     pub async fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
         self.enqueue(record, false).await
     }
