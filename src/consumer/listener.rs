@@ -27,7 +27,7 @@ use super::membership::GroupCommitter;
 use crate::error::Error;
 
 /// A change to a group member's partitions, reported as it happens (see
-/// [`Consumer::rebalance_events`]).
+/// [`Consumer::rebalance_events`](super::Consumer::rebalance_events)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RebalanceEvent {
