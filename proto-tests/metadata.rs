@@ -174,23 +174,46 @@ async fn a_partition_beyond_the_count_is_asked_for_before_it_fails() {
     assert!((3..=5).contains(&requests.len()), "{requests:?}");
 }
 
-/// `allow.auto.create.topics` as the Metadata request carries it: producers ask for topic
-/// creation unless told not to, consumers only when told to, as librdkafka does.
+/// `allow.auto.create.topics` as the Metadata request carries it: producers ask for the topics
+/// they send to to be created unless told not to; consumers only when told to, for the topics
+/// they subscribe to or are assigned, as librdkafka does. Periodic refreshes never ask: they
+/// would bring a deleted topic back.
 #[tokio::test]
 async fn auto_creation_is_asked_by_producers_and_not_by_consumers() {
+    #[derive(Clone, Copy)]
+    enum Use {
+        Produce,
+        Subscribe,
+        Assign,
+    }
     let broker = FakeBroker::start().await;
     let asked = note_metadata(&broker, Duration::ZERO);
-    let flag_for = |config: ClientConfig, producing: bool| {
+    let flag_for = |config: ClientConfig, how: Use| {
         let asked = asked.clone();
         async move {
-            let config = config.set("topic.metadata.propagation.max.ms", 0).unwrap();
+            let config = config
+                .set("topic.metadata.propagation.max.ms", 0)
+                .unwrap()
+                .set("group.id", "g")
+                .unwrap();
             let topic = crate::common::unique_topic("auto");
-            if producing {
-                let producer = Producer::builder(config).build().await.unwrap();
-                let _ = producer.send(ProducerRecord::new(&topic).value("x")).await;
-            } else {
-                let consumer = Consumer::builder(config).build().await.unwrap();
-                let _ = consumer.partitions(&topic).await;
+            match how {
+                Use::Produce => {
+                    let producer = Producer::builder(config).build().await.unwrap();
+                    let _ = producer.send(ProducerRecord::new(&topic).value("x")).await;
+                }
+                Use::Subscribe => {
+                    let mut consumer = Consumer::builder(config).build().await.unwrap();
+                    consumer.subscribe(&[&topic]).unwrap();
+                    // The keeper asks for the subscribed topic at once.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Use::Assign => {
+                    let mut consumer = Consumer::builder(config).build().await.unwrap();
+                    let _ = consumer
+                        .assign([(topic.as_str(), 0)], purekafka::Offset::Earliest)
+                        .await;
+                }
             }
             let asked = asked.lock().unwrap();
             let named: Vec<bool> = asked
@@ -199,18 +222,41 @@ async fn auto_creation_is_asked_by_producers_and_not_by_consumers() {
                 .map(|a| a.auto_create)
                 .collect();
             assert!(!named.is_empty());
-            assert!(named.iter().all(|&f| f == named[0]), "{named:?}");
-            named[0]
+            named
         }
     };
-    assert!(flag_for(config(&broker), true).await);
-    assert!(!flag_for(config(&broker), false).await);
-    let no = config(&broker)
-        .set("allow.auto.create.topics", false)
+    let allow = |yes: bool| {
+        config(&broker)
+            .set("allow.auto.create.topics", yes)
+            .unwrap()
+    };
+    // The first request for a topic sent to asks for its creation; none of a consumer's do.
+    assert!(flag_for(config(&broker), Use::Produce).await[0]);
+    assert!(!flag_for(allow(false), Use::Produce).await[0]);
+    for how in [Use::Subscribe, Use::Assign] {
+        let named = flag_for(config(&broker), how).await;
+        assert!(named.iter().all(|&f| !f), "{named:?}");
+        assert!(flag_for(allow(true), how).await[0]);
+    }
+}
+
+/// A producer keeps a topic it sent to in use, and refreshes it periodically; when the topic
+/// is deleted, those refreshes do not ask the broker to create it again.
+#[tokio::test]
+async fn periodic_refreshes_never_ask_for_creation() {
+    let broker = FakeBroker::start().await;
+    let config = config(&broker)
+        .set("topic.metadata.refresh.interval.ms", 200)
         .unwrap();
-    assert!(!flag_for(no, true).await);
-    let yes = config(&broker)
-        .set("allow.auto.create.topics", true)
+    let producer = Producer::builder(config).build().await.unwrap();
+    producer
+        .send(ProducerRecord::new(TOPIC).value("in use"))
+        .await
         .unwrap();
-    assert!(flag_for(yes, false).await);
+    let asked = note_metadata(&broker, Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let requests = asked.lock().unwrap().clone();
+    assert!(requests.len() >= 3, "{requests:?}");
+    assert!(requests.iter().all(|a| !a.auto_create), "{requests:?}");
+    drop(producer);
 }

@@ -285,3 +285,47 @@ async fn unsubscribing_hands_the_partitions_on_at_once() {
     staying.close().await.unwrap();
     admin().await.delete_topic(&topic).await.unwrap();
 }
+
+/// A member whose subscription changes while its JoinGroup is held (the group waits for a
+/// member that stopped polling) joins again with the new subscription once that join is done,
+/// rather than keep the old one.
+#[tokio::test]
+async fn a_subscription_changed_during_a_join_is_joined_again() {
+    let (first, second) = (
+        new_topic("during-a", 1).await,
+        new_topic("during-b", 1).await,
+    );
+    let group = unique_topic("g");
+    // A member that joins, then stops polling: the next rebalance waits for it up to its
+    // max.poll.interval.ms, holding everyone's JoinGroup meanwhile.
+    let slow = manual(&group).set("max.poll.interval.ms", 6000).unwrap();
+    let mut stalled = Consumer::builder(slow).build().await.unwrap();
+    stalled.subscribe(&[&first]).unwrap();
+    let mut nothing = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stalled.assignment().is_empty() && Instant::now() < deadline {
+        poll_for(&mut stalled, Duration::from_millis(200), &mut nothing).await;
+    }
+    assert_eq!(stalled.assignment().len(), 1);
+
+    let mut member = Consumer::builder(manual(&group)).build().await.unwrap();
+    member.subscribe(&[&first]).unwrap();
+    // Its first JoinGroup goes out and is held.
+    poll_for(&mut member, Duration::from_secs(1), &mut nothing).await;
+    assert!(member.assignment().is_empty(), "the join is held");
+    member.subscribe(&[&first, &second]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while member.assignment().len() < 2 && Instant::now() < deadline {
+        poll_for(&mut member, Duration::from_millis(200), &mut nothing).await;
+    }
+    let mut topics: Vec<String> = member.assignment().into_iter().map(|(t, _)| t).collect();
+    topics.sort();
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(topics, expected, "joined again with both topics");
+    member.close().await.unwrap();
+    drop(stalled);
+    for topic in [first, second] {
+        admin().await.delete_topic(&topic).await.unwrap();
+    }
+}

@@ -122,6 +122,7 @@ impl Cluster {
     pub(super) async fn fetch_metadata(
         &self,
         topics: Option<&[&str]>,
+        create: bool,
     ) -> Result<MetadataResponse, Error> {
         let settings = &self.inner.settings;
         let may_be_sasl_listener =
@@ -135,7 +136,7 @@ impl Cluster {
                     Ok(connected) => connected,
                     Err(e) => break e,
                 };
-                let answer = metadata_request(&conn, topics, self.inner.auto_create_topics);
+                let answer = metadata_request(&conn, topics, create);
                 let e = match answer.await {
                     Ok(response) => return Ok(response),
                     Err(e) => e,

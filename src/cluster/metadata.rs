@@ -133,10 +133,12 @@ impl Metadata {
     }
 
     /// Takes in a fresher answer: brokers and controller are replaced, topics it names too.
-    /// `every_topic` says the answer is about every topic, so it gives the listing. Returns
-    /// true when the cluster's shape changed: a topic appeared, went, or changed its
-    /// partition count, or the listing changed.
-    pub(crate) fn merge(&mut self, fresh: Metadata, every_topic: bool) -> bool {
+    /// `every_topic` says the answer is about every topic, so it gives the listing, and a topic
+    /// cached but not in it no longer exists. A partition whose leader epoch the answer gives
+    /// older than the cache's keeps the cache's (a broker behind the controller answered), as
+    /// the Java client does. Returns true when the cluster's shape changed: a topic appeared,
+    /// went, or changed its partition count, or the listing changed.
+    pub(crate) fn merge(&mut self, mut fresh: Metadata, every_topic: bool) -> bool {
         if !fresh.brokers.is_empty() {
             self.brokers = fresh.brokers;
         }
@@ -155,9 +157,40 @@ impl Metadata {
                 changed = true;
             }
         }
-        for (name, topic) in fresh.topics {
-            let before = self.topics.get(&name).map(TopicMetadata::shape);
-            changed |= before != Some(topic.shape());
+        if every_topic {
+            let gone: Vec<String> = self
+                .topics
+                .keys()
+                .filter(|name| !fresh.topics.contains_key(*name))
+                .cloned()
+                .collect();
+            for name in gone {
+                let missing = TopicMetadata {
+                    error: KafkaCode::from_code(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                    partitions: Vec::new(),
+                    id: 0,
+                    internal: false,
+                    fetched_at: Instant::now(),
+                    invalidated: false,
+                };
+                fresh.topics.insert(name, missing);
+            }
+        }
+        for (name, mut topic) in fresh.topics {
+            let before = self.topics.get(&name);
+            if let Some(old) =
+                before.filter(|old| old.id == topic.id || old.id == 0 || topic.id == 0)
+            {
+                for p in &mut topic.partitions {
+                    let cached = old.partitions.iter().find(|o| o.id == p.id);
+                    if let Some(o) =
+                        cached.filter(|o| p.leader_epoch >= 0 && o.leader_epoch > p.leader_epoch)
+                    {
+                        *p = *o;
+                    }
+                }
+            }
+            changed |= before.map(TopicMetadata::shape) != Some(topic.shape());
             self.topics.insert(name, topic);
         }
         changed
@@ -212,6 +245,42 @@ mod tests {
         // An answer about other topics leaves this one as it was.
         assert!(cache.merge(answer(&[("u", topic(None, &[1]))]), false));
         assert_eq!(cache.topics["t"].partitions.len(), 2);
+    }
+
+    #[test]
+    fn an_older_leader_epoch_does_not_replace_a_newer_one() {
+        let mut cache = Metadata::default();
+        let with_epoch = |leader: i32, epoch: i32| {
+            let mut t = topic(None, &[leader]);
+            t.partitions[0].leader_epoch = epoch;
+            t
+        };
+        cache.merge(answer(&[("t", with_epoch(2, 5))]), false);
+        // A lagging broker still says broker 1 leads at epoch 4.
+        cache.merge(answer(&[("t", with_epoch(1, 4))]), false);
+        assert_eq!(cache.topics["t"].partitions[0].leader, 2);
+        cache.merge(answer(&[("t", with_epoch(3, 6))]), false);
+        assert_eq!(cache.topics["t"].partitions[0].leader, 3);
+        // The same name with another id is another topic: its epochs start again.
+        let mut recreated = with_epoch(1, 0);
+        recreated.id = 2;
+        cache.merge(answer(&[("t", recreated)]), false);
+        assert_eq!(cache.topics["t"].partitions[0].leader, 1);
+    }
+
+    #[test]
+    fn a_topic_missing_from_an_answer_about_every_topic_is_gone() {
+        let mut cache = Metadata::default();
+        cache.merge(
+            answer(&[("a", topic(None, &[1])), ("b", topic(None, &[1]))]),
+            true,
+        );
+        assert!(cache.merge(answer(&[("a", topic(None, &[1]))]), true));
+        assert!(cache.topics["b"].is_missing());
+        // An answer about some topics says nothing of the others.
+        cache.merge(answer(&[("b", topic(None, &[1]))]), false);
+        assert!(!cache.merge(answer(&[("a", topic(None, &[1]))]), false));
+        assert!(!cache.topics["b"].is_missing());
     }
 
     #[test]

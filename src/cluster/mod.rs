@@ -59,9 +59,21 @@ struct Inner {
     fast_max: Duration,
     /// `topic.metadata.propagation.max.ms`.
     propagation: Duration,
-    /// Let the broker create topics our Metadata requests name (`allow.auto.create.topics`).
+    /// Let the broker create the topics a producer sends to, or a consumer subscribes to
+    /// (`allow.auto.create.topics`).
     auto_create_topics: bool,
+    /// `auto_create_topics`, for a consumer: the topics it subscribes to or is assigned are
+    /// asked for with creation allowed.
+    consumer_creates: bool,
     refresher: Refresher,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The keeper waits for a wake or a due time (none with the periodic refresh off): it
+        // finds the cluster gone and ends.
+        self.refresher.wake.notify_one();
+    }
 }
 
 /// What kind of client a cluster serves: `allow.auto.create.topics` defaults differ.
@@ -105,6 +117,7 @@ impl Cluster {
                 fast_max: cadence.fast_max.max(cadence.fast),
                 propagation: c.topic_propagation_max,
                 auto_create_topics,
+                consumer_creates: auto_create_topics && kind == ClientKind::Consumer,
                 refresher: Refresher::default(),
             }),
         };
@@ -247,6 +260,16 @@ impl Cluster {
         self.with_metadata(|metadata| metadata.topics.get(topic).cloned())
     }
 
+    /// For a consumer with `allow.auto.create.topics=true`: asks for the topics it is about to
+    /// read, letting the broker create those that do not exist (as librdkafka does when
+    /// subscribing to or assigning them). Otherwise nothing.
+    pub async fn create_if_allowed(&self, topics: &[&str]) -> Result<(), Error> {
+        match self.inner.consumer_creates {
+            true => self.refresh_with(topics, false, true).await,
+            false => Ok(()),
+        }
+    }
+
     /// `f` over the cache as it is, without asking the cluster.
     pub fn with_metadata<R>(&self, f: impl FnOnce(&Metadata) -> R) -> R {
         f(&self.inner.metadata.read().expect("metadata lock"))
@@ -326,7 +349,8 @@ impl Cluster {
         let deadline = Instant::now() + self.inner.propagation;
         let mut pause = self.inner.fast;
         loop {
-            let outcome = match self.refresh(&[topic], false).await {
+            let create = self.inner.auto_create_topics;
+            let outcome = match self.refresh_with(&[topic], false, create).await {
                 Ok(()) => match self.cached(topic) {
                     Some(meta) if meta.error.is_none() && fits(meta.partitions.len()) => {
                         return Ok(meta.partitions.len())
@@ -358,7 +382,16 @@ impl Cluster {
     /// when empty), asked now and merged into the cache: for the admin client, which reports
     /// what the cache does not keep, and for the refresh queue.
     pub async fn metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
-        let response = self.fetch_metadata(topics).await?;
+        self.metadata_with(topics, false).await
+    }
+
+    /// As [`Cluster::metadata`], letting the broker create the topics named when `create`.
+    async fn metadata_with(
+        &self,
+        topics: Option<&[&str]>,
+        create: bool,
+    ) -> Result<MetadataResponse, Error> {
+        let response = self.fetch_metadata(topics, create).await?;
         let fresh = Metadata::from_response(&response);
         {
             let mut brokers = self.inner.brokers.lock().expect("brokers lock");

@@ -193,25 +193,34 @@ impl Cluster {
                 }
                 Err(e) => return Err(e),
             };
-            for t in &response.topics {
-                for p in &t.partitions {
-                    let tp: TopicPartition = (Arc::from(t.name.0.as_str()), p.partition_index);
-                    let Some(code) = KafkaCode::from_code(p.error_code) else {
-                        offsets.push((tp, p.offset));
-                        continue;
-                    };
-                    let error = Error::Broker {
-                        api: "ListOffsets",
-                        resource: format!("{}[{}]", tp.0, tp.1),
-                        code,
-                        message: None,
-                    };
-                    if !code.is_retriable() {
-                        return Err(error);
-                    }
-                    self.refresh_soon(&tp.0);
-                    unknown.push((tp, error));
+            for (tp, _) in &tps {
+                let answer = response
+                    .topics
+                    .iter()
+                    .filter(|t| t.name.0.as_str() == &*tp.0)
+                    .flat_map(|t| &t.partitions)
+                    .find(|p| p.partition_index == tp.1);
+                let Some(p) = answer else {
+                    let broker = format!("broker {leader}");
+                    let what = format!("the ListOffsets answer lacks {}[{}]", tp.0, tp.1);
+                    return Err(Error::protocol(broker, what));
+                };
+                let tp = tp.clone();
+                let Some(code) = KafkaCode::from_code(p.error_code) else {
+                    offsets.push((tp, p.offset));
+                    continue;
+                };
+                let error = Error::Broker {
+                    api: "ListOffsets",
+                    resource: format!("{}[{}]", tp.0, tp.1),
+                    code,
+                    message: None,
+                };
+                if !code.is_retriable() {
+                    return Err(error);
                 }
+                self.refresh_soon(&tp.0);
+                unknown.push((tp, error));
             }
         }
         Ok(unknown)

@@ -41,8 +41,9 @@ pub(super) struct Refresher {
 
 #[derive(Default)]
 struct State {
-    /// The refresh that will go out next, gathering what everyone asks for meanwhile.
-    next: Option<Flight>,
+    /// The refreshes that will go out next, gathering what everyone asks for meanwhile: one
+    /// that lets the broker create the topics it names, one that does not.
+    next: [Option<Flight>; 2],
     /// A runner task is sending flights.
     running: bool,
     /// Topics in use: sent to, assigned, or assigned by this client as a group leader.
@@ -58,6 +59,8 @@ struct Flight {
     topics: BTreeSet<String>,
     /// Ask for every topic.
     every: bool,
+    /// Let the broker create the topics named (`allow.auto.create.topics`).
+    create: bool,
     done: watch::Sender<Option<Result<(), Error>>>,
 }
 
@@ -76,19 +79,34 @@ impl Cluster {
     ///
     /// Cancel-safe: the request goes on in a task of its own, for the others who wait for it.
     pub async fn refresh(&self, topics: &[&str], every: bool) -> Result<(), Error> {
+        self.refresh_with(topics, every, false).await
+    }
+
+    /// As [`Cluster::refresh`], letting the broker create the topics named when `create`
+    /// (only where it has `auto.create.topics.enable`): for a producer about to send to one,
+    /// never for the periodic refreshes, which would bring back a deleted topic.
+    pub async fn refresh_with(
+        &self,
+        topics: &[&str],
+        every: bool,
+        create: bool,
+    ) -> Result<(), Error> {
         let mut done = {
             let mut state = self.inner.refresher.state();
-            let flight = state.next.get_or_insert_with(|| Flight {
+            let flight = state.next[create as usize].get_or_insert_with(|| Flight {
                 topics: BTreeSet::new(),
                 every: false,
+                create,
                 done: watch::channel(None).0,
             });
             flight.topics.extend(topics.iter().map(|t| t.to_string()));
             flight.every |= every;
             let done = flight.done.subscribe();
             if !state.running {
-                state.running = true;
+                // Spawned under the lock: the runner takes its first flight only once this
+                // caller has marked it running.
                 tokio::spawn(send_flights(self.inner.clone()));
+                state.running = true;
             }
             done
         };
@@ -163,24 +181,51 @@ impl Cluster {
 /// Sends the queued flights one after another, until none is left.
 async fn send_flights(inner: Arc<Inner>) {
     let cluster = Cluster { inner };
+    // Should this task end otherwise than by running out of flights (its runtime shut down, a
+    // panic), the next `refresh` starts another, and whoever waits for a flight not sent
+    // hears so rather than wait forever.
+    let mut stopped = StopGuard {
+        refresher: &cluster.inner.refresher,
+        armed: true,
+    };
     loop {
         let flight = {
             let mut state = cluster.inner.refresher.state();
-            match state.next.take() {
+            let next = state.next.iter_mut().find_map(Option::take);
+            match next {
                 Some(flight) => flight,
                 None => {
                     state.running = false;
+                    stopped.armed = false;
                     return;
                 }
             }
         };
         let topics: Vec<&str> = flight.topics.iter().map(String::as_str).collect();
         let asked = (!flight.every).then_some(&topics[..]);
-        let outcome = cluster.metadata(asked).await.map(drop);
+        let outcome = cluster.metadata_with(asked, flight.create).await.map(drop);
         if let Err(e) = &outcome {
             tracing::debug!(error = %e, "metadata refresh failed");
         }
         flight.done.send_replace(Some(outcome));
+    }
+}
+
+/// Marks the runner stopped when its task ends otherwise than by running out of flights.
+struct StopGuard<'a> {
+    refresher: &'a Refresher,
+    armed: bool,
+}
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut state = self.refresher.state();
+        state.running = false;
+        // Its waiters' channels close with it: they get an error, not a hang.
+        state.next = [None, None];
     }
 }
 
@@ -239,7 +284,8 @@ pub(super) async fn keep_current(cluster: Weak<Inner>, wake: Arc<Notify>, cadenc
             match cluster.unsettled() {
                 Some((topics, every)) => {
                     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-                    cluster.refresh(&topics, every).await
+                    let create = cluster.inner.consumer_creates;
+                    cluster.refresh_with(&topics, every, create).await
                 }
                 None => Ok(()),
             }

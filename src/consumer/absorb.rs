@@ -38,6 +38,7 @@ pub(super) async fn absorb(
         paused,
         epochs,
         buffered: out,
+        ..
     } = state;
     let mut retriable = false;
     let mut reset: Vec<TopicPartition> = Vec::new();

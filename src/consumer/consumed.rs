@@ -65,6 +65,17 @@ impl Consumed {
             .collect()
     }
 
+    /// What was handed out of `tp` now ends at `next` (its log was truncated there): commits
+    /// store that, not what was handed out beyond it.
+    pub fn set(&mut self, tp: &TopicPartition, next: i64) {
+        match &mut self.run {
+            Some((key, run_next)) if key == tp => *run_next = next,
+            _ => {
+                self.map.insert(tp.clone(), next);
+            }
+        }
+    }
+
     /// Forgets `tp` (revoked).
     pub fn remove(&mut self, tp: &TopicPartition) {
         if self.run.as_ref().is_some_and(|(key, _)| key == tp) {
@@ -121,6 +132,10 @@ mod tests {
         assert_eq!(c.offsets(), vec![(a.clone(), 1, 4), (b.clone(), 1, 9)]);
         c.note(&msg(&a, 1, 4));
         assert_eq!(c.get(&(a.clone(), 1)), Some(5));
+        // A truncated log: the run's partition, and another.
+        c.set(&(a.clone(), 1), 2);
+        c.set(&(b.clone(), 1), 6);
+        assert_eq!(c.offsets(), vec![(a.clone(), 1, 2), (b.clone(), 1, 6)]);
         c.clear();
         assert!(c.offsets().is_empty());
         assert_eq!(c.get(&(b, 1)), None);

@@ -517,15 +517,24 @@ fn unsupported(broker: &str) -> Error {
     })
 }
 
-/// Partitions by topic name → by topic id, for the heartbeat. Topics whose id is unknown are
-/// left out until metadata names it.
+/// Partitions by topic name → by topic id, for the heartbeat. A topic's id never changes, so
+/// the cache answers even when the rest of its metadata is out of date (a broker down): what
+/// the member owns must not be under-reported, or the coordinator would hand on partitions
+/// this member still reads. Only an id never cached is asked for; a topic still unknown then
+/// (deleted) is left out.
 async fn topic_ids(cluster: &Cluster, owned: &TopicPartitions) -> Vec<Owned> {
     let mut out = Vec::new();
     for (topic, partitions) in owned {
-        if let Ok(meta) = cluster.topic(topic).await {
+        let cached =
+            cluster.with_metadata(|m| m.topics.get(topic).map(|t| t.id).filter(|&id| id != 0));
+        let id = match cached {
+            Some(id) => Some(id),
+            None => cluster.topic(topic).await.ok().map(|meta| meta.id),
+        };
+        if let Some(id) = id {
             out.push(
                 Owned::default()
-                    .with_topic_id(uuid::Uuid::from_u128(meta.id))
+                    .with_topic_id(uuid::Uuid::from_u128(id))
                     .with_partitions(partitions.clone()),
             );
         }

@@ -46,6 +46,9 @@ pub(super) struct FetchState {
     pub paused: BTreeSet<TopicPartition>,
     /// The leader epochs each position hangs on (KIP-320); missing: unknown.
     pub epochs: BTreeMap<TopicPartition, Epochs>,
+    /// Partitions whose log was found truncated under the position, and where it diverges:
+    /// what was handed out beyond that is gone, and commits must not store it.
+    pub truncated: Vec<(TopicPartition, i64)>,
     /// Fetched messages not yet handed out.
     pub buffered: VecDeque<Message>,
 }

@@ -212,7 +212,6 @@ impl GroupMember {
         loop {
             let again = match self.join_once(&owned).await? {
                 Round::Joined(assignment) => {
-                    self.rejoin.clear();
                     self.start_heartbeat();
                     return Ok(Joined { assignment, lost });
                 }
@@ -233,6 +232,9 @@ impl GroupMember {
     /// One JoinGroup + SyncGroup round.
     async fn join_once(&mut self, owned: &TopicPartitions) -> Result<Round, Error> {
         let conn = self.coordinator.conn().await?;
+        // This round answers every request to rejoin made so far; one made while it runs (the
+        // subscription changed, say) asks for another once it is done.
+        self.rejoin.clear();
         let topics = self
             .topics
             .lock()

@@ -67,6 +67,16 @@ pub(super) struct ClassicGroup {
     pub failures: u32,
 }
 
+impl Drop for ClassicGroup {
+    fn drop(&mut self) {
+        // A consumer dropped mid-join: the join must not go on and leave a member in the group
+        // that nobody reads for.
+        if let Some(joining) = &self.joining {
+            joining.abort();
+        }
+    }
+}
+
 /// The pause before a join after `failures` joins failed in a row: none after a success, then
 /// 100 ms doubling up to 1 s (the Java client's `retry.backoff.ms` and `retry.backoff.max.ms`),
 /// so a coordinator that cannot be reached is not hammered by a consumer polling in a loop.

@@ -27,7 +27,7 @@ mod stream;
 mod subscription;
 mod validation;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -204,6 +204,9 @@ impl Consumer {
             .into_iter()
             .map(|(t, p)| (Arc::from(t.as_ref()), p))
             .collect();
+        let topics: BTreeSet<&str> = partitions.iter().map(|(t, _)| &**t).collect();
+        let topics: Vec<&str> = topics.into_iter().collect();
+        self.cluster.create_if_allowed(&topics).await?;
         let offsets = match start {
             Offset::At(offset) => partitions.iter().map(|tp| (tp.clone(), offset)).collect(),
             Offset::Earliest => {
@@ -313,10 +316,12 @@ impl Consumer {
     /// Revokes every partition in good order and leaves the group: for `unsubscribe` and
     /// `close`. Returns the first failure, of the commit or of the leaving.
     async fn leave_group(&mut self) -> Result<(), Error> {
-        self.finish_step().await;
         let Some(group) = self.group.take() else {
             return Ok(());
         };
+        // A step in progress finishes first, in the same task as the rest (its seeks no longer
+        // matter): from here on nothing waits before the consumer is out of the group.
+        let pending = self.step.take();
         // Everything the consumer itself keeps changes now; the rest is a task of its own.
         self.subscription = None;
         self.errors.clear();
@@ -343,6 +348,9 @@ impl Consumer {
                 if let Some(joining) = &g.joining {
                     joining.abort();
                 }
+            }
+            if let Some(pending) = pending {
+                let _ = pending.await;
             }
             let finished = step.spawn(listener, events).await;
             let left = match &group {
@@ -435,10 +443,14 @@ impl Consumer {
             );
             // Cancel-safe (see Fetcher::fetch): a round cut short goes on, and is taken up by
             // the next fetch.
-            tokio::select! {
-                fetched = fetch => fetched?,
-                () = woken => {}
+            let fetched = tokio::select! {
+                fetched = fetch => fetched,
+                () = woken => Ok(()),
+            };
+            for (tp, diverging) in self.state.truncated.drain(..) {
+                self.consumed.set(&tp, diverging);
             }
+            fetched?;
         }
     }
 

@@ -221,6 +221,7 @@ pub(super) async fn apply_checks(
                      reading on from where it diverges"
                 );
                 state.positions.insert(check.tp.clone(), diverging);
+                state.truncated.push((check.tp.clone(), diverging));
                 state
                     .buffered
                     .retain(|m| (&m.topic, m.partition) != (topic, partition));
