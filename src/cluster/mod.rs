@@ -7,7 +7,7 @@
 //!        │ leader_id(topic, p) · topic(t) · producing_to(t, p) · broker(id) · refresh(topics)
 //!        ▼
 //!  Cluster ── Metadata cache (RwLock) ◄── refresh queue ◄── keeper task (interval, unsettled)
-//!        │                                                   shape changes ─► topology()
+//!        │                                           shape changes ─► topology_changes()
 //!        └── BrokerSlot per node id / per bootstrap address ─► Connection (reconnects)
 //! ```
 
@@ -276,13 +276,8 @@ impl Cluster {
     }
 
     /// How many changes to the cluster's shape (topics appearing or going, partition counts,
-    /// the listing of every topic) the cache has taken in: a client that saw one number and
-    /// reads another looks again at what it follows.
-    pub fn topology(&self) -> u64 {
-        *self.inner.topology.borrow()
-    }
-
-    /// [`Cluster::topology`] as a channel, to wait for the next change of shape.
+    /// the listing of every topic) the cache has taken in, as a channel: a client that saw one
+    /// count and sees another looks again at what it follows.
     pub fn topology_changes(&self) -> watch::Receiver<u64> {
         self.inner.topology.subscribe()
     }

@@ -280,11 +280,12 @@ impl Consumer {
     /// reports subscribed topics that are missing, and has the member rejoin where its
     /// assignment no longer covers what is there.
     pub(super) fn follow_topology(&mut self) {
-        let seen = *self.topology.borrow_and_update();
-        if seen == self.topology_seen {
+        // On every recv: an atomic read, unless something changed.
+        let changed = self.topology.has_changed().unwrap_or(false);
+        if !std::mem::take(&mut self.look_again) && !changed {
             return;
         }
-        self.topology_seen = seen;
+        self.topology.borrow_and_update();
         let (Some(subscription), Some(group)) = (self.subscription.as_mut(), self.group.as_ref())
         else {
             return;

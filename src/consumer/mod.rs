@@ -91,8 +91,8 @@ impl ConsumerBuilder {
     pub async fn build(self) -> Result<Consumer, Error> {
         let cluster = Cluster::connect(&self.config, ClientKind::Consumer).await?;
         Ok(Consumer {
-            topology_seen: cluster.topology(),
             topology: cluster.topology_changes(),
+            look_again: false,
             attention: Attention::default(),
             cluster,
             config: self.config.consumer.clone(),
@@ -155,11 +155,12 @@ pub struct Consumer {
     group: Option<Membership>,
     /// What `subscribe` was given, resolved again as the cluster changes.
     subscription: Option<Subscription>,
-    /// The cache's count of shape changes when last followed (see
-    /// [`Consumer::follow_topology`]).
-    topology_seen: u64,
-    /// The same count as a channel, to wake a `recv` waiting for records.
+    /// The cache's count of changes of shape, as a channel: seen when followed (see
+    /// [`Consumer::follow_topology`]), and waking a `recv` that waits for records.
     topology: tokio::sync::watch::Receiver<u64>,
+    /// Follow the cluster's shape at the next `recv`: the subscription changed, or a wait for
+    /// records saw the shape change (and marked it seen).
+    look_again: bool,
     /// Wakes a `recv` waiting for records when the membership needs it.
     attention: Attention,
     /// Errors to report from the next `recv`, before anything else (a subscribed topic that
@@ -266,7 +267,7 @@ impl Consumer {
             .subscribe(&topics, subscription.needs_listing());
         self.subscription = Some(subscription);
         // Look at the cache afresh: whatever it already says of these topics is news to them.
-        self.topology_seen = self.cluster.topology().wrapping_sub(1);
+        self.look_again = true;
         if self.group.is_some() {
             return Ok(());
         }
@@ -431,7 +432,7 @@ impl Consumer {
                 // No partitions, or all paused: wait for a rebalance or a resume.
                 tokio::select! {
                     () = tokio::time::sleep(self.config.fetch_wait_max) => {}
-                    () = woken => {}
+                    shape = woken => self.look_again |= shape,
                 }
                 continue;
             }
@@ -445,7 +446,10 @@ impl Consumer {
             // the next fetch.
             let fetched = tokio::select! {
                 fetched = fetch => fetched,
-                () = woken => Ok(()),
+                shape = woken => {
+                    self.look_again |= shape;
+                    Ok(())
+                }
             };
             for (tp, diverging) in self.state.truncated.drain(..) {
                 self.consumed.set(&tp, diverging);
@@ -600,15 +604,17 @@ impl Consumer {
     }
 }
 
-/// Resolves when the membership asks for attention or the cluster's shape changed.
-async fn wake(attention: &Attention, topology: &mut tokio::sync::watch::Receiver<u64>) {
+/// Resolves when the membership asks for attention (false) or the cluster's shape changed
+/// (true: the change is marked seen here, so the caller must look at it).
+async fn wake(attention: &Attention, topology: &mut tokio::sync::watch::Receiver<u64>) -> bool {
     tokio::select! {
-        () = attention.notified() => {}
+        () = attention.notified() => false,
         changed = topology.changed() => {
             if changed.is_err() {
                 // The cluster is gone; only the membership can still call.
                 std::future::pending::<()>().await;
             }
+            true
         }
     }
 }
