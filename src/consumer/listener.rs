@@ -227,6 +227,36 @@ impl Step {
         self.lost.is_empty() && self.revoked.is_empty() && self.assigned.is_empty()
     }
 
+    /// Does the step at once when nothing in it waits: no listener to call and nothing to
+    /// commit first, only events to send (a task would cost the rebalance a hop between
+    /// threads). Gives the step back, to run as a task, otherwise.
+    pub fn run_at_once(
+        self,
+        listener: Option<&SharedListener>,
+        events: Option<&mpsc::UnboundedSender<RebalanceEvent>>,
+    ) -> Option<Step> {
+        let commits = self.auto_commit && !self.revoked.is_empty() && !self.consumed.is_empty();
+        if listener.is_some() || commits {
+            return Some(self);
+        }
+        let event = |event: RebalanceEvent| {
+            if let Some(events) = events {
+                let _ = events.send(event);
+            }
+        };
+        if !self.lost.is_empty() {
+            event(RebalanceEvent::Lost(self.lost));
+        }
+        if !self.revoked.is_empty() {
+            event(RebalanceEvent::Revoked(self.revoked));
+        }
+        if !self.assigned.is_empty() {
+            let partitions = self.assigned.into_iter().map(|(t, p, _)| (t, p)).collect();
+            event(RebalanceEvent::Assigned(partitions));
+        }
+        None
+    }
+
     /// Runs the step as a task of its own. It ends with the seeks the listener asked for, and
     /// the outcome of the auto commit.
     pub fn spawn(
@@ -324,4 +354,62 @@ pub(super) struct Finished {
     pub seeks: Vec<(String, i32, i64)>,
     /// The auto commit before revoking, if one was made.
     pub commit: Option<Result<(), Error>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> (String, i32) {
+        ("t".to_owned(), p)
+    }
+
+    #[test]
+    fn a_step_with_nothing_to_wait_for_is_done_at_once_in_order() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let step = Step {
+            lost: vec![tp(0)],
+            revoked: vec![tp(1)],
+            auto_commit: true,
+            assigned: vec![("t".to_owned(), 2, 40)],
+            ..Step::default()
+        };
+        assert!(step.run_at_once(None, Some(&tx)).is_none());
+        assert_eq!(rx.try_recv().ok(), Some(RebalanceEvent::Lost(vec![tp(0)])));
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(RebalanceEvent::Revoked(vec![tp(1)]))
+        );
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(RebalanceEvent::Assigned(vec![tp(2)]))
+        );
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_commit_before_revoking_or_a_listener_makes_it_a_task() {
+        let commits = Step {
+            revoked: vec![tp(1)],
+            consumed: vec![("t".to_owned(), 1, 7)],
+            auto_commit: true,
+            ..Step::default()
+        };
+        assert!(commits.run_at_once(None, None).is_some());
+        struct Nothing;
+        impl RebalanceListener for Nothing {}
+        let listener: SharedListener = Arc::new(tokio::sync::Mutex::new(Box::new(Nothing)));
+        let assigned = Step {
+            assigned: vec![("t".to_owned(), 2, 0)],
+            ..Step::default()
+        };
+        assert!(assigned.run_at_once(Some(&listener), None).is_some());
+        // Without auto commit, nothing to wait for.
+        let manual = Step {
+            revoked: vec![tp(1)],
+            consumed: vec![("t".to_owned(), 1, 7)],
+            ..Step::default()
+        };
+        assert!(manual.run_at_once(None, None).is_none());
+    }
 }

@@ -481,11 +481,15 @@ impl Consumer {
         step.assigned = added;
     }
 
-    /// Runs `step`, when it has anything to do, as the task the next `recv` waits for.
+    /// Runs `step`, when it has anything to do: at once when nothing in it waits, else as the
+    /// task the next `recv` waits for.
     pub(super) fn start(&mut self, step: Step) {
         if step.is_empty() {
             return;
         }
+        let Some(step) = step.run_at_once(self.listener.as_ref(), self.events.as_ref()) else {
+            return;
+        };
         debug_assert!(self.step.is_none(), "one step at a time");
         self.step = Some(step.spawn(self.listener.clone(), self.events.clone()));
     }
