@@ -22,7 +22,7 @@ use super::consumer_group::{Change, ConsumerGroupMember};
 use super::coordinator::Identity;
 use super::group::{GroupMember, Rejoin};
 use super::listener::Step;
-use super::{Consumer, RebalanceEvent};
+use super::Consumer;
 use crate::cluster::{Cluster, Metadata, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, IsolationLevel};
 use crate::error::Error;
@@ -168,7 +168,7 @@ impl Membership {
 
     /// The topics the member subscribes to are now `topics`: a classic member rejoins with
     /// them, a KIP-848 member heartbeats them at once.
-    fn resubscribe(&self, topics: Vec<String>) {
+    pub(super) fn resubscribe(&self, topics: Vec<String>) {
         match self {
             Membership::Classic(g) => {
                 *g.topics.lock().unwrap_or_else(|p| p.into_inner()) = topics;
@@ -178,7 +178,7 @@ impl Membership {
         }
     }
 
-    fn topics(&self) -> Vec<String> {
+    pub(super) fn topics(&self) -> Vec<String> {
         match self {
             Membership::Classic(g) => g.topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             Membership::Consumer(m) => m.topics(),
@@ -272,59 +272,6 @@ impl Consumer {
                 None => Ok(()),
             },
             _ => Ok(()),
-        }
-    }
-
-    /// Follows changes to the cluster's shape, when the cache has seen one since the last
-    /// look (an atomic read on every `recv` otherwise): resolves the subscription again,
-    /// reports subscribed topics that are missing, and has the member rejoin where its
-    /// assignment no longer covers what is there.
-    pub(super) fn follow_topology(&mut self) {
-        // On every recv: an atomic read, unless something changed.
-        let changed = self.topology.has_changed().unwrap_or(false);
-        if !std::mem::take(&mut self.look_again) && !changed {
-            return;
-        }
-        self.topology.borrow_and_update();
-        let (Some(subscription), Some(group)) = (self.subscription.as_mut(), self.group.as_ref())
-        else {
-            return;
-        };
-        let (topics, (unavailable, appeared), outdated) = self.cluster.with_metadata(|m| {
-            let outdated = match group {
-                Membership::Classic(g) => g
-                    .assigned_from
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_ref()
-                    .is_some_and(|from| partition_counts(m, from.keys()) != *from),
-                Membership::Consumer(_) => false,
-            };
-            (
-                subscription.resolve(m),
-                subscription.unavailable(m),
-                outdated,
-            )
-        });
-        let listing = subscription.needs_listing();
-        if topics != group.topics() {
-            tracing::debug!(?topics, "the subscription now resolves to other topics");
-            self.cluster.subscribe(&topics, listing);
-            group.resubscribe(topics);
-        }
-        if let Membership::Classic(g) = group {
-            // A leader whose assignment is out of date rejoins, as the Java client does; so
-            // does any member whose own topic it reported missing has appeared, rather than
-            // wait for the leader to notice.
-            if outdated || !appeared.is_empty() {
-                tracing::debug!(outdated, ?appeared, "the group's topics changed; rejoining");
-                g.rejoin.rebalance();
-            }
-        }
-        for (topic, error) in unavailable {
-            tracing::warn!(%topic, %error, "subscribed topic not available");
-            self.event(RebalanceEvent::TopicNotAvailable(topic));
-            self.errors.push_back(error);
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a group member is subscribed to, and how it follows the cluster: topic names and
 //! regexes (a name starting with `^`, librdkafka's rule), resolved against the metadata each
-//! time the cluster's shape changes, and subscribed topics that do not exist reported once.
+//! time the cluster's shape changes, and subscribed topics that do not exist reported once;
+//! and the consumer's `subscribe`, `unsubscribe` and the following itself.
 //!
 //! ```text
 //!  subscribe(["orders", "^audit-.*"]) ─► Subscription ─ resolve(metadata) ─► ["audit-eu", "orders"]
@@ -10,8 +11,15 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
+use super::consumer_group::ConsumerGroupMember;
+use super::group::GroupMember;
+use super::listener::Step;
+use super::membership::{partition_counts, ClassicGroup, Membership};
+use super::{Consumer, RebalanceEvent};
 use crate::cluster::{topic_error, Metadata};
+use crate::config::GroupProtocol;
 use crate::error::{ConfigError, Error};
 
 /// A consumer's subscription: names, and regexes matched against every topic's name.
@@ -107,6 +115,192 @@ impl Subscription {
             }
         }
         (report, appeared)
+    }
+}
+
+impl Consumer {
+    /// Joins the consumer group (`group.id`) with a subscription to `topics`. Partitions are
+    /// assigned by the group and reassigned as members come and go; each starts at the group's
+    /// committed offset, or per `auto.offset.reset` where there is none. Membership begins with
+    /// the next [`Consumer::recv`].
+    ///
+    /// A topic starting with `^` is a regex (librdkafka's rule), matched against every topic's
+    /// name but Kafka's internal ones, again whenever the cluster's topics change: `^audit-`
+    /// subscribes to every topic whose name starts with `audit-`, present and future (add `$`
+    /// to match whole names only). A topic that does not exist yet stays subscribed: `recv`
+    /// reports it once ([`Error::UnknownTopicOrPartition`], and a
+    /// [`RebalanceEvent::TopicNotAvailable`]), and its partitions are assigned once it is
+    /// created. New partitions of a subscribed topic are assigned once the metadata shows them
+    /// (`topic.metadata.refresh.interval.ms`).
+    ///
+    /// Subscribing again changes the subscription: the group rebalances with the new one.
+    pub fn subscribe<T: AsRef<str>>(&mut self, topics: &[T]) -> Result<(), Error> {
+        let group_id = self
+            .config
+            .group_id
+            .clone()
+            .ok_or_else(|| ConfigError::Missing {
+                key: "group.id".into(),
+            })?;
+        let subscription = Subscription::parse(topics)?;
+        let topics = self.cluster.with_metadata(|m| subscription.resolve(m));
+        self.cluster
+            .subscribe(&topics, subscription.needs_listing());
+        self.subscription = Some(subscription);
+        // Look at the cache afresh: whatever it already says of these topics is news to them.
+        self.look_again = true;
+        if self.group.is_some() {
+            return Ok(());
+        }
+        let (cluster, config) = (self.cluster.clone(), self.config.clone());
+        let polls = self.polls.clone();
+        self.group = Some(match self.config.group_protocol {
+            GroupProtocol::Classic => {
+                let shared = Arc::new(Mutex::new(topics));
+                let attention = self.attention.clone();
+                let member =
+                    GroupMember::new(cluster, group_id, config, shared.clone(), polls, attention);
+                Membership::Classic(ClassicGroup {
+                    rejoin: member.rejoin(),
+                    cooperative: member.cooperative(),
+                    assigned_from: member.assigned_from(),
+                    identity: member.identity(),
+                    member: Arc::new(tokio::sync::Mutex::new(member)),
+                    joining: None,
+                    topics: shared,
+                    failures: 0,
+                })
+            }
+            GroupProtocol::Consumer => Membership::Consumer(Arc::new(ConsumerGroupMember::new(
+                cluster,
+                group_id,
+                config,
+                topics,
+                polls,
+                self.attention.clone(),
+            ))),
+        });
+        self.state.clear();
+        self.consumed.clear();
+        Ok(())
+    }
+
+    /// Leaves the group: the partitions are revoked in good order (the listener's `revoking`,
+    /// then with `enable.auto.commit` the commit of what was consumed), the member leaves, and
+    /// the subscription is forgotten. A later [`Consumer::subscribe`] joins afresh.
+    ///
+    /// Cancel-safe: once called, the consumer is no longer subscribed, and the revocation and
+    /// the leaving go on in a task of their own even if this future is dropped.
+    pub async fn unsubscribe(&mut self) -> Result<(), Error> {
+        self.leave_group().await
+    }
+
+    /// Revokes every partition in good order and leaves the group: for `unsubscribe` and
+    /// `close`. Returns the first failure, of the commit or of the leaving.
+    pub(super) async fn leave_group(&mut self) -> Result<(), Error> {
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        // A step in progress finishes first, in the same task as the rest (its seeks no longer
+        // matter): from here on nothing waits before the consumer is out of the group.
+        let pending = self.step.take();
+        // Everything the consumer itself keeps changes now; the rest is a task of its own.
+        self.subscription = None;
+        self.errors.clear();
+        self.cluster.subscribe(&[], false);
+        let mut step = Step {
+            revoked: self.assignment(),
+            ..Step::default()
+        };
+        if !step.revoked.is_empty() {
+            step.consumed = self
+                .consumed_offsets()
+                .into_iter()
+                .map(|(t, p, o)| (t.to_string(), p, o))
+                .collect();
+            step.committer = Some(group.committer().pinned());
+            step.auto_commit = self.config.enable_auto_commit;
+            step.commit_patience = self.config.session_timeout;
+        }
+        self.state.clear();
+        self.consumed.clear();
+        let (listener, events) = (self.listener.clone(), self.events.clone());
+        let leaving = tokio::spawn(async move {
+            if let Membership::Classic(g) = &group {
+                if let Some(joining) = &g.joining {
+                    joining.abort();
+                }
+            }
+            if let Some(pending) = pending {
+                let _ = pending.await;
+            }
+            let finished = step.spawn(listener, events).await;
+            let left = match &group {
+                Membership::Classic(g) => g.member.lock().await.leave().await,
+                Membership::Consumer(member) => member.leave().await,
+            };
+            let committed = match finished {
+                Ok(finished) => finished.commit.unwrap_or(Ok(())),
+                Err(e) => Err(Error::protocol("-", format!("revoking task failed: {e}"))),
+            };
+            committed.and(left)
+        });
+        leaving
+            .await
+            .map_err(|e| Error::protocol("-", format!("leaving task failed: {e}")))?
+    }
+
+    /// Follows changes to the cluster's shape, when the cache has seen one since the last
+    /// look (an atomic read on every `recv` otherwise): resolves the subscription again,
+    /// reports subscribed topics that are missing, and has the member rejoin where its
+    /// assignment no longer covers what is there.
+    pub(super) fn follow_topology(&mut self) {
+        // On every recv: an atomic read, unless something changed.
+        let changed = self.topology.has_changed().unwrap_or(false);
+        if !std::mem::take(&mut self.look_again) && !changed {
+            return;
+        }
+        self.topology.borrow_and_update();
+        let (Some(subscription), Some(group)) = (self.subscription.as_mut(), self.group.as_ref())
+        else {
+            return;
+        };
+        let (topics, (unavailable, appeared), outdated) = self.cluster.with_metadata(|m| {
+            let outdated = match group {
+                Membership::Classic(g) => g
+                    .assigned_from
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .is_some_and(|from| partition_counts(m, from.keys()) != *from),
+                Membership::Consumer(_) => false,
+            };
+            (
+                subscription.resolve(m),
+                subscription.unavailable(m),
+                outdated,
+            )
+        });
+        let listing = subscription.needs_listing();
+        if topics != group.topics() {
+            tracing::debug!(?topics, "the subscription now resolves to other topics");
+            self.cluster.subscribe(&topics, listing);
+            group.resubscribe(topics);
+        }
+        if let Membership::Classic(g) = group {
+            // A leader whose assignment is out of date rejoins, as the Java client does; so
+            // does any member whose own topic it reported missing has appeared, rather than
+            // wait for the leader to notice.
+            if outdated || !appeared.is_empty() {
+                tracing::debug!(outdated, ?appeared, "the group's topics changed; rejoining");
+                g.rejoin.rebalance();
+            }
+        }
+        for (topic, error) in unavailable {
+            tracing::warn!(%topic, %error, "subscribed topic not available");
+            self.event(RebalanceEvent::TopicNotAvailable(topic));
+            self.errors.push_back(error);
+        }
     }
 }
 
