@@ -341,8 +341,7 @@ impl Cluster {
             return Ok(n);
         }
         self.use_topic(topic);
-        let deadline = Instant::now() + self.inner.propagation;
-        let mut pause = self.inner.fast;
+        let mut patience = self.patience(self.inner.propagation);
         loop {
             let create = self.inner.auto_create_topics;
             let outcome = match self.refresh_with(&[topic], false, create).await {
@@ -362,14 +361,19 @@ impl Cluster {
                 },
                 Err(e) => e,
             };
-            let waits =
-                matches!(outcome, Error::UnknownTopicOrPartition(_)) || outcome.is_retriable();
-            let now = Instant::now();
-            if !waits || now >= deadline {
+            // An unknown topic or partition is retriable: it may appear yet.
+            if !outcome.is_retriable() || !patience.wait().await {
                 return Err(outcome);
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(self.inner.fast_max);
+        }
+    }
+
+    /// Asking again while something settles, for up to `within`: see [`Patience`].
+    fn patience(&self, within: Duration) -> Patience {
+        Patience {
+            deadline: Instant::now() + within,
+            pause: self.inner.fast,
+            max: self.inner.fast_max,
         }
     }
 
@@ -407,6 +411,29 @@ impl Cluster {
             self.inner.topology.send_modify(|n| *n += 1);
         }
         Ok(response)
+    }
+}
+
+/// The pauses between asks while a topic, partition or leader settles:
+/// `topic.metadata.refresh.fast.interval.ms`, doubling up to `retry.backoff.max.ms`, until a
+/// deadline.
+struct Patience {
+    deadline: Instant,
+    pause: Duration,
+    max: Duration,
+}
+
+impl Patience {
+    /// Waits the next pause (never past the deadline); false, at once, once the deadline has
+    /// passed.
+    async fn wait(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.pause.min(self.deadline - now)).await;
+        self.pause = (self.pause * 2).min(self.max);
+        true
     }
 }
 

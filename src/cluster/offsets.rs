@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::time::Instant;
-
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -118,8 +116,7 @@ impl Cluster {
         timestamp: i64,
         isolation_level: i8,
     ) -> Result<Vec<(TopicPartition, i64)>, Error> {
-        let deadline = Instant::now() + self.inner.settings.request_timeout;
-        let mut pause = self.inner.fast;
+        let mut patience = self.patience(self.inner.settings.request_timeout);
         let mut offsets = Vec::with_capacity(partitions.len());
         let mut left = partitions.to_vec();
         loop {
@@ -132,13 +129,10 @@ impl Cluster {
             let Some((_, last)) = failed.last() else {
                 return Ok(offsets);
             };
-            let now = Instant::now();
-            if now >= deadline {
+            tracing::debug!(error = %last, partitions = failed.len(), "ListOffsets again");
+            if !patience.wait().await {
                 return Err(last.clone());
             }
-            tracing::debug!(error = %last, partitions = failed.len(), "ListOffsets again");
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(self.inner.fast_max);
             left = failed.into_iter().map(|(tp, _)| tp).collect();
         }
     }
