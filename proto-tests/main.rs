@@ -2,18 +2,15 @@
 //! starts it). Addresses come from `PUREKAFKA_PLAINTEXT` and `PUREKAFKA_SASL`, defaulting to the
 //! single-broker layout; tests that read the broker's log segments find them under
 //! `PUREKAFKA_DATA_DIR` (default: that layout's data folder). A test that cannot reach its broker
-//! fails: nothing here skips. `hostile` is the exception that needs no Kafka: it plays a fake
-//! broker of its own.
+//! fails: nothing here skips. The tests that play a fake broker of their own, and need no
+//! Kafka, are the `offline` binary (`proto-tests/offline/`).
 
 mod admin;
 mod bad_credentials;
 mod common;
 mod consumer;
 mod consumer_group;
-mod fake_broker;
-mod hostile;
 mod kip848;
-mod metadata;
 #[cfg(feature = "cli")]
 mod pkcat;
 mod produce_fetch;

@@ -34,8 +34,7 @@ async fn wrong_password_fails_fast_without_reconnecting() {
     let err = Producer::builder(config)
         .build()
         .await
-        .err()
-        .expect("wrong password must fail");
+        .expect_err("wrong password must fail");
     let elapsed = started.elapsed();
     match &err {
         Error::Authentication {

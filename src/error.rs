@@ -120,6 +120,10 @@ pub enum Error {
         what: String,
         /// How long we waited.
         after_ms: u64,
+        /// True when a request had been written, so it may have taken effect on the broker;
+        /// false when the wait ended before anything was sent (connecting, finding a leader,
+        /// a flush, a record that never left the queue).
+        outcome_unknown: bool,
     },
 
     /// No broker of the bootstrap list could be reached.
@@ -212,8 +216,10 @@ impl Error {
             }
             | Error::Disconnected {
                 outcome_unknown, ..
+            }
+            | Error::Timeout {
+                outcome_unknown, ..
             } => *outcome_unknown,
-            Error::Timeout { .. } => true,
             _ => false,
         }
     }

@@ -31,6 +31,8 @@ mod consumer;
 mod error;
 mod producer;
 pub mod protocol;
+#[cfg(test)]
+mod testing;
 
 pub use admin::{
     Admin, AdminBuilder, BrokerDescription, ClusterDescription, CommittedOffset, GroupDescription,

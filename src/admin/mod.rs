@@ -203,6 +203,7 @@ impl Admin {
                         None => format!("topic {topic} to be deleted"),
                     },
                     after_ms: self.timeout.as_millis() as u64,
+                    outcome_unknown: false,
                 });
             }
             tokio::time::sleep(POLL).await;

@@ -50,6 +50,8 @@ struct Inner {
     /// Counts the changes to the cluster's shape merged into the cache (see
     /// [`Metadata::merge`]), for clients to wait on.
     topology: watch::Sender<u64>,
+    /// Counts the metadata answers merged into the cache, shape changed or not.
+    updates: watch::Sender<u64>,
     /// `topic.metadata.refresh.interval.ms`: cached topic metadata older than this is fetched
     /// again.
     max_age: Option<Duration>,
@@ -112,6 +114,7 @@ impl Cluster {
                 brokers: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
                 topology: watch::channel(0).0,
+                updates: watch::channel(0).0,
                 max_age: c.metadata_refresh_interval,
                 fast: cadence.fast,
                 fast_max: cadence.fast_max.max(cadence.fast),
@@ -152,15 +155,21 @@ impl Cluster {
     }
 
     /// The brokers to ask when any will do: the known ones by node id, then the bootstrap
-    /// servers.
+    /// servers that are not among them. An address is tried once, through one slot, so that
+    /// its reconnect backoff is one too.
     fn candidates(&self) -> Vec<Arc<BrokerSlot>> {
         let brokers = self.inner.brokers.lock().expect("brokers lock");
         let mut ids: Vec<_> = brokers.keys().copied().collect();
         ids.sort_unstable();
-        ids.iter()
-            .map(|id| brokers[id].clone())
-            .chain(self.inner.bootstrap.iter().cloned())
-            .collect()
+        let known: Vec<Arc<BrokerSlot>> = ids.iter().map(|id| brokers[id].clone()).collect();
+        let bootstrap = self
+            .inner
+            .bootstrap
+            .iter()
+            .filter(|b| known.iter().all(|k| k.addr != b.addr))
+            .cloned()
+            .collect::<Vec<_>>();
+        known.into_iter().chain(bootstrap).collect()
     }
 
     /// A new connection of its own to `addr`, outside the pool: for work that must not share a
@@ -197,14 +206,9 @@ impl Cluster {
             .cloned()
     }
 
-    /// The node id of the leader of `topic[partition]`, fetching the topic's metadata when it is
-    /// not cached, and once more when the partition is beyond the count cached (the topic may
-    /// have grown).
-    pub async fn leader_id(&self, topic: &str, partition: i32) -> Result<i32, Error> {
-        Ok(self.leader(topic, partition).await?.0)
-    }
-
-    /// As [`Cluster::leader_id`], with the leader's epoch (-1 where the broker sends none).
+    /// The node id of the leader of `topic[partition]` and its epoch (-1 where the broker
+    /// sends none), fetching the topic's metadata when it is not cached, and once more when the
+    /// partition is beyond the count cached (the topic may have grown).
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, i32), Error> {
         let mut meta = self.topic(topic).await?;
         if meta.partitions.iter().all(|p| p.id != partition) {
@@ -273,6 +277,22 @@ impl Cluster {
     /// `f` over the cache as it is, without asking the cluster.
     pub fn with_metadata<R>(&self, f: impl FnOnce(&Metadata) -> R) -> R {
         f(&self.inner.metadata.read().expect("metadata lock"))
+    }
+
+    /// How many metadata answers the cache has taken in, as a channel: the producer routes its
+    /// partitions again on each (a leader may have moved).
+    pub fn metadata_updates(&self) -> watch::Receiver<u64> {
+        self.inner.updates.subscribe()
+    }
+
+    /// The leader of `topic[partition]` as the cache knows it, without asking: `None` when the
+    /// partition is not cached or has no leader.
+    pub fn cached_leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.with_metadata(|metadata| {
+            let partitions = &metadata.topics.get(topic)?.partitions;
+            let i = partitions.binary_search_by_key(&partition, |p| p.id).ok()?;
+            Some(partitions[i].leader).filter(|&leader| leader >= 0)
+        })
     }
 
     /// How many changes to the cluster's shape (topics appearing or going, partition counts,
@@ -410,6 +430,7 @@ impl Cluster {
         if changed {
             self.inner.topology.send_modify(|n| *n += 1);
         }
+        self.inner.updates.send_modify(|n| *n += 1);
         Ok(response)
     }
 }

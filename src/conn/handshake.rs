@@ -35,6 +35,7 @@ pub(super) async fn api_versions(wire: &Wire) -> Result<ApiVersionTable, Error> 
                 head,
                 ApiVersionsResponse::header_version(version),
                 body.into(),
+                None,
             )
             .await?;
         match parse_api_versions(&response, version)

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::MetadataRequest;
 use kafka_protocol::protocol::{HeaderVersion, VersionRange};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 pub(crate) use backoff::Backoff;
 
@@ -109,25 +110,7 @@ impl Connection {
     ) -> Result<Connection, Error> {
         let timeout = settings.socket_timeout;
         let attempt = async {
-            let stream = TcpStream::connect(addr).await.map_err(|e| Error::Io {
-                broker: addr.to_owned(),
-                message: e.to_string(),
-                outcome_unknown: false,
-            })?;
-            stream.set_nodelay(true).map_err(|e| Error::Io {
-                broker: addr.to_owned(),
-                message: e.to_string(),
-                outcome_unknown: false,
-            })?;
-            let (client_id, max_frame) = (&settings.client_id, settings.max_frame);
-            let wire = match settings.tls() {
-                #[cfg(feature = "tls")]
-                Some(tls) => {
-                    let stream = tls.connect(addr, stream).await?;
-                    Wire::spawn(tokio::io::split(stream), addr, client_id, max_frame)
-                }
-                _ => Wire::spawn(stream.into_split(), addr, client_id, max_frame),
-            };
+            let wire = Self::open(addr, settings).await?;
             let versions = handshake::api_versions(&wire).await?;
             let conn = Connection {
                 wire,
@@ -151,8 +134,39 @@ impl Connection {
                 Err(Error::Timeout {
                     what: format!("connecting to {addr} (socket.timeout.ms)"),
                     after_ms: timeout.as_millis() as u64,
+                    outcome_unknown: false,
                 })
             })
+    }
+
+    /// The socket to `addr`, TCP (and TLS when configured), taken over by a [`Wire`]. In the
+    /// unit tests, an address of an in-memory cluster (`crate::testing`) gets a pipe to it.
+    async fn open(addr: &str, settings: &ConnectionSettings) -> Result<Wire, Error> {
+        let (client_id, max_frame) = (&settings.client_id, settings.max_frame);
+        #[cfg(test)]
+        if let Some(pipe) = crate::testing::dial(addr) {
+            return Ok(Wire::spawn(
+                tokio::io::split(pipe),
+                addr,
+                client_id,
+                max_frame,
+            ));
+        }
+        let io_error = |e: std::io::Error| Error::Io {
+            broker: addr.to_owned(),
+            message: e.to_string(),
+            outcome_unknown: false,
+        };
+        let stream = TcpStream::connect(addr).await.map_err(io_error)?;
+        stream.set_nodelay(true).map_err(io_error)?;
+        Ok(match settings.tls() {
+            #[cfg(feature = "tls")]
+            Some(tls) => {
+                let stream = tls.connect(addr, stream).await?;
+                Wire::spawn(tokio::io::split(stream), addr, client_id, max_frame)
+            }
+            _ => Wire::spawn(stream.into_split(), addr, client_id, max_frame),
+        })
     }
 
     /// The broker address this connection goes to.
@@ -207,18 +221,43 @@ impl Connection {
         self.decode::<R>(response, version)
     }
 
-    /// Sends an encoded body of `R` at `version` and returns the raw response body.
+    /// Sends an encoded body of `R` at `version` and returns the raw response body, waiting
+    /// up to `timeout`; on expiry the connection is closed (see [`Wire::call`]).
     pub(crate) async fn call<R: ApiRequest>(
         &self,
         version: i16,
         body: Body,
         timeout: Duration,
     ) -> Result<Bytes, Error> {
+        let head = RequestHead::of::<R>(version);
+        let deadline = Instant::now() + timeout;
+        self.wire
+            .call(
+                head,
+                R::Response::header_version(version),
+                body,
+                Some(deadline),
+            )
+            .await
+    }
+
+    /// Writes an encoded body of `R` at `version` whose response `on_reply` takes: on the
+    /// connection's reader task, as soon as it arrives, or with the connection's error. The
+    /// write is bounded by the request timeout, the wait for the answer is not: the caller
+    /// [`poison`](Connection::poison)s the connection when it gives up. Not for `select!` (see
+    /// [`Wire::submit`]).
+    pub(crate) async fn submit<R: ApiRequest>(
+        &self,
+        version: i16,
+        body: Body,
+        on_reply: impl FnOnce(Result<Bytes, Error>) + Send + 'static,
+    ) {
+        let head = RequestHead::of::<R>(version);
+        let deadline = Instant::now() + self.request_timeout;
         let response_header_version = R::Response::header_version(version);
-        let call = self
-            .wire
-            .call(RequestHead::of::<R>(version), response_header_version, body);
-        self.within::<R, _>(version, timeout, call).await
+        self.wire
+            .submit(head, response_header_version, body, deadline, on_reply)
+            .await
     }
 
     /// Decodes a response to `R` at `version`. Bytes that do not decode poison the connection:
@@ -246,28 +285,6 @@ impl Connection {
         self.wire.poison(error);
     }
 
-    /// Waits up to `timeout` for `operation` on this connection. On expiry the broker may still
-    /// answer, so the connection cannot be trusted to stay in step: it is closed, as the Java
-    /// client does, and the requests in flight on it fail.
-    async fn within<R: ApiRequest, T>(
-        &self,
-        version: i16,
-        timeout: Duration,
-        operation: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        match tokio::time::timeout(timeout, operation).await {
-            Ok(result) => result,
-            Err(_) => {
-                let error = Error::Timeout {
-                    what: format!("{} v{version} to {}", R::NAME, self.broker()),
-                    after_ms: timeout.as_millis() as u64,
-                };
-                self.wire.poison(error.clone());
-                Err(error)
-            }
-        }
-    }
-
     /// Sends an encoded body of `R` that the broker does not answer (Produce with acks=0),
     /// waiting up to the request timeout for it to be written.
     pub(crate) async fn send_only<R: ApiRequest>(
@@ -275,8 +292,9 @@ impl Connection {
         version: i16,
         body: Body,
     ) -> Result<(), Error> {
-        let send = self.wire.send(RequestHead::of::<R>(version), body);
-        self.within::<R, _>(version, self.request_timeout, send)
+        let deadline = Instant::now() + self.request_timeout;
+        self.wire
+            .send(RequestHead::of::<R>(version), body, deadline)
             .await
     }
 

@@ -1,52 +1,85 @@
-//! The socket of one broker connection, owned by two tasks.
+//! The socket of one broker connection: written by whoever sends a request, read by one task.
 //!
 //! ```text
-//!  Wire::call ──mpsc──► writer task ──(corr id, reply)──► reader task ──► reply oneshot
-//!                          │ head + body bytes                ▲ frames
-//!                          ▼                                  │
-//!                        socket ───────────────────────────► socket
+//!  Wire::call / submit ── lock the write half ── register (corr id, reply) ──► reader task
+//!        │ writev: head + body runs, batches as they are                        ▲ frames
+//!        ▼                                                                      │
+//!      socket ─────────────────────────────────────────────────────────────► socket
+//!                                          reply: a waiting caller, or a completion run here
 //! ```
 //!
-//! The writer numbers each request, tells the reader what to expect *before* it writes the bytes,
-//! then writes them; the reader matches each response frame to the oldest pending request (Kafka
-//! answers in order per connection) and checks the correlation id. Writing and reading run in
-//! separate tasks so a large request never stops responses from being drained.
+//! A request is written by the task that sends it, under the write half's lock: it numbers the
+//! request, tells the reader what to expect *before* it writes the bytes, then writes them with
+//! one vectored write, the record batches of a Produce straight from where they were encoded.
+//! The reader matches each response frame to the oldest pending request (Kafka answers in order
+//! per connection) and checks the correlation id. Its reply goes to a caller waiting in
+//! [`Wire::call`], or runs as a [`Completion`] on the reader task itself, which is how the
+//! producer settles its batches without another task in between. Reading runs on its own task
+//! so a large request never stops responses from being drained.
 //!
-//! When anything fails (I/O, a frame over the ceiling, a correlation id out of order, a timeout)
-//! the wire is *poisoned*: the first error is kept, both tasks stop, and every request in flight
-//! fails with that error, marked outcome-unknown.
+//! When anything fails (I/O, a frame over the ceiling, a correlation id out of order, a
+//! timeout, a request abandoned half written) the wire is *poisoned*: the first error is kept,
+//! the reader stops, and every request in flight fails with that error, marked outcome-unknown.
+//! Requests that never reached the socket fail with their outcome known.
 
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::error::Error;
+use crate::protocol::api::api_name;
 use crate::protocol::frame::{self, Body, RequestHead};
 
-/// Requests queued for the writer before senders wait.
-const QUEUE: usize = 256;
-/// Write buffer: small requests are coalesced; larger writes go straight to the socket.
-const WRITE_BUFFER: usize = 64 * 1024;
 /// Initial read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// On a socket without vectored writes (TLS may lack them), runs smaller than this are
+/// gathered into one buffer before they are written, so that a request does not become a
+/// write (and a TLS record) per field.
+const GATHER: usize = 64 * 1024;
 
-type Reply = oneshot::Sender<Bytes>;
+/// What to do with a response body.
+enum Reply {
+    /// Hand it to the caller waiting in [`Wire::call`].
+    Caller(oneshot::Sender<Bytes>),
+    /// Run this on the reader task.
+    Run(Completion),
+}
 
-/// One request for the writer.
-struct Outgoing {
-    /// The Kafka request head, or `None` for a raw SASL token (v0 handshake), sent without header.
-    head: Option<RequestHead>,
-    /// Response header version, when a response is expected.
-    response_header_version: i16,
-    body: Body,
-    /// Where the response body goes; `None` when the broker sends no response (acks=0).
-    reply: Option<Reply>,
-    /// Told once the bytes are written, for requests without a response.
-    written: Option<oneshot::Sender<()>>,
+type OnReply = Box<dyn FnOnce(Result<Bytes, Error>) + Send>;
+
+/// What runs when the answer to a request submitted with [`Wire::submit`] arrives: exactly once,
+/// on the reader task, with the response body (its header stripped), or with the connection's
+/// error when the connection fails first. It must not block: it runs where responses are read.
+pub(crate) struct Completion {
+    run: Option<OnReply>,
+    broker: Arc<str>,
+    poison: Arc<OnceLock<Error>>,
+    /// Handed to the socket: if the connection fails now, the broker may have acted on it.
+    written: bool,
+}
+
+impl Completion {
+    fn finish(mut self, outcome: Result<Bytes, Error>) {
+        if let Some(run) = self.run.take() {
+            run(outcome);
+        }
+    }
+}
+
+impl Drop for Completion {
+    /// Dropped unrun: the connection failed (the reader stopped, or never took it).
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            run(Err(failure(&self.broker, &self.poison, self.written)));
+        }
+    }
 }
 
 /// What the reader expects next.
@@ -56,21 +89,55 @@ struct Pending {
     reply: Reply,
 }
 
-/// A cloneable handle to the two tasks that own one broker socket.
+/// The write half and what goes with writing: the next correlation id, the reader's queue.
+struct Writer {
+    socket: Box<dyn AsyncWrite + Send + Unpin>,
+    correlation_id: i32,
+    pending: mpsc::UnboundedSender<Pending>,
+    client_id: StrBytes,
+    /// Gathers small runs on a socket without vectored writes.
+    gather: Vec<u8>,
+}
+
+/// A cloneable handle to one broker socket: its write half, and the task that reads it.
 #[derive(Clone)]
 pub(crate) struct Wire {
     broker: Arc<str>,
-    tx: mpsc::Sender<Outgoing>,
+    writer: Arc<Mutex<Writer>>,
+    /// The reader's queue, outside the lock, to see whether the reader is still there.
+    reader: mpsc::UnboundedSender<Pending>,
     poison: Arc<OnceLock<Error>>,
     tasks: Arc<Tasks>,
 }
 
-/// Aborts both tasks when the last handle goes.
-struct Tasks([AbortHandle; 2]);
+/// The reader task: told to stop when the wire is poisoned (it then fails what is in flight
+/// and closes the socket), aborted when the last handle goes.
+struct Tasks {
+    reader: AbortHandle,
+    stop: Arc<Notify>,
+}
 
 impl Drop for Tasks {
     fn drop(&mut self) {
-        self.0.iter().for_each(AbortHandle::abort);
+        self.reader.abort();
+    }
+}
+
+/// Poisons the wire when a write is abandoned part way: the broker has part of a frame, and
+/// nothing more can be written after it.
+struct WriteGuard<'a> {
+    wire: &'a Wire,
+    armed: bool,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.wire.poison(io_error(
+                &self.wire.broker,
+                "a request was abandoned while it was being written",
+            ));
+        }
     }
 }
 
@@ -88,39 +155,32 @@ impl Wire {
     {
         let broker: Arc<str> = broker.into();
         let poison = Arc::new(OnceLock::new());
-        let (tx, rx) = mpsc::channel(QUEUE);
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
+        let writer = Arc::new(Mutex::new(Writer {
+            socket: Box::new(write),
+            correlation_id: 0,
+            pending: pending_tx.clone(),
+            client_id: StrBytes::from_string(client_id.to_owned()),
+            gather: Vec::new(),
+        }));
+        let stop = Arc::new(Notify::new());
         let reader = tokio::spawn(read_loop(
             read,
             pending_rx,
             max_frame,
             broker.clone(),
             poison.clone(),
+            (stop.clone(), writer.clone()),
         ));
-        let writer = tokio::spawn(write_loop(
-            write,
-            rx,
-            pending_tx,
-            StrBytes::from_string(client_id.to_owned()),
-            broker.clone(),
-            poison.clone(),
-        ));
-        let handles = [reader.abort_handle(), writer.abort_handle()];
-        let stop = handles.clone();
-        // When either task ends, the other must not outlive it.
-        tokio::spawn(async move {
-            let (mut reader, mut writer) = (reader, writer);
-            tokio::select! {
-                _ = &mut reader => {}
-                _ = &mut writer => {}
-            }
-            stop.iter().for_each(AbortHandle::abort);
-        });
         Wire {
             broker,
-            tx,
+            writer,
+            reader: pending_tx,
             poison,
-            tasks: Arc::new(Tasks(handles)),
+            tasks: Arc::new(Tasks {
+                reader: reader.abort_handle(),
+                stop,
+            }),
         }
     }
 
@@ -131,95 +191,282 @@ impl Wire {
 
     /// True once the connection has failed or closed.
     pub fn is_closed(&self) -> bool {
-        self.poison.get().is_some() || self.tx.is_closed()
+        self.poison.get().is_some() || self.reader.is_closed()
     }
 
     /// Poisons the connection with `error` and stops it: every request in flight fails.
     pub fn poison(&self, error: Error) {
         let _ = self.poison.set(error);
-        self.tasks.0.iter().for_each(AbortHandle::abort);
+        self.tasks.stop.notify_one();
     }
 
-    /// Sends a request and returns the response frame with its header stripped.
+    /// Sends a request and returns the response frame with its header stripped, waiting until
+    /// `deadline` at most. On expiry the broker may still answer, so the connection cannot be
+    /// trusted to stay in step: it is closed, as the Java client does, and the requests in
+    /// flight on it fail. The timeout's outcome is unknown only if the request was written.
+    ///
+    /// Cancel-safe in the sense that matters: dropped before its bytes go out, nothing is sent;
+    /// dropped while they are going out, the connection is closed (half a frame cannot be taken
+    /// back); dropped after, the answer is read and dropped.
     pub async fn call(
         &self,
         head: RequestHead,
         response_header_version: i16,
         body: Body,
+        deadline: Option<Instant>,
     ) -> Result<Bytes, Error> {
-        self.exchange(Some(head), response_header_version, body)
-            .await
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            correlation_id: None,
+            response_header_version,
+            reply: Reply::Caller(reply),
+        };
+        let started = AtomicBool::new(false);
+        let exchange = async {
+            self.write(Some(head), &body, Some(pending), &started)
+                .await?;
+            rx.await.map_err(|_| self.failure(true))
+        };
+        match deadline {
+            None => exchange.await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(self.timed_out(head, deadline, started.load(Ordering::Relaxed))),
+            },
+        }
     }
 
     /// Sends a raw SASL token (v0 handshake) and returns the raw answer.
     pub async fn call_raw(&self, token: Bytes) -> Result<Bytes, Error> {
-        self.exchange(None, 0, token.into()).await
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            correlation_id: None,
+            response_header_version: 0,
+            reply: Reply::Caller(reply),
+        };
+        let started = AtomicBool::new(false);
+        self.write(None, &token.into(), Some(pending), &started)
+            .await?;
+        rx.await.map_err(|_| self.failure(true))
     }
 
-    async fn exchange(
+    /// Sends a request the broker does not answer (Produce with acks=0); returns once written,
+    /// or fails at `deadline` (closing the connection, as [`Wire::call`] does).
+    pub async fn send(
         &self,
-        head: Option<RequestHead>,
+        head: RequestHead,
+        body: Body,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let started = AtomicBool::new(false);
+        let write = self.write(Some(head), &body, None, &started);
+        match tokio::time::timeout_at(deadline, write).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out(head, deadline, started.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// Writes a request whose answer `on_reply` takes, on the reader task (see [`Completion`]).
+    /// `on_reply` runs exactly once, also when the request cannot be written. The write is
+    /// given up at `deadline` (closing the connection); the wait for the answer is not bounded
+    /// here: the caller poisons the wire when it gives up.
+    ///
+    /// Not for `select!`: dropped while its bytes go out, the connection is closed.
+    pub async fn submit(
+        &self,
+        head: RequestHead,
         response_header_version: i16,
         body: Body,
-    ) -> Result<Bytes, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.enqueue(Outgoing {
-            head,
+        deadline: Instant,
+        on_reply: impl FnOnce(Result<Bytes, Error>) + Send + 'static,
+    ) {
+        let completion = Completion {
+            run: Some(Box::new(on_reply)),
+            broker: self.broker.clone(),
+            poison: self.poison.clone(),
+            written: false,
+        };
+        let pending = Pending {
+            correlation_id: None,
             response_header_version,
-            body,
-            reply: Some(reply),
-            written: None,
-        })
-        .await?;
-        rx.await.map_err(|_| self.failure(true))
-    }
-
-    /// Sends a request the broker does not answer (Produce with acks=0); returns once written.
-    pub async fn send(&self, head: RequestHead, body: Body) -> Result<(), Error> {
-        let (written, rx) = oneshot::channel();
-        self.enqueue(Outgoing {
-            head: Some(head),
-            response_header_version: 0,
-            body,
-            reply: None,
-            written: Some(written),
-        })
-        .await?;
-        rx.await.map_err(|_| self.failure(true))
-    }
-
-    async fn enqueue(&self, out: Outgoing) -> Result<(), Error> {
-        if self.poison.get().is_some() {
-            return Err(self.failure(false));
+            reply: Reply::Run(completion),
+        };
+        let started = AtomicBool::new(false);
+        // A failure reaches `on_reply` through the pending entry, dropped unrun: after the
+        // poison is set, so that it carries the cause.
+        let write = self.write(Some(head), &body, Some(pending), &started);
+        tokio::pin!(write);
+        tokio::select! {
+            _ = &mut write => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                self.timed_out(head, deadline, started.load(Ordering::Relaxed));
+            }
         }
-        self.tx.send(out).await.map_err(|_| self.failure(false))
+    }
+
+    /// The error for a request given up on at `deadline`, which closes the connection.
+    fn timed_out(&self, head: RequestHead, deadline: Instant, written: bool) -> Error {
+        let error = Error::Timeout {
+            what: format!(
+                "{} v{} to {}",
+                api_name(head.api_key),
+                head.api_version,
+                self.broker
+            ),
+            after_ms: deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+            outcome_unknown: written,
+        };
+        self.poison(error.clone());
+        error
+    }
+
+    /// Writes one request; `pending` (for requests with an answer) is registered with the
+    /// reader before the first byte goes out. `started` is set when the bytes start to go.
+    async fn write(
+        &self,
+        head: Option<RequestHead>,
+        body: &Body,
+        pending: Option<Pending>,
+        started: &AtomicBool,
+    ) -> Result<(), Error> {
+        let mut w = self.writer.lock().await;
+        if self.poison.get().is_some() {
+            return Err(refuse(pending, self.failure(false)));
+        }
+        let (prefix, correlation_id) = match head {
+            Some(head) => {
+                let id = w.correlation_id.wrapping_add(1);
+                let prefix = match frame::encode_request_head(head, id, &w.client_id, body.len()) {
+                    Ok(prefix) => prefix,
+                    Err(e) => return Err(refuse(pending, Error::protocol(&*self.broker, e))),
+                };
+                w.correlation_id = id;
+                (prefix, Some(id))
+            }
+            None => {
+                let mut prefix = BytesMut::with_capacity(4);
+                prefix.extend_from_slice(&(body.len() as i32).to_be_bytes());
+                (prefix, None)
+            }
+        };
+        if let Some(mut pending) = pending {
+            pending.correlation_id = correlation_id;
+            if let Reply::Run(completion) = &mut pending.reply {
+                completion.written = true;
+            }
+            if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
+                // The reader stopped: the connection failed, and this request never went.
+                return Err(refuse(Some(refused), self.failure(false)));
+            }
+        }
+        started.store(true, Ordering::Relaxed);
+        let mut guard = WriteGuard {
+            wire: self,
+            armed: true,
+        };
+        let Writer { socket, gather, .. } = &mut *w;
+        let written = write_runs(socket, gather, &prefix, body.parts()).await;
+        let written = match written {
+            Ok(()) => socket.flush().await,
+            Err(e) => Err(e),
+        };
+        guard.armed = false;
+        written.map_err(|e| {
+            let error = io_failure(&self.broker, e, false);
+            self.poison(error.clone());
+            self.failure(true)
+        })
     }
 
     /// The error for a request that the failed connection did not answer: the connection's
     /// cause, with this request's own outcome (`written`: it may have reached the broker).
     fn failure(&self, written: bool) -> Error {
-        let broker = self.broker.to_string();
-        match self.poison.get() {
-            // The TLS session failed (a refused certificate, an alert, a TLS listener): every
-            // request on it fails as the connection did; none reached the broker's Kafka layer.
-            Some(tls @ Error::Tls { .. }) => tls.clone(),
-            Some(Error::Io { message, .. }) => Error::Io {
-                broker,
-                message: message.clone(),
-                outcome_unknown: written,
-            },
-            Some(cause) => Error::Disconnected {
-                broker,
-                cause: Arc::new(cause.clone()),
-                outcome_unknown: written,
-            },
-            None => Error::Io {
-                broker,
-                message: "connection closed".to_owned(),
-                outcome_unknown: written,
-            },
+        failure(&self.broker, &self.poison, written)
+    }
+}
+
+/// A request that was not written fails with `error`: its completion, if it has one, runs with
+/// it now. Returns the error, for the caller.
+fn refuse(pending: Option<Pending>, error: Error) -> Error {
+    if let Some(Pending {
+        reply: Reply::Run(completion),
+        ..
+    }) = pending
+    {
+        completion.finish(Err(error.clone()));
+    }
+    error
+}
+
+/// The error of a request on a connection that failed with `poison` (if it did); `written`:
+/// the request may have reached the broker.
+fn failure(broker: &str, poison: &OnceLock<Error>, written: bool) -> Error {
+    let broker = broker.to_owned();
+    match poison.get() {
+        // The TLS session failed (a refused certificate, an alert, a TLS listener): every
+        // request on it fails as the connection did; none reached the broker's Kafka layer.
+        Some(tls @ Error::Tls { .. }) => tls.clone(),
+        Some(Error::Io { message, .. }) => Error::Io {
+            broker,
+            message: message.clone(),
+            outcome_unknown: written,
+        },
+        Some(cause) => Error::Disconnected {
+            broker,
+            cause: Arc::new(cause.clone()),
+            outcome_unknown: written,
+        },
+        None => Error::Io {
+            broker,
+            message: "connection closed".to_owned(),
+            outcome_unknown: written,
+        },
+    }
+}
+
+/// Writes `prefix`, then `runs`, all of them: with vectored writes where the socket has them,
+/// so record batches go from where they were encoded to the kernel; otherwise runs smaller than
+/// [`GATHER`] are gathered into `gather` first.
+async fn write_runs(
+    socket: &mut (dyn AsyncWrite + Send + Unpin),
+    gather: &mut Vec<u8>,
+    prefix: &[u8],
+    runs: &[Bytes],
+) -> std::io::Result<()> {
+    if socket.is_write_vectored() {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(runs.len() + 1);
+        slices.push(IoSlice::new(prefix));
+        slices.extend(runs.iter().map(|run| IoSlice::new(run)));
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            let n = socket.write_vectored(left).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut left, n);
+        }
+        return Ok(());
+    }
+    gather.clear();
+    gather.extend_from_slice(prefix);
+    for run in runs {
+        if run.len() >= GATHER {
+            socket.write_all(gather).await?;
+            gather.clear();
+            socket.write_all(run).await?;
+        } else {
+            if gather.len() + run.len() > GATHER {
+                socket.write_all(gather).await?;
+                gather.clear();
+            }
+            gather.extend_from_slice(run);
         }
     }
+    socket.write_all(gather).await?;
+    gather.clear();
+    Ok(())
 }
 
 /// The error for the socket's I/O failure; `first` says the broker had answered nothing yet on
@@ -241,112 +488,38 @@ fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    write: W,
-    mut rx: mpsc::Receiver<Outgoing>,
-    pending: mpsc::UnboundedSender<Pending>,
-    client_id: StrBytes,
-    broker: Arc<str>,
-    poison: Arc<OnceLock<Error>>,
-) {
-    let mut socket = BufWriter::with_capacity(WRITE_BUFFER, write);
-    let mut correlation_id: i32 = 0;
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        // Write everything queued, then flush once.
-        while let Some(out) = next {
-            if let Err(e) =
-                write_one(&mut socket, out, &mut correlation_id, &pending, &client_id).await
-            {
-                let _ = poison.set(e.into_error(&broker));
-                return;
-            }
-            next = rx.try_recv().ok();
-        }
-        if let Err(e) = socket.flush().await {
-            let _ = poison.set(io_failure(&broker, e, false));
-            return;
-        }
-    }
-}
-
-enum WriteError {
-    Io(std::io::Error),
-    Encode(String),
-    ReaderGone,
-}
-
-impl WriteError {
-    fn into_error(self, broker: &str) -> Error {
-        match self {
-            WriteError::Io(e) => io_failure(broker, e, false),
-            WriteError::Encode(e) => Error::protocol(broker, e),
-            WriteError::ReaderGone => io_error(broker, "connection closed"),
-        }
-    }
-}
-
-async fn write_one<W: AsyncWrite + Unpin>(
-    socket: &mut BufWriter<W>,
-    out: Outgoing,
-    correlation_id: &mut i32,
-    pending: &mpsc::UnboundedSender<Pending>,
-    client_id: &StrBytes,
-) -> Result<(), WriteError> {
-    let (prefix, corr) = match out.head {
-        Some(head) => {
-            *correlation_id = correlation_id.wrapping_add(1);
-            let prefix =
-                frame::encode_request_head(head, *correlation_id, client_id, out.body.len())
-                    .map_err(WriteError::Encode)?;
-            (prefix, Some(*correlation_id))
-        }
-        None => {
-            let mut prefix = BytesMut::with_capacity(4);
-            prefix.extend_from_slice(&(out.body.len() as i32).to_be_bytes());
-            (prefix, None)
-        }
-    };
-    if let Some(reply) = out.reply {
-        pending
-            .send(Pending {
-                correlation_id: corr,
-                response_header_version: out.response_header_version,
-                reply,
-            })
-            .map_err(|_| WriteError::ReaderGone)?;
-    }
-    socket.write_all(&prefix).await.map_err(WriteError::Io)?;
-    // Large runs (record batches) bypass the write buffer and go to the socket as they are;
-    // small ones are gathered into it.
-    for part in out.body.parts() {
-        socket.write_all(part).await.map_err(WriteError::Io)?;
-    }
-    if let Some(written) = out.written {
-        socket.flush().await.map_err(WriteError::Io)?;
-        let _ = written.send(());
-    }
-    Ok(())
-}
-
+/// Reads response frames and hands each to its request, until the socket fails, a frame is
+/// wrong, or the wire is poisoned (`stop`). Then it fails every request in flight and closes the
+/// socket, taking the write half from `writer` once no request is being written.
 async fn read_loop<R: AsyncRead + Unpin>(
     mut read: R,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     max_frame: usize,
     broker: Arc<str>,
     poison: Arc<OnceLock<Error>>,
+    (stop, writer): (Arc<Notify>, Arc<Mutex<Writer>>),
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut answered = false;
+    // A request whose answer did not match, failed after the poison is set.
+    let mut unanswered = None;
     let error = loop {
         match frame::split_frame(&mut buf, max_frame) {
-            Ok(Some(frame)) => match deliver(frame, &mut pending) {
-                Ok(()) => {
-                    answered = true;
-                    continue;
+            Ok(Some(frame)) => {
+                let Ok(p) = pending.try_recv() else {
+                    break Error::protocol(&*broker, "response received with no request in flight");
+                };
+                match deliver(frame, p) {
+                    Ok(()) => {
+                        answered = true;
+                        continue;
+                    }
+                    Err((message, p)) => {
+                        unanswered = Some(p);
+                        break Error::protocol(&*broker, message);
+                    }
                 }
-                Err(message) => break Error::protocol(&*broker, message),
-            },
+            }
             Ok(None) => {}
             Err(e @ frame::FrameError::TlsRecord(_)) => {
                 break Error::Tls {
@@ -362,15 +535,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_BUFFER);
         }
-        match read.read_buf(&mut buf).await {
+        let read = tokio::select! {
+            read = read.read_buf(&mut buf) => read,
+            // Poisoned: the error is set already.
+            _ = stop.notified() => break io_error(&broker, "connection closed"),
+        };
+        match read {
             Ok(0) => break io_error(&broker, closed_message(&buf)),
             Ok(_) => {}
             Err(e) => break io_failure(&broker, e, !answered),
         }
     };
     let _ = poison.set(error);
-    // Returning drops `pending`: every waiting caller sees its reply channel close and reads the
-    // poison error.
+    // Every waiting caller sees its reply channel close and reads the poison error, and every
+    // completion runs with it.
+    drop(unanswered);
+    drop(pending);
+    // The socket closes with its write half; a request being written still holds it, and ends
+    // soon: its write fails, or its deadline drops it.
+    let mut writer = writer.lock().await;
+    writer.socket = Box::new(tokio::io::sink());
 }
 
 /// Why the broker's end-of-file ends the connection, naming a frame it cut short.
@@ -390,26 +574,32 @@ fn closed_message(unread: &[u8]) -> String {
     }
 }
 
-fn deliver(mut frame: Bytes, pending: &mut mpsc::UnboundedReceiver<Pending>) -> Result<(), String> {
-    let Ok(p) = pending.try_recv() else {
-        return Err("response received with no request in flight".to_owned());
-    };
+/// Hands `frame` to the request `p` it answers; a frame that does not answer it is an error,
+/// returned with `p`.
+fn deliver(mut frame: Bytes, p: Pending) -> Result<(), (String, Pending)> {
     if let Some(expected) = p.correlation_id {
         let Some(got) = frame::peek_correlation_id(&frame) else {
-            return Err(format!(
+            let message = format!(
                 "response frame of {} bytes is too short for a correlation id",
                 frame.len()
-            ));
+            );
+            return Err((message, p));
         };
         if got != expected {
-            return Err(format!(
-                "correlation id mismatch: expected {expected}, got {got}"
-            ));
+            let message = format!("correlation id mismatch: expected {expected}, got {got}");
+            return Err((message, p));
         }
-        frame::strip_response_header(&mut frame, p.response_header_version)?;
+        if let Err(message) = frame::strip_response_header(&mut frame, p.response_header_version) {
+            return Err((message, p));
+        }
     }
-    // The caller may have given up (timeout); that is not the connection's problem.
-    let _ = p.reply.send(frame);
+    match p.reply {
+        // The caller may have given up (timeout); that is not the connection's problem.
+        Reply::Caller(reply) => {
+            let _ = reply.send(frame);
+        }
+        Reply::Run(completion) => completion.finish(Ok(frame)),
+    }
     Ok(())
 }
 

@@ -1,25 +1,32 @@
 //! The record accumulator: per partition, an open batch that records are written into as they
-//! are sent, and the closed batches waiting for the sender.
+//! are sent, and the closed batches waiting for the broker; and which broker's sink takes each
+//! partition's batches.
 //!
 //! ```text
 //!  append(record) ─► partition queue ─► open batch (BatchBuilder) ── full / linger.ms / flush ──┐
-//!                                       ready: [closed batch, …] ◄─────────────────────────────┘
-//!  sender: drain() ─► at most one batch per partition in flight ─► complete() or retry()
+//!                        │               ready: [closed batch, …] ◄──────────────────────────────┘
+//!                        └ routed to its leader's sink: sinks[broker] = [partitions], wake
+//!  sink(broker): drain(broker) ─► at most one batch per partition in flight ─► settle() or retry()
 //! ```
 //!
 //! One batch per partition is in flight at a time, so a retried batch is never overtaken and
 //! records keep their order. Queued and in-flight records count against
 //! `queue.buffering.max.messages` and `queue.buffering.max.kbytes`; `append` refuses a record
 //! when they are reached, and the caller waits on [`Accumulator::space`].
+//!
+//! A partition is routed to the sink of its leader when its queue is made, and again whenever
+//! the router calls [`Accumulator::reroute`] after the metadata changed. A partition whose
+//! leader is not known waits under [`UNROUTED`], where only the router looks.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+use super::delivery::{BatchAck, BatchInfo, Settle};
 use super::BatchReports;
 use crate::config::ProducerConfig;
 use crate::error::Error;
@@ -29,26 +36,11 @@ use rustc_hash::FxHashMap;
 /// The most bytes a varint (a record's timestamp or offset delta) takes.
 const MAX_VARINT: usize = 10;
 
-/// What the broker said about a batch.
-#[derive(Debug, Clone)]
-pub(crate) struct BatchAck {
-    /// Offset of the batch's first record; `None` with acks=0.
-    pub base_offset: Option<i64>,
-    /// The broker's append time when the topic uses log-append time.
-    pub log_append_time: Option<i64>,
-}
+/// The sink id of partitions whose leader is not known.
+pub(crate) const UNROUTED: i32 = -1;
 
-/// The outcome of a batch, shared by the delivery futures of its records.
-pub(crate) type Outcome = Option<Result<BatchAck, Error>>;
-
-/// What the records of one batch share: where they go and the batch's outcome. Each record's
-/// delivery future holds it, so appending a record costs one reference count, not a channel
-/// subscription and a topic-name clone of its own.
-pub(crate) struct BatchInfo {
-    pub topic: Arc<str>,
-    pub partition: i32,
-    pub outcome: watch::Receiver<Outcome>,
-}
+/// Where a partition's batches go: the node id of its leader, `None` when none is known.
+pub(crate) type Route = dyn Fn(&str, i32) -> Option<i32> + Send + Sync;
 
 /// Where a record went in the accumulator, for its delivery future.
 pub(crate) struct Appended {
@@ -91,10 +83,12 @@ pub(crate) struct ReadyBatch {
     pub created: Instant,
     pub attempts: u32,
     retry_at: Option<Instant>,
+    /// An attempt failed after its request was written: the broker may hold the batch.
+    pub maybe_written: bool,
     encoding: Encoding,
     stamp: Option<ProducerFields>,
     pub timestamps: Vec<i64>,
-    pub outcome: watch::Sender<Outcome>,
+    outcome: Settle,
 }
 
 enum Encoding {
@@ -132,7 +126,9 @@ impl ReadyBatch {
     }
 
     /// The error of a batch that ran out of `delivery.timeout.ms`, naming the last failure.
+    /// Its outcome is unknown when an attempt may have been written.
     pub fn expired(&self, timeout: Duration, last: Option<&Error>) -> Error {
+        let outcome_unknown = self.maybe_written || last.is_some_and(Error::is_outcome_unknown);
         let last = last
             .map(|e| format!("; last error: {e}"))
             .unwrap_or_default();
@@ -142,12 +138,8 @@ impl ReadyBatch {
                 self.records, self.topic, self.partition
             ),
             after_ms: timeout.as_millis() as u64,
+            outcome_unknown,
         }
-    }
-
-    /// Reports the outcome to every record of the batch.
-    pub fn finish(&self, outcome: Result<BatchAck, Error>) {
-        self.outcome.send_replace(Some(outcome));
     }
 }
 
@@ -156,24 +148,17 @@ struct OpenBatch {
     created: Instant,
     record_bytes: usize,
     timestamps: Vec<i64>,
-    outcome: watch::Sender<Outcome>,
-    info: Arc<BatchInfo>,
+    outcome: Settle,
 }
 
 impl OpenBatch {
     fn new(capacity: usize, topic: &Arc<str>, partition: i32) -> OpenBatch {
-        let (outcome, receiver) = watch::channel(None);
         OpenBatch {
             builder: BatchBuilder::with_capacity(capacity),
             created: Instant::now(),
             record_bytes: 0,
             timestamps: Vec::new(),
-            outcome,
-            info: Arc::new(BatchInfo {
-                topic: topic.clone(),
-                partition,
-                outcome: receiver,
-            }),
+            outcome: Settle::new(topic.clone(), partition),
         }
     }
 
@@ -186,6 +171,7 @@ impl OpenBatch {
             created: self.created,
             attempts: 0,
             retry_at: None,
+            maybe_written: false,
             encoding: Encoding::Open(self.builder),
             stamp: None,
             timestamps: self.timestamps,
@@ -194,13 +180,22 @@ impl OpenBatch {
     }
 }
 
-#[derive(Default)]
 struct PartitionQueue {
     open: Option<OpenBatch>,
     ready: VecDeque<ReadyBatch>,
     in_flight: bool,
     /// Bytes of the last batch closed for being full.
     last_batch_bytes: usize,
+    /// The sink this partition is routed to, and its wake-up.
+    sink: i32,
+    wake: Arc<Notify>,
+}
+
+impl PartitionQueue {
+    /// True when the partition has a batch for its sink, now or once linger or a backoff ends.
+    fn has_work(&self) -> bool {
+        !self.in_flight && (!self.ready.is_empty() || self.open.is_some())
+    }
 }
 
 /// The queues of one topic.
@@ -222,23 +217,74 @@ impl TopicQueues {
     }
 }
 
+/// One sink's partitions.
+struct SinkQueues {
+    partitions: Vec<(Arc<str>, i32)>,
+    wake: Arc<Notify>,
+    /// Its task was started (see [`Accumulator::new_sinks`]).
+    started: bool,
+}
+
 #[derive(Default)]
 struct State {
     /// Topic → its queues, found with one lookup per record. Keyed by `Arc<str>` so a lookup by
     /// `&str` allocates nothing.
     topics: FxHashMap<Arc<str>, TopicQueues>,
+    /// Broker id (or [`UNROUTED`]) → the partitions routed to its sink.
+    sinks: FxHashMap<i32, SinkQueues>,
     messages: usize,
     bytes: usize,
     flushes: usize,
     closed: bool,
 }
 
-/// The accumulator shared by the producer handles and the sender task.
+/// Adds `topic[partition]` to sink `sink`'s list, making the sink's entry when it is new.
+/// Returns its wake-up, and `true` when its task is yet to start (the router starts it).
+fn join(
+    sinks: &mut FxHashMap<i32, SinkQueues>,
+    sink: i32,
+    topic: &Arc<str>,
+    partition: i32,
+) -> (Arc<Notify>, bool) {
+    let entry = sinks.entry(sink).or_insert_with(|| SinkQueues {
+        partitions: Vec::new(),
+        wake: Arc::new(Notify::new()),
+        started: false,
+    });
+    entry.partitions.push((topic.clone(), partition));
+    (entry.wake.clone(), !entry.started && sink != UNROUTED)
+}
+
+impl State {
+    fn leave(&mut self, sink: i32, topic: &str, partition: i32) {
+        if let Some(entry) = self.sinks.get_mut(&sink) {
+            if let Some(i) = entry
+                .partitions
+                .iter()
+                .position(|(t, p)| *p == partition && &**t == topic)
+            {
+                entry.partitions.swap_remove(i);
+            }
+        }
+    }
+
+    fn queue(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionQueue> {
+        self.topics.get_mut(topic)?.partitions.get_mut(&partition)
+    }
+
+    /// Every sink's wake-up, the router's too: the producer is closing or flushing.
+    fn wake_all(&self) {
+        self.sinks.values().for_each(|s| s.wake.notify_one());
+    }
+}
+
+/// The accumulator shared by the producer handles, the router and the sinks.
 pub(crate) struct Accumulator {
     state: Mutex<State>,
     config: ProducerConfig,
-    /// Wakes the sender: a batch opened or filled, a flush or close began, a batch came back.
-    pub wake: Notify,
+    route: Box<Route>,
+    /// Wakes the router: a sink to start, a partition without a leader, the queue finished.
+    pub router: Notify,
     /// Wakes `send` calls waiting for queue space.
     pub space: Notify,
     /// Wakes `flush` calls when the queue empties.
@@ -250,12 +296,14 @@ pub(crate) struct Accumulator {
 impl Accumulator {
     pub fn new(
         config: ProducerConfig,
+        route: Box<Route>,
         reports: Option<mpsc::UnboundedSender<BatchReports>>,
     ) -> Self {
         Accumulator {
             state: Mutex::new(State::default()),
             config,
-            wake: Notify::new(),
+            route,
+            router: Notify::new(),
             space: Notify::new(),
             drained: Notify::new(),
             reports,
@@ -279,7 +327,8 @@ impl Accumulator {
         size: usize,
     ) -> Result<Appended, Refused> {
         let c = &self.config;
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         if state.closed {
             return Err(Refused::Closed);
         }
@@ -320,7 +369,28 @@ impl Accumulator {
                 sticky.partition
             }
         };
-        let queue = queues.partitions.entry(partition).or_default();
+        let mut new_sink = false;
+        let queue = match queues.partitions.get_mut(&partition) {
+            Some(queue) => queue,
+            None => {
+                // A partition's first record: route it to its leader's sink.
+                let sink = (self.route)(topic, partition).unwrap_or(UNROUTED);
+                let name = queues.name.clone();
+                let (wake, new) = join(&mut state.sinks, sink, &name, partition);
+                new_sink = new || sink == UNROUTED;
+                queues
+                    .partitions
+                    .entry(partition)
+                    .or_insert_with(|| PartitionQueue {
+                        open: None,
+                        ready: VecDeque::new(),
+                        in_flight: false,
+                        last_batch_bytes: 0,
+                        sink,
+                        wake,
+                    })
+            }
+        };
         let mut wake = false;
         if let Some(open) = &queue.open {
             // `size` (the record alone in a batch) bounds what the record adds to an open batch,
@@ -333,12 +403,12 @@ impl Accumulator {
                 let open = queue.open.take().expect("checked above");
                 queue.last_batch_bytes = open.builder.size();
                 queue.ready.push_back(open.close(&queues.name, partition));
-                wake = true;
+                wake = !queue.in_flight;
             }
         }
         let last_batch_bytes = queue.last_batch_bytes;
         let open = queue.open.get_or_insert_with(|| {
-            wake = true;
+            wake |= !queue.in_flight;
             // As large as the partition's last full batch, so that a busy partition's buffer
             // does not grow (and copy itself) several times over per batch.
             let capacity = last_batch_bytes.max(64 * 1024).min(c.batch_size).max(size);
@@ -348,59 +418,75 @@ impl Accumulator {
         open.builder.push(timestamp, key, value, headers);
         open.record_bytes += size;
         open.timestamps.push(timestamp);
-        let batch = open.info.clone();
-        drop(state);
-        if wake {
-            self.wake.notify_one();
+        let batch = open.outcome.info().clone();
+        let sink_wake = wake.then(|| queue.wake.clone());
+        drop(guard);
+        if let Some(sink) = sink_wake {
+            sink.notify_one();
+        }
+        if new_sink {
+            self.router.notify_one();
         }
         Ok(Appended { batch, index })
     }
 
-    /// Takes the batches that may go now: per partition with nothing in flight, the oldest
-    /// closed batch whose retry backoff is over, or the open batch once `linger.ms` passed (at
-    /// once while flushing or closing). Batches past `delivery.timeout.ms` fail here. Returns
-    /// the batches and when to look again.
-    pub fn drain(&self, now: Instant) -> (Vec<ReadyBatch>, Option<Instant>) {
+    /// Takes the batches sink `sink` may send now: per partition routed to it with nothing in
+    /// flight, the oldest closed batch whose retry backoff is over, or the open batch once
+    /// `linger.ms` passed (at once while flushing or closing). Batches past
+    /// `delivery.timeout.ms` fail here. Returns the batches and when to look again.
+    pub fn drain(&self, sink: i32, now: Instant) -> (Vec<ReadyBatch>, Option<Instant>) {
         let linger = self.config.linger;
         let timeout = self.config.delivery_timeout;
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         let hurry = state.flushes > 0 || state.closed;
         let mut out = Vec::new();
         let mut expired = Vec::new();
         let mut next: Option<Instant> = None;
         let mut soonest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
-        for TopicQueues {
-            name: topic,
-            partitions,
-            ..
-        } in state.topics.values_mut()
-        {
-            for (&partition, queue) in partitions.iter_mut() {
-                expire(queue, topic, partition, now, timeout, &mut expired);
-                if queue.in_flight {
-                    continue;
+        let Some(entry) = state.sinks.get(&sink) else {
+            return (out, None);
+        };
+        for (topic, partition) in &entry.partitions {
+            let Some(queue) = state
+                .topics
+                .get_mut(&**topic)
+                .and_then(|t| t.partitions.get_mut(partition))
+            else {
+                continue;
+            };
+            expire(queue, topic, *partition, now, timeout, &mut expired);
+            if sink == UNROUTED {
+                // Nothing goes from here: the router looks again when the oldest would expire.
+                let oldest = queue.ready.front().map(|b| b.created);
+                if let Some(created) = oldest.or(queue.open.as_ref().map(|o| o.created)) {
+                    soonest(created + timeout);
                 }
-                if let Some(front) = queue.ready.front() {
-                    match front.retry_at {
-                        Some(at) if at > now => soonest(at),
-                        _ => {
-                            queue.in_flight = true;
-                            out.push(queue.ready.pop_front().expect("front exists"));
-                        }
-                    }
-                } else if let Some(open) = &queue.open {
-                    let due = open.created + linger;
-                    if hurry || due <= now {
+                continue;
+            }
+            if queue.in_flight {
+                continue;
+            }
+            if let Some(front) = queue.ready.front() {
+                match front.retry_at {
+                    Some(at) if at > now => soonest(at),
+                    _ => {
                         queue.in_flight = true;
-                        let open = queue.open.take().expect("checked above");
-                        out.push(open.close(topic, partition));
-                    } else {
-                        soonest(due);
+                        out.push(queue.ready.pop_front().expect("front exists"));
                     }
+                }
+            } else if let Some(open) = &queue.open {
+                let due = open.created + linger;
+                if hurry || due <= now {
+                    queue.in_flight = true;
+                    let open = queue.open.take().expect("checked above");
+                    out.push(open.close(topic, *partition));
+                } else {
+                    soonest(due);
                 }
             }
         }
-        drop(state);
+        drop(guard);
         for batch in expired {
             let error = batch.expired(timeout, None);
             self.settle(batch, Err(error), false);
@@ -408,8 +494,62 @@ impl Accumulator {
         (out, next)
     }
 
+    /// Routes every partition again with the current metadata: partitions whose leader moved
+    /// go to the new leader's sink, which is woken when it has work. Returns the topics of the
+    /// partitions that have no leader.
+    pub fn reroute(&self) -> Vec<Arc<str>> {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let mut moves = Vec::new();
+        for (name, queues) in &state.topics {
+            for (&partition, queue) in &queues.partitions {
+                let sink = (self.route)(name, partition).unwrap_or(UNROUTED);
+                if sink != queue.sink {
+                    moves.push((name.clone(), partition, queue.sink, sink));
+                }
+            }
+        }
+        let mut new_sink = false;
+        for (topic, partition, from, to) in moves {
+            state.leave(from, &topic, partition);
+            let (wake, new) = join(&mut state.sinks, to, &topic, partition);
+            new_sink |= new;
+            let queue = state.queue(&topic, partition).expect("listed above");
+            queue.sink = to;
+            queue.wake = wake;
+            if queue.has_work() {
+                queue.wake.notify_one();
+            }
+        }
+        let unrouted = state
+            .sinks
+            .get(&UNROUTED)
+            .map(|s| s.partitions.iter().map(|(t, _)| t.clone()).collect())
+            .unwrap_or_default();
+        drop(guard);
+        if new_sink {
+            self.router.notify_one();
+        }
+        unrouted
+    }
+
+    /// The sinks that have partitions but no task yet, with their wake-ups; each is marked
+    /// started.
+    pub fn new_sinks(&self) -> Vec<(i32, Arc<Notify>)> {
+        let mut state = self.state();
+        state
+            .sinks
+            .iter_mut()
+            .filter(|(&id, s)| id != UNROUTED && !s.started)
+            .map(|(&id, s)| {
+                s.started = true;
+                (id, s.wake.clone())
+            })
+            .collect()
+    }
+
     /// Reports `outcome` to the batch's records and releases its place in the queue. `in_flight`
-    /// says whether the batch came from the sender (and its partition may send again).
+    /// says whether the batch came from a sink (and its partition may send again).
     pub fn settle(&self, mut batch: ReadyBatch, outcome: Result<BatchAck, Error>, in_flight: bool) {
         if let Some(reports) = &self.reports {
             // One message for the batch's records; the stream hands out a report per record.
@@ -420,26 +560,35 @@ impl Accumulator {
                 outcome.clone(),
             ));
         }
-        batch.finish(outcome);
-        let mut state = self.state();
+        batch.outcome.set(outcome);
+        let mut guard = self.state();
+        let state = &mut *guard;
         state.messages -= batch.records;
         state.bytes -= batch.record_bytes;
+        let mut wake = None;
         if in_flight {
-            if let Some(q) = state
-                .topics
-                .get_mut(&*batch.topic)
-                .and_then(|t| t.partitions.get_mut(&batch.partition))
-            {
+            if let Some(q) = state.queue(&batch.topic, batch.partition) {
                 q.in_flight = false;
+                // Its sink looks again only if the partition has more to send.
+                wake = q.has_work().then(|| q.wake.clone());
             }
         }
         let empty = state.messages == 0;
-        drop(state);
+        let finished = empty && state.closed;
+        if finished {
+            state.wake_all();
+        }
+        drop(guard);
         self.space.notify_waiters();
         if empty {
             self.drained.notify_waiters();
         }
-        self.wake.notify_one();
+        if let Some(wake) = wake {
+            wake.notify_one();
+        }
+        if finished {
+            self.router.notify_one();
+        }
     }
 
     /// Puts an in-flight batch back at the front of its partition, to go again after `backoff`.
@@ -447,17 +596,16 @@ impl Accumulator {
         batch.attempts += 1;
         batch.retry_at = Some(Instant::now() + backoff);
         let mut state = self.state();
-        let queue = state
-            .topics
-            .entry(batch.topic.clone())
-            .or_insert_with(|| TopicQueues::new(batch.topic.clone()))
-            .partitions
-            .entry(batch.partition)
-            .or_default();
+        let Some(queue) = state.queue(&batch.topic, batch.partition) else {
+            // Queues are never removed: a batch comes from one.
+            drop(state);
+            return self.settle(batch, Err(Error::Closed), false);
+        };
         queue.in_flight = false;
         queue.ready.push_front(batch);
+        let wake = queue.wake.clone();
         drop(state);
-        self.wake.notify_one();
+        wake.notify_one();
     }
 
     /// Records queued or in flight.
@@ -470,17 +618,19 @@ impl Accumulator {
         let mut state = self.state();
         if on {
             state.flushes += 1;
+            state.wake_all();
         } else {
             state.flushes -= 1;
         }
-        drop(state);
-        self.wake.notify_one();
     }
 
-    /// Refuses new records from now on; what is queued is still sent.
+    /// Refuses new records from now on; what is queued is still sent, at once.
     pub fn close(&self) {
-        self.state().closed = true;
-        self.wake.notify_one();
+        let mut state = self.state();
+        state.closed = true;
+        state.wake_all();
+        drop(state);
+        self.router.notify_one();
         self.space.notify_waiters();
     }
 
@@ -518,5 +668,134 @@ fn expire(
     {
         let open = queue.open.take().expect("checked above");
         expired.push(open.close(topic, partition));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing without a broker: partitions go to their leader's sink, move with it, and wait
+    //! (and expire) without one.
+
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::ClientConfig;
+
+    /// An accumulator whose partitions are led as `leaders` says at the time of asking.
+    fn accumulator(
+        settings: &[(&str, &str)],
+        leaders: Arc<Mutex<HashMap<i32, i32>>>,
+    ) -> Accumulator {
+        let mut config = ClientConfig::new();
+        for (key, value) in settings {
+            config = config.set(key, value).unwrap();
+        }
+        let route = Box::new(move |_: &str, p: i32| leaders.lock().unwrap().get(&p).copied());
+        Accumulator::new(config.producer, route, None)
+    }
+
+    fn append(acc: &Accumulator, partition: i32) -> Appended {
+        acc.append(
+            "t",
+            Target::Partition(partition),
+            0,
+            None,
+            Some(b"v"),
+            &[],
+            70,
+        )
+        .ok()
+        .expect("appended")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_goes_to_its_leaders_sink_and_moves_with_it() {
+        let leaders = Arc::new(Mutex::new(HashMap::from([(0, 1), (1, 2)])));
+        let acc = accumulator(&[("linger.ms", "0")], leaders.clone());
+        append(&acc, 0);
+        append(&acc, 1);
+        let mut sinks: Vec<i32> = acc.new_sinks().into_iter().map(|(id, _)| id).collect();
+        sinks.sort();
+        assert_eq!(sinks, [1, 2]);
+        assert!(acc.new_sinks().is_empty(), "each sink is started once");
+        let now = Instant::now();
+        let (one, _) = acc.drain(1, now);
+        let (two, _) = acc.drain(2, now);
+        assert_eq!(one.iter().map(|b| b.partition).collect::<Vec<_>>(), [0]);
+        assert_eq!(two.iter().map(|b| b.partition).collect::<Vec<_>>(), [1]);
+        for batch in one.into_iter().chain(two) {
+            acc.settle(batch, Ok(BatchAck::UNKNOWN), true);
+        }
+
+        // The leader of partition 0 moves to broker 3: a new sink, woken with the work.
+        leaders.lock().unwrap().insert(0, 3);
+        append(&acc, 0);
+        assert!(acc.reroute().is_empty());
+        let started: Vec<i32> = acc.new_sinks().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(started, [3]);
+        assert!(acc.drain(1, Instant::now()).0.is_empty());
+        let (three, _) = acc.drain(3, Instant::now());
+        assert_eq!(three.len(), 1);
+        assert_eq!(acc.pending(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_without_a_leader_waits_then_expires_as_never_sent() {
+        let leaders = Arc::new(Mutex::new(HashMap::new()));
+        let acc = accumulator(&[("delivery.timeout.ms", "5000")], leaders.clone());
+        let appended = append(&acc, 0);
+        assert!(
+            acc.new_sinks().is_empty(),
+            "no sink for a partition without a leader"
+        );
+        assert_eq!(
+            acc.reroute(),
+            [Arc::<str>::from("t")],
+            "its topic is asked about"
+        );
+        let (none, next) = acc.drain(UNROUTED, Instant::now());
+        assert!(none.is_empty(), "nothing goes from the unrouted list");
+        let next = next.expect("the router looks again at the delivery timeout");
+        tokio::time::sleep_until(next).await;
+        let (none, _) = acc.drain(UNROUTED, Instant::now());
+        assert!(none.is_empty());
+        let delivery = super::super::DeliveryFuture::new(appended.batch, appended.index, 0);
+        let err = delivery.await.unwrap_err();
+        assert!(!err.is_outcome_unknown(), "{err}");
+        assert!(err.to_string().contains("delivery.timeout.ms"), "{err}");
+        assert_eq!(acc.pending(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_lingers_unless_a_flush_or_close_hurries_it() {
+        let leaders = Arc::new(Mutex::new(HashMap::from([(0, 1)])));
+        let acc = accumulator(&[("linger.ms", "100")], leaders);
+        append(&acc, 0);
+        let start = Instant::now();
+        let (none, next) = acc.drain(1, start);
+        assert!(none.is_empty());
+        assert_eq!(next, Some(start + Duration::from_millis(100)));
+        acc.flushing(true);
+        let (flushed, _) = acc.drain(1, start);
+        assert_eq!(flushed.len(), 1, "a flush sends it at once");
+        acc.flushing(false);
+        append(&acc, 0);
+        assert!(
+            acc.drain(1, Instant::now()).0.is_empty(),
+            "one batch per partition in flight, and this one lingers"
+        );
+        for batch in flushed {
+            acc.settle(batch, Ok(BatchAck::UNKNOWN), true);
+        }
+        acc.close();
+        assert_eq!(
+            acc.drain(1, Instant::now()).0.len(),
+            1,
+            "closing sends it at once"
+        );
+        assert!(matches!(
+            acc.append("t", Target::Partition(0), 0, None, None, &[], 70),
+            Err(Refused::Closed)
+        ));
     }
 }

@@ -34,10 +34,12 @@ struct State {
     reset: bool,
 }
 
-/// Producer id, epoch and sequences, shared by the sender's request tasks.
+/// Producer id, epoch and sequences, shared by the sinks.
 #[derive(Default)]
 pub(crate) struct Identity {
     state: Mutex<State>,
+    /// Held while InitProducerId is out, so that sinks needing an epoch at once ask once.
+    init: tokio::sync::Mutex<()>,
 }
 
 impl Identity {
@@ -51,8 +53,23 @@ impl Identity {
         state.current.is_none() || state.reset
     }
 
+    /// Makes sure there is a producer id and a current epoch: asks for one when there is none
+    /// (or the current one had a sequence gap), once for all the sinks that need it.
+    ///
+    /// Cancel-safe: a cancelled request leaves the identity as it was, and the next call asks.
+    pub async fn ensure(&self, cluster: &Cluster) -> Result<(), Error> {
+        if !self.needs_init() {
+            return Ok(());
+        }
+        let _asking = self.init.lock().await;
+        match self.needs_init() {
+            true => self.init(cluster).await,
+            false => Ok(()),
+        }
+    }
+
     /// Asks the cluster for a producer id, or for the next epoch of the current one.
-    pub async fn init(&self, cluster: &Cluster) -> Result<(), Error> {
+    async fn init(&self, cluster: &Cluster) -> Result<(), Error> {
         let current = self.state().current;
         let conn = cluster.any_broker().await?;
         let version = conn.version_of::<InitProducerIdRequest>()?;

@@ -1,23 +1,26 @@
 //! The producer: records are written into their partition's open batch as they are sent
-//! ([`accumulator`]); a sender task ([`sender`]) ships closed batches, one Produce request per
-//! broker, and each record's delivery future (and the optional report stream) learns where it
-//! landed.
+//! ([`accumulator`]); one sink per broker ([`sink`]) ships the batches of the partitions that
+//! broker leads, and each record's delivery future ([`delivery`]) and the optional report
+//! stream learn where it landed, from the connection's reader task as the answer arrives.
 //!
 //! ```text
 //!  produce(record) ─► partition (explicit │ murmur2(key) │ sticky) ─► Accumulator::append
 //!        │                                                                 │ linger / full / flush
 //!        ▼                                                                 ▼
-//!  DeliveryFuture ◄── batch outcome (watch) ◄── settle ◄── sender: Produce per broker, retries
+//!  DeliveryFuture ◄── batch outcome ◄── completion (reader task) ◄── sink(leader): Produce
 //! ```
+//!
+//! The tasks, who owns what and which locks exist are described in [`sink`].
 
 mod accumulator;
+mod delivery;
 mod idempotence;
 mod partitioner;
-mod sender;
+mod sink;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,13 +28,16 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use delivery::DeliveryFuture;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 
 use crate::cluster::{ClientKind, Cluster};
 use crate::config::{ClientConfig, ProducerConfig};
 use crate::error::Error;
 use crate::protocol::records::{BatchBuilder, Header};
-use accumulator::{Accumulator, Appended, BatchAck, Refused, Target};
+use accumulator::{Accumulator, Appended, Refused, Target};
+use delivery::BatchAck;
+use sink::Pipeline;
 
 /// A record to send.
 ///
@@ -188,13 +194,9 @@ impl Iterator for BatchReports {
         let index = self.next;
         let timestamp = *self.timestamps.get(index)?;
         self.next += 1;
-        let failed = BatchAck {
-            base_offset: None,
-            log_append_time: None,
-        };
         let (ack, error) = match &self.outcome {
             Ok(ack) => (ack, None),
-            Err(e) => (&failed, Some(e.clone())),
+            Err(e) => (&BatchAck::UNKNOWN, Some(e.clone())),
         };
         Some(DeliveryReport {
             metadata: RecordMetadata::of(&self.topic, self.partition, index as i64, timestamp, ack),
@@ -222,38 +224,6 @@ impl DeliveryReports {
             // Cancel safe: a batch is taken from the channel only when this returns.
             self.current = Some(self.batches.recv().await?);
         }
-    }
-}
-
-/// Resolves when the broker acknowledged (or finally refused) one record. `.await` it.
-pub struct DeliveryFuture {
-    appended: Appended,
-    timestamp: i64,
-}
-
-impl IntoFuture for DeliveryFuture {
-    type Output = Result<RecordMetadata, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let Appended { batch, index } = self.appended;
-            let mut outcome = batch.outcome.clone();
-            let settled = outcome
-                .wait_for(Option::is_some)
-                .await
-                .map_err(|_| Error::Closed)?;
-            match settled.as_ref().expect("waited for Some") {
-                Ok(ack) => Ok(RecordMetadata::of(
-                    &batch.topic,
-                    batch.partition,
-                    index,
-                    self.timestamp,
-                    ack,
-                )),
-                Err(e) => Err(e.clone()),
-            }
-        })
     }
 }
 
@@ -300,13 +270,17 @@ impl ProducerBuilder {
             false => (None, None),
         };
         let config = self.config.producer.clone();
-        let acc = Arc::new(Accumulator::new(config.clone(), reports_tx));
-        let sender = tokio::spawn(sender::run(
-            acc.clone(),
-            cluster.clone(),
-            config.clone(),
-            self.config.common.request_timeout,
-        ));
+        let leaders = cluster.clone();
+        let route = Box::new(move |topic: &str, partition| leaders.cached_leader(topic, partition));
+        let acc = Arc::new(Accumulator::new(config.clone(), route, reports_tx));
+        let identity = config.idempotent().unwrap_or(false).then(Default::default);
+        let sender = tokio::spawn(sink::run(Arc::new(Pipeline {
+            acc: acc.clone(),
+            cluster: cluster.clone(),
+            config: config.clone(),
+            request_timeout: self.config.common.request_timeout,
+            identity,
+        })));
         Ok(Producer {
             inner: Arc::new(Inner {
                 cluster,
@@ -344,6 +318,14 @@ impl ProducerBuilder {
 #[derive(Clone)]
 pub struct Producer {
     inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("in_flight", &self.in_flight_count())
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -441,10 +423,7 @@ impl Producer {
                 inner
                     .acc
                     .append(&record.topic, target, timestamp, key, value, headers, alone);
-            appended.map(|appended| DeliveryFuture {
-                appended,
-                timestamp,
-            })
+            appended.map(|Appended { batch, index }| DeliveryFuture::new(batch, index, timestamp))
         };
         let mut attempt = append();
         loop {
@@ -486,9 +465,19 @@ impl Producer {
 
     /// Sends every queued record now, without waiting for `linger.ms`, and waits until all are
     /// delivered or failed, for at most `timeout`.
+    ///
+    /// Cancel-safe: dropped before it returns, the flush ends there, and linger applies again.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        let acc = &self.inner.acc;
+        /// Ends the flush however the wait ends.
+        struct Flushing<'a>(&'a Accumulator);
+        impl Drop for Flushing<'_> {
+            fn drop(&mut self) {
+                self.0.flushing(false);
+            }
+        }
+        let acc = &*self.inner.acc;
         acc.flushing(true);
+        let _flushing = Flushing(acc);
         let drained = async {
             loop {
                 let drained = acc.drained.notified();
@@ -500,12 +489,13 @@ impl Producer {
                 drained.await;
             }
         };
-        let result = tokio::time::timeout(timeout, drained).await;
-        acc.flushing(false);
-        result.map_err(|_| Error::Timeout {
-            what: format!("flush ({} records still queued)", acc.pending()),
-            after_ms: timeout.as_millis() as u64,
-        })
+        tokio::time::timeout(timeout, drained)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("flush ({} records still queued)", acc.pending()),
+                after_ms: timeout.as_millis() as u64,
+                outcome_unknown: false,
+            })
     }
 
     /// Closes the producer: no new records are taken, and every queued record is delivered or

@@ -42,7 +42,10 @@ where
 
 fn call(wire: &Wire, body: &'static [u8]) -> tokio::task::JoinHandle<Result<Bytes, Error>> {
     let wire = wire.clone();
-    tokio::spawn(async move { wire.call(HEAD, 0, Bytes::from_static(body).into()).await })
+    tokio::spawn(async move {
+        wire.call(HEAD, 0, Bytes::from_static(body).into(), None)
+            .await
+    })
 }
 
 #[tokio::test]
@@ -102,7 +105,7 @@ async fn a_wrong_correlation_id_poisons_every_request_in_flight() {
     assert!(wire.is_closed());
     // Later requests fail at once, with the same cause, and were never written.
     let late = wire
-        .call(HEAD, 0, Bytes::from_static(b"c").into())
+        .call(HEAD, 0, Bytes::from_static(b"c").into(), None)
         .await
         .unwrap_err();
     assert_eq!(late.to_string(), a.to_string());

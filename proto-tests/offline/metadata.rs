@@ -196,7 +196,7 @@ async fn auto_creation_is_asked_by_producers_and_not_by_consumers() {
                 .unwrap()
                 .set("group.id", "g")
                 .unwrap();
-            let topic = crate::common::unique_topic("auto");
+            let topic = crate::unique_topic("auto");
             match how {
                 Use::Produce => {
                     let producer = Producer::builder(config).build().await.unwrap();

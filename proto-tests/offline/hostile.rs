@@ -8,7 +8,7 @@
 //! `receive.message.max.bytes`; it closes the connection, and a later request opens a new one,
 //! no sooner than `reconnect.backoff.ms` allows.
 //!
-//! These tests need no real Kafka: `cargo test --test proto-tests hostile`.
+//! These tests need no real Kafka: `cargo test --test offline hostile`.
 
 use std::cell::Cell;
 use std::future::Future;

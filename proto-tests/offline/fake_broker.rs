@@ -8,9 +8,9 @@
 //!  client ◄── bytes ───────────── rule for this API key? (hostile bytes) ◄─┘
 //! ```
 //!
-//! Shared by the hostile and metadata tests. The cluster it plays: broker 1 (itself), the controller, leading the one partition of
-//! [`TOPIC`], whose log holds one batch of one record at offset 0. It counts the connections it
-//! accepts and those the client closes.
+//! Shared by the hostile and metadata tests. The cluster it plays: broker 1 (itself), the
+//! controller, leading the one partition of [`TOPIC`], whose log holds one batch of one record
+//! at offset 0. It counts the connections it accepts and those the client closes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,269 @@
+//! The producer's pipeline against an in-memory cluster ([`crate::testing`]) on paused time:
+//! sinks that do not wait for each other, partitions that follow their leader, retries,
+//! timeouts and what they say about the outcome, and every public async method dropped
+//! mid-flight with the producer still working after it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::testing::MemCluster;
+use crate::{ClientConfig, Error, Producer, ProducerRecord};
+
+/// A producer's configuration for `cluster`: acks=1 (no idempotence) unless a test says
+/// otherwise, and timeouts a test can wait out on paused time.
+fn config(cluster: &MemCluster) -> ClientConfig {
+    ClientConfig::new()
+        .bootstrap_servers([cluster.addr(1)])
+        .set("acks", "1")
+        .unwrap()
+        .set("request.timeout.ms", 1000)
+        .unwrap()
+        .set("retry.backoff.ms", 10)
+        .unwrap()
+}
+
+fn record(topic: &str, partition: i32, value: &'static str) -> ProducerRecord {
+    ProducerRecord::new(topic)
+        .partition(partition)
+        .value(Bytes::from_static(value.as_bytes()))
+}
+
+fn values(records: Vec<(i64, Option<Bytes>)>) -> Vec<(i64, String)> {
+    records
+        .into_iter()
+        .map(|(offset, value)| {
+            let value = String::from_utf8(value.unwrap_or_default().to_vec()).unwrap();
+            (offset, value)
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_broker_holds_up_no_other_broker() {
+    let cluster = MemCluster::new(2);
+    cluster.topic("t", &[1, 2]);
+    let producer = Producer::builder(config(&cluster)).build().await.unwrap();
+    cluster.stall(2, true);
+    let started = Instant::now();
+    let slow = producer.produce(record("t", 1, "slow")).await.unwrap();
+    let fast = producer.send(record("t", 0, "fast")).await.unwrap();
+    assert_eq!(fast.to_string(), "t[0]@0");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "{:?}",
+        started.elapsed()
+    );
+    // The stalled request is given up after twice request.timeout.ms, its connection closed,
+    // and the batch sent again: to a broker that answers by then.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.stall(2, false);
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.to_string(), "t[1]@0");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(values(cluster.records("t", 1)), [(0, "slow".to_owned())]);
+    assert_eq!(
+        cluster.connections(2),
+        2,
+        "the stalled connection was replaced"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partition_follows_its_leader_to_another_sink() {
+    let cluster = MemCluster::new(2);
+    cluster.topic("t", &[1]);
+    let producer = Producer::builder(config(&cluster)).build().await.unwrap();
+    producer.send(record("t", 0, "a")).await.unwrap();
+    cluster.move_leader("t", 0, 2);
+    // Broker 1 answers NOT_LEADER_OR_FOLLOWER; the metadata names broker 2, whose sink sends it.
+    let moved = producer.send(record("t", 0, "b")).await.unwrap();
+    assert_eq!(moved.to_string(), "t[0]@1");
+    assert_eq!(cluster.produce_requests(2), 1);
+    assert_eq!(
+        values(cluster.records("t", 0)),
+        [(0, "a".to_owned()), (1, "b".to_owned())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_batch_is_retried_until_the_broker_takes_it() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    let producer = Producer::builder(config(&cluster)).build().await.unwrap();
+    cluster.refuse("t", 0, 19, 2); // NOT_ENOUGH_REPLICAS, twice
+    let delivered = producer.send(record("t", 0, "x")).await.unwrap();
+    assert_eq!(delivered.offset, Some(0));
+    assert_eq!(cluster.produce_requests(1), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sinks_of_an_idempotent_producer_share_one_init_producer_id() {
+    let cluster = MemCluster::new(3);
+    cluster.topic("t", &[1, 2, 3]);
+    let config = config(&cluster).set("acks", "all").unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let pending: Vec<_> = futures_join(&producer, 3).await;
+    for (p, delivery) in pending.into_iter().enumerate() {
+        assert_eq!(delivery.await.unwrap().to_string(), format!("t[{p}]@0"));
+    }
+    assert_eq!(cluster.init_producer_id_requests(), 1);
+}
+
+/// Queues one record on each of `partitions` partitions of `t`, returning their futures.
+async fn futures_join(producer: &Producer, partitions: i32) -> Vec<crate::DeliveryFuture> {
+    let mut pending = Vec::new();
+    for p in 0..partitions {
+        pending.push(producer.produce(record("t", p, "x")).await.unwrap());
+    }
+    pending
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flush_dropped_mid_way_leaves_linger_in_force() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    let config = config(&cluster).set("linger.ms", 10_000).unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    cluster.stall(1, true);
+    let first = producer.produce(record("t", 0, "first")).await.unwrap();
+    let flush = producer.flush(Duration::from_secs(30));
+    assert!(tokio::time::timeout(Duration::from_millis(100), flush)
+        .await
+        .is_err());
+    cluster.stall(1, false);
+    let started = Instant::now();
+    let second = producer.produce(record("t", 0, "second")).await.unwrap();
+    first.await.unwrap();
+    let second = second.await.unwrap();
+    // Had the dropped flush stayed on, the second record would have gone with no linger.
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(second.offset, Some(1));
+    // And a flush that runs to its end still sends at once.
+    let third = producer.produce(record("t", 0, "third")).await.unwrap();
+    let started = Instant::now();
+    producer.flush(Duration::from_secs(30)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(50));
+    assert_eq!(third.await.unwrap().offset, Some(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_produce_dropped_while_it_waits_for_space_queues_nothing() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    let config = config(&cluster)
+        .set("linger.ms", 1_000)
+        .unwrap()
+        .set("queue.buffering.max.messages", 1)
+        .unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let first = producer.produce(record("t", 0, "first")).await.unwrap();
+    let waiting = producer.produce(record("t", 0, "dropped"));
+    assert!(tokio::time::timeout(Duration::from_millis(100), waiting)
+        .await
+        .is_err());
+    assert_eq!(producer.in_flight_count(), 1);
+    first.await.unwrap();
+    let after = producer.send(record("t", 0, "after")).await.unwrap();
+    assert_eq!(after.offset, Some(1));
+    assert_eq!(
+        values(cluster.records("t", 0)),
+        [(0, "first".to_owned()), (1, "after".to_owned())]
+    );
+    // try_send refuses rather than waits.
+    let _queued = producer.produce(record("t", 0, "queued")).await.unwrap();
+    let refused = producer
+        .try_send(record("t", 0, "refused"))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::QueueFull { .. }), "{refused:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_future_dropped_or_abandoned_leaves_the_record_delivered() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    let config = config(&cluster).set("linger.ms", 100).unwrap();
+    let producer = Producer::builder(config)
+        .delivery_reports()
+        .build()
+        .await
+        .unwrap();
+    let mut reports = producer.delivery_reports().unwrap();
+    drop(producer.produce(record("t", 0, "dropped")).await.unwrap());
+    let mut abandoned = producer.produce(record("t", 0, "abandoned")).await.unwrap();
+    // Polled once, given up on by a timeout, then awaited again: still its own outcome.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), &mut abandoned)
+            .await
+            .is_err()
+    );
+    let first = reports.recv().await.unwrap();
+    assert_eq!(first.metadata.to_string(), "t[0]@0");
+    assert!(first.error.is_none());
+    assert_eq!(abandoned.await.unwrap().to_string(), "t[0]@1");
+    assert_eq!(reports.recv().await.unwrap().metadata.offset, Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_sends_what_lingers_at_once_and_waits_for_it() {
+    let cluster = MemCluster::new(2);
+    cluster.topic("t", &[1, 2]);
+    let config = config(&cluster).set("linger.ms", 60_000).unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let a = producer.produce(record("t", 0, "a")).await.unwrap();
+    let b = producer.produce(record("t", 1, "b")).await.unwrap();
+    let started = Instant::now();
+    producer.clone().close().await;
+    assert!(started.elapsed() < Duration::from_millis(50));
+    assert_eq!(a.await.unwrap().offset, Some(0));
+    assert_eq!(b.await.unwrap().offset, Some(0));
+    let late = producer.produce(record("t", 0, "late")).await.unwrap_err();
+    assert!(matches!(late, Error::Closed), "{late:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_is_outcome_unknown_only_when_the_request_was_written() {
+    let cluster = MemCluster::new(2);
+    cluster.topic("t", &[1, 2]);
+    let config = config(&cluster)
+        .set("delivery.timeout.ms", 5_000)
+        .unwrap()
+        .set("socket.timeout.ms", 1_000)
+        .unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    // Broker 1 takes the request and never answers: it may have written the record.
+    cluster.stall(1, true);
+    // Broker 2 never completes a handshake: the record never left.
+    cluster.silence(2);
+    let written = producer.produce(record("t", 0, "w")).await.unwrap();
+    let unsent = producer.produce(record("t", 1, "u")).await.unwrap();
+    let (written, unsent) = (written.await.unwrap_err(), unsent.await.unwrap_err());
+    for e in [&written, &unsent] {
+        assert!(
+            matches!(e, Error::Timeout { what, .. } if what.contains("delivery.timeout.ms")),
+            "{e:?}"
+        );
+    }
+    assert!(written.is_outcome_unknown(), "{written}");
+    assert!(!unsent.is_outcome_unknown(), "{unsent}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn connecting_to_a_silent_broker_times_out_with_nothing_sent() {
+    let cluster = MemCluster::new(1);
+    cluster.silence(1);
+    let config = config(&cluster).set("socket.timeout.ms", 1_000).unwrap();
+    let err = Producer::builder(config).build().await.unwrap_err();
+    assert!(!err.is_outcome_unknown(), "{err:?}");
+    assert!(err.to_string().contains("socket.timeout.ms"), "{err}");
+}

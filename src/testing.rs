@@ -1,0 +1,384 @@
+//! An in-memory Kafka cluster for unit tests: brokers reached through tokio's `duplex` pipes
+//! instead of sockets, answering ApiVersions, Metadata, InitProducerId and Produce as a real
+//! cluster does, with the knobs a test needs (a broker that stalls, a leader that moves, a
+//! partition that refuses). No broker process, no port: the tests run on paused time.
+//!
+//! ```text
+//!  Connection::connect("mem-7-2:9092") ── dial() ──► duplex pipe ──► serve(cluster 7, broker 2)
+//! ```
+//!
+//! The answers are kafka-protocol's own response types, encoded at the version asked, so what
+//! the client reads is what a broker of that version sends.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, InitProducerIdResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use crate::protocol::frame;
+use crate::protocol::records::BatchDecoder;
+use crate::protocol::versions::OURS;
+
+/// The clusters alive, by id, for [`dial`].
+static CLUSTERS: Mutex<Vec<(u64, Weak<Mutex<State>>)>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A connection to `addr` when it names a broker of a live in-memory cluster
+/// (`mem-<cluster>-<node>:9092`): the client's end of a pipe whose other end that broker serves.
+pub(crate) fn dial(addr: &str) -> Option<DuplexStream> {
+    let rest = addr.strip_prefix("mem-")?.strip_suffix(":9092")?;
+    let (cluster, node) = rest.split_once('-')?;
+    let (cluster, node): (u64, i32) = (cluster.parse().ok()?, node.parse().ok()?);
+    let state = CLUSTERS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(id, _)| *id == cluster)
+        .and_then(|(_, state)| state.upgrade())?;
+    let (client, server) = tokio::io::duplex(1 << 20);
+    state.lock().unwrap().brokers.get_mut(&node)?.connections += 1;
+    tokio::spawn(serve(server, Arc::downgrade(&state), node));
+    Some(client)
+}
+
+/// One partition's log and how it answers.
+#[derive(Default)]
+struct Partition {
+    leader: i32,
+    leader_epoch: i32,
+    /// The batches written, in offset order, with their base offsets.
+    log: Vec<(i64, Bytes)>,
+    next_offset: i64,
+    /// Refuse Produce with this error code, this many more times.
+    refuse: Option<(i16, usize)>,
+}
+
+#[derive(Default)]
+struct Broker {
+    /// Produce requests are read but not answered while set.
+    stalled: bool,
+    /// Nothing is answered at all, not even the handshake.
+    silent: bool,
+    connections: usize,
+    produce_requests: usize,
+}
+
+#[derive(Default)]
+struct State {
+    id: u64,
+    brokers: BTreeMap<i32, Broker>,
+    topics: BTreeMap<String, Vec<Partition>>,
+    init_producer_id: usize,
+    metadata_requests: usize,
+}
+
+/// An in-memory cluster; its brokers stop answering when it is dropped.
+pub(crate) struct MemCluster {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemCluster {
+    /// A cluster of brokers `1..=brokers`.
+    pub fn new(brokers: i32) -> MemCluster {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(Mutex::new(State {
+            id,
+            brokers: (1..=brokers).map(|n| (n, Broker::default())).collect(),
+            ..State::default()
+        }));
+        let mut clusters = CLUSTERS.lock().unwrap();
+        clusters.retain(|(_, s)| s.strong_count() > 0);
+        clusters.push((id, Arc::downgrade(&state)));
+        MemCluster { state }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    /// The address of broker `node`.
+    pub fn addr(&self, node: i32) -> String {
+        format!("mem-{}-{node}:9092", self.state().id)
+    }
+
+    /// Creates `topic` with one partition per entry of `leaders`, led by that broker.
+    pub fn topic(&self, topic: &str, leaders: &[i32]) {
+        let partitions = leaders
+            .iter()
+            .map(|&leader| Partition {
+                leader,
+                ..Partition::default()
+            })
+            .collect();
+        self.state().topics.insert(topic.to_owned(), partitions);
+    }
+
+    /// Broker `node` takes Produce requests and does not answer them while `on`: neither them
+    /// nor anything after them on the same connection (a broker answers in order). New
+    /// connections answer again once it is off. The requests held are not written.
+    pub fn stall(&self, node: i32, on: bool) {
+        self.state().brokers.get_mut(&node).unwrap().stalled = on;
+    }
+
+    /// Broker `node` answers nothing at all, the handshake included.
+    pub fn silence(&self, node: i32) {
+        self.state().brokers.get_mut(&node).unwrap().silent = true;
+    }
+
+    /// Makes `to` the leader of `topic[partition]`, with the next leader epoch.
+    pub fn move_leader(&self, topic: &str, partition: usize, to: i32) {
+        let mut state = self.state();
+        let p = &mut state.topics.get_mut(topic).unwrap()[partition];
+        p.leader = to;
+        p.leader_epoch += 1;
+    }
+
+    /// The next `times` Produce requests for `topic[partition]` fail with error `code`.
+    pub fn refuse(&self, topic: &str, partition: usize, code: i16, times: usize) {
+        self.state().topics.get_mut(topic).unwrap()[partition].refuse = Some((code, times));
+    }
+
+    /// The records written to `topic[partition]`, as `(offset, value)` in log order.
+    pub fn records(&self, topic: &str, partition: usize) -> Vec<(i64, Option<Bytes>)> {
+        let state = self.state();
+        let mut out = Vec::new();
+        for (base, bytes) in &state.topics[topic][partition].log {
+            for batch in BatchDecoder::new(bytes.clone(), true, usize::MAX) {
+                let batch = batch.expect("the client's batches decode");
+                // The client numbers a batch's records from 0; the log from `base`.
+                for record in batch.records {
+                    out.push((base + record.offset, record.value));
+                }
+            }
+        }
+        out
+    }
+
+    /// Produce requests broker `node` has read.
+    pub fn produce_requests(&self, node: i32) -> usize {
+        self.state().brokers[&node].produce_requests
+    }
+
+    /// Connections made to broker `node`.
+    pub fn connections(&self, node: i32) -> usize {
+        self.state().brokers[&node].connections
+    }
+
+    /// InitProducerId requests the cluster has answered.
+    pub fn init_producer_id_requests(&self) -> usize {
+        self.state().init_producer_id
+    }
+}
+
+/// Broker `node` of the cluster behind `state`, on one connection: reads each request and
+/// answers it, in order, until the client closes or the cluster is gone.
+async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
+    let mut buf = BytesMut::with_capacity(4096);
+    // Set once this connection stops answering: a broker answers in order, so after one
+    // request it holds, it answers none.
+    let mut holding = false;
+    loop {
+        let frame = loop {
+            match frame::split_frame(&mut buf, 64 << 20) {
+                Ok(Some(frame)) => break frame,
+                Ok(None) => {}
+                Err(e) => panic!("the in-memory broker read a bad request frame: {e}"),
+            }
+            match pipe.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let Some(state) = state.upgrade() else { return };
+        let answer = {
+            let mut state = state.lock().unwrap();
+            let broker = state.brokers.get_mut(&node).unwrap();
+            let produce = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16;
+            if broker.silent || (broker.stalled && produce) {
+                if produce {
+                    broker.produce_requests += 1;
+                }
+                holding = true;
+            }
+            match holding {
+                true => None,
+                false => answer(&mut state, node, frame),
+            }
+        };
+        if let Some(answer) = answer {
+            if pipe.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The response frame to one request, or `None` when none is sent (Produce with acks=0).
+fn answer(state: &mut State, node: i32, mut frame: Bytes) -> Option<Vec<u8>> {
+    let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame)
+        .expect("a request header");
+    let (key, version) = (header.request_api_key, header.request_api_version);
+    let respond = |body: &dyn Fn(&mut BytesMut)| {
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        buf.put_i32(header.correlation_id);
+        body(&mut buf);
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        buf.to_vec()
+    };
+    Some(match ApiKey::try_from(key).expect("a known API") {
+        ApiKey::ApiVersions => {
+            let keys = OURS
+                .iter()
+                .map(|&(key, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(key)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect();
+            let response = ApiVersionsResponse::default().with_api_keys(keys);
+            // ApiVersions answers with the v0 response header whatever its version.
+            respond(&|buf| response.encode(buf, version).unwrap())
+        }
+        ApiKey::Metadata => {
+            state.metadata_requests += 1;
+            let asked = MetadataRequest::decode(&mut frame, version).unwrap();
+            let response = metadata(state, asked);
+            respond(&|buf| encode_with_header(&response, version, buf))
+        }
+        ApiKey::InitProducerId => {
+            state.init_producer_id += 1;
+            let response = InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(1000 + state.init_producer_id as i64))
+                .with_producer_epoch(0);
+            respond(&|buf| encode_with_header(&response, version, buf))
+        }
+        ApiKey::Produce => {
+            state.brokers.get_mut(&node).unwrap().produce_requests += 1;
+            let asked = ProduceRequest::decode(&mut frame, version).unwrap();
+            let response = produce(state, node, &asked);
+            if asked.acks == 0 {
+                return None;
+            }
+            respond(&|buf| encode_with_header(&response, version, buf))
+        }
+        other => panic!("the in-memory broker does not play {other:?}"),
+    })
+}
+
+/// Writes the rest of the response header (after the correlation id) and the body.
+fn encode_with_header<M: Encodable + HeaderVersion>(body: &M, version: i16, buf: &mut BytesMut) {
+    if M::header_version(version) >= 1 {
+        buf.put_u8(0); // no tagged fields
+    }
+    body.encode(buf, version).unwrap();
+}
+
+fn metadata(state: &State, asked: MetadataRequest) -> MetadataResponse {
+    let names: Vec<String> = match asked.topics {
+        None => state.topics.keys().cloned().collect(),
+        Some(topics) => topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect(),
+    };
+    let topics = names
+        .into_iter()
+        .map(|name| {
+            let topic = MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+            let Some(partitions) = state.topics.get(&name) else {
+                return topic.with_error_code(3); // UNKNOWN_TOPIC_OR_PARTITION
+            };
+            topic.with_partitions(
+                partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(i as i32)
+                            .with_leader_id(BrokerId(p.leader))
+                            .with_leader_epoch(p.leader_epoch)
+                            .with_replica_nodes(vec![BrokerId(p.leader)])
+                            .with_isr_nodes(vec![BrokerId(p.leader)])
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let brokers = state
+        .brokers
+        .keys()
+        .map(|&node| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node))
+                .with_host(StrBytes::from_string(format!("mem-{}-{node}", state.id)))
+                .with_port(9092)
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_controller_id(BrokerId(1))
+        .with_topics(topics)
+}
+
+fn produce(state: &mut State, node: i32, asked: &ProduceRequest) -> ProduceResponse {
+    let responses = asked
+        .topic_data
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    let answer = PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_log_append_time_ms(-1);
+                    let partition = state
+                        .topics
+                        .get_mut(t.name.0.as_str())
+                        .and_then(|parts| parts.get_mut(p.index as usize));
+                    let Some(partition) = partition else {
+                        return answer.with_error_code(3);
+                    };
+                    if partition.leader != node {
+                        return answer.with_error_code(6); // NOT_LEADER_OR_FOLLOWER
+                    }
+                    if let Some((code, left)) = &mut partition.refuse {
+                        let code = *code;
+                        *left -= 1;
+                        if *left == 0 {
+                            partition.refuse = None;
+                        }
+                        return answer.with_error_code(code);
+                    }
+                    let batch = p.records.clone().unwrap_or_default();
+                    // A v2 batch header holds its record count at byte 57.
+                    let count = (&batch[57..61]).get_i32() as i64;
+                    let base = partition.next_offset;
+                    partition.next_offset += count;
+                    partition.log.push((base, batch));
+                    answer.with_base_offset(base)
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
