@@ -329,3 +329,67 @@ async fn a_subscription_changed_during_a_join_is_joined_again() {
         admin().await.delete_topic(&topic).await.unwrap();
     }
 }
+
+/// A commit does not wait for a join. A member that stopped polling holds the group's next
+/// rebalance for its whole `max.poll.interval.ms` (8 s here); meanwhile the other member's
+/// JoinGroup is held by the coordinator, and its commits answer within a round trip: refused
+/// as a rebalance in progress (retriable), as the Java client's are, not after the join.
+#[tokio::test]
+async fn a_commit_does_not_wait_for_a_join_in_progress() {
+    let topic = new_topic("commit-join", 2).await;
+    produce(&topic, 20).await;
+    let group = unique_topic("g");
+    let patient = |ms: u32| manual(&group).set("max.poll.interval.ms", ms).unwrap();
+    let mut active = Consumer::builder(patient(60_000)).build().await.unwrap();
+    let mut idle = Consumer::builder(patient(8_000)).build().await.unwrap();
+    active.subscribe(&[&topic]).unwrap();
+    idle.subscribe(&[&topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while active.assignment().len() != 1 || idle.assignment().len() != 1 {
+        assert!(Instant::now() < deadline, "both members got a partition");
+        let _ = active.poll(Duration::from_millis(100)).await;
+        let _ = idle.poll(Duration::from_millis(100)).await;
+    }
+    // `idle` polls no more. A third member joins: `active` rejoins, and its JoinGroup waits
+    // for `idle` until the coordinator gives up on it.
+    let mut third = Consumer::builder(patient(60_000)).build().await.unwrap();
+    third.subscribe(&[&topic]).unwrap();
+    let third = tokio::spawn(async move {
+        let until = Instant::now() + Duration::from_secs(30);
+        while third.assignment().is_empty() && Instant::now() < until {
+            let _ = third.poll(Duration::from_millis(100)).await;
+        }
+        third
+    });
+    let rebalance_started = Instant::now();
+    // Polled until its join is under way (the join runs on as a task of its own).
+    while active.assignment().len() == 1 && rebalance_started.elapsed() < Duration::from_secs(2) {
+        let _ = active.poll(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    let committed = active.commit_offsets(&[(topic.as_str(), 0, 1)]).await;
+    let took = started.elapsed();
+    println!("commit during the join: {committed:?} after {took:?}");
+    assert!(took < Duration::from_secs(3), "the commit waited {took:?}");
+    if let Err(e) = &committed {
+        assert!(e.is_retriable(), "{e}");
+    }
+    // Once the join is done, commits go through again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = active.poll(Duration::from_millis(100)).await;
+        if active
+            .commit_offsets(&[(topic.as_str(), 0, 1)])
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "commits go through after the rebalance"
+        );
+    }
+    drop(idle);
+    let _ = third.await;
+}

@@ -16,7 +16,7 @@
 //! nor a long fetch ever delays a heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +139,8 @@ pub(crate) struct GroupMember {
     identity: Arc<std::sync::Mutex<Identity>>,
     /// Set by the heartbeat task when the member must join again.
     rejoin: Rejoin,
+    /// Set while a join runs, for the committer (see [`GroupMember::committer`]).
+    in_join: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
     /// When the application last asked for records.
     polls: PollClock,
@@ -176,6 +178,7 @@ impl GroupMember {
             generation: -1,
             identity: Arc::default(),
             rejoin: Rejoin::new(attention),
+            in_join: Arc::default(),
             heartbeat: None,
         }
     }
@@ -207,6 +210,15 @@ impl GroupMember {
         if let Some(task) = self.heartbeat.take() {
             task.abort();
         }
+        /// Clears the flag however the join ends, cancelled included.
+        struct InJoin(Arc<AtomicBool>);
+        impl Drop for InJoin {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        self.in_join.store(true, Ordering::Release);
+        let _in_join = InJoin(self.in_join.clone());
         let mut owned = owned.clone();
         let mut lost = false;
         loop {
@@ -509,12 +521,6 @@ impl GroupMember {
         self.coordinator.committed(partitions).await
     }
 
-    /// The member's id and generation, readable without waiting for the member (a join may
-    /// hold it): for commits bound to the generation the partitions were owned in.
-    pub fn identity(&self) -> Arc<std::sync::Mutex<Identity>> {
-        self.identity.clone()
-    }
-
     fn publish_identity(&self) {
         *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Identity {
             member_id: self.member_id.clone(),
@@ -522,28 +528,15 @@ impl GroupMember {
         };
     }
 
-    /// Commits `offsets` (the next offset to read, per partition) for the current generation,
-    /// or for `as_of` when given. When the group has moved on, the member rejoins.
-    pub async fn commit(
-        &mut self,
-        offsets: &[(&str, i32, i64)],
-        as_of: Option<&Identity>,
-    ) -> Result<(), Error> {
-        let (member_id, generation) = match as_of {
-            Some(identity) => (identity.member_id.as_str(), identity.generation),
-            None => (self.member_id.as_str(), self.generation),
-        };
-        let who = Committer {
-            member_id,
-            generation,
-            instance_id: self.config.group_instance_id.as_deref(),
-        };
-        match self.coordinator.commit(who, offsets).await {
-            Err(CommitError::Stale(e)) => {
-                self.rejoin.rebalance();
-                Err(e)
-            }
-            other => Ok(other?),
+    /// What commits for this member without waiting for it: a join holds the member for a
+    /// whole rebalance (up to `max.poll.interval.ms`), and a commit must not wait that long.
+    pub fn committer(&self) -> ClassicCommitter {
+        ClassicCommitter {
+            coordinator: Arc::new(tokio::sync::Mutex::new(self.coordinator.another())),
+            identity: self.identity.clone(),
+            instance_id: self.config.group_instance_id.clone(),
+            rejoin: self.rejoin.clone(),
+            in_join: self.in_join.clone(),
         }
     }
 
@@ -587,4 +580,59 @@ async fn send_leave(conn: &Connection, group_id: &str, member_id: &str) -> Resul
 
 fn millis(d: Duration) -> i32 {
     d.as_millis().min(i32::MAX as u128) as i32
+}
+
+/// Commits offsets for a classic member, as the member was last published (or as it was when
+/// pinned): through a coordinator handle of its own, so a commit never waits for a join.
+#[derive(Clone)]
+pub(crate) struct ClassicCommitter {
+    coordinator: Arc<tokio::sync::Mutex<Coordinator>>,
+    identity: Arc<std::sync::Mutex<Identity>>,
+    instance_id: Option<String>,
+    rejoin: Rejoin,
+    in_join: Arc<AtomicBool>,
+}
+
+impl ClassicCommitter {
+    /// The member's id and generation now.
+    pub fn identity(&self) -> Identity {
+        self.identity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) for the current generation,
+    /// or for `as_of` when given. During a join the generation is the one ending, and the
+    /// coordinator refuses it (REBALANCE_IN_PROGRESS, retriable), as the Java client's commits
+    /// fail during a rebalance. When the group has moved on otherwise, the member rejoins.
+    ///
+    /// Cancel-safe as far as the client goes; the commit itself may or may not have been made
+    /// when dropped (the request may be on the wire).
+    pub async fn commit(
+        &self,
+        offsets: &[(&str, i32, i64)],
+        as_of: Option<&Identity>,
+    ) -> Result<(), Error> {
+        let identity = match as_of {
+            Some(identity) => identity.clone(),
+            None => self.identity(),
+        };
+        let who = Committer {
+            member_id: &identity.member_id,
+            generation: identity.generation,
+            instance_id: self.instance_id.as_deref(),
+        };
+        let outcome = self.coordinator.lock().await.commit(who, offsets).await;
+        match outcome {
+            Err(CommitError::Stale(e)) => {
+                // A join under way answers it already.
+                if !self.in_join.load(Ordering::Acquire) {
+                    self.rejoin.rebalance();
+                }
+                Err(e)
+            }
+            other => Ok(other?),
+        }
+    }
 }

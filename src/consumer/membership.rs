@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::consumer_group::{Change, ConsumerGroupMember};
 use super::coordinator::Identity;
-use super::group::{GroupMember, Rejoin};
+use super::group::{ClassicCommitter, GroupMember, Rejoin};
 use super::listener::Step;
 use super::Consumer;
 use crate::cluster::{Cluster, Metadata, EARLIEST, LATEST};
@@ -61,8 +61,8 @@ pub(super) struct ClassicGroup {
     pub cooperative: bool,
     pub topics: SharedTopics,
     pub assigned_from: AssignedFrom,
-    /// The member's id and generation, as [`GroupMember::identity`].
-    pub identity: Arc<Mutex<Identity>>,
+    /// Commits without waiting for the member (see [`GroupMember::committer`]).
+    pub committer: ClassicCommitter,
     /// Joins that failed in a row: the next waits [`rejoin_backoff`] first.
     pub failures: u32,
 }
@@ -100,7 +100,7 @@ pub(crate) struct GroupCommitter {
 
 #[derive(Clone)]
 enum Member {
-    Classic(Arc<tokio::sync::Mutex<GroupMember>>, Arc<Mutex<Identity>>),
+    Classic(ClassicCommitter),
     Consumer(Arc<ConsumerGroupMember>),
 }
 
@@ -111,9 +111,7 @@ impl GroupCommitter {
     /// while the coordinator moves, and the member may join again meanwhile.
     pub fn pinned(mut self) -> GroupCommitter {
         self.as_of = Some(match &self.member {
-            Member::Classic(_, identity) => {
-                identity.lock().unwrap_or_else(|p| p.into_inner()).clone()
-            }
+            Member::Classic(c) => c.identity(),
             Member::Consumer(m) => m.identity(),
         });
         self
@@ -131,7 +129,7 @@ impl GroupCommitter {
                 offsets.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
             let as_of = this.as_of.as_ref();
             match &this.member {
-                Member::Classic(m, _) => m.lock().await.commit(&offsets, as_of).await,
+                Member::Classic(c) => c.commit(&offsets, as_of).await,
                 Member::Consumer(m) => m.commit(&offsets, as_of).await,
             }
         }
@@ -149,7 +147,7 @@ impl Membership {
 
     pub fn committer(&self) -> GroupCommitter {
         let member = match self {
-            Membership::Classic(g) => Member::Classic(g.member.clone(), g.identity.clone()),
+            Membership::Classic(g) => Member::Classic(g.committer.clone()),
             Membership::Consumer(m) => Member::Consumer(m.clone()),
         };
         GroupCommitter {

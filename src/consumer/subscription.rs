@@ -164,7 +164,7 @@ impl Consumer {
                     rejoin: member.rejoin(),
                     cooperative: member.cooperative(),
                     assigned_from: member.assigned_from(),
-                    identity: member.identity(),
+                    committer: member.committer(),
                     member: Arc::new(tokio::sync::Mutex::new(member)),
                     joining: None,
                     topics: shared,
