@@ -32,6 +32,12 @@ impl BrokerSlot {
         })
     }
 
+    /// The live connection, if there is one and nobody is connecting this moment.
+    pub fn live(&self) -> Option<Connection> {
+        let state = self.state.try_lock().ok()?;
+        state.conn.as_ref().filter(|c| !c.is_closed()).cloned()
+    }
+
     /// The live connection, or a new one after the backoff delay. Callers wanting the same
     /// broker wait for one attempt rather than racing their own.
     pub async fn connection(&self, settings: &ConnectionSettings) -> Result<Connection, Error> {

@@ -197,6 +197,12 @@ impl Cluster {
         slot.connection(&self.inner.settings).await
     }
 
+    /// The connection to broker `id` when one is open and free to take this moment, without
+    /// waiting: `None` when there is none (or another caller is making one).
+    pub fn live_connection(&self, id: i32) -> Option<Connection> {
+        self.slot(id)?.live()
+    }
+
     fn slot(&self, id: i32) -> Option<Arc<BrokerSlot>> {
         self.inner
             .brokers

@@ -242,22 +242,39 @@ impl Connection {
     }
 
     /// Writes an encoded body of `R` at `version` whose response `on_reply` takes: on the
-    /// connection's reader task, as soon as it arrives, or with the connection's error. The
-    /// write is bounded by the request timeout, the wait for the answer is not: the caller
-    /// [`poison`](Connection::poison)s the connection when it gives up. Not for `select!` (see
-    /// [`Wire::submit`]).
+    /// connection's reader task, as soon as it arrives, or with the connection's error (the
+    /// connection closed by a timeout when it is not there by `deadline`). Not for `select!`
+    /// (see [`Wire::submit`]).
     pub(crate) async fn submit<R: ApiRequest>(
         &self,
         version: i16,
         body: Body,
+        deadline: Instant,
         on_reply: impl FnOnce(Result<Bytes, Error>) + Send + 'static,
     ) {
         let head = RequestHead::of::<R>(version);
-        let deadline = Instant::now() + self.request_timeout;
         let response_header_version = R::Response::header_version(version);
         self.wire
             .submit(head, response_header_version, body, deadline, on_reply)
             .await
+    }
+
+    /// As [`Connection::submit`], without waiting (see [`Wire::try_submit`]): `on_reply` comes
+    /// back when another request is being written on the connection this moment.
+    pub(crate) fn try_submit<R: ApiRequest, F>(
+        &self,
+        version: i16,
+        body: &Body,
+        deadline: Instant,
+        on_reply: F,
+    ) -> Result<(), F>
+    where
+        F: FnOnce(Result<Bytes, Error>) + Send + 'static,
+    {
+        let head = RequestHead::of::<R>(version);
+        let response_header_version = R::Response::header_version(version);
+        self.wire
+            .try_submit(head, response_header_version, body, deadline, on_reply)
     }
 
     /// Decodes a response to `R` at `version`. Bytes that do not decode poison the connection:

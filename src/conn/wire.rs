@@ -22,11 +22,15 @@
 //! the reader stops, and every request in flight fails with that error, marked outcome-unknown.
 //! Requests that never reached the socket fail with their outcome known.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
@@ -39,6 +43,10 @@ use crate::protocol::frame::{self, Body, RequestHead};
 
 /// Initial read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// How often the reader looks at the deadlines of the requests in flight when none is due
+/// sooner: a request written while it sleeps has its deadline seen within this. Nothing wakes
+/// the reader per request, which at low rates would cost a wake-up per record.
+const LOOK: Duration = Duration::from_secs(1);
 /// On a socket without vectored writes (TLS may lack them), runs smaller than this are
 /// gathered into one buffer before they are written, so that a request does not become a
 /// write (and a TLS record) per field.
@@ -87,6 +95,17 @@ struct Pending {
     correlation_id: Option<i32>,
     response_header_version: i16,
     reply: Reply,
+    /// When the reader gives up on the answer, closing the connection; `None` where the caller
+    /// keeps its own time ([`Wire::call`]).
+    due: Option<Due>,
+}
+
+/// When a request's answer is due, for the reader to give up on it.
+struct Due {
+    at: Instant,
+    head: RequestHead,
+    /// How long it was given, for the error.
+    after: Duration,
 }
 
 /// The write half and what goes with writing: the next correlation id, the reader's queue.
@@ -220,6 +239,7 @@ impl Wire {
             correlation_id: None,
             response_header_version,
             reply: Reply::Caller(reply),
+            due: None,
         };
         let started = AtomicBool::new(false);
         let exchange = async {
@@ -243,6 +263,7 @@ impl Wire {
             correlation_id: None,
             response_header_version: 0,
             reply: Reply::Caller(reply),
+            due: None,
         };
         let started = AtomicBool::new(false);
         self.write(None, &token.into(), Some(pending), &started)
@@ -267,9 +288,9 @@ impl Wire {
     }
 
     /// Writes a request whose answer `on_reply` takes, on the reader task (see [`Completion`]).
-    /// `on_reply` runs exactly once, also when the request cannot be written. The write is
-    /// given up at `deadline` (closing the connection); the wait for the answer is not bounded
-    /// here: the caller poisons the wire when it gives up.
+    /// `on_reply` runs exactly once, also when the request cannot be written. The answer is
+    /// due by `deadline`: the reader gives up on it then, closing the connection, and so does
+    /// a write still going on.
     ///
     /// Not for `select!`: dropped while its bytes go out, the connection is closed.
     pub async fn submit(
@@ -280,17 +301,7 @@ impl Wire {
         deadline: Instant,
         on_reply: impl FnOnce(Result<Bytes, Error>) + Send + 'static,
     ) {
-        let completion = Completion {
-            run: Some(Box::new(on_reply)),
-            broker: self.broker.clone(),
-            poison: self.poison.clone(),
-            written: false,
-        };
-        let pending = Pending {
-            correlation_id: None,
-            response_header_version,
-            reply: Reply::Run(completion),
-        };
+        let pending = self.expecting(head, response_header_version, deadline, on_reply);
         let started = AtomicBool::new(false);
         // A failure reaches `on_reply` through the pending entry, dropped unrun: after the
         // poison is set, so that it carries the cause.
@@ -301,6 +312,117 @@ impl Wire {
             _ = tokio::time::sleep_until(deadline) => {
                 self.timed_out(head, deadline, started.load(Ordering::Relaxed));
             }
+        }
+    }
+
+    /// As [`Wire::submit`], without waiting: when no other request is being written this
+    /// moment, the request is registered and written as far as the socket takes it now, and a
+    /// task of its own writes the rest, if any (the socket's buffer was full). When another
+    /// request is being written, `on_reply` comes back untouched, to be submitted the waiting
+    /// way. A caller that must not await (or be cancelled half way) sends with this.
+    pub fn try_submit<F>(
+        &self,
+        head: RequestHead,
+        response_header_version: i16,
+        body: &Body,
+        deadline: Instant,
+        on_reply: F,
+    ) -> Result<(), F>
+    where
+        F: FnOnce(Result<Bytes, Error>) + Send + 'static,
+    {
+        let Ok(mut w) = self.writer.clone().try_lock_owned() else {
+            return Err(on_reply);
+        };
+        let mut pending = self.expecting(head, response_header_version, deadline, on_reply);
+        if self.poison.get().is_some() {
+            refuse(Some(pending), self.failure(false));
+            return Ok(());
+        }
+        let id = w.correlation_id.wrapping_add(1);
+        let prefix = match frame::encode_request_head(head, id, &w.client_id, body.len()) {
+            Ok(prefix) => prefix,
+            Err(e) => {
+                refuse(Some(pending), Error::protocol(&*self.broker, e));
+                return Ok(());
+            }
+        };
+        w.correlation_id = id;
+        pending.correlation_id = Some(id);
+        if let Reply::Run(completion) = &mut pending.reply {
+            completion.written = true;
+        }
+        if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
+            refuse(Some(refused), self.failure(false));
+            return Ok(());
+        }
+        let mut runs: VecDeque<Bytes> = VecDeque::with_capacity(body.parts().len() + 1);
+        runs.push_back(prefix.freeze());
+        runs.extend(body.parts().iter().cloned());
+        if !w.socket.is_write_vectored() {
+            // One buffer, not a write (and a TLS record) per run.
+            let whole: BytesMut = runs.drain(..).fold(BytesMut::new(), |mut all, run| {
+                all.extend_from_slice(&run);
+                all
+            });
+            runs.push_back(whole.freeze());
+        }
+        match write_now(&mut *w.socket, &mut runs) {
+            Err(e) => self.poison(io_failure(&self.broker, e, false)),
+            Ok(true) => {}
+            Ok(false) => {
+                // The socket took part of it: the rest goes from a task that holds the write
+                // half meanwhile, so nothing can come between.
+                let wire = self.clone();
+                tokio::spawn(async move {
+                    let mut guard = WriteGuard {
+                        wire: &wire,
+                        armed: true,
+                    };
+                    let Writer { socket, gather, .. } = &mut *w;
+                    let rest: Vec<Bytes> = runs.into();
+                    let finish = async {
+                        write_runs(socket, gather, &[], &rest).await?;
+                        socket.flush().await
+                    };
+                    match tokio::time::timeout_at(deadline, finish).await {
+                        Ok(Ok(())) => guard.armed = false,
+                        Ok(Err(e)) => {
+                            guard.armed = false;
+                            wire.poison(io_failure(&wire.broker, e, false));
+                        }
+                        // The guard closes the connection.
+                        Err(_) => {}
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The reader's entry for a request whose answer `on_reply` takes, due by `deadline`.
+    fn expecting(
+        &self,
+        head: RequestHead,
+        response_header_version: i16,
+        deadline: Instant,
+        on_reply: impl FnOnce(Result<Bytes, Error>) + Send + 'static,
+    ) -> Pending {
+        let completion = Completion {
+            run: Some(Box::new(on_reply)),
+            broker: self.broker.clone(),
+            poison: self.poison.clone(),
+            written: false,
+        };
+        Pending {
+            correlation_id: None,
+            response_header_version,
+            reply: Reply::Run(completion),
+            due: Some(Due {
+                at: deadline,
+                head,
+                after: deadline.saturating_duration_since(Instant::now()),
+            }),
         }
     }
 
@@ -469,6 +591,53 @@ async fn write_runs(
     Ok(())
 }
 
+/// Writes what `socket` takes of `runs` without waiting, dropping what was written from
+/// `runs`, flushing when all went; true when all went and was flushed.
+fn write_now(
+    socket: &mut (dyn AsyncWrite + Send + Unpin),
+    runs: &mut VecDeque<Bytes>,
+) -> std::io::Result<bool> {
+    let mut cx = Context::from_waker(nothing_to_wake());
+    while !runs.is_empty() {
+        let written = {
+            let slices: Vec<IoSlice<'_>> = runs.iter().map(|run| IoSlice::new(run)).collect();
+            Pin::new(&mut *socket).poll_write_vectored(&mut cx, &slices)
+        };
+        let mut n = match written {
+            Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => return Ok(false),
+        };
+        while n > 0 {
+            let front = runs.front_mut().expect("written from these runs");
+            if front.len() <= n {
+                n -= front.len();
+                runs.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+    match Pin::new(socket).poll_flush(&mut cx) {
+        Poll::Ready(Ok(())) => Ok(true),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(false),
+    }
+}
+
+/// The waker of a poll made once, not to be woken: [`write_now`] does not wait, and whoever
+/// writes next polls with its own.
+fn nothing_to_wake() -> &'static Waker {
+    struct Nothing;
+    impl Wake for Nothing {
+        fn wake(self: Arc<Self>) {}
+    }
+    static NOTHING: OnceLock<Waker> = OnceLock::new();
+    NOTHING.get_or_init(|| Waker::from(Arc::new(Nothing)))
+}
+
 /// The error for the socket's I/O failure; `first` says the broker had answered nothing yet on
 /// this connection. On TLS, a certificate or alert failure is told apart (`tls::tls_error`).
 #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
@@ -493,7 +662,7 @@ fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
 /// socket, taking the write half from `writer` once no request is being written.
 async fn read_loop<R: AsyncRead + Unpin>(
     mut read: R,
-    mut pending: mpsc::UnboundedReceiver<Pending>,
+    mut incoming: mpsc::UnboundedReceiver<Pending>,
     max_frame: usize,
     broker: Arc<str>,
     poison: Arc<OnceLock<Error>>,
@@ -501,21 +670,29 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut answered = false;
-    // A request whose answer did not match, failed after the poison is set.
-    let mut unanswered = None;
+    // The requests in flight, oldest first, as taken from `incoming`.
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    // When to look at the deadlines next: the earliest one, or [`LOOK`] from now. Re-armed only
+    // when something earlier is due: a timer that fires early costs one look.
+    let mut armed = Instant::now() + LOOK;
+    let look = tokio::time::sleep_until(armed);
+    tokio::pin!(look);
     let error = loop {
         match frame::split_frame(&mut buf, max_frame) {
-            Ok(Some(frame)) => {
-                let Ok(p) = pending.try_recv() else {
+            Ok(Some(mut frame)) => {
+                queue.extend(std::iter::from_fn(|| incoming.try_recv().ok()));
+                let Some(p) = queue.pop_front() else {
                     break Error::protocol(&*broker, "response received with no request in flight");
                 };
-                match deliver(frame, p) {
+                match answers(&mut frame, &p) {
                     Ok(()) => {
+                        deliver(frame, p);
                         answered = true;
                         continue;
                     }
-                    Err((message, p)) => {
-                        unanswered = Some(p);
+                    Err(message) => {
+                        // Failed after the poison is set, so that it carries the cause.
+                        queue.push_front(p);
                         break Error::protocol(&*broker, message);
                     }
                 }
@@ -535,10 +712,38 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_BUFFER);
         }
+        queue.extend(std::iter::from_fn(|| incoming.try_recv().ok()));
+        let now = Instant::now();
+        if let Some(due) = queue
+            .iter()
+            .filter_map(|p| p.due.as_ref())
+            .find(|d| d.at <= now)
+        {
+            break Error::Timeout {
+                what: format!(
+                    "{} v{} to {}",
+                    api_name(due.head.api_key),
+                    due.head.api_version,
+                    broker
+                ),
+                after_ms: due.after.as_millis() as u64,
+                outcome_unknown: true,
+            };
+        }
+        let next = queue
+            .iter()
+            .filter_map(|p| p.due.as_ref().map(|d| d.at))
+            .min();
+        let next = next.unwrap_or(now + LOOK);
+        if next < armed || look.is_elapsed() {
+            armed = next;
+            look.as_mut().reset(armed);
+        }
         let read = tokio::select! {
             read = read.read_buf(&mut buf) => read,
             // Poisoned: the error is set already.
             _ = stop.notified() => break io_error(&broker, "connection closed"),
+            () = &mut look => continue,
         };
         match read {
             Ok(0) => break io_error(&broker, closed_message(&buf)),
@@ -549,8 +754,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let _ = poison.set(error);
     // Every waiting caller sees its reply channel close and reads the poison error, and every
     // completion runs with it.
-    drop(unanswered);
-    drop(pending);
+    drop(queue);
+    drop(incoming);
     // The socket closes with its write half; a request being written still holds it, and ends
     // soon: its write fails, or its deadline drops it.
     let mut writer = writer.lock().await;
@@ -574,33 +779,34 @@ fn closed_message(unread: &[u8]) -> String {
     }
 }
 
-/// Hands `frame` to the request `p` it answers; a frame that does not answer it is an error,
-/// returned with `p`.
-fn deliver(mut frame: Bytes, p: Pending) -> Result<(), (String, Pending)> {
-    if let Some(expected) = p.correlation_id {
-        let Some(got) = frame::peek_correlation_id(&frame) else {
-            let message = format!(
-                "response frame of {} bytes is too short for a correlation id",
-                frame.len()
-            );
-            return Err((message, p));
-        };
-        if got != expected {
-            let message = format!("correlation id mismatch: expected {expected}, got {got}");
-            return Err((message, p));
-        }
-        if let Err(message) = frame::strip_response_header(&mut frame, p.response_header_version) {
-            return Err((message, p));
-        }
+/// Checks that `frame` answers `p` (its correlation id) and strips its response header.
+fn answers(frame: &mut Bytes, p: &Pending) -> Result<(), String> {
+    let Some(expected) = p.correlation_id else {
+        return Ok(());
+    };
+    let Some(got) = frame::peek_correlation_id(frame) else {
+        return Err(format!(
+            "response frame of {} bytes is too short for a correlation id",
+            frame.len()
+        ));
+    };
+    if got != expected {
+        return Err(format!(
+            "correlation id mismatch: expected {expected}, got {got}"
+        ));
     }
+    frame::strip_response_header(frame, p.response_header_version)
+}
+
+/// Hands a response body to the request it answers.
+fn deliver(body: Bytes, p: Pending) {
     match p.reply {
         // The caller may have given up (timeout); that is not the connection's problem.
         Reply::Caller(reply) => {
-            let _ = reply.send(frame);
+            let _ = reply.send(body);
         }
-        Reply::Run(completion) => completion.finish(Ok(frame)),
+        Reply::Run(completion) => completion.finish(Ok(body)),
     }
-    Ok(())
 }
 
 #[cfg(test)]

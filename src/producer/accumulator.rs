@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::delivery::{BatchAck, BatchInfo, Settle};
@@ -46,6 +46,18 @@ pub(crate) type Route = dyn Fn(&str, i32) -> Option<i32> + Send + Sync;
 pub(crate) struct Appended {
     pub batch: Arc<BatchInfo>,
     pub index: i64,
+    /// The sink that has a batch to look at now (a batch opened or filled): the caller sends
+    /// it or wakes the sink ([`super::sink::Pipeline::kick`]).
+    pub kick: Option<Arc<SinkHandle>>,
+}
+
+/// One broker's sink as the partitions routed to it know it: its wake-up and its request
+/// slots (`max.in.flight.requests.per.connection`), which its task and the callers that send
+/// for it share.
+pub(crate) struct SinkHandle {
+    pub broker: i32,
+    pub wake: Notify,
+    pub slots: Arc<Semaphore>,
 }
 
 /// Which partition a record goes to.
@@ -186,9 +198,8 @@ struct PartitionQueue {
     in_flight: bool,
     /// Bytes of the last batch closed for being full.
     last_batch_bytes: usize,
-    /// The sink this partition is routed to, and its wake-up.
-    sink: i32,
-    wake: Arc<Notify>,
+    /// The sink this partition is routed to.
+    sink: Arc<SinkHandle>,
 }
 
 impl PartitionQueue {
@@ -220,7 +231,7 @@ impl TopicQueues {
 /// One sink's partitions.
 struct SinkQueues {
     partitions: Vec<(Arc<str>, i32)>,
-    wake: Arc<Notify>,
+    handle: Arc<SinkHandle>,
     /// Its task was started (see [`Accumulator::new_sinks`]).
     started: bool,
 }
@@ -238,21 +249,27 @@ struct State {
     closed: bool,
 }
 
-/// Adds `topic[partition]` to sink `sink`'s list, making the sink's entry when it is new.
-/// Returns its wake-up, and `true` when its task is yet to start (the router starts it).
+/// Adds `topic[partition]` to sink `sink`'s list, making the sink's entry (with `slots`
+/// request slots) when it is new. Returns its handle, and `true` when its task is yet to start
+/// (the router starts it).
 fn join(
     sinks: &mut FxHashMap<i32, SinkQueues>,
     sink: i32,
+    slots: usize,
     topic: &Arc<str>,
     partition: i32,
-) -> (Arc<Notify>, bool) {
+) -> (Arc<SinkHandle>, bool) {
     let entry = sinks.entry(sink).or_insert_with(|| SinkQueues {
         partitions: Vec::new(),
-        wake: Arc::new(Notify::new()),
+        handle: Arc::new(SinkHandle {
+            broker: sink,
+            wake: Notify::new(),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+        }),
         started: false,
     });
     entry.partitions.push((topic.clone(), partition));
-    (entry.wake.clone(), !entry.started && sink != UNROUTED)
+    (entry.handle.clone(), !entry.started && sink != UNROUTED)
 }
 
 impl State {
@@ -274,7 +291,7 @@ impl State {
 
     /// Every sink's wake-up, the router's too: the producer is closing or flushing.
     fn wake_all(&self) {
-        self.sinks.values().for_each(|s| s.wake.notify_one());
+        self.sinks.values().for_each(|s| s.handle.wake.notify_one());
     }
 }
 
@@ -376,7 +393,8 @@ impl Accumulator {
                 // A partition's first record: route it to its leader's sink.
                 let sink = (self.route)(topic, partition).unwrap_or(UNROUTED);
                 let name = queues.name.clone();
-                let (wake, new) = join(&mut state.sinks, sink, &name, partition);
+                let slots = c.max_in_flight;
+                let (handle, new) = join(&mut state.sinks, sink, slots, &name, partition);
                 new_sink = new || sink == UNROUTED;
                 queues
                     .partitions
@@ -386,8 +404,7 @@ impl Accumulator {
                         ready: VecDeque::new(),
                         in_flight: false,
                         last_batch_bytes: 0,
-                        sink,
-                        wake,
+                        sink: handle,
                     })
             }
         };
@@ -419,15 +436,12 @@ impl Accumulator {
         open.record_bytes += size;
         open.timestamps.push(timestamp);
         let batch = open.outcome.info().clone();
-        let sink_wake = wake.then(|| queue.wake.clone());
+        let kick = (wake && queue.sink.broker != UNROUTED).then(|| queue.sink.clone());
         drop(guard);
-        if let Some(sink) = sink_wake {
-            sink.notify_one();
-        }
         if new_sink {
             self.router.notify_one();
         }
-        Ok(Appended { batch, index })
+        Ok(Appended { batch, index, kick })
     }
 
     /// Takes the batches sink `sink` may send now: per partition routed to it with nothing in
@@ -504,21 +518,21 @@ impl Accumulator {
         for (name, queues) in &state.topics {
             for (&partition, queue) in &queues.partitions {
                 let sink = (self.route)(name, partition).unwrap_or(UNROUTED);
-                if sink != queue.sink {
-                    moves.push((name.clone(), partition, queue.sink, sink));
+                if sink != queue.sink.broker {
+                    moves.push((name.clone(), partition, queue.sink.broker, sink));
                 }
             }
         }
         let mut new_sink = false;
         for (topic, partition, from, to) in moves {
             state.leave(from, &topic, partition);
-            let (wake, new) = join(&mut state.sinks, to, &topic, partition);
+            let slots = self.config.max_in_flight;
+            let (handle, new) = join(&mut state.sinks, to, slots, &topic, partition);
             new_sink |= new;
             let queue = state.queue(&topic, partition).expect("listed above");
-            queue.sink = to;
-            queue.wake = wake;
+            queue.sink = handle;
             if queue.has_work() {
-                queue.wake.notify_one();
+                queue.sink.wake.notify_one();
             }
         }
         let unrouted = state
@@ -533,17 +547,16 @@ impl Accumulator {
         unrouted
     }
 
-    /// The sinks that have partitions but no task yet, with their wake-ups; each is marked
-    /// started.
-    pub fn new_sinks(&self) -> Vec<(i32, Arc<Notify>)> {
+    /// The sinks that have partitions but no task yet; each is marked started.
+    pub fn new_sinks(&self) -> Vec<Arc<SinkHandle>> {
         let mut state = self.state();
         state
             .sinks
             .iter_mut()
             .filter(|(&id, s)| id != UNROUTED && !s.started)
-            .map(|(&id, s)| {
+            .map(|(_, s)| {
                 s.started = true;
-                (id, s.wake.clone())
+                s.handle.clone()
             })
             .collect()
     }
@@ -570,7 +583,7 @@ impl Accumulator {
             if let Some(q) = state.queue(&batch.topic, batch.partition) {
                 q.in_flight = false;
                 // Its sink looks again only if the partition has more to send.
-                wake = q.has_work().then(|| q.wake.clone());
+                wake = q.has_work().then(|| q.sink.clone());
             }
         }
         let empty = state.messages == 0;
@@ -583,8 +596,8 @@ impl Accumulator {
         if empty {
             self.drained.notify_waiters();
         }
-        if let Some(wake) = wake {
-            wake.notify_one();
+        if let Some(sink) = wake {
+            sink.wake.notify_one();
         }
         if finished {
             self.router.notify_one();
@@ -603,9 +616,9 @@ impl Accumulator {
         };
         queue.in_flight = false;
         queue.ready.push_front(batch);
-        let wake = queue.wake.clone();
+        let sink = queue.sink.clone();
         drop(state);
-        wake.notify_one();
+        sink.wake.notify_one();
     }
 
     /// Records queued or in flight.
@@ -714,7 +727,7 @@ mod tests {
         let acc = accumulator(&[("linger.ms", "0")], leaders.clone());
         append(&acc, 0);
         append(&acc, 1);
-        let mut sinks: Vec<i32> = acc.new_sinks().into_iter().map(|(id, _)| id).collect();
+        let mut sinks: Vec<i32> = acc.new_sinks().iter().map(|s| s.broker).collect();
         sinks.sort();
         assert_eq!(sinks, [1, 2]);
         assert!(acc.new_sinks().is_empty(), "each sink is started once");
@@ -731,7 +744,7 @@ mod tests {
         leaders.lock().unwrap().insert(0, 3);
         append(&acc, 0);
         assert!(acc.reroute().is_empty());
-        let started: Vec<i32> = acc.new_sinks().into_iter().map(|(id, _)| id).collect();
+        let started: Vec<i32> = acc.new_sinks().iter().map(|s| s.broker).collect();
         assert_eq!(started, [3]);
         assert!(acc.drain(1, Instant::now()).0.is_empty());
         let (three, _) = acc.drain(3, Instant::now());

@@ -274,17 +274,19 @@ impl ProducerBuilder {
         let route = Box::new(move |topic: &str, partition| leaders.cached_leader(topic, partition));
         let acc = Arc::new(Accumulator::new(config.clone(), route, reports_tx));
         let identity = config.idempotent().unwrap_or(false).then(Default::default);
-        let sender = tokio::spawn(sink::run(Arc::new(Pipeline {
+        let pipeline = Arc::new(Pipeline {
             acc: acc.clone(),
             cluster: cluster.clone(),
             config: config.clone(),
             request_timeout: self.config.common.request_timeout,
             identity,
-        })));
+        });
+        let sender = tokio::spawn(sink::run(pipeline.clone()));
         Ok(Producer {
             inner: Arc::new(Inner {
                 cluster,
                 acc,
+                pipeline,
                 config,
                 sender: Mutex::new(Some(sender)),
                 reports: Mutex::new(reports_rx),
@@ -331,6 +333,7 @@ impl fmt::Debug for Producer {
 struct Inner {
     cluster: Cluster,
     acc: Arc<Accumulator>,
+    pipeline: Arc<Pipeline>,
     config: ProducerConfig,
     sender: Mutex<Option<JoinHandle<()>>>,
     reports: Mutex<Option<DeliveryReports>>,
@@ -423,7 +426,12 @@ impl Producer {
                 inner
                     .acc
                     .append(&record.topic, target, timestamp, key, value, headers, alone);
-            appended.map(|Appended { batch, index }| DeliveryFuture::new(batch, index, timestamp))
+            appended.map(|Appended { batch, index, kick }| {
+                if let Some(sink) = kick {
+                    inner.pipeline.kick(&sink);
+                }
+                DeliveryFuture::new(batch, index, timestamp)
+            })
         };
         let mut attempt = append();
         loop {

@@ -21,18 +21,16 @@
 //! the connection's write half (held while one request is written). A sink waits for its own
 //! broker only: a broker that is down, or slow to answer, holds up no other sink.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ProduceRequest;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::accumulator::{Accumulator, ReadyBatch, UNROUTED};
+use super::accumulator::{Accumulator, ReadyBatch, SinkHandle, UNROUTED};
 use super::delivery::BatchAck;
 use super::idempotence::Identity;
 use crate::cluster::Cluster;
@@ -65,8 +63,8 @@ pub(crate) async fn run(pipeline: Arc<Pipeline>) {
         for topic in acc.reroute() {
             pipeline.cluster.refresh_soon(&topic);
         }
-        for (broker, wake) in acc.new_sinks() {
-            sinks.spawn(sink(pipeline.clone(), broker, wake));
+        for handle in acc.new_sinks() {
+            sinks.spawn(sink(pipeline.clone(), handle));
         }
         if acc.is_finished() {
             break;
@@ -94,69 +92,41 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The requests a sink has in flight, oldest first, to give up on those unanswered in time.
-#[derive(Default)]
-struct InFlight(VecDeque<Request>);
-
-struct Request {
-    deadline: Instant,
-    after: Duration,
-    answered: Arc<AtomicBool>,
-    conn: Connection,
-}
-
-impl InFlight {
-    /// Waits until the oldest unanswered request is overdue, and closes its connection: every
-    /// request on it fails as outcome-unknown, and is retried or reported.
-    async fn overdue(&mut self) {
-        while self
-            .0
-            .front()
-            .is_some_and(|r| r.answered.load(Ordering::Acquire))
-        {
-            self.0.pop_front();
-        }
-        let Some(oldest) = self.0.front() else {
-            return std::future::pending().await;
-        };
-        tokio::time::sleep_until(oldest.deadline).await;
-        let oldest = self.0.pop_front().expect("looked at above");
-        if !oldest.answered.load(Ordering::Acquire) {
-            oldest.conn.poison(Error::Timeout {
-                what: format!("Produce to {}", oldest.conn.broker()),
-                after_ms: oldest.after.as_millis() as u64,
-                outcome_unknown: true,
-            });
-        }
-    }
-}
-
-/// The sink of broker `broker`: sends the batches of the partitions it leads, up to
+/// The task of one broker's sink: sends the batches of the partitions that broker leads, up to
 /// `max.in.flight.requests.per.connection` requests at a time, until the producer is finished.
-async fn sink(pipeline: Arc<Pipeline>, broker: i32, wake: Arc<Notify>) {
-    let slots = Arc::new(Semaphore::new(pipeline.config.max_in_flight.max(1)));
-    let mut in_flight = InFlight::default();
+/// It is what waits (for a slot, a connection, a producer id, a linger); at linger 0, with all
+/// of that ready, the caller of `produce` sends without it ([`Pipeline::kick`]).
+async fn sink(pipeline: Arc<Pipeline>, sink: Arc<SinkHandle>) {
     loop {
         // A free slot first: batches are taken only when they can go.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            _ = in_flight.overdue() => continue,
-        };
-        let (batches, next) = pipeline.acc.drain(broker, Instant::now());
+        let slot = sink
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (batches, next) = pipeline.acc.drain(sink.broker, Instant::now());
         if batches.is_empty() {
             drop(slot);
             if pipeline.acc.is_finished() {
                 return;
             }
             tokio::select! {
-                _ = wake.notified() => {}
+                _ = sink.wake.notified() => {}
                 _ = sleep_until(next) => {}
-                _ = in_flight.overdue() => {}
             }
             continue;
         }
-        pipeline.send(broker, batches, slot, &mut in_flight).await;
+        pipeline.send(sink.broker, batches, slot).await;
     }
+}
+
+/// A Produce request ready to go: its batches (which the answer settles), its body, its slot.
+struct Request {
+    batches: Vec<ReadyBatch>,
+    version: i16,
+    body: Body,
+    slot: OwnedSemaphorePermit,
 }
 
 impl Pipeline {
@@ -164,13 +134,60 @@ impl Pipeline {
         self.request_timeout.as_millis().min(i32::MAX as u128) as i32
     }
 
+    /// A partition routed to `sink` has a batch to look at (one opened or filled). At linger
+    /// 0, when a request slot, the broker's connection and the producer id are ready, the
+    /// batch is sent here and now, by the caller, without waiting: no task to wake, no hop.
+    /// Otherwise the sink's task is woken to send it (or to wait out its linger).
+    pub fn kick(self: &Arc<Self>, sink: &Arc<SinkHandle>) {
+        if !self.send_now(sink) {
+            sink.wake.notify_one();
+        }
+    }
+
+    /// Sends what `sink` has ready without waiting; false when that needs the sink's task.
+    fn send_now(self: &Arc<Self>, sink: &SinkHandle) -> bool {
+        let c = &self.config;
+        if !c.linger.is_zero() || c.acks == Acks::None {
+            return false;
+        }
+        if self.identity.as_ref().is_some_and(Identity::needs_init) {
+            return false;
+        }
+        let Ok(slot) = sink.slots.clone().try_acquire_owned() else {
+            return false;
+        };
+        let Some(conn) = self.cluster.live_connection(sink.broker) else {
+            return false;
+        };
+        let (batches, next) = self.acc.drain(sink.broker, Instant::now());
+        if batches.is_empty() {
+            // Taken by the sink meanwhile, or waiting out a retry backoff (the sink's task
+            // keeps that time).
+            return next.is_none();
+        }
+        let Some(request) = self.request(&conn, batches, slot) else {
+            return true;
+        };
+        let deadline = self.answer_deadline();
+        let (on_reply, version, body) = self.on_reply(&conn, request);
+        if let Err(on_reply) =
+            conn.try_submit::<ProduceRequest, _>(version, &body, deadline, on_reply)
+        {
+            // Another request is being written on the connection: this one follows it.
+            tokio::spawn(async move {
+                conn.submit::<ProduceRequest>(version, body, deadline, on_reply)
+                    .await
+            });
+        }
+        true
+    }
+
     /// Sends `batches` to broker `broker` in one Produce request; the answer settles them.
     async fn send(
         self: &Arc<Self>,
         broker: i32,
-        mut batches: Vec<ReadyBatch>,
+        batches: Vec<ReadyBatch>,
         slot: OwnedSemaphorePermit,
-        in_flight: &mut InFlight,
     ) {
         if let Some(identity) = &self.identity {
             if let Err(e) = identity.ensure(&self.cluster).await {
@@ -195,14 +212,16 @@ impl Pipeline {
                 return batches.into_iter().for_each(|b| self.failed(b, e.clone()));
             }
         };
-        let body = conn
-            .version_of::<ProduceRequest>()
-            .and_then(|version| Ok((version, self.body(version, &mut batches)?)));
-        let (version, body) = match body {
-            Ok(ok) => ok,
-            Err(e) => return batches.into_iter().for_each(|b| self.failed(b, e.clone())),
+        let Some(request) = self.request(&conn, batches, slot) else {
+            return;
         };
         if self.config.acks == Acks::None {
+            let Request {
+                batches,
+                version,
+                body,
+                slot,
+            } = request;
             let sent = conn.send_only::<ProduceRequest>(version, body).await;
             drop(slot);
             for batch in batches {
@@ -213,30 +232,72 @@ impl Pipeline {
             }
             return;
         }
-        let answered = Arc::new(AtomicBool::new(false));
-        // The broker may take its whole timeout; the client waits that long plus its own.
-        let after = self.request_timeout * 2;
-        in_flight.0.push_back(Request {
-            deadline: Instant::now() + after,
-            after,
-            answered: answered.clone(),
-            conn: conn.clone(),
-        });
-        let pipeline = self.clone();
-        let answering = conn.clone();
-        conn.submit::<ProduceRequest>(version, body, move |reply| {
-            answered.store(true, Ordering::Release);
+        let deadline = self.answer_deadline();
+        let (on_reply, version, body) = self.on_reply(&conn, request);
+        conn.submit::<ProduceRequest>(version, body, deadline, on_reply)
+            .await;
+    }
+
+    /// When the answer to a request sent now is given up on: the broker may take its whole
+    /// timeout, and the client waits that long plus its own.
+    fn answer_deadline(&self) -> Instant {
+        Instant::now() + self.request_timeout * 2
+    }
+
+    /// The Produce request for `batches` on `conn`, or `None` when it cannot be made (the
+    /// batches are then failed or retried).
+    fn request(
+        &self,
+        conn: &Connection,
+        mut batches: Vec<ReadyBatch>,
+        slot: OwnedSemaphorePermit,
+    ) -> Option<Request> {
+        let body = conn
+            .version_of::<ProduceRequest>()
+            .and_then(|version| Ok((version, self.body(version, &mut batches)?)));
+        match body {
+            Ok((version, body)) => Some(Request {
+                batches,
+                version,
+                body,
+                slot,
+            }),
+            Err(e) => {
+                batches.into_iter().for_each(|b| self.failed(b, e.clone()));
+                None
+            }
+        }
+    }
+
+    /// What settles `request`'s batches from its answer, on the connection's reader task; and
+    /// the request's version and body, to send.
+    fn on_reply(
+        self: &Arc<Self>,
+        conn: &Connection,
+        request: Request,
+    ) -> (
+        impl FnOnce(Result<Bytes, Error>) + Send + 'static,
+        i16,
+        Body,
+    ) {
+        let (pipeline, conn) = (self.clone(), conn.clone());
+        let Request {
+            batches,
+            version,
+            body,
+            slot,
+        } = request;
+        let on_reply = move |reply: Result<Bytes, Error>| {
             drop(slot);
-            let response =
-                reply.and_then(|bytes| answering.decode::<ProduceRequest>(bytes, version));
+            let response = reply.and_then(|bytes| conn.decode::<ProduceRequest>(bytes, version));
             match response {
-                Ok(response) => pipeline.answered(&answering, batches, response),
+                Ok(response) => pipeline.answered(&conn, batches, response),
                 Err(e) => batches
                     .into_iter()
                     .for_each(|b| pipeline.failed(b, e.clone())),
             }
-        })
-        .await;
+        };
+        (on_reply, version, body)
     }
 
     /// Settles (or retries) each batch of a request from the broker's answer.

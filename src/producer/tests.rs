@@ -11,12 +11,15 @@ use tokio::time::Instant;
 use crate::testing::MemCluster;
 use crate::{ClientConfig, Error, Producer, ProducerRecord};
 
-/// A producer's configuration for `cluster`: acks=1 (no idempotence) unless a test says
-/// otherwise, and timeouts a test can wait out on paused time.
+/// A producer's configuration for `cluster`: acks=1 (no idempotence) and linger.ms=0 (so
+/// that callers send for the sinks whenever they can) unless a test says otherwise, and
+/// timeouts a test can wait out on paused time.
 fn config(cluster: &MemCluster) -> ClientConfig {
     ClientConfig::new()
         .bootstrap_servers([cluster.addr(1)])
         .set("acks", "1")
+        .unwrap()
+        .set("linger.ms", 0)
         .unwrap()
         .set("request.timeout.ms", 1000)
         .unwrap()
