@@ -93,6 +93,11 @@ pub struct Options {
     pub fetch_max_wait_ms: u64,
     pub max_partition_fetch_bytes: usize,
     pub check_crcs: bool,
+    /// Produce: the application takes each record's outcome from that record's own handle
+    /// (purekafka: its `DeliveryFuture`, awaited) rather than from a stream of them. The other
+    /// clients take each record's outcome per record in every produce run already (callbacks,
+    /// per-record futures), so for them this changes nothing.
+    pub each: bool,
 }
 
 impl Options {
@@ -123,6 +128,7 @@ impl Options {
             fetch_max_wait_ms: 500,
             max_partition_fetch_bytes: 1 << 20,
             check_crcs: true,
+            each: false,
         };
         let mut it = rest.iter();
         while let Some(flag) = it.next() {
@@ -160,6 +166,7 @@ impl Options {
                 "--fetch-max-wait-ms" => o.fetch_max_wait_ms = number()?,
                 "--max-partition-fetch-bytes" => o.max_partition_fetch_bytes = number()? as usize,
                 "--check-crcs" => o.check_crcs = boolean()?,
+                "--each" => o.each = boolean()?,
                 _ => return Err(format!("unknown option {flag}")),
             }
         }

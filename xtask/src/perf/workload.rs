@@ -27,6 +27,9 @@ pub struct Workload {
     /// For the produce kinds. The consume workload's topic is filled with acks=1.
     pub acks: &'static str,
     pub idempotence: bool,
+    /// Produce: the application awaits each record's own outcome (purekafka's
+    /// `DeliveryFuture`) instead of reading a stream of them; see the peers' `--each`.
+    pub each: bool,
 }
 
 /// Partitions of every topic, all of them read by the consume workload.
@@ -56,7 +59,7 @@ pub const MAX_PARTITION_FETCH_BYTES: u32 = 1 << 20;
 /// cannot turn it off). Kafka's `ConsumerPerformance` hard-codes `check.crcs=false`.
 pub const CHECK_CRCS: bool = true;
 
-pub const WORKLOADS: [Workload; 7] = [
+pub const WORKLOADS: [Workload; 8] = [
     Workload {
         id: "acks1",
         kind: Kind::Produce,
@@ -64,6 +67,17 @@ pub const WORKLOADS: [Workload; 7] = [
         share: 1.0,
         acks: "1",
         idempotence: false,
+        each: false,
+    },
+    // acks1 again, with every record's DeliveryFuture awaited by the application.
+    Workload {
+        id: "awaited",
+        kind: Kind::Produce,
+        size: 100,
+        share: 1.0,
+        acks: "1",
+        idempotence: false,
+        each: true,
     },
     Workload {
         id: "idempotent",
@@ -72,6 +86,7 @@ pub const WORKLOADS: [Workload; 7] = [
         share: 1.0,
         acks: "all",
         idempotence: true,
+        each: false,
     },
     Workload {
         id: "acks-all",
@@ -80,6 +95,7 @@ pub const WORKLOADS: [Workload; 7] = [
         share: 1.0,
         acks: "all",
         idempotence: false,
+        each: false,
     },
     Workload {
         id: "1kb",
@@ -88,6 +104,7 @@ pub const WORKLOADS: [Workload; 7] = [
         share: 0.2,
         acks: "1",
         idempotence: false,
+        each: false,
     },
     Workload {
         id: "consume",
@@ -96,6 +113,7 @@ pub const WORKLOADS: [Workload; 7] = [
         share: 1.0,
         acks: "1",
         idempotence: false,
+        each: false,
     },
     Workload {
         id: "latency",
@@ -104,6 +122,7 @@ pub const WORKLOADS: [Workload; 7] = [
         share: 0.01,
         acks: "1",
         idempotence: false,
+        each: false,
     },
     // The same with acks=all, so that rskafka (which has no acks=1) appears at all. On the one
     // local broker the leader is the whole ISR, so acks=all costs little more.
@@ -114,6 +133,7 @@ pub const WORKLOADS: [Workload; 7] = [
         share: 0.01,
         acks: "all",
         idempotence: false,
+        each: false,
     },
 ];
 
@@ -149,10 +169,15 @@ impl Workload {
         let n = thousands(self.messages(base));
         match self.kind {
             Kind::Produce => format!(
-                "produce {n} × {} B, acks={}, idempotence {}",
+                "produce {n} × {} B, acks={}, idempotence {}{}",
                 self.size,
                 self.acks,
-                if self.idempotence { "on" } else { "off" }
+                if self.idempotence { "on" } else { "off" },
+                if self.each {
+                    ", each record awaited"
+                } else {
+                    ""
+                }
             ),
             Kind::Consume => format!("consume {n} × {} B, {PARTITIONS} partitions", self.size),
             Kind::Latency => format!(
@@ -198,6 +223,9 @@ impl Workload {
                  --max-partition-fetch-bytes {MAX_PARTITION_FETCH_BYTES} --check-crcs {CHECK_CRCS}"
             ),
         };
+        if self.each {
+            args.push_str(" --each true");
+        }
         if self.kind == Kind::Latency {
             let _ = write!(
                 args,

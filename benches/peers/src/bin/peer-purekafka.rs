@@ -7,18 +7,24 @@
 //! ```
 //!
 //! - produce: records are queued with `produce`, and a second task counts the delivery reports,
-//!   as an application that wants every outcome without awaiting each record would.
+//!   as an application that wants every outcome without awaiting each record would. With
+//!   `--each true`, there is no report stream: each record's `DeliveryFuture` is awaited in
+//!   turn, oldest first, up to `IN_FLIGHT` waiting at once, as purekafka's documentation shows.
 //! - latency: each record's `DeliveryFuture` is awaited on a task of its own.
 //! - consume: a `Consumer` without a group, every partition `assign`ed at `Offset::Earliest`,
 //!   read with `recv`.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use purekafka::{Admin, ClientConfig, Consumer, Offset, Producer, ProducerRecord};
+use purekafka::{Admin, ClientConfig, Consumer, Offset, Producer, ProducerRecord, RecordMetadata};
 use purekafka_peers::{run_latency, MemberOptions, Options, Tally, Timer, Workload};
 
 const CLIENT: &str = "purekafka";
+
+/// Delivery futures waiting at once with `--each` (the krafka and rskafka peers keep as many).
+const IN_FLIGHT: usize = 100_000;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -76,6 +82,9 @@ fn producer_config(o: &Options) -> Result<ClientConfig> {
 }
 
 async fn produce(o: Options) -> Result<()> {
+    if o.each {
+        return produce_each(o).await;
+    }
     let producer = Producer::builder(producer_config(&o)?)
         .delivery_reports()
         .build()
@@ -114,6 +123,41 @@ async fn produce(o: Options) -> Result<()> {
     let failed = counter.await?;
     timer.report(CLIENT, &o, failed);
     producer.flush(Duration::from_secs(30)).await?;
+    producer.close().await;
+    Ok(())
+}
+
+/// The produce workload with every record's own `DeliveryFuture` awaited, oldest first, at
+/// most [`IN_FLIGHT`] waiting at once: the pattern purekafka's documentation shows (queue with
+/// `produce`, await each delivery in turn).
+async fn produce_each(o: Options) -> Result<()> {
+    let producer = Producer::builder(producer_config(&o)?).build().await?;
+    let value = Bytes::from(o.value());
+    let mut pending = VecDeque::with_capacity(IN_FLIGHT);
+    let mut failed = 0u64;
+    let mut note = |outcome: std::result::Result<RecordMetadata, purekafka::Error>| {
+        if let Err(e) = outcome {
+            if failed == 0 {
+                eprintln!("{CLIENT}: delivery failed: {e}");
+            }
+            failed += 1;
+        }
+    };
+
+    let timer = Timer::start();
+    for _ in 0..o.messages {
+        let delivery = producer
+            .produce(ProducerRecord::new(o.topic.as_str()).value(value.clone()))
+            .await?;
+        pending.push_back(delivery);
+        if pending.len() >= IN_FLIGHT {
+            note(pending.pop_front().expect("not empty").await);
+        }
+    }
+    for delivery in pending {
+        note(delivery.await);
+    }
+    timer.report(CLIENT, &o, failed);
     producer.close().await;
     Ok(())
 }
