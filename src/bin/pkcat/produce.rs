@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use purekafka::{ClientConfig, DeliveryReports, Producer, ProducerRecord};
 use tokio::sync::mpsc;
 
@@ -30,13 +30,17 @@ pub async fn run(c: Command) -> Result<(), Failure> {
         failed
     });
 
-    let mut records = read_records(&c);
+    let mut chunks = read_records(&c);
+    let mut records = Vec::new().into_iter();
     let mut sent = 0u64;
     while c.count.is_none_or(|n| sent < n) {
-        let Some(record) = records.recv().await else {
-            break;
+        let Some(bytes) = records.next() else {
+            match chunks.recv().await {
+                Some(chunk) => records = chunk?.into_iter(),
+                None => break,
+            }
+            continue;
         };
-        let bytes = Bytes::from(record?);
         let mut record = ProducerRecord::new(&topic);
         record = match c
             .key_delimiter
@@ -56,7 +60,7 @@ pub async fn run(c: Command) -> Result<(), Failure> {
         drop(producer.produce(record).await?);
         sent += 1;
     }
-    drop(records);
+    drop(chunks);
     producer.close().await;
     let failed = failures.await.map_err(|e| Failure::Run(e.to_string()))?;
     if failed > 0 {
@@ -78,11 +82,14 @@ pub async fn with_reports(config: ClientConfig) -> Result<(Producer, DeliveryRep
 }
 
 /// The records of the input, read on a thread of their own (stdin and files block).
-fn read_records(c: &Command) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
-    let (tx, rx) = mpsc::channel(1024);
+/// The records, read on a thread of their own and handed over a chunk at a time: each record
+/// a slice of the buffer it was read into, so a line is neither copied nor allocated for on
+/// its way to the producer, and the two sides meet once per chunk, not once per line.
+fn read_records(c: &Command) -> mpsc::Receiver<std::io::Result<Vec<Bytes>>> {
+    let (tx, rx) = mpsc::channel(16);
     let (files, delimiter, lines) = (c.rest.clone(), c.delimiter.clone(), c.lines);
     std::thread::spawn(move || {
-        let send = |record| tx.blocking_send(record).is_ok();
+        let send = |records| tx.blocking_send(records).is_ok();
         let result = if files.is_empty() {
             split(std::io::stdin().lock(), &delimiter, &send)
         } else {
@@ -94,7 +101,7 @@ fn read_records(c: &Command) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
                 }
                 let mut whole = Vec::new();
                 file.read_to_end(&mut whole)?;
-                send(Ok(whole));
+                send(Ok(vec![whole.into()]));
                 Ok(())
             })
         };
@@ -105,40 +112,44 @@ fn read_records(c: &Command) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
     rx
 }
 
-/// Sends each `delimiter`-ended piece of `input` (and a last one without it, unless empty),
-/// until `send` says the receiver is gone.
+/// How much is read at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Splits `input` at every `delimiter`, handing `send` the records of each read (a record
+/// straddling reads goes with the read that ends it). Stops early when `send` says false.
 fn split(
     mut input: impl Read,
     delimiter: &[u8],
-    send: &impl Fn(std::io::Result<Vec<u8>>) -> bool,
+    send: &impl Fn(std::io::Result<Vec<Bytes>>) -> bool,
 ) -> std::io::Result<()> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut chunk = vec![0; 64 * 1024];
+    let mut buf = BytesMut::new();
+    // Where a delimiter may start in what is left of `buf`: not before what was searched.
+    let mut scan = 0;
     loop {
-        let n = input.read(&mut chunk)?;
+        let filled = buf.len();
+        buf.resize(filled + CHUNK, 0);
+        let n = input.read(&mut buf[filled..])?;
+        buf.truncate(filled + n);
         if n == 0 {
-            if !pending.is_empty() {
-                send(Ok(pending));
+            if !buf.is_empty() {
+                send(Ok(vec![buf.freeze()]));
             }
             return Ok(());
         }
-        // Only the new bytes, and the delimiter's length before them, can hold a new match.
-        let mut scan = pending.len().saturating_sub(delimiter.len() - 1);
-        pending.extend_from_slice(&chunk[..n]);
-        let mut start = 0;
-        while let Some(at) = find(&pending[scan..], delimiter) {
-            let end = scan + at;
-            if !send(Ok(pending[start..end].to_vec())) {
-                return Ok(());
-            }
-            start = end + delimiter.len();
-            scan = start;
+        let mut records = Vec::new();
+        while let Some(at) = find(&buf[scan..], delimiter) {
+            records.push(buf.split_to(scan + at).freeze());
+            buf.advance(delimiter.len());
+            scan = 0;
         }
-        pending.drain(..start);
+        // Only the new bytes, and the delimiter's length before them, can hold a new match.
+        scan = buf.len().saturating_sub(delimiter.len() - 1);
+        if !records.is_empty() && !send(Ok(records)) {
+            return Ok(());
+        }
     }
 }
 
-/// Where `needle` first occurs in `haystack`.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     match needle {
         [one] => haystack.iter().position(|b| b == one),
@@ -152,7 +163,7 @@ mod tests {
 
     use super::*;
 
-    fn pieces(input: &[u8], delimiter: &[u8]) -> Vec<Vec<u8>> {
+    fn pieces(input: &[u8], delimiter: &[u8]) -> Vec<Bytes> {
         let out = RefCell::new(Vec::new());
         // A reader that hands out one byte at a time, so delimiters straddle reads.
         struct Trickle<'a>(&'a [u8]);
@@ -167,7 +178,7 @@ mod tests {
             }
         }
         split(Trickle(input), delimiter, &|r| {
-            out.borrow_mut().push(r.unwrap());
+            out.borrow_mut().extend(r.unwrap());
             true
         })
         .unwrap();
@@ -177,7 +188,7 @@ mod tests {
     #[test]
     fn splits_at_every_delimiter_across_reads() {
         assert_eq!(pieces(b"a\nbc\n\nd", b"\n"), [&b"a"[..], b"bc", b"", b"d"]);
-        assert_eq!(pieces(b"a\n", b"\n"), [b"a"]);
+        assert_eq!(pieces(b"a\n", b"\n"), [&b"a"[..]]);
         assert_eq!(pieces(b"x--y---z", b"--"), [&b"x"[..], b"y", b"-z"]);
         assert!(pieces(b"", b"\n").is_empty());
     }
