@@ -12,9 +12,32 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
-/// The PLAINTEXT bootstrap address.
+/// The PLAINTEXT bootstrap address. The first call checks that the broker is there, so that a
+/// run without it fails saying what is missing rather than with each test's own error.
 pub fn plaintext_addr() -> String {
-    std::env::var("PUREKAFKA_PLAINTEXT").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    let addr = std::env::var("PUREKAFKA_PLAINTEXT").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    static THERE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let there = THERE.get_or_init(|| {
+        let first = addr.split(',').next().unwrap_or_default();
+        let reachable = std::net::ToSocketAddrs::to_socket_addrs(first)
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .is_some_and(|a| {
+                std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok()
+            });
+        match reachable {
+            true => Ok(()),
+            false => Err(format!(
+                "the proto-tests need the local Kafka, and nothing answers at {first} \
+                 (PUREKAFKA_PLAINTEXT): start it with `cargo xtask kafka up`, or run every \
+                 test with `cargo xtask test`"
+            )),
+        }
+    });
+    if let Err(missing) = there {
+        panic!("{missing}");
+    }
+    addr
 }
 
 /// The SSL listener's bootstrap address (`localhost`, the name its certificate holds).
