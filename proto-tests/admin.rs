@@ -31,7 +31,7 @@ async fn producing_to_a_missing_topic_is_an_error_not_a_hang() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::UnknownTopicOrPartition(t) if *t == topic),
+        matches!(&err, Error::UnknownTopicOrPartition { topic: t, partition: None } if *t == topic),
         "{err:?}"
     );
 }
@@ -90,7 +90,7 @@ async fn topics_are_created_listed_described_grown_and_deleted_one_outcome_each(
         listing.topic_id.as_deref().map(str::len)
     );
     assert!(
-        matches!(described[1].1, Err(Error::UnknownTopicOrPartition(_))),
+        matches!(described[1].1, Err(Error::UnknownTopicOrPartition { .. })),
         "{described:?}"
     );
 

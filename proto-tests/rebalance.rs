@@ -178,7 +178,10 @@ impl RebalanceListener for StartAt3 {
                 assigned.seek(topic, *partition, 3).unwrap();
             }
             let err = assigned.seek("not-assigned", 0, 0).unwrap_err();
-            assert!(matches!(err, Error::UnknownTopicOrPartition(_)), "{err:?}");
+            assert!(
+                matches!(&err, Error::NotAssigned { topic, partition: 0 } if topic == "not-assigned"),
+                "{err:?}"
+            );
         })
     }
 }

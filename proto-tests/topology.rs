@@ -106,7 +106,10 @@ async fn subscribed_before_created(protocol: &str, refresh_ms: Option<u64>) -> D
     assert!(before.messages.is_empty());
     assert_eq!(before.errors.len(), 1, "{protocol}: {:?}", before.errors);
     match &before.errors[0] {
-        Error::UnknownTopicOrPartition(t) => assert_eq!(t, &topic),
+        Error::UnknownTopicOrPartition {
+            topic: t,
+            partition: None,
+        } => assert_eq!(t, &topic),
         other => panic!("{protocol}: expected UnknownTopicOrPartition, got {other:?}"),
     }
     assert!(before.errors[0].is_retriable());
@@ -172,7 +175,7 @@ async fn the_stream_reports_a_missing_topic_once_and_goes_on() {
         .expect("an item within 10 s")
         .expect("the stream goes on");
     assert!(
-        matches!(&first, Err(Error::UnknownTopicOrPartition(t)) if *t == topic),
+        matches!(&first, Err(Error::UnknownTopicOrPartition { topic: t, partition: None }) if *t == topic),
         "{first:?}"
     );
     admin().await.create_topic(&topic, 1, 1).await.unwrap();
@@ -311,7 +314,7 @@ async fn a_producer_waits_for_a_topic_or_partition_to_appear() {
         .unwrap_err();
     let waited = asked.elapsed();
     assert!(
-        matches!(&err, Error::UnknownTopicOrPartition(t) if *t == missing),
+        matches!(&err, Error::UnknownTopicOrPartition { topic, partition: None } if *topic == missing),
         "{err:?}"
     );
     assert!(
@@ -323,7 +326,7 @@ async fn a_producer_waits_for_a_topic_or_partition_to_appear() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::UnknownTopicOrPartition(t) if *t == format!("{topic}[7]")),
+        matches!(&err, Error::UnknownTopicOrPartition { topic: t, partition: Some(7) } if *t == topic),
         "{err:?}"
     );
     admin().await.delete_topic(&topic).await.unwrap();

@@ -105,8 +105,8 @@ pub enum Error {
     Broker {
         /// The API that failed, e.g. `Produce`.
         api: &'static str,
-        /// What the request was about: `topic[partition]`, a topic, a group, or a broker.
-        resource: String,
+        /// What the request was about: a partition, a topic, a group, or a broker.
+        resource: Resource,
         /// The Kafka error code.
         code: KafkaCode,
         /// The error message the broker sent, if any.
@@ -154,9 +154,25 @@ pub enum Error {
         kbytes: usize,
     },
 
-    /// The topic or partition is not known to the cluster.
-    #[error("unknown topic or partition: {0}")]
-    UnknownTopicOrPartition(String),
+    /// The topic, or the partition of it, is not known to the cluster.
+    #[error("unknown topic or partition: {}", Resource::of(topic, *partition))]
+    UnknownTopicOrPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for, when the topic is known but this partition is not (or
+        /// when a partition was named).
+        partition: Option<i32>,
+    },
+
+    /// The partition is not one of those assigned to this consumer (seek, pause, a commit for
+    /// it): it exists, but this consumer does not read it.
+    #[error("{topic}[{partition}] is not assigned to this consumer")]
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
 
     /// The partition's log was truncated under the consumer: its new leader (after an unclean
     /// election) holds the records only up to `diverging`, short of the position `offset`,
@@ -201,7 +217,7 @@ impl Error {
             | Error::Disconnected { .. }
             | Error::Timeout { .. }
             | Error::NoBrokerReachable { .. }
-            | Error::UnknownTopicOrPartition(_) => true,
+            | Error::UnknownTopicOrPartition { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
             _ => false,
         }
@@ -224,6 +240,32 @@ impl Error {
         }
     }
 
+    /// The topic and partition the error is about, when it is about one: a broker's error
+    /// for a partition, an unknown topic or partition, a corrupt batch, a truncated log.
+    pub fn topic_partition(&self) -> Option<(&str, Option<i32>)> {
+        match self {
+            Error::Broker { resource, .. } => match resource {
+                Resource::Partition { topic, partition } => Some((topic, Some(*partition))),
+                Resource::Topic(topic) => Some((topic, None)),
+                _ => None,
+            },
+            Error::UnknownTopicOrPartition { topic, partition } => Some((topic, *partition)),
+            Error::NotAssigned { topic, partition }
+            | Error::CorruptBatch {
+                topic, partition, ..
+            } => Some((topic, Some(*partition))),
+            _ => None,
+        }
+    }
+
+    /// The error for a topic the cluster does not know, or a partition beyond its count.
+    pub(crate) fn unknown(topic: &str, partition: Option<i32>) -> Self {
+        Error::UnknownTopicOrPartition {
+            topic: topic.to_owned(),
+            partition,
+        }
+    }
+
     /// The Kafka error code, when the broker sent one.
     pub fn kafka_code(&self) -> Option<KafkaCode> {
         match self {
@@ -236,6 +278,55 @@ impl Error {
         Error::Protocol {
             broker: broker.into(),
             message: message.to_string(),
+        }
+    }
+}
+
+/// What a broker's error is about, as data: a partition, a topic, a group or a broker. Its
+/// `Display` is how messages name it (`test[0]`, `test`, `group g1`, `127.0.0.1:9092`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resource {
+    /// One partition of a topic.
+    Partition {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+    /// A topic.
+    Topic(String),
+    /// A consumer group.
+    Group(String),
+    /// A broker: its address, or `broker <node id>`.
+    Broker(String),
+}
+
+impl Resource {
+    /// `topic[partition]`, or the topic when no partition is named.
+    pub fn of(topic: &str, partition: Option<i32>) -> Resource {
+        match partition {
+            Some(partition) => Resource::partition(topic, partition),
+            None => Resource::Topic(topic.to_owned()),
+        }
+    }
+
+    /// `topic[partition]`.
+    pub fn partition(topic: &str, partition: i32) -> Resource {
+        Resource::Partition {
+            topic: topic.to_owned(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Partition { topic, partition } => write!(f, "{topic}[{partition}]"),
+            Resource::Topic(topic) => f.write_str(topic),
+            Resource::Group(group) => write!(f, "group {group}"),
+            Resource::Broker(broker) => f.write_str(broker),
         }
     }
 }

@@ -48,7 +48,7 @@ pub use consumer::{
     MessageStream, Offset, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking,
     TimestampType,
 };
-pub use error::{ConfigError, Error, KafkaCode, Result};
+pub use error::{ConfigError, Error, KafkaCode, Resource, Result};
 pub use producer::{
     murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports, Partitioner,
     Producer, ProducerBuilder, ProducerRecord, RecordMetadata,

@@ -18,7 +18,7 @@ use super::{item_answer, item_error, missing_answer, Admin, Outcome, RETRY};
 use crate::cluster::{per_topic, topic_name};
 use crate::conn::Connection;
 use crate::consumer::coordinator::{commit_topics, s, Coordinator};
-use crate::error::Error;
+use crate::error::{Error, Resource};
 use crate::protocol::api::ApiRequest;
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::{decode_assignment, TopicPartitions};
@@ -105,7 +105,11 @@ impl Admin {
             let conn = self.cluster.broker(broker.id).await?;
             let (response, version) = conn.request(&ListGroupsRequest::default()).await?;
             let answer = Some((response.error_code, None));
-            item_answer("ListGroups", &format!("broker {}", broker.id), answer)?;
+            item_answer(
+                "ListGroups",
+                &Resource::Broker(format!("broker {}", broker.id)),
+                answer,
+            )?;
             groups.extend(response.groups.into_iter().map(|g| GroupListing {
                 group_id: g.group_id.0.to_string(),
                 protocol_type: g.protocol_type.to_string(),
@@ -141,13 +145,17 @@ impl Admin {
             .groups
             .into_iter()
             .find(|g| g.group_id.0 == *group)
-            .ok_or_else(|| missing_answer("DescribeGroups", group))?;
+            .ok_or_else(|| missing_answer("DescribeGroups", &Resource::Group(group.to_owned())))?;
         let kip848 = conn.version_of::<ConsumerGroupDescribeRequest>().is_ok();
         if answer.error_code == codes::GROUP_ID_NOT_FOUND && kip848 {
             return self.describe_kip848_group(group).await;
         }
         let code = (answer.error_code, answer.error_message.as_ref());
-        item_answer("DescribeGroups", group, Some(code))?;
+        item_answer(
+            "DescribeGroups",
+            &Resource::Group(group.to_owned()),
+            Some(code),
+        )?;
         Ok(classic_description(answer, coordinator))
     }
 
@@ -162,9 +170,15 @@ impl Admin {
             .groups
             .into_iter()
             .find(|g| g.group_id.0 == *group)
-            .ok_or_else(|| missing_answer("ConsumerGroupDescribe", group))?;
+            .ok_or_else(|| {
+                missing_answer("ConsumerGroupDescribe", &Resource::Group(group.to_owned()))
+            })?;
         let code = (answer.error_code, answer.error_message.as_ref());
-        item_answer("ConsumerGroupDescribe", group, Some(code))?;
+        item_answer(
+            "ConsumerGroupDescribe",
+            &Resource::Group(group.to_owned()),
+            Some(code),
+        )?;
         Ok(kip848_description(answer, coordinator))
     }
 
@@ -179,7 +193,11 @@ impl Admin {
                 .await
                 .and_then(|(response, _, _)| {
                     let answer = response.results.iter().find(|r| r.group_id.0 == *group);
-                    item_answer("DeleteGroups", group, answer.map(|r| (r.error_code, None)))
+                    item_answer(
+                        "DeleteGroups",
+                        &Resource::Group(group.to_string()),
+                        answer.map(|r| (r.error_code, None)),
+                    )
                 });
             outcomes.push((group.to_owned(), result));
         }
@@ -200,7 +218,7 @@ impl Admin {
         for t in response.topics {
             let topic = t.name.0.to_string();
             for p in t.partitions {
-                let item = format!("{topic}[{}]", p.partition_index);
+                let item = Resource::partition(&topic, p.partition_index);
                 let result = match item_error("OffsetFetch", &item, p.error_code, None) {
                     Some(e) => Err(e),
                     None if p.committed_offset < 0 => continue,
@@ -322,7 +340,7 @@ impl Admin {
             .on_coordinator(group, request, |r| Some(code(r)))
             .await?;
         let answer = Some((code(&response), None));
-        item_answer(R::NAME, &format!("group {group}"), answer)?;
+        item_answer(R::NAME, &Resource::Group(group.to_owned()), answer)?;
         Ok(response)
     }
 
@@ -376,7 +394,7 @@ fn per_partition<'a>(
 ) -> Vec<PartitionOutcome> {
     asked
         .map(|(topic, partition)| {
-            let item = format!("{topic}[{partition}]");
+            let item = Resource::partition(topic, partition);
             let answer = answered
                 .clone()
                 .find(|&(t, p, _)| t == topic && p == partition)

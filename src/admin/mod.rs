@@ -21,7 +21,7 @@ pub use topics::{NewTopic, PartitionDescription, TopicDescription, TopicListing}
 
 use crate::cluster::{ClientKind, Cluster, TopicPartition, LATEST};
 use crate::config::ClientConfig;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 
 /// What became of one item of an admin call: its name, and its result.
 pub type Outcome<T = ()> = (String, Result<T, Error>);
@@ -55,13 +55,13 @@ pub struct BrokerDescription {
 /// The error of one item whose answer carries `code` (0: none).
 fn item_error(
     api: &'static str,
-    item: &str,
+    item: &Resource,
     code: i16,
     message: Option<&StrBytes>,
 ) -> Option<Error> {
     KafkaCode::from_code(code).map(|code| Error::Broker {
         api,
-        resource: item.to_owned(),
+        resource: item.clone(),
         code,
         message: message.map(|m| m.to_string()),
     })
@@ -71,7 +71,7 @@ fn item_error(
 /// `None` where the answer left the item out, which is a protocol error.
 fn item_answer(
     api: &'static str,
-    item: &str,
+    item: &Resource,
     answer: Option<(i16, Option<&StrBytes>)>,
 ) -> Result<(), Error> {
     let (code, message) = answer.ok_or_else(|| missing_answer(api, item))?;
@@ -79,7 +79,7 @@ fn item_answer(
 }
 
 /// A broker's answer that leaves out an item it was asked about.
-fn missing_answer(api: &'static str, item: &str) -> Error {
+fn missing_answer(api: &'static str, item: &Resource) -> Error {
     Error::protocol("-", format!("the {api} answer says nothing of {item}"))
 }
 
@@ -182,7 +182,7 @@ impl Admin {
                     }
                 }
                 Ok(_) => Some(false),
-                Err(Error::UnknownTopicOrPartition(_)) => None,
+                Err(Error::UnknownTopicOrPartition { .. }) => None,
                 Err(e) if e.is_retriable() => Some(false),
                 Err(e) => return Err(e),
             };

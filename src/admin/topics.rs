@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{item_answer, missing_answer, Admin, Outcome};
 use crate::cluster::{topic_error, topic_name};
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 
 /// A topic to create.
@@ -131,10 +131,11 @@ impl Admin {
         for topic in topics {
             let answer = response.topics.iter().find(|t| t.name.0 == *topic.name);
             let answer = answer.map(|t| (t.error_code, t.error_message.as_ref()));
-            let result = match item_answer("CreateTopics", &topic.name, answer) {
-                Ok(()) => self.wait_for(&topic.name, Some(0)).await,
-                failed => failed,
-            };
+            let result =
+                match item_answer("CreateTopics", &Resource::Topic(topic.name.clone()), answer) {
+                    Ok(()) => self.wait_for(&topic.name, Some(0)).await,
+                    failed => failed,
+                };
             outcomes.push((topic.name.clone(), result));
         }
         Ok(outcomes)
@@ -163,10 +164,11 @@ impl Admin {
                 .iter()
                 .find(|t| t.name.as_ref().is_some_and(|n| n.0 == *topic))
                 .map(|t| (t.error_code, t.error_message.as_ref()));
-            let result = match item_answer("DeleteTopics", topic, answer) {
-                Ok(()) => self.wait_for(topic, None).await,
-                failed => failed,
-            };
+            let result =
+                match item_answer("DeleteTopics", &Resource::Topic(topic.to_string()), answer) {
+                    Ok(()) => self.wait_for(topic, None).await,
+                    failed => failed,
+                };
             outcomes.push((topic.to_owned(), result));
         }
         Ok(outcomes)
@@ -207,7 +209,10 @@ impl Admin {
                     .iter()
                     .find(|t| t.name.as_ref().is_some_and(|n| n.0 == *topic));
                 let result = match answer {
-                    None => Err(missing_answer("Metadata", topic)),
+                    None => Err(missing_answer(
+                        "Metadata",
+                        &Resource::Topic(topic.to_string()),
+                    )),
                     Some(t) => match KafkaCode::from_code(t.error_code) {
                         Some(code) => Err(topic_error(topic, code)),
                         None => Ok(describe(topic, t)),
@@ -242,7 +247,11 @@ impl Admin {
         for &(topic, count) in topics {
             let answer = response.results.iter().find(|r| r.name.0 == *topic);
             let answer = answer.map(|r| (r.error_code, r.error_message.as_ref()));
-            let result = match item_answer("CreatePartitions", topic, answer) {
+            let result = match item_answer(
+                "CreatePartitions",
+                &Resource::Topic(topic.to_string()),
+                answer,
+            ) {
                 Ok(()) => self.wait_for(topic, Some(count as usize)).await,
                 failed => failed,
             };

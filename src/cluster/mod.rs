@@ -31,7 +31,7 @@ pub(crate) use offsets::{
 
 use crate::config::ClientConfig;
 use crate::conn::{Connection, ConnectionSettings};
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 use brokers::{is_final, BrokerSlot};
 use refresh::{Cadence, Refresher};
@@ -188,7 +188,7 @@ impl Cluster {
                 self.refresh(&[], false).await?;
                 self.slot(id).ok_or_else(|| Error::Broker {
                     api: "Metadata",
-                    resource: format!("broker {id}"),
+                    resource: Resource::Broker(format!("broker {id}")),
                     code: KafkaCode::from_code(codes::BROKER_NOT_AVAILABLE).expect("non-zero"),
                     message: Some("the broker is not in the cluster metadata".into()),
                 })?
@@ -225,11 +225,11 @@ impl Cluster {
             .partitions
             .iter()
             .find(|p| p.id == partition)
-            .ok_or_else(|| Error::UnknownTopicOrPartition(format!("{topic}[{partition}]")))?;
+            .ok_or_else(|| Error::unknown(topic, Some(partition)))?;
         if p.leader < 0 {
             return Err(Error::Broker {
                 api: "Metadata",
-                resource: format!("{topic}[{partition}]"),
+                resource: Resource::partition(topic, partition),
                 code: KafkaCode::from_code(codes::LEADER_NOT_AVAILABLE).expect("non-zero"),
                 message: None,
             });
@@ -246,7 +246,7 @@ impl Cluster {
             _ => {
                 self.refresh(&[topic], false).await?;
                 self.cached(topic)
-                    .ok_or_else(|| Error::UnknownTopicOrPartition(topic.to_owned()))?
+                    .ok_or_else(|| Error::unknown(topic, None))?
             }
         };
         match meta.error {
@@ -360,7 +360,7 @@ impl Cluster {
     /// Cancel-safe: it only reads and asks.
     pub async fn producing_to(&self, topic: &str, partition: Option<i32>) -> Result<usize, Error> {
         if let Some(p) = partition.filter(|&p| p < 0) {
-            return Err(Error::UnknownTopicOrPartition(format!("{topic}[{p}]")));
+            return Err(Error::unknown(topic, Some(p)));
         }
         let fits = |n: usize| partition.is_none_or(|p| (p as usize) < n);
         if let Some(n) = self.partition_count(topic).filter(|&n| fits(n)) {
@@ -376,14 +376,11 @@ impl Cluster {
                         return Ok(meta.partitions.len())
                     }
                     Some(meta) if meta.error.is_none() || meta.is_missing() => {
-                        let what = match (meta.error, partition) {
-                            (None, Some(p)) => format!("{topic}[{p}]"),
-                            _ => topic.to_owned(),
-                        };
-                        Error::UnknownTopicOrPartition(what)
+                        // The topic is there but not the partition, or not the topic.
+                        Error::unknown(topic, partition.filter(|_| meta.error.is_none()))
                     }
                     Some(meta) => topic_error(topic, meta.error.expect("matched above")),
-                    None => Error::UnknownTopicOrPartition(topic.to_owned()),
+                    None => Error::unknown(topic, None),
                 },
                 Err(e) => e,
             };
@@ -467,11 +464,11 @@ impl Patience {
 /// The error a Metadata answer gives for `topic`: an unknown topic is its own variant.
 pub(crate) fn topic_error(topic: &str, code: KafkaCode) -> Error {
     if code.code() == codes::UNKNOWN_TOPIC_OR_PARTITION {
-        return Error::UnknownTopicOrPartition(topic.to_owned());
+        return Error::unknown(topic, None);
     }
     Error::Broker {
         api: "Metadata",
-        resource: topic.to_owned(),
+        resource: Resource::Topic(topic.to_owned()),
         code,
         message: None,
     }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Cluster;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 
 /// ListOffsets timestamp for the log start.
@@ -206,7 +206,7 @@ impl Cluster {
                 };
                 let error = Error::Broker {
                     api: "ListOffsets",
-                    resource: format!("{}[{}]", tp.0, tp.1),
+                    resource: Resource::partition(&tp.0, tp.1),
                     code,
                     message: None,
                 };

@@ -17,7 +17,7 @@ use super::{Message, TimestampType};
 use crate::cluster::{Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::conn::Connection;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 use crate::protocol::records::{AbortedTransactions, BatchDecoder, DecodeError};
 
@@ -89,7 +89,7 @@ pub(super) async fn absorb(
                         }
                         return Err(Error::Broker {
                             api: "Fetch",
-                            resource: format!("{topic}[{}]", p.partition_index),
+                            resource: Resource::partition(&topic[..], p.partition_index),
                             code,
                             message: None,
                         });
@@ -200,12 +200,12 @@ pub(super) async fn reset_offsets(
             let (topic, partition) = &partitions[0];
             return Err(Error::Broker {
                 api: "Fetch",
-                resource: format!(
-                    "{topic}[{partition}] at offset {}",
-                    state.positions[&partitions[0]]
-                ),
+                resource: Resource::partition(topic, *partition),
                 code: KafkaCode::from_code(codes::OFFSET_OUT_OF_RANGE).expect("non-zero"),
-                message: Some("auto.offset.reset is error".into()),
+                message: Some(format!(
+                    "position {}; auto.offset.reset is error",
+                    state.positions[&partitions[0]]
+                )),
             });
         }
     };

@@ -28,7 +28,7 @@ use super::membership::Attention;
 use super::poll_clock::PollClock;
 use crate::cluster::{topic_name, Cluster};
 use crate::config::ConsumerConfig;
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, Error, Resource};
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::TopicPartitions;
 
@@ -217,7 +217,7 @@ impl ConsumerGroupMember {
                     // member may own.
                     return Err(Error::Broker {
                         api: "OffsetCommit",
-                        resource: format!("group {}", self.group_id),
+                        resource: Resource::Group(self.group_id.clone()),
                         code: crate::error::KafkaCode::from_code(codes::FENCED_MEMBER_EPOCH)
                             .expect("non-zero"),
                         message: Some("the member was fenced; its partitions are lost".into()),
@@ -497,7 +497,7 @@ async fn heartbeat_once(
         codes::UNSUPPORTED_VERSION => Err(Heartbeat::Fatal(unsupported(conn.broker()))),
         code => Err(Heartbeat::Fatal(Error::Broker {
             api: "ConsumerGroupHeartbeat",
-            resource: format!("group {}", coordinator.group_id()),
+            resource: Resource::Group(coordinator.group_id().to_owned()),
             code: crate::error::KafkaCode::from_code(code).expect("non-zero"),
             message: response.error_message.map(|m| m.to_string()),
         })),

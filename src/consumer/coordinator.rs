@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::{per_topic, topic_name, Cluster};
 use crate::conn::Connection;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::TopicPartitions;
 
@@ -115,7 +115,7 @@ impl Coordinator {
     pub fn error(&self, api: &'static str, code: i16) -> Error {
         Error::Broker {
             api,
-            resource: format!("group {}", self.group_id),
+            resource: Resource::Group(self.group_id.clone()),
             code: KafkaCode::from_code(code).expect("non-zero"),
             message: None,
         }

@@ -32,7 +32,7 @@ use super::Message;
 use crate::cluster::{by_leader, by_topic, topic_name, ByLeader, Cluster, TopicPartition};
 use crate::config::ConsumerConfig;
 use crate::conn::Connection;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 
 /// What the consumer knows of its partitions between fetches.
@@ -395,7 +395,7 @@ async fn fetch_from(
                 session.reset();
                 Err(Error::Broker {
                     api: "Fetch",
-                    resource: format!("fetch session with broker {leader}"),
+                    resource: Resource::Broker(format!("broker {leader} (its fetch session)")),
                     code: KafkaCode::from_code(code).expect("non-zero"),
                     message: None,
                 })

@@ -35,7 +35,7 @@ use super::poll_clock::PollClock;
 use crate::cluster::Cluster;
 use crate::config::ConsumerConfig;
 use crate::conn::Connection;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::{
     decode_assignment, encode_assignment, Subscription, TopicPartitions,
@@ -369,7 +369,7 @@ impl GroupMember {
     ) -> Result<Vec<SyncGroupRequestAssignment>, Error> {
         let assignor = Assignor::from_name(protocol).ok_or_else(|| Error::Broker {
             api: "JoinGroup",
-            resource: format!("group {}", self.coordinator.group_id()),
+            resource: Resource::Group(self.coordinator.group_id().to_owned()),
             code: KafkaCode::from_code(codes::INCONSISTENT_GROUP_PROTOCOL).expect("non-zero"),
             message: Some(format!(
                 "the group chose assignor {protocol:?}, which purekafka lacks"
@@ -393,7 +393,7 @@ impl GroupMember {
                 Ok(_) => {}
                 // A subscribed topic that does not exist yet, or that the cluster refuses to
                 // describe, gets no partitions until that changes.
-                Err(Error::UnknownTopicOrPartition(_)) => {}
+                Err(Error::UnknownTopicOrPartition { .. }) => {}
                 Err(e) if e.kafka_code().is_some() => {
                     tracing::debug!(%topic, error = %e, "subscribed topic left out of the assignment");
                 }

@@ -191,9 +191,10 @@ impl Assigned {
             .iter()
             .any(|(t, p, _)| t == topic && *p == partition)
         {
-            return Err(Error::UnknownTopicOrPartition(format!(
-                "{topic}[{partition}] is not among the partitions assigned"
-            )));
+            return Err(Error::NotAssigned {
+                topic: topic.to_owned(),
+                partition,
+            });
         }
         let mut seeks = self.seeks.lock().unwrap_or_else(|p| p.into_inner());
         seeks.push((topic.to_owned(), partition, offset));

@@ -451,8 +451,9 @@ impl Consumer {
             .keys()
             .find(|(t, p)| &**t == topic && *p == partition)
             .cloned()
-            .ok_or_else(|| {
-                Error::UnknownTopicOrPartition(format!("{topic}[{partition}] is not assigned"))
+            .ok_or_else(|| Error::NotAssigned {
+                topic: topic.to_owned(),
+                partition,
             })
     }
 

@@ -370,7 +370,7 @@ mod tests {
         let (report, appeared) = sub.unavailable(&missing);
         assert_eq!(report.len(), 1);
         assert!(
-            matches!(&report[0], (t, Error::UnknownTopicOrPartition(n)) if t == "t" && n == "t")
+            matches!(&report[0], (t, Error::UnknownTopicOrPartition { topic, partition: None }) if t == "t" && topic == "t")
         );
         assert!(appeared.is_empty());
         assert_eq!(sub.unavailable(&missing).0.len(), 0, "once");

@@ -24,7 +24,7 @@ use super::absorb::reset_offsets;
 use super::fetch::FetchState;
 use crate::cluster::{by_topic, topic_name, Cluster, TopicPartition};
 use crate::config::{AutoOffsetReset, ConsumerConfig};
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 
 /// The leader epochs a partition's position hangs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +195,7 @@ pub(super) async fn apply_checks(
             Err(code) => {
                 return Err(Error::Broker {
                     api: "OffsetForLeaderEpoch",
-                    resource: format!("{topic}[{partition}]"),
+                    resource: Resource::partition(topic, partition),
                     code,
                     message: None,
                 })

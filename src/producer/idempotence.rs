@@ -18,7 +18,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
 
 use super::accumulator::ReadyBatch;
 use crate::cluster::Cluster;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::records::ProducerFields;
 
 /// The first InitProducerId version that bumps the epoch of an existing producer id.
@@ -90,7 +90,7 @@ impl Identity {
         if let Some(code) = KafkaCode::from_code(response.error_code) {
             return Err(Error::Broker {
                 api: "InitProducerId",
-                resource: conn.broker().to_owned(),
+                resource: Resource::Broker(conn.broker().to_owned()),
                 code,
                 message: None,
             });

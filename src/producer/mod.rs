@@ -408,12 +408,7 @@ impl Producer {
                     .and_then(|p| p.partition(&record.topic, key, partitions));
                 match (chosen, key) {
                     (Some(p), _) if (0..partitions as i32).contains(&p) => Target::Partition(p),
-                    (Some(p), _) => {
-                        return Err(Error::UnknownTopicOrPartition(format!(
-                            "{}[{p}]",
-                            record.topic
-                        )))
-                    }
+                    (Some(p), _) => return Err(Error::unknown(&record.topic, Some(p))),
                     (None, Some(key)) => Target::Partition(partition_for_key(key, partitions)),
                     (None, None) => Target::Sticky { partitions },
                 }

@@ -36,7 +36,7 @@ use super::idempotence::Identity;
 use crate::cluster::Cluster;
 use crate::config::{Acks, ProducerConfig};
 use crate::conn::Connection;
-use crate::error::{Error, KafkaCode};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 use crate::protocol::frame::Body;
 use crate::protocol::produce::{encode_produce, TopicBatches};
@@ -437,7 +437,7 @@ fn broker_error(
 ) -> Error {
     Error::Broker {
         api: "Produce",
-        resource: format!("{}[{}]", batch.topic, batch.partition),
+        resource: Resource::partition(&batch.topic, batch.partition),
         code: KafkaCode::from_code(code).expect("non-zero"),
         message: message.map(|m| m.to_string()),
     }
