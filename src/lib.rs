@@ -29,6 +29,7 @@ pub mod config;
 mod conn;
 mod consumer;
 mod error;
+mod group;
 mod producer;
 pub mod protocol;
 #[cfg(test)]
@@ -40,13 +41,12 @@ pub use admin::{
     TopicDescription, TopicListing,
 };
 pub use config::{
-    Acks, AutoOffsetReset, CKafkaConfig, ClientConfig, GroupProtocol, IsolationLevel,
+    Acks, Assignor, AutoOffsetReset, CKafkaConfig, ClientConfig, GroupProtocol, IsolationLevel,
     SaslMechanism, Secret, SecurityProtocol,
 };
 pub use consumer::{
-    Assigned, Assignor, CommitHandle, Consumer, ConsumerBuilder, ListenerFuture, Message,
-    MessageStream, Offset, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking,
-    TimestampType,
+    Assigned, CommitHandle, Consumer, ConsumerBuilder, ListenerFuture, Message, MessageStream,
+    Offset, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking, TimestampType,
 };
 pub use error::{ConfigError, Error, KafkaCode, Resource, Result};
 pub use producer::{

@@ -17,8 +17,8 @@ use kafka_protocol::messages::{
 use super::{item_answer, item_error, missing_answer, Admin, Outcome, RETRY};
 use crate::cluster::{per_topic, topic_name};
 use crate::conn::Connection;
-use crate::consumer::coordinator::{commit_topics, s, Coordinator};
 use crate::error::{Error, Resource};
+use crate::group::coordinator::{commit_topics, s, Coordinator};
 use crate::protocol::api::ApiRequest;
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::{decode_assignment, TopicPartitions};

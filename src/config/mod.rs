@@ -10,6 +10,7 @@
 //! Every property is parsed when it is set, so a wrong key or value is reported at once, with the
 //! key's name.
 
+mod assignor;
 mod ckafka;
 mod properties;
 mod tls;
@@ -17,10 +18,10 @@ mod tls;
 use std::fmt;
 use std::time::Duration;
 
+pub use assignor::Assignor;
 pub use ckafka::{CKafkaConfig, CKafkaSasl};
 pub use tls::TlsConfig;
 
-use crate::consumer::Assignor;
 use crate::error::ConfigError;
 use crate::protocol::compression::Compression;
 pub use crate::protocol::sasl::SaslMechanism;

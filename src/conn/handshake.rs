@@ -9,7 +9,7 @@ use kafka_protocol::protocol::{HeaderVersion, StrBytes};
 use super::wire::Wire;
 use super::Connection;
 use crate::config::SaslConfig;
-use crate::error::{Error, Resource};
+use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 use crate::protocol::frame::{self, RequestHead};
 use crate::protocol::sasl::SaslClient;
@@ -47,7 +47,7 @@ pub(super) async fn api_versions(wire: &Wire) -> Result<ApiVersionTable, Error> 
                 return Err(Error::Broker {
                     api: "ApiVersions",
                     resource: Resource::Broker(wire.broker().to_owned()),
-                    code: crate::KafkaCode::from_code(code).expect("non-zero"),
+                    code: KafkaCode::from_code(code).expect("non-zero"),
                     message: None,
                 })
             }

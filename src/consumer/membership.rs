@@ -13,19 +13,20 @@
 //!                                reported, a leader whose assignment is out of date rejoins
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::consumer_group::{Change, ConsumerGroupMember};
-use super::coordinator::Identity;
-use super::group::{ClassicCommitter, GroupMember, Rejoin};
 use super::listener::Step;
 use super::Consumer;
-use crate::cluster::{Cluster, Metadata, EARLIEST, LATEST};
+use crate::cluster::{Cluster, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, IsolationLevel};
 use crate::error::Error;
+use crate::group::classic::{ClassicCommitter, GroupMember, Rejoin};
+use crate::group::consumer_group::{Change, ConsumerGroupMember};
+use crate::group::coordinator::Identity;
+use crate::group::{AssignedFrom, SharedTopics};
 use crate::protocol::consumer_protocol::TopicPartitions;
 
 /// A consumer's group membership.
@@ -35,20 +36,6 @@ pub(super) enum Membership {
     /// KIP-848: the coordinator assigns.
     Consumer(Arc<ConsumerGroupMember>),
 }
-
-/// Wakes a consumer waiting in `recv` (for a fetch, or for partitions) when its membership
-/// needs it: a rejoin was asked for, a join ended, a KIP-848 target or fencing arrived. Without
-/// it, such news would wait for the fetch in progress, up to `fetch.wait.max.ms`.
-pub(super) type Attention = Arc<tokio::sync::Notify>;
-
-/// The topics a member is subscribed to, as the consumer last resolved them; shared with the
-/// member, which sends them when it joins (classic) or heartbeats (KIP-848).
-pub(super) type SharedTopics = Arc<Mutex<Vec<String>>>;
-
-/// As group leader, the partition count of every topic the group subscribes to (`None`: the
-/// topic did not exist) when this member last assigned: once the cluster says otherwise, the
-/// leader rejoins so the assignment covers what is there now.
-pub(super) type AssignedFrom = Arc<Mutex<Option<BTreeMap<String, Option<usize>>>>>;
 
 pub(super) struct ClassicGroup {
     pub member: Arc<tokio::sync::Mutex<GroupMember>>,
@@ -194,25 +181,6 @@ pub(super) struct Rejoined {
     lost: bool,
     /// Where each partition new to this member starts.
     positions: Positions,
-}
-
-/// The partition count of each of `topics` in `metadata` (`None` where the topic does not
-/// exist or is in error): what a leader's assignment was computed from.
-pub(super) fn partition_counts<'a>(
-    metadata: &Metadata,
-    topics: impl IntoIterator<Item = &'a String>,
-) -> BTreeMap<String, Option<usize>> {
-    topics
-        .into_iter()
-        .map(|t| {
-            let count = metadata
-                .topics
-                .get(t)
-                .filter(|meta| meta.error.is_none())
-                .map(|meta| meta.partitions.len());
-            (t.clone(), count)
-        })
-        .collect()
 }
 
 impl Consumer {

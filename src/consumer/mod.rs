@@ -17,17 +17,12 @@
 //! ```
 
 mod absorb;
-mod assignor;
 mod consumed;
-mod consumer_group;
-pub(crate) mod coordinator;
 mod fetch;
 mod fetch_session;
-mod group;
 mod listener;
 mod membership;
 mod message;
-mod poll_clock;
 mod stream;
 mod subscription;
 mod validation;
@@ -42,16 +37,16 @@ use tokio::sync::mpsc;
 use crate::cluster::{ClientKind, Cluster, EARLIEST, LATEST};
 use crate::config::{ClientConfig, ConsumerConfig};
 use crate::error::{ConfigError, Error};
-pub use assignor::Assignor;
+use crate::group::poll_clock::PollClock;
+use crate::group::Attention;
 use consumed::Consumed;
 use fetch::{FetchState, Fetcher};
 pub use listener::{
     Assigned, ListenerFuture, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking,
 };
 use listener::{Finished, SharedListener};
-use membership::{Attention, Membership};
+use membership::Membership;
 pub use message::{Message, TimestampType};
-use poll_clock::PollClock;
 pub use stream::{CommitHandle, MessageStream};
 use subscription::Subscription;
 

@@ -13,14 +13,15 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use super::consumer_group::ConsumerGroupMember;
-use super::group::GroupMember;
 use super::listener::Step;
-use super::membership::{partition_counts, ClassicGroup, Membership};
+use super::membership::{ClassicGroup, Membership};
 use super::{Consumer, RebalanceEvent};
 use crate::cluster::{topic_error, Metadata};
 use crate::config::GroupProtocol;
 use crate::error::{ConfigError, Error};
+use crate::group::classic::GroupMember;
+use crate::group::consumer_group::ConsumerGroupMember;
+use crate::group::partition_counts;
 
 /// A consumer's subscription: names, and regexes matched against every topic's name.
 pub(super) struct Subscription {

@@ -28,11 +28,12 @@ use kafka_protocol::messages::{
 };
 use tokio::task::JoinHandle;
 
-use super::assignor::Assignor;
+use super::assignor;
 use super::coordinator::{s, CommitError, Committer, Coordinator, Identity};
-use super::membership::{partition_counts, AssignedFrom, Attention, SharedTopics};
 use super::poll_clock::PollClock;
+use super::{partition_counts, AssignedFrom, Attention, SharedTopics};
 use crate::cluster::Cluster;
+use crate::config::Assignor;
 use crate::config::ConsumerConfig;
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Resource};
@@ -406,8 +407,7 @@ impl GroupMember {
             .filter_map(|(t, n)| n.map(|n| (t.clone(), n as i32)))
             .collect();
         *self.assigned_from.lock().unwrap_or_else(|p| p.into_inner()) = Some(counts);
-        assignor
-            .assign(&subscriptions, &partitions)
+        assignor::assign(assignor, &subscriptions, &partitions)
             .into_iter()
             .map(|(member, assigned)| {
                 let bytes = encode_assignment(&assigned).map_err(|e| Error::protocol("-", e))?;

@@ -1,7 +1,8 @@
 //! The cooperative-sticky assignor's rules, one by one, and properties over random groups.
 
 use super::*;
-use crate::consumer::assignor::Assignor;
+use crate::config::Assignor;
+use crate::group::assignor::assign;
 use proptest::prelude::*;
 
 type Group = BTreeMap<String, Subscription>;
@@ -30,7 +31,7 @@ fn counts(topics: &[(&str, i32)]) -> HashMap<String, i32> {
 }
 
 fn run(members: &Group, partitions: &HashMap<String, i32>) -> Assignment {
-    Assignor::CooperativeSticky.assign(members, partitions)
+    assign(Assignor::CooperativeSticky, members, partitions)
 }
 
 /// The group as it rejoins after `result`: each member owns what it got, in `generation`.

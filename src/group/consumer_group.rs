@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::coordinator::{s, CommitError, Committer, Coordinator, Identity};
-use super::membership::Attention;
 use super::poll_clock::PollClock;
+use super::Attention;
 use crate::cluster::{topic_name, Cluster};
 use crate::config::ConsumerConfig;
 use crate::error::{ConfigError, Error, Resource};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// When the application last asked for records, against `max.poll.interval.ms`: a member
 /// whose application stopped reading leaves the group, so its partitions are read elsewhere.
 #[derive(Clone, Debug)]
-pub(super) struct PollClock {
+pub(crate) struct PollClock {
     start: std::time::Instant,
     /// Milliseconds from `start` to the last poll.
     last: Arc<AtomicU64>,
