@@ -16,13 +16,18 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, InitProducerIdResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -201,21 +206,16 @@ async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
                 Ok(_) => {}
             }
         };
-        let Some(state) = state.upgrade() else { return };
-        let answer = {
-            let mut state = state.lock().unwrap();
-            let broker = state.brokers.get_mut(&node).unwrap();
-            let produce = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16;
-            if broker.silent || (broker.stalled && produce) {
-                if produce {
-                    broker.produce_requests += 1;
-                }
-                holding = true;
+        // A fetch with nothing to return waits for records, up to its max_wait_ms, as a
+        // broker does.
+        let waits_until = fetch_wait(&frame).map(|wait| tokio::time::Instant::now() + wait);
+        let answer = loop {
+            let Some(state) = state.upgrade() else { return };
+            let (answer, ready) = take(&state, node, &frame, &mut holding);
+            if ready || waits_until.is_none_or(|at| tokio::time::Instant::now() >= at) {
+                break answer;
             }
-            match holding {
-                true => None,
-                false => answer(&mut state, node, frame),
-            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         };
         if let Some(answer) = answer {
             if pipe.write_all(&answer).await.is_err() {
@@ -225,8 +225,72 @@ async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
     }
 }
 
+/// Broker `node`'s answer to `frame` (see [`answer`]), or none while it holds the connection's
+/// requests (silent, or stalled on a Produce: `holding` is then set for good).
+fn take(
+    state: &Mutex<State>,
+    node: i32,
+    frame: &Bytes,
+    holding: &mut bool,
+) -> (Option<Vec<u8>>, bool) {
+    let mut state = state.lock().unwrap();
+    let broker = state.brokers.get_mut(&node).unwrap();
+    let produce = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16;
+    if broker.silent || (broker.stalled && produce) {
+        if produce {
+            broker.produce_requests += 1;
+        }
+        *holding = true;
+    }
+    match *holding {
+        true => (None, true),
+        false => answer(&mut state, node, frame.clone()),
+    }
+}
+
+/// How long a Fetch in `frame` may wait for records; `None` for any other request.
+fn fetch_wait(frame: &Bytes) -> Option<std::time::Duration> {
+    let mut frame = frame.clone();
+    let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame).ok()?;
+    if header.request_api_key != ApiKey::Fetch as i16 {
+        return None;
+    }
+    let asked = FetchRequest::decode(&mut frame, header.request_api_version).ok()?;
+    Some(std::time::Duration::from_millis(
+        asked.max_wait_ms.max(0) as u64
+    ))
+}
+
+/// The response frame to one request, or `None` when none is sent (Produce with acks=0); and
+/// whether it is ready to go (false for a Fetch that found no records: it may wait).
+fn answer(state: &mut State, node: i32, frame: Bytes) -> (Option<Vec<u8>>, bool) {
+    let empty_fetch = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Fetch as i16
+        && !has_records(state, &frame);
+    (respond_to(state, node, frame), !empty_fetch)
+}
+
+/// Whether a Fetch in `frame` finds any records.
+fn has_records(state: &State, frame: &Bytes) -> bool {
+    let mut frame = frame.clone();
+    let Ok(header) = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame) else {
+        return true;
+    };
+    let Ok(asked) = FetchRequest::decode(&mut frame, header.request_api_version) else {
+        return true;
+    };
+    asked.topics.iter().any(|t| {
+        t.partitions.iter().any(|p| {
+            state
+                .topics
+                .get(t.topic.0.as_str())
+                .and_then(|parts| parts.get(p.partition as usize))
+                .is_none_or(|partition| partition.next_offset != p.fetch_offset)
+        })
+    })
+}
+
 /// The response frame to one request, or `None` when none is sent (Produce with acks=0).
-fn answer(state: &mut State, node: i32, mut frame: Bytes) -> Option<Vec<u8>> {
+fn respond_to(state: &mut State, node: i32, mut frame: Bytes) -> Option<Vec<u8>> {
     let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame)
         .expect("a request header");
     let (key, version) = (header.request_api_key, header.request_api_version);
@@ -265,6 +329,16 @@ fn answer(state: &mut State, node: i32, mut frame: Bytes) -> Option<Vec<u8>> {
             let response = InitProducerIdResponse::default()
                 .with_producer_id(ProducerId(1000 + state.init_producer_id as i64))
                 .with_producer_epoch(0);
+            respond(&|buf| encode_with_header(&response, version, buf))
+        }
+        ApiKey::Fetch => {
+            let asked = FetchRequest::decode(&mut frame, version).unwrap();
+            let response = fetch(state, node, &asked);
+            respond(&|buf| encode_with_header(&response, version, buf))
+        }
+        ApiKey::ListOffsets => {
+            let asked = ListOffsetsRequest::decode(&mut frame, version).unwrap();
+            let response = list_offsets(state, &asked);
             respond(&|buf| encode_with_header(&response, version, buf))
         }
         ApiKey::Produce => {
@@ -334,6 +408,102 @@ fn metadata(state: &State, asked: MetadataRequest) -> MetadataResponse {
         .with_brokers(brokers)
         .with_controller_id(BrokerId(1))
         .with_topics(topics)
+}
+
+/// The records of each partition asked from `fetch_offset` on, as the log holds them (whole
+/// batches, each with its base offset set where the log put it), up to the partition's limit.
+fn fetch(state: &State, node: i32, asked: &FetchRequest) -> FetchResponse {
+    let responses = asked
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let answer = PartitionData::default()
+                        .with_partition_index(p.partition)
+                        .with_preferred_read_replica(BrokerId(-1));
+                    let partition = state
+                        .topics
+                        .get(t.topic.0.as_str())
+                        .and_then(|parts| parts.get(p.partition as usize));
+                    let Some(partition) = partition else {
+                        return answer.with_error_code(3);
+                    };
+                    if partition.leader != node {
+                        return answer.with_error_code(6); // NOT_LEADER_OR_FOLLOWER
+                    }
+                    let end = partition.next_offset;
+                    let answer = answer
+                        .with_high_watermark(end)
+                        .with_last_stable_offset(end)
+                        .with_log_start_offset(0);
+                    if p.fetch_offset > end {
+                        return answer.with_error_code(1); // OFFSET_OUT_OF_RANGE
+                    }
+                    let mut records = BytesMut::new();
+                    for (base, batch) in &partition.log {
+                        let count = (&batch[57..61]).get_i32() as i64;
+                        if base + count <= p.fetch_offset {
+                            continue;
+                        }
+                        if !records.is_empty()
+                            && records.len() + batch.len() > p.partition_max_bytes as usize
+                        {
+                            break;
+                        }
+                        let at = records.len();
+                        records.extend_from_slice(batch);
+                        // The base offset is outside the batch's CRC: the log sets it.
+                        records[at..at + 8].copy_from_slice(&base.to_be_bytes());
+                    }
+                    answer.with_records(Some(records.freeze()))
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    FetchResponse::default().with_responses(responses)
+}
+
+/// The earliest (0) or latest offset of each partition asked.
+fn list_offsets(state: &State, asked: &ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = asked
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let answer = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(partition) = state
+                        .topics
+                        .get(t.name.0.as_str())
+                        .and_then(|parts| parts.get(p.partition_index as usize))
+                    else {
+                        return answer.with_error_code(3);
+                    };
+                    let offset = match p.timestamp {
+                        -2 => 0,
+                        _ => partition.next_offset,
+                    };
+                    answer
+                        .with_offset(offset)
+                        .with_timestamp(-1)
+                        .with_leader_epoch(partition.leader_epoch)
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
 }
 
 fn produce(state: &mut State, node: i32, asked: &ProduceRequest) -> ProduceResponse {

@@ -27,6 +27,9 @@ mod stream;
 mod subscription;
 mod validation;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -86,6 +89,8 @@ impl ConsumerBuilder {
     }
 
     /// Checks the configuration and connects to the cluster.
+    ///
+    /// Cancel-safe: dropped, nothing is kept (no group is joined before the first `recv`).
     pub async fn build(self) -> Result<Consumer, Error> {
         let cluster = Cluster::connect(&self.config, ClientKind::Consumer).await?;
         Ok(Consumer {
@@ -186,6 +191,8 @@ impl Consumer {
     }
 
     /// The partition ids of `topic`.
+    ///
+    /// Cancel-safe: it only reads (the metadata cache, asking the cluster when it must).
     pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, Error> {
         self.cluster.partition_ids(topic).await
     }
@@ -467,6 +474,10 @@ impl Consumer {
     ///
     /// A group member's partitions are revoked in good order first, as with
     /// [`Consumer::unsubscribe`]: the listener's `revoking` is called for them.
+    ///
+    /// Not cancel-safe, by its nature: it takes the consumer, and dropped half way it may have
+    /// committed without leaving the group. The group then drops the member when its session times
+    /// out, as it does for a consumer that stops; nothing else is left behind.
     pub async fn close(mut self) -> Result<(), Error> {
         self.leave_group().await
     }
