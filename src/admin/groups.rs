@@ -99,6 +99,8 @@ fn coordinator_moving(code: i16) -> bool {
 
 impl Admin {
     /// Every group of the cluster: each broker lists the groups it coordinates. Sorted by id.
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>, Error> {
         let mut groups = Vec::new();
         for broker in self.describe_cluster().await?.brokers {
@@ -125,6 +127,8 @@ impl Admin {
     /// Each of `groups` with its state, assignor and members, classic and KIP-848 groups alike.
     /// One outcome per group: a group the coordinator does not know is GROUP_ID_NOT_FOUND on
     /// brokers that say so, and state `Dead` on older ones.
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn describe_groups(
         &self,
         groups: &[&str],
@@ -184,6 +188,9 @@ impl Admin {
 
     /// Deletes each of `groups`, with its committed offsets. One outcome per group: a group
     /// with members is NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn delete_groups(&self, groups: &[&str]) -> Result<Vec<Outcome>, Error> {
         let mut outcomes = Vec::with_capacity(groups.len());
         for &group in groups {
@@ -205,6 +212,8 @@ impl Admin {
     }
 
     /// Every offset `group` has committed, per partition, sorted.
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn list_group_offsets(
         &self,
         group: &str,
@@ -239,6 +248,9 @@ impl Admin {
     /// Sets `group`'s committed offsets (`(topic, partition, next offset to read)`), as
     /// `kafka-consumer-groups --reset-offsets` does. The group must have no members: an active
     /// one answers UNKNOWN_MEMBER_ID per partition. One outcome per partition.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn alter_group_offsets(
         &self,
         group: &str,
@@ -270,6 +282,9 @@ impl Admin {
 
     /// Deletes `group`'s committed offsets of `partitions`. A group with members subscribed to
     /// a topic answers GROUP_SUBSCRIBED_TO_TOPIC for its partitions. One outcome per partition.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn delete_group_offsets(
         &self,
         group: &str,
@@ -311,6 +326,8 @@ impl Admin {
 
     /// The offset `group` has committed for each partition of `topic` (`None` where it has
     /// none): where a member would start reading.
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn committed_offsets(
         &self,
         group: &str,

@@ -96,6 +96,8 @@ pub struct AdminBuilder {
 
 impl AdminBuilder {
     /// Checks the configuration and connects to the cluster.
+    ///
+    /// Cancel-safe: dropped, nothing is kept (a connection being made is closed).
     pub async fn build(self) -> Result<Admin, Error> {
         Ok(Admin {
             cluster: Cluster::connect(&self.config, ClientKind::Admin).await?,
@@ -105,6 +107,11 @@ impl AdminBuilder {
 }
 
 /// An admin client: topics, partitions, consumer groups and their offsets, the cluster.
+///
+/// Every method is cancel-safe as far as the client goes: dropping its future (in `select!`,
+/// under a timeout) leaves the client as it was, ready for the next call. A request already
+/// written may still take effect on the cluster: a topic may be created or deleted, offsets
+/// altered. The methods that change something say so.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), purekafka::Error> {
@@ -133,6 +140,8 @@ impl Admin {
     }
 
     /// The cluster id, the controller and every broker, asked of the cluster afresh.
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn describe_cluster(&self) -> Result<ClusterDescription, Error> {
         let response = self.cluster.metadata(Some(&[])).await?;
         let mut brokers: Vec<BrokerDescription> = response
@@ -212,6 +221,8 @@ impl Admin {
 
     /// The leader's broker id for each partition of `topic` (-1 where none is elected), asked of
     /// the cluster afresh rather than taken from the metadata cache.
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn partition_leaders(&self, topic: &str) -> Result<Vec<(i32, i32)>, Error> {
         self.cluster.invalidate_topic(topic);
         let meta = self.cluster.topic(topic).await?;
@@ -220,6 +231,8 @@ impl Admin {
 
     /// The version of each API purekafka uses that it negotiated with one broker of the cluster
     /// (`None` where they share none), in the order of [`crate::protocol::versions::OURS`].
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn negotiated_versions(&self) -> Result<Vec<(&'static str, Option<i16>)>, Error> {
         Ok(self.cluster.any_broker().await?.versions().negotiated())
     }

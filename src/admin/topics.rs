@@ -101,6 +101,9 @@ impl Admin {
     /// leader that answers). One outcome per topic, in order: a topic that exists already is
     /// [`Error::Broker`] with TOPIC_ALREADY_EXISTS. The outer error is for the request as a
     /// whole (no broker reachable, say).
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<Vec<Outcome>, Error> {
         let conn = self.cluster.controller().await?;
         let request = CreateTopicsRequest::default()
@@ -143,6 +146,9 @@ impl Admin {
 
     /// Deletes `topics` and waits until the metadata no longer lists each deleted one. One
     /// outcome per topic: an unknown one is UNKNOWN_TOPIC_OR_PARTITION.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn delete_topics(&self, topics: &[&str]) -> Result<Vec<Outcome>, Error> {
         let conn = self.cluster.controller().await?;
         let version = conn.version_of::<DeleteTopicsRequest>()?;
@@ -175,6 +181,8 @@ impl Admin {
     }
 
     /// Every topic of the cluster, internal ones included (and marked), sorted by name.
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn list_topics(&self) -> Result<Vec<TopicListing>, Error> {
         let response = self.cluster.metadata(None).await?;
         let mut topics: Vec<TopicListing> = response
@@ -196,6 +204,8 @@ impl Admin {
 
     /// Each of `topics` with its partitions' leaders and replicas, asked of the cluster afresh.
     /// One outcome per topic: an unknown one is [`Error::UnknownTopicOrPartition`].
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn describe_topics(
         &self,
         topics: &[&str],
@@ -226,6 +236,9 @@ impl Admin {
     /// Grows each topic to the partition count given (`(topic, new total)`) and waits until the
     /// metadata shows it. One outcome per topic: a count not above the current one is
     /// INVALID_PARTITIONS.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn create_partitions(&self, topics: &[(&str, i32)]) -> Result<Vec<Outcome>, Error> {
         let conn = self.cluster.controller().await?;
         let request = CreatePartitionsRequest::default()
@@ -263,6 +276,9 @@ impl Admin {
     /// Creates `topic` and waits until every partition has a leader, so the topic can be used
     /// at once. A topic that exists already is [`Error::Broker`] with TOPIC_ALREADY_EXISTS
     /// (see [`Error::kafka_code`]).
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn create_topic(
         &self,
         topic: &str,
@@ -274,6 +290,9 @@ impl Admin {
     }
 
     /// Creates `topic` unless it exists; returns whether it was created.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn create_topic_if_missing(
         &self,
         topic: &str,
@@ -297,6 +316,9 @@ impl Admin {
     }
 
     /// Deletes `topic` and waits until the metadata no longer lists it.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the change may still
+    /// be made (see [`Admin`]).
     pub async fn delete_topic(&self, topic: &str) -> Result<(), Error> {
         only(self.delete_topics(&[topic]).await?)
     }

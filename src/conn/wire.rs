@@ -17,6 +17,10 @@
 //! producer settles its batches without another task in between. Reading runs on its own task
 //! so a large request never stops responses from being drained.
 //!
+//! A request submitted with a completion carries its deadline, and the reader gives up on an
+//! answer overdue: it looks at the deadlines whenever it wakes, and at least every second, so
+//! nothing wakes it per request. A caller waiting in [`Wire::call`] keeps its own time.
+//!
 //! When anything fails (I/O, a frame over the ceiling, a correlation id out of order, a
 //! timeout, a request abandoned half written) the wire is *poisoned*: the first error is kept,
 //! the reader stops, and every request in flight fails with that error, marked outcome-unknown.

@@ -55,6 +55,8 @@ pub struct RebalanceEvents(pub(super) mpsc::UnboundedReceiver<RebalanceEvent>);
 
 impl RebalanceEvents {
     /// The next event; `None` once the consumer is gone.
+    ///
+    /// Cancel-safe: an event is taken only when this returns it.
     pub async fn recv(&mut self) -> Option<RebalanceEvent> {
         self.0.recv().await
     }
@@ -158,6 +160,9 @@ impl Revoking {
     /// generation (or epoch) they were owned in, and the group refuses it once it has moved on.
     ///
     /// Dropped before it returns, the commit may or may not have been made.
+    ///
+    /// Cancel-safe for the client; dropped after its request went out, the commit may or may
+    /// not have been made.
     pub async fn commit<T: AsRef<str>>(&self, offsets: &[(T, i32, i64)]) -> Result<(), Error> {
         let offsets = offsets
             .iter()
@@ -167,6 +172,8 @@ impl Revoking {
     }
 
     /// Commits [`Revoking::consumed`].
+    ///
+    /// Cancel-safe as [`Revoking::commit`] is.
     pub async fn commit_consumed(&self) -> Result<(), Error> {
         self.commit(&self.consumed).await
     }

@@ -216,6 +216,8 @@ pub struct DeliveryReports {
 
 impl DeliveryReports {
     /// The next report; `None` once the producer is closed and every report was read.
+    ///
+    /// Cancel-safe: a report is taken only when this returns it.
     pub async fn recv(&mut self) -> Option<DeliveryReport> {
         loop {
             if let Some(report) = self.current.as_mut().and_then(Iterator::next) {
@@ -255,6 +257,8 @@ impl ProducerBuilder {
     }
 
     /// Checks the configuration, connects to the cluster and starts the sender.
+    ///
+    /// Cancel-safe: dropped, nothing is kept (a connection being made is closed).
     pub async fn build(self) -> Result<Producer, Error> {
         self.config.producer.idempotent()?;
         let cluster = Cluster::connect(&self.config, ClientKind::Producer).await?;
@@ -360,6 +364,10 @@ impl Producer {
     /// Sends one record and waits until the broker acknowledged it (per `acks`). Retriable
     /// errors are retried up to `retries` times, `retry.backoff.ms` apart, within
     /// `delivery.timeout.ms`.
+    ///
+    /// Cancel-safe in two halves: dropped before the record is queued, it is not sent; dropped
+    /// after, the record is still delivered (or fails) as if its [`DeliveryFuture`] had been
+    /// dropped, and the delivery report stream, if any, tells its outcome.
     pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata, Error> {
         self.produce(record).await?.await
     }
@@ -378,6 +386,8 @@ impl Producer {
 
     /// Queues one record like [`Producer::produce`], but fails with [`Error::QueueFull`] instead
     /// of waiting when the queue is full. A topic not known yet is still waited for.
+    ///
+    /// Cancel-safe, as [`Producer::produce`].
     pub async fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
         self.enqueue(record, false).await
     }
@@ -504,6 +514,9 @@ impl Producer {
     /// Closes the producer: no new records are taken, and every queued record is delivered or
     /// fails (at the latest after `delivery.timeout.ms`) before this returns. Clones of this
     /// producer are closed too.
+    ///
+    /// Cancel-safe: dropped, the producer is closed all the same (no new records are taken), and
+    /// what is queued is still delivered in the background.
     pub async fn close(self) {
         self.inner.acc.close();
         let sender = self.inner.sender.lock().expect("sender lock").take();

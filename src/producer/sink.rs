@@ -1,23 +1,34 @@
-//! The producer's sending side: a router task, and one sink task per broker.
+//! The producer's sending side: a router task, and one sink per broker.
 //!
 //! ```text
-//!  router: starts sinks, routes partitions again when the metadata changes, expires the batches
-//!          of partitions without a leader
-//!  sink(broker): free request slot ─► drain(broker) ─► one Produce for every batch taken
-//!                    ▲                                  │ written on the connection by the sink
-//!                    │                                  ▼
-//!                    └──── slot freed ◄── completion, on the connection's reader task:
-//!                                         settle() each batch, or retry() it
+//!  produce() ─ append ─► a batch opened or filled: kick(sink)
+//!                          │ linger 0, slot + connection + producer id ready: the caller
+//!                          │ drains and writes the request itself, never waiting
+//!                          └ otherwise: wake the sink's task
+//!  sink task(broker): free request slot ─► drain(broker) ─► one Produce for every batch taken
+//!                        ▲                                  │ written by the sink's task
+//!                        │                                  ▼
+//!                        └── slot freed ◄── completion, on the connection's reader task:
+//!                                           settle() each batch, or retry() it
+//!  router task: starts the sink tasks, routes partitions again when metadata arrives, expires
+//!               the batches of partitions without a leader
 //! ```
+//!
+//! Tasks: the router, one task per sink (per broker leading a partition in use), and each
+//! connection's reader. No task is spawned per request (but to finish a write the socket did
+//! not take at once, see `Wire::try_submit`).
 //!
 //! Who owns what:
 //! - the [`Accumulator`] owns the queued batches and the routing of partitions to sinks;
-//! - a sink owns the batches it drained until it writes them, then the request's completion
-//!   owns them until the answer (or the connection's failure) settles or retries each;
-//! - a sink owns at most `max.in.flight.requests.per.connection` request slots; the completion
-//!   of a request holds its slot.
+//! - whoever drains batches (a sink's task, or a caller kicking its sink) owns them until it
+//!   writes them; then the request's completion owns them until the answer, or the
+//!   connection's failure, settles or retries each;
+//! - a sink has `max.in.flight.requests.per.connection` request slots ([`SinkHandle`]); a
+//!   request's completion holds its slot;
+//! - the connection's reader keeps each request's deadline and closes the connection when an
+//!   answer is overdue, which fails (and retries) what was in flight on it.
 //!
-//! Locks: the accumulator's (never held across an await), the idempotent identity's (likewise),
+//! Locks: the accumulator's and the idempotent identity's (never held across an await), and
 //! the connection's write half (held while one request is written). A sink waits for its own
 //! broker only: a broker that is down, or slow to answer, holds up no other sink.
 
