@@ -410,9 +410,25 @@ fn metadata(state: &State, asked: MetadataRequest) -> MetadataResponse {
         .with_topics(topics)
 }
 
+/// `topic[partition]` when broker `node` leads it, or the error code a broker answers:
+/// UNKNOWN_TOPIC_OR_PARTITION or NOT_LEADER_OR_FOLLOWER.
+fn led<'a>(
+    state: &'a mut State,
+    topic: &str,
+    partition: i32,
+    node: i32,
+) -> Result<&'a mut Partition, i16> {
+    let found = state.topics.get_mut(topic);
+    match found.and_then(|parts| parts.get_mut(partition as usize)) {
+        None => Err(3),
+        Some(p) if p.leader != node => Err(6),
+        Some(p) => Ok(p),
+    }
+}
+
 /// The records of each partition asked from `fetch_offset` on, as the log holds them (whole
 /// batches, each with its base offset set where the log put it), up to the partition's limit.
-fn fetch(state: &State, node: i32, asked: &FetchRequest) -> FetchResponse {
+fn fetch(state: &mut State, node: i32, asked: &FetchRequest) -> FetchResponse {
     let responses = asked
         .topics
         .iter()
@@ -424,16 +440,10 @@ fn fetch(state: &State, node: i32, asked: &FetchRequest) -> FetchResponse {
                     let answer = PartitionData::default()
                         .with_partition_index(p.partition)
                         .with_preferred_read_replica(BrokerId(-1));
-                    let partition = state
-                        .topics
-                        .get(t.topic.0.as_str())
-                        .and_then(|parts| parts.get(p.partition as usize));
-                    let Some(partition) = partition else {
-                        return answer.with_error_code(3);
+                    let partition = match led(state, t.topic.0.as_str(), p.partition, node) {
+                        Ok(partition) => partition,
+                        Err(code) => return answer.with_error_code(code),
                     };
-                    if partition.leader != node {
-                        return answer.with_error_code(6); // NOT_LEADER_OR_FOLLOWER
-                    }
                     let end = partition.next_offset;
                     let answer = answer
                         .with_high_watermark(end)
@@ -518,16 +528,10 @@ fn produce(state: &mut State, node: i32, asked: &ProduceRequest) -> ProduceRespo
                     let answer = PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_log_append_time_ms(-1);
-                    let partition = state
-                        .topics
-                        .get_mut(t.name.0.as_str())
-                        .and_then(|parts| parts.get_mut(p.index as usize));
-                    let Some(partition) = partition else {
-                        return answer.with_error_code(3);
+                    let partition = match led(state, t.name.0.as_str(), p.index, node) {
+                        Ok(partition) => partition,
+                        Err(code) => return answer.with_error_code(code),
                     };
-                    if partition.leader != node {
-                        return answer.with_error_code(6); // NOT_LEADER_OR_FOLLOWER
-                    }
                     if let Some((code, left)) = &mut partition.refuse {
                         let code = *code;
                         *left -= 1;

@@ -29,7 +29,7 @@ use kafka_protocol::messages::{
 use tokio::task::JoinHandle;
 
 use super::assignor;
-use super::coordinator::{s, CommitError, Committer, Coordinator, Identity};
+use super::coordinator::{s, CommitError, Coordinator, Identity};
 use super::poll_clock::PollClock;
 use super::{partition_counts, AssignedFrom, Attention, SharedTopics};
 use crate::cluster::Cluster;
@@ -618,12 +618,9 @@ impl ClassicCommitter {
             Some(identity) => identity.clone(),
             None => self.identity(),
         };
-        let who = Committer {
-            member_id: &identity.member_id,
-            generation: identity.generation,
-            instance_id: self.instance_id.as_deref(),
-        };
-        let outcome = self.coordinator.lock().await.commit(who, offsets).await;
+        let instance_id = self.instance_id.as_deref();
+        let mut coordinator = self.coordinator.lock().await;
+        let outcome = coordinator.commit(&identity, instance_id, offsets).await;
         match outcome {
             Err(CommitError::Stale(e)) => {
                 // A join under way answers it already.

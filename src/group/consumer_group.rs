@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::coordinator::{s, CommitError, Committer, Coordinator, Identity};
+use super::coordinator::{s, CommitError, Coordinator, Identity};
 use super::poll_clock::PollClock;
 use super::Attention;
 use crate::cluster::{topic_name, Cluster};
@@ -226,12 +226,9 @@ impl ConsumerGroupMember {
                 self.identity()
             }
         };
-        let who = Committer {
-            member_id: &identity.member_id,
-            generation: identity.generation,
-            instance_id: self.instance_id.as_deref(),
-        };
-        match self.coordinator.lock().await.commit(who, offsets).await {
+        let instance_id = self.instance_id.as_deref();
+        let mut coordinator = self.coordinator.lock().await;
+        match coordinator.commit(&identity, instance_id, offsets).await {
             Err(CommitError::Stale(e)) => {
                 // The heartbeat brings the new epoch (or the fencing) on its own.
                 self.shared.wake.notify_one();

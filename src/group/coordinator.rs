@@ -32,13 +32,6 @@ pub(crate) struct Identity {
     pub generation: i32,
 }
 
-/// Who commits: the member and its generation (classic) or member epoch (KIP-848).
-pub(crate) struct Committer<'a> {
-    pub member_id: &'a str,
-    pub generation: i32,
-    pub instance_id: Option<&'a str>,
-}
-
 /// Why a commit failed, as far as the membership cares.
 pub(crate) enum CommitError {
     /// The group moved on (rebalancing, or this member is stale): rejoin.
@@ -233,10 +226,12 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Commits `offsets` (the next offset to read, per partition) for `who`.
+    /// Commits `offsets` (the next offset to read, per partition) as member `who`, at its
+    /// generation (classic) or member epoch (KIP-848); `instance_id` is a static member's.
     pub async fn commit(
         &mut self,
-        who: Committer<'_>,
+        who: &Identity,
+        instance_id: Option<&str>,
         offsets: &[(&str, i32, i64)],
     ) -> Result<(), CommitError> {
         if offsets.is_empty() {
@@ -247,8 +242,8 @@ impl Coordinator {
         let request = OffsetCommitRequest::default()
             .with_group_id(self.group_id_field())
             .with_generation_id_or_member_epoch(who.generation)
-            .with_member_id(s(who.member_id))
-            .with_group_instance_id(who.instance_id.map(s))
+            .with_member_id(s(&who.member_id))
+            .with_group_instance_id(instance_id.map(s))
             .with_retention_time_ms(-1)
             .with_topics(topics);
         let (response, _) = conn.request(&request).await.map_err(|e| {
