@@ -1,7 +1,8 @@
 //! The consumer's fetching against an in-memory cluster ([`crate::testing`]) on paused time:
 //! assigned partitions read in order from their leaders, and `recv` and `poll` dropped
-//! mid-fetch with nothing lost or handed out twice. (The group's state machines have no such
-//! tests yet: the in-memory cluster plays no coordinator.)
+//! mid-fetch with nothing lost or handed out twice; a classic group's members sharing the
+//! partitions, one leaving, and commits carried from one member to the next (against the
+//! in-memory coordinator, whose sessions do not expire).
 
 use std::time::Duration;
 
@@ -109,4 +110,67 @@ async fn poll_gives_nothing_once_its_time_is_up() {
         took >= Duration::from_millis(700) && took < Duration::from_millis(1300),
         "{took:?}"
     );
+}
+
+/// A member of group `g` reading `t` from the earliest offset, committing by hand.
+async fn member(cluster: &MemCluster) -> Consumer {
+    let config = config(cluster)
+        .group_id("g")
+        .set("auto.offset.reset", "earliest")
+        .unwrap()
+        .set("enable.auto.commit", false)
+        .unwrap();
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    consumer.subscribe(&["t"]).unwrap();
+    consumer
+}
+
+/// Lets every one of `members` take its turn (a `recv` given up after 100 ms: the joins run
+/// on as tasks of their own) until `done` says so.
+async fn until(members: &mut [&mut Consumer], done: impl Fn(&[&mut Consumer]) -> bool) {
+    let started = Instant::now();
+    while !done(members) {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the group settled"
+        );
+        for member in members.iter_mut() {
+            let _ = tokio::time::timeout(Duration::from_millis(100), member.recv()).await;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_classic_group_shares_the_partitions_and_hands_a_leavers_on() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1, 1, 1, 1]);
+    let mut a = member(&cluster).await;
+    until(&mut [&mut a], |m| m[0].assignment().len() == 4).await;
+    let mut b = member(&cluster).await;
+    until(&mut [&mut a, &mut b], |m| {
+        m[0].assignment().len() == 2 && m[1].assignment().len() == 2
+    })
+    .await;
+    let mut both = a.assignment();
+    both.extend(b.assignment());
+    both.sort();
+    assert_eq!(both, [0, 1, 2, 3].map(|p| ("t".to_owned(), p)));
+    a.close().await.unwrap();
+    until(&mut [&mut b], |m| m[0].assignment().len() == 4).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_next_member_starts_where_the_last_one_committed() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    write(&cluster, "t", 0, &values("v", 10)).await;
+    let mut first = member(&cluster).await;
+    let read_first = read(&mut first, 5).await;
+    assert_eq!(read_first.last().map(|r| r.1), Some(4));
+    first.commit().await.unwrap();
+    first.close().await.unwrap();
+    let mut next = member(&cluster).await;
+    let read_next = read(&mut next, 5).await;
+    let offsets: Vec<i64> = read_next.iter().map(|r| r.1).collect();
+    assert_eq!(offsets, [5, 6, 7, 8, 9]);
 }

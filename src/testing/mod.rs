@@ -1,6 +1,6 @@
 //! An in-memory Kafka cluster for unit tests: brokers reached through tokio's `duplex` pipes
-//! instead of sockets, answering ApiVersions, Metadata, InitProducerId and Produce as a real
-//! cluster does, with the knobs a test needs (a broker that stalls, a leader that moves, a
+//! instead of sockets, answering ApiVersions, Metadata, InitProducerId, Produce, Fetch,
+//! ListOffsets and a classic group's requests ([`group`]) as a real cluster does, with the knobs a test needs (a broker that stalls, a leader that moves, a
 //! partition that refuses). No broker process, no port: the tests run on paused time.
 //!
 //! ```text
@@ -25,14 +25,18 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, InitProducerIdResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, ProducerId, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, HeartbeatRequest,
+    InitProducerIdResponse, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, ProduceResponse, ProducerId, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use crate::protocol::frame;
+use group::Asked;
+
+mod group;
 use crate::protocol::records::BatchDecoder;
 use crate::protocol::versions::OURS;
 
@@ -87,6 +91,8 @@ struct State {
     topics: BTreeMap<String, Vec<Partition>>,
     init_producer_id: usize,
     metadata_requests: usize,
+    /// The groups broker 1 coordinates.
+    groups: BTreeMap<String, group::Group>,
 }
 
 /// An in-memory cluster; its brokers stop answering when it is dropped.
@@ -208,13 +214,21 @@ async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
         };
         // A fetch with nothing to return waits for records, up to its max_wait_ms, as a
         // broker does.
-        let waits_until = fetch_wait(&frame).map(|wait| tokio::time::Instant::now() + wait);
+        // A JoinGroup or SyncGroup waits for the other members.
+        let asked = tokio::time::Instant::now();
+        let waits_until = fetch_wait(&frame).map(|wait| asked + wait);
+        let mut again = false;
         let answer = loop {
             let Some(state) = state.upgrade() else { return };
-            let (answer, ready) = take(&state, node, &frame, &mut holding);
-            if ready || waits_until.is_none_or(|at| tokio::time::Instant::now() >= at) {
+            let (answer, ready) = take(&state, node, &frame, &mut holding, again);
+            if ready || waits_until.is_some_and(|at| tokio::time::Instant::now() >= at) {
                 break answer;
             }
+            assert!(
+                asked.elapsed() < std::time::Duration::from_secs(3600),
+                "the in-memory broker waited an hour to answer"
+            );
+            again = true;
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         };
         if let Some(answer) = answer {
@@ -232,6 +246,7 @@ fn take(
     node: i32,
     frame: &Bytes,
     holding: &mut bool,
+    again: bool,
 ) -> (Option<Vec<u8>>, bool) {
     let mut state = state.lock().unwrap();
     let broker = state.brokers.get_mut(&node).unwrap();
@@ -244,7 +259,7 @@ fn take(
     }
     match *holding {
         true => (None, true),
-        false => answer(&mut state, node, frame.clone()),
+        false => answer(&mut state, node, frame.clone(), again),
     }
 }
 
@@ -262,11 +277,15 @@ fn fetch_wait(frame: &Bytes) -> Option<std::time::Duration> {
 }
 
 /// The response frame to one request, or `None` when none is sent (Produce with acks=0); and
-/// whether it is ready to go (false for a Fetch that found no records: it may wait).
-fn answer(state: &mut State, node: i32, frame: Bytes) -> (Option<Vec<u8>>, bool) {
+/// whether it is ready to go (false for a Fetch that found no records, which may wait, and for
+/// a group's request waiting for the other members). `again`: the same request asked again.
+fn answer(state: &mut State, node: i32, frame: Bytes, again: bool) -> (Option<Vec<u8>>, bool) {
     let empty_fetch = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Fetch as i16
         && !has_records(state, &frame);
-    (respond_to(state, node, frame), !empty_fetch)
+    match respond_to(state, node, frame, again) {
+        Asked::Now(answer) => (answer, !empty_fetch),
+        Asked::Wait => (None, false),
+    }
 }
 
 /// Whether a Fetch in `frame` finds any records.
@@ -290,7 +309,12 @@ fn has_records(state: &State, frame: &Bytes) -> bool {
 }
 
 /// The response frame to one request, or `None` when none is sent (Produce with acks=0).
-fn respond_to(state: &mut State, node: i32, mut frame: Bytes) -> Option<Vec<u8>> {
+fn respond_to(
+    state: &mut State,
+    node: i32,
+    mut frame: Bytes,
+    again: bool,
+) -> Asked<Option<Vec<u8>>> {
     let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame)
         .expect("a request header");
     let (key, version) = (header.request_api_key, header.request_api_version);
@@ -303,55 +327,104 @@ fn respond_to(state: &mut State, node: i32, mut frame: Bytes) -> Option<Vec<u8>>
         buf[..4].copy_from_slice(&size.to_be_bytes());
         buf.to_vec()
     };
-    Some(match ApiKey::try_from(key).expect("a known API") {
-        ApiKey::ApiVersions => {
-            let keys = OURS
-                .iter()
-                .map(|&(key, min, max)| {
-                    ApiVersion::default()
-                        .with_api_key(key)
-                        .with_min_version(min)
-                        .with_max_version(max)
-                })
-                .collect();
-            let response = ApiVersionsResponse::default().with_api_keys(keys);
-            // ApiVersions answers with the v0 response header whatever its version.
-            respond(&|buf| response.encode(buf, version).unwrap())
-        }
-        ApiKey::Metadata => {
-            state.metadata_requests += 1;
-            let asked = MetadataRequest::decode(&mut frame, version).unwrap();
-            let response = metadata(state, asked);
-            respond(&|buf| encode_with_header(&response, version, buf))
-        }
-        ApiKey::InitProducerId => {
-            state.init_producer_id += 1;
-            let response = InitProducerIdResponse::default()
-                .with_producer_id(ProducerId(1000 + state.init_producer_id as i64))
-                .with_producer_epoch(0);
-            respond(&|buf| encode_with_header(&response, version, buf))
-        }
-        ApiKey::Fetch => {
-            let asked = FetchRequest::decode(&mut frame, version).unwrap();
-            let response = fetch(state, node, &asked);
-            respond(&|buf| encode_with_header(&response, version, buf))
-        }
-        ApiKey::ListOffsets => {
-            let asked = ListOffsetsRequest::decode(&mut frame, version).unwrap();
-            let response = list_offsets(state, &asked);
-            respond(&|buf| encode_with_header(&response, version, buf))
-        }
-        ApiKey::Produce => {
-            state.brokers.get_mut(&node).unwrap().produce_requests += 1;
-            let asked = ProduceRequest::decode(&mut frame, version).unwrap();
-            let response = produce(state, node, &asked);
-            if asked.acks == 0 {
-                return None;
+    /// Decodes the request body as `$request`.
+    macro_rules! decode {
+        ($request:ty) => {
+            <$request>::decode(&mut frame, version).unwrap()
+        };
+    }
+    let encode = |response: &dyn Fn(&mut BytesMut)| Some(respond(response));
+    Asked::Now(
+        match ApiKey::try_from(key).expect("a known API") {
+            ApiKey::FindCoordinator => {
+                let response = group::find_coordinator(format!("mem-{}-1", state.id));
+                respond(&|buf| encode_with_header(&response, version, buf))
             }
-            respond(&|buf| encode_with_header(&response, version, buf))
+            ApiKey::JoinGroup => {
+                let asked = decode!(JoinGroupRequest);
+                return match group::join(&mut state.groups, &asked, version, again) {
+                    Asked::Now(r) => {
+                        Asked::Now(encode(&|buf| encode_with_header(&r, version, buf)))
+                    }
+                    Asked::Wait => Asked::Wait,
+                };
+            }
+            ApiKey::SyncGroup => {
+                let asked = decode!(SyncGroupRequest);
+                return match group::sync(&mut state.groups, &asked) {
+                    Asked::Now(r) => {
+                        Asked::Now(encode(&|buf| encode_with_header(&r, version, buf)))
+                    }
+                    Asked::Wait => Asked::Wait,
+                };
+            }
+            ApiKey::Heartbeat => {
+                let response = group::heartbeat(&mut state.groups, &decode!(HeartbeatRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::LeaveGroup => {
+                let response = group::leave(&mut state.groups, &decode!(LeaveGroupRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::OffsetCommit => {
+                let response = group::commit(&mut state.groups, &decode!(OffsetCommitRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::OffsetFetch => {
+                let response =
+                    group::fetch_offsets(&mut state.groups, &decode!(OffsetFetchRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::ApiVersions => {
+                let keys = OURS
+                    .iter()
+                    .map(|&(key, min, max)| {
+                        ApiVersion::default()
+                            .with_api_key(key)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    })
+                    .collect();
+                let response = ApiVersionsResponse::default().with_api_keys(keys);
+                // ApiVersions answers with the v0 response header whatever its version.
+                respond(&|buf| response.encode(buf, version).unwrap())
+            }
+            ApiKey::Metadata => {
+                state.metadata_requests += 1;
+                let asked = MetadataRequest::decode(&mut frame, version).unwrap();
+                let response = metadata(state, asked);
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::InitProducerId => {
+                state.init_producer_id += 1;
+                let response = InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(1000 + state.init_producer_id as i64))
+                    .with_producer_epoch(0);
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::Fetch => {
+                let asked = FetchRequest::decode(&mut frame, version).unwrap();
+                let response = fetch(state, node, &asked);
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::ListOffsets => {
+                let asked = ListOffsetsRequest::decode(&mut frame, version).unwrap();
+                let response = list_offsets(state, &asked);
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::Produce => {
+                state.brokers.get_mut(&node).unwrap().produce_requests += 1;
+                let asked = ProduceRequest::decode(&mut frame, version).unwrap();
+                let response = produce(state, node, &asked);
+                if asked.acks == 0 {
+                    return Asked::Now(None);
+                }
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            other => panic!("the in-memory broker does not play {other:?}"),
         }
-        other => panic!("the in-memory broker does not play {other:?}"),
-    })
+        .into(),
+    )
 }
 
 /// Writes the rest of the response header (after the correlation id) and the body.
