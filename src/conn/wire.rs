@@ -131,6 +131,9 @@ pub(crate) struct Wire {
     reader: mpsc::UnboundedSender<Pending>,
     poison: Arc<OnceLock<Error>>,
     tasks: Arc<Tasks>,
+    /// The runtime the reader runs on, where [`Wire::try_submit`] finishes a write it began
+    /// (its caller may be polled by another executor).
+    runtime: tokio::runtime::Handle,
 }
 
 /// The reader task: told to stop when the wire is poisoned (it then fails what is in flight
@@ -204,6 +207,7 @@ impl Wire {
                 reader: reader.abort_handle(),
                 stop,
             }),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -378,7 +382,7 @@ impl Wire {
                 // The socket took part of it: the rest goes from a task that holds the write
                 // half meanwhile, so nothing can come between.
                 let wire = self.clone();
-                tokio::spawn(async move {
+                self.runtime.spawn(async move {
                     let mut guard = WriteGuard {
                         wire: &wire,
                         armed: true,

@@ -284,6 +284,7 @@ impl ProducerBuilder {
             config: config.clone(),
             request_timeout: self.config.common.request_timeout,
             identity,
+            runtime: tokio::runtime::Handle::current(),
         });
         let sender = tokio::spawn(sink::run(pipeline.clone()));
         Ok(Producer {

@@ -61,6 +61,9 @@ pub(crate) struct Pipeline {
     pub request_timeout: Duration,
     /// Producer id, epoch and sequences, when the producer is idempotent.
     pub identity: Option<Identity>,
+    /// The runtime the producer was built on: a caller sending for a sink may be polled by
+    /// another executor, and what must go on as a task goes on there.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// The router: runs until the producer is closed and everything queued is settled, starting a
@@ -185,7 +188,7 @@ impl Pipeline {
             conn.try_submit::<ProduceRequest, _>(version, &body, deadline, on_reply)
         {
             // Another request is being written on the connection: this one follows it.
-            tokio::spawn(async move {
+            self.runtime.spawn(async move {
                 conn.submit::<ProduceRequest>(version, body, deadline, on_reply)
                     .await
             });
