@@ -289,7 +289,7 @@ impl State {
         self.topics.get_mut(topic)?.partitions.get_mut(&partition)
     }
 
-    /// Every sink's wake-up, the router's too: the producer is closing or flushing.
+    /// Wakes every sink: the producer is closing or flushing (the router is woken apart).
     fn wake_all(&self) {
         self.sinks.values().for_each(|s| s.handle.wake.notify_one());
     }
