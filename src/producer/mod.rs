@@ -157,7 +157,7 @@ pub struct DeliveryReport {
     pub error: Option<Error>,
 }
 
-/// The delivery reports of one batch's records, as the sender passes them to the report stream:
+/// The delivery reports of one batch's records, as the pipeline passes them to the report stream:
 /// one message per batch rather than one per record.
 #[derive(Debug)]
 pub(crate) struct BatchReports {
@@ -256,7 +256,7 @@ impl ProducerBuilder {
         self
     }
 
-    /// Checks the configuration, connects to the cluster and starts the sender.
+    /// Checks the configuration, connects to the cluster and starts the producer's tasks.
     ///
     /// Cancel-safe: dropped, nothing is kept (a connection being made is closed).
     pub async fn build(self) -> Result<Producer, Error> {
@@ -286,14 +286,14 @@ impl ProducerBuilder {
             identity,
             runtime: tokio::runtime::Handle::current(),
         });
-        let sender = tokio::spawn(sink::run(pipeline.clone()));
+        let router = tokio::spawn(sink::run(pipeline.clone()));
         Ok(Producer {
             inner: Arc::new(Inner {
                 cluster,
                 acc,
                 pipeline,
                 config,
-                sender: Mutex::new(Some(sender)),
+                router: Mutex::new(Some(router)),
                 reports: Mutex::new(reports_rx),
                 partitioner: self.partitioner,
             }),
@@ -340,14 +340,14 @@ struct Inner {
     acc: Arc<Accumulator>,
     pipeline: Arc<Pipeline>,
     config: ProducerConfig,
-    sender: Mutex<Option<JoinHandle<()>>>,
+    router: Mutex<Option<JoinHandle<()>>>,
     reports: Mutex<Option<DeliveryReports>>,
     partitioner: Option<Arc<dyn Partitioner>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The sender still delivers (or times out) what is queued, then ends.
+        // The router and the sinks still deliver (or time out) what is queued, then end.
         self.acc.close();
     }
 }
@@ -520,9 +520,9 @@ impl Producer {
     /// what is queued is still delivered in the background.
     pub async fn close(self) {
         self.inner.acc.close();
-        let sender = self.inner.sender.lock().expect("sender lock").take();
-        if let Some(sender) = sender {
-            let _ = sender.await;
+        let router = self.inner.router.lock().expect("router lock").take();
+        if let Some(router) = router {
+            let _ = router.await;
         }
     }
 }
