@@ -139,7 +139,9 @@ fn report(runs: &[Run], commit: &str) -> String {
          Written by `cargo xtask test --matrix` at commit `{commit}`: the proto-test suite \
          (`proto-tests/`, every test against the real broker) run against one fresh broker of \
          each version in turn, {}. CI runs the newest 4.x on every submission \
-         (`cargo xtask test`); this matrix is run by hand and its result committed.\n",
+         (`cargo xtask test`); this matrix is run by hand and its result committed. The tests \
+         that play a broker of their own (`proto-tests/offline/`: hostile bytes, metadata \
+         requests) need none and are not part of it.\n",
         versions.join(", ")
     );
     let _ = writeln!(
