@@ -281,15 +281,15 @@ fn fetch_wait(frame: &Bytes) -> Option<std::time::Duration> {
 /// a group's request waiting for the other members). `again`: the same request asked again.
 fn answer(state: &mut State, node: i32, frame: Bytes, again: bool) -> (Option<Vec<u8>>, bool) {
     let empty_fetch = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Fetch as i16
-        && !has_records(state, &frame);
+        && !has_records(state, node, &frame);
     match respond_to(state, node, frame, again) {
         Asked::Now(answer) => (answer, !empty_fetch),
         Asked::Wait => (None, false),
     }
 }
 
-/// Whether a Fetch in `frame` finds any records.
-fn has_records(state: &State, frame: &Bytes) -> bool {
+/// Whether a Fetch in `frame` finds any records (or an error), as broker `node` answers it.
+fn has_records(state: &mut State, node: i32, frame: &Bytes) -> bool {
     let mut frame = frame.clone();
     let Ok(header) = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame) else {
         return true;
@@ -297,15 +297,12 @@ fn has_records(state: &State, frame: &Bytes) -> bool {
     let Ok(asked) = FetchRequest::decode(&mut frame, header.request_api_version) else {
         return true;
     };
-    asked.topics.iter().any(|t| {
-        t.partitions.iter().any(|p| {
-            state
-                .topics
-                .get(t.topic.0.as_str())
-                .and_then(|parts| parts.get(p.partition as usize))
-                .is_none_or(|partition| partition.next_offset != p.fetch_offset)
-        })
-    })
+    let answer = fetch(state, node, &asked);
+    answer
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|p| p.error_code != 0 || p.records.as_ref().is_some_and(|r| !r.is_empty()))
 }
 
 /// The response frame to one request, or `None` when none is sent (Produce with acks=0).
