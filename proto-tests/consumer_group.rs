@@ -438,7 +438,7 @@ async fn a_member_cut_off_past_its_session_loses_its_partitions() {
         .unwrap()
         .set("session.timeout.ms", 6000)
         .unwrap()
-        .set("request.timeout.ms", 1000)
+        .set("socket.timeout.ms", 1000)
         .unwrap();
     let mut consumer = Consumer::builder(config).build().await.unwrap();
     let mut events = consumer.rebalance_events();

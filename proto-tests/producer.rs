@@ -321,7 +321,9 @@ async fn a_custom_partitioner_chooses_and_can_defer() {
         let expected = if n % 2 == 0 {
             2
         } else {
-            purekafka::partition_for_key(key.as_bytes(), 3)
+            purekafka::KeyPartitioner::ConsistentRandom
+                .partition(Some(key.as_bytes()), 3)
+                .unwrap()
         };
         assert_eq!(md.partition, expected, "key {n}");
     }
@@ -380,7 +382,7 @@ async fn an_unreachable_broker_fails_records_after_the_delivery_timeout() {
         .bootstrap_servers([proxy.addr.clone()])
         .set("delivery.timeout.ms", 1500)
         .unwrap()
-        .set("request.timeout.ms", 500)
+        .set("socket.timeout.ms", 500)
         .unwrap();
     let producer = Producer::builder(config).build().await.unwrap();
     producer
@@ -409,7 +411,7 @@ async fn an_unreachable_broker_fails_records_after_the_delivery_timeout() {
     );
 }
 
-/// The network at its worst, through a proxy: connections stalled past the request timeout
+/// The network at its worst, through a proxy: connections stalled past the socket timeout
 /// (their requests reach the broker late, after the producer gave up on them and retried),
 /// reset mid-request, and refused for a while. The idempotent producer still stores every
 /// record exactly once, and while refused it reconnects with a backoff that grows from
@@ -421,7 +423,7 @@ async fn stalls_resets_and_refusals_lose_and_duplicate_nothing() {
     let proxy = std::sync::Arc::new(proxy);
     let config = ClientConfig::new()
         .bootstrap_servers([proxy.addr.clone()])
-        .set("request.timeout.ms", 1000)
+        .set("socket.timeout.ms", 1000)
         .unwrap()
         .set("reconnect.backoff.ms", 50)
         .unwrap()
@@ -436,7 +438,7 @@ async fn stalls_resets_and_refusals_lose_and_duplicate_nothing() {
     for i in 0..n {
         match i {
             3_000 => {
-                // Stalled for 2.5 s, past the 1 s request timeout.
+                // Stalled for 2.5 s, past the 1 s socket timeout.
                 proxy.stall(true);
                 let p = proxy.clone();
                 tokio::spawn(async move {

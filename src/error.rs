@@ -382,6 +382,16 @@ pub enum ConfigError {
         /// The property name.
         key: String,
     },
+    /// A property librdkafka or the Java client has, which purekafka knows but does not
+    /// support (at this value): the reason says why, and what to use instead. The properties
+    /// purekafka accepts without acting on them are listed in docs/CONFIGURATION.md.
+    #[error("`{key}` is not supported by purekafka: {reason}")]
+    Unsupported {
+        /// The property name.
+        key: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
     /// The value does not parse or is out of range for the property.
     #[error("invalid value {value:?} for `{key}`: {reason}")]
     InvalidValue {

@@ -50,8 +50,8 @@ pub use consumer::{
 };
 pub use error::{ConfigError, Error, KafkaCode, Resource, Result};
 pub use producer::{
-    murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports, Partitioner,
-    Producer, ProducerBuilder, ProducerRecord, RecordMetadata,
+    fnv1a, murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports,
+    KeyPartitioner, Partitioner, Producer, ProducerBuilder, ProducerRecord, RecordMetadata,
 };
 pub use protocol::compression::Compression;
 pub use protocol::records::Header;

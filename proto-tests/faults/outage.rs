@@ -105,7 +105,7 @@ async fn brokers_that_never_return_fail_queued_records_after_the_delivery_timeou
     let config = cluster::config()
         .set("delivery.timeout.ms", 5000)
         .unwrap()
-        .set("request.timeout.ms", 2000)
+        .set("socket.timeout.ms", 2000)
         .unwrap()
         .set("linger.ms", 0)
         .unwrap();

@@ -6,6 +6,7 @@
 mod fake_broker;
 mod hostile;
 mod metadata;
+mod timeouts;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -196,6 +196,6 @@ async fn metadata_request(
         // Before v4 the field does not exist and brokers follow auto.create.topics.enable.
         request.allow_auto_topic_creation = auto_create && topics.is_some();
     }
-    conn.request_at(&request, version, conn.request_timeout())
+    conn.request_at(&request, version, conn.socket_timeout())
         .await
 }

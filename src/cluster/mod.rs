@@ -92,10 +92,10 @@ impl Cluster {
     pub async fn connect(config: &ClientConfig, kind: ClientKind) -> Result<Cluster, Error> {
         let settings = ConnectionSettings::from_config(config)?;
         let c = &config.common;
-        let bootstrap = c
-            .bootstrap_servers
-            .iter()
-            .map(|addr| BrokerSlot::new(addr.clone(), &settings))
+        let bootstrap = config
+            .bootstrap_addresses()?
+            .into_iter()
+            .map(|addr| BrokerSlot::new(addr, &settings))
             .collect();
         let auto_create_topics = match kind {
             ClientKind::Producer => c.allow_auto_create_topics.unwrap_or(true),

@@ -108,7 +108,7 @@ impl Cluster {
     ///
     /// A partition whose leader moved, is being elected or cannot be reached is asked again,
     /// its metadata refreshed, every `topic.metadata.refresh.fast.interval.ms` (doubling) for
-    /// up to `request.timeout.ms`; then the last such error is returned. Any other error (an
+    /// up to `socket.timeout.ms`; then the last such error is returned. Any other error (an
     /// unknown topic among them: it may be being deleted) is returned at once.
     pub(crate) async fn list_offsets(
         &self,
@@ -116,7 +116,7 @@ impl Cluster {
         timestamp: i64,
         isolation_level: i8,
     ) -> Result<Vec<(TopicPartition, i64)>, Error> {
-        let mut patience = self.patience(self.inner.settings.request_timeout);
+        let mut patience = self.patience(self.inner.settings.socket_timeout);
         let mut offsets = Vec::with_capacity(partitions.len());
         let mut left = partitions.to_vec();
         loop {

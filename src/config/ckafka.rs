@@ -112,10 +112,10 @@ impl CKafkaConfig {
         if let Some(server) = config
             .bootstrap_servers
             .iter()
-            .find(|s| super::properties::check_host_port(s).is_err())
+            .find(|s| super::properties::bootstrap_address(s).is_err())
         {
             return Err(format!(
-                "field `bootstrapServers` holds {server:?}, expected host:port"
+                "field `bootstrapServers` holds {server:?}, expected host or host:port"
             ));
         }
         Ok(config)
@@ -196,7 +196,7 @@ mod tests {
             ),
             (SEED.replace(r#"["test"]"#, "[]"), "topic"),
             (SEED.replace(r#""yourUserName""#, r#""""#), "sasl.username"),
-            (SEED.replace(":6000", ""), "`bootstrapServers`"),
+            (SEED.replace(":6000", ":"), "`bootstrapServers`"),
             (SEED.replace(":6000", ":70000"), "`bootstrapServers`"),
             (SEED.replace(r#""test""#, "1"), "invalid type: integer"),
             ("{".to_owned(), "EOF"),

@@ -11,7 +11,9 @@
 //! key's name.
 
 mod assignor;
+pub(crate) mod catalogue;
 mod ckafka;
+mod debug;
 mod properties;
 mod tls;
 
@@ -23,6 +25,7 @@ pub use ckafka::{CKafkaConfig, CKafkaSasl};
 pub use tls::TlsConfig;
 
 use crate::error::ConfigError;
+use crate::producer::KeyPartitioner;
 use crate::protocol::compression::Compression;
 pub use crate::protocol::sasl::SaslMechanism;
 
@@ -77,6 +80,59 @@ impl SecurityProtocol {
 /// Why SSL and SASL_SSL are refused by a build without the `tls` feature.
 const NO_TLS: &str = "TLS needs purekafka's `tls` feature, which this build lacks \
                       (purekafka = { features = [\"tls\"] })";
+
+/// Options of every broker socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// `socket.keepalive.enable`: TCP keep-alives (`SO_KEEPALIVE`). Off by default.
+    pub keepalive: bool,
+    /// `socket.nagle.disable`: `TCP_NODELAY`, so small requests leave at once. On by default.
+    pub nodelay: bool,
+    /// `socket.send.buffer.bytes` (Java: `send.buffer.bytes`): the kernel's send buffer; 0
+    /// leaves the system's default.
+    pub send_buffer_bytes: u32,
+    /// `socket.receive.buffer.bytes` (Java: `receive.buffer.bytes`): the kernel's receive
+    /// buffer; 0 leaves the system's default.
+    pub receive_buffer_bytes: u32,
+    /// `broker.address.family`: which addresses of a broker's name are tried.
+    pub address_family: AddressFamily,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            keepalive: false,
+            nodelay: true,
+            send_buffer_bytes: 0,
+            receive_buffer_bytes: 0,
+            address_family: AddressFamily::Any,
+        }
+    }
+}
+
+/// The IP versions a broker's name may resolve to and be connected to
+/// (`broker.address.family`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFamily {
+    /// IPv4 and IPv6 (`any`, the default).
+    Any,
+    /// IPv4 only (`v4`).
+    V4,
+    /// IPv6 only (`v6`).
+    V6,
+}
+
+impl AddressFamily {
+    /// Whether `addr` is of this family.
+    pub fn admits(self, addr: &std::net::SocketAddr) -> bool {
+        match self {
+            AddressFamily::Any => true,
+            AddressFamily::V4 => addr.is_ipv4(),
+            AddressFamily::V6 => addr.is_ipv6(),
+        }
+    }
+}
 
 /// What the producer waits for before a write counts as done (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,10 +262,26 @@ pub struct CommonConfig {
     pub tls: TlsConfig,
     /// `client.id`, sent in every request header.
     pub client_id: String,
-    /// `socket.timeout.ms`: how long connecting and authenticating may take.
+    /// `socket.timeout.ms`: how long any request may wait for its answer on the network, as in
+    /// librdkafka. A Fetch adds `fetch.wait.max.ms`, a JoinGroup `max.poll.interval.ms`, the
+    /// time the broker may hold them. Past it the connection is closed and the request fails
+    /// (or is retried, where that is safe).
     pub socket_timeout: Duration,
-    /// `request.timeout.ms`: how long to wait for a response to a request.
+    /// `request.timeout.ms`: how long the broker may wait for replicas before it answers a
+    /// Produce (the request's own timeout field), as in librdkafka; also the admin calls'
+    /// default operation timeout. Not a network timeout: that is `socket.timeout.ms`.
     pub request_timeout: Duration,
+    /// `socket.connection.setup.timeout.ms`: how long connecting to a broker may take, TLS,
+    /// SASL and the API version exchange included.
+    pub connection_setup_timeout: Duration,
+    /// `api.version.request.timeout.ms`: how long a broker may take to say its API versions.
+    pub api_version_request_timeout: Duration,
+    /// The broker sockets' options (`socket.keepalive.enable`, `socket.nagle.disable`, the
+    /// buffer sizes, `broker.address.family`).
+    pub socket: SocketOptions,
+    /// `debug`: the librdkafka debug contexts asked for. purekafka logs through `tracing`;
+    /// [`ClientConfig::debug_filter`] turns these into the targets to enable.
+    pub debug: Vec<&'static str>,
     /// `reconnect.backoff.ms`: the first wait before reconnecting to a broker.
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms`: the longest wait before reconnecting.
@@ -272,9 +344,23 @@ pub struct ProducerConfig {
     /// `enable.idempotence`, when set. Unset, it is on exactly when `acks=all` (the default), as
     /// in the Java client since 3.0.
     pub enable_idempotence: Option<bool>,
+    /// `partitioner`: how a record sent without a partition gets one. `consistent_random` by
+    /// default, as in librdkafka; `murmur2_random` puts keys where the Java client does.
+    pub partitioner: KeyPartitioner,
+    /// `sticky.partitioning.linger.ms`, when set: how long records that spread at random stay
+    /// on one partition before another is drawn; 0 draws one per record. Unset, twice
+    /// `linger.ms` (see [`ProducerConfig::sticky_linger`]).
+    pub sticky_partitioning_linger: Option<Duration>,
 }
 
 impl ProducerConfig {
+    /// How long a sticky partition is kept: `sticky.partitioning.linger.ms`, or twice
+    /// `linger.ms` (at most 900 s) when unset, as librdkafka has it.
+    pub fn sticky_linger(&self) -> Duration {
+        self.sticky_partitioning_linger
+            .unwrap_or_else(|| (self.linger * 2).min(Duration::from_secs(900)))
+    }
+
     /// Whether the producer is idempotent, or why the settings contradict each other.
     pub fn idempotent(&self) -> Result<bool, ConfigError> {
         match self.enable_idempotence {
@@ -383,6 +469,10 @@ impl Default for ClientConfig {
                 client_id: "purekafka".to_owned(),
                 socket_timeout: Duration::from_millis(60_000),
                 request_timeout: Duration::from_millis(30_000),
+                connection_setup_timeout: Duration::from_millis(30_000),
+                api_version_request_timeout: Duration::from_millis(10_000),
+                socket: SocketOptions::default(),
+                debug: Vec::new(),
                 reconnect_backoff: Duration::from_millis(100),
                 reconnect_backoff_max: Duration::from_millis(10_000),
                 receive_message_max_bytes: 100_000_000,
@@ -406,6 +496,8 @@ impl Default for ClientConfig {
                 queue_max_bytes: 1_048_576 * 1024,
                 max_in_flight: 5,
                 enable_idempotence: None,
+                partitioner: KeyPartitioner::ConsistentRandom,
+                sticky_partitioning_linger: None,
             },
             consumer: ConsumerConfig {
                 group_id: None,
@@ -425,7 +517,7 @@ impl Default for ClientConfig {
                 auto_commit_interval: Duration::from_millis(5000),
                 group_instance_id: None,
                 check_crcs: true,
-                isolation_level: IsolationLevel::ReadUncommitted,
+                isolation_level: IsolationLevel::ReadCommitted,
             },
         }
     }
@@ -553,6 +645,35 @@ impl ClientConfig {
         self
     }
 
+    /// The bootstrap servers as `host:port`: an address set without a port (by the typed
+    /// setter; `set` already adds it) gets 9092, as in librdkafka.
+    pub(crate) fn bootstrap_addresses(&self) -> Result<Vec<String>, ConfigError> {
+        self.common
+            .bootstrap_servers
+            .iter()
+            .map(|server| properties::bootstrap_address(server))
+            .collect()
+    }
+
+    /// The `tracing` filter directives that show what `debug` asks for, as
+    /// `tracing_subscriber::EnvFilter` and `RUST_LOG` take them; `None` when `debug` is unset
+    /// or names only contexts purekafka has no part for.
+    ///
+    /// ```
+    /// use purekafka::ClientConfig;
+    /// # fn main() -> Result<(), purekafka::ConfigError> {
+    /// let config = ClientConfig::new().set("debug", "broker,cgrp")?;
+    /// assert_eq!(
+    ///     config.debug_filter().as_deref(),
+    ///     Some("purekafka::conn=debug,purekafka::cluster::brokers=debug,\
+    ///           purekafka::group=debug,purekafka::consumer::membership=debug")
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn debug_filter(&self) -> Option<String> {
+        debug::filter(&self.common.debug)
+    }
+
     /// Checks the settings that only make sense together and returns the SASL credentials to
     /// use, if any. Called when a client is built.
     pub(crate) fn validate(&self) -> Result<Option<SaslConfig>, ConfigError> {
@@ -562,9 +683,7 @@ impl ClientConfig {
                 key: "bootstrap.servers".into(),
             });
         }
-        for server in &c.bootstrap_servers {
-            properties::check_host_port(server)?;
-        }
+        self.bootstrap_addresses()?;
         if c.reconnect_backoff > c.reconnect_backoff_max {
             return Err(ConfigError::Conflict(
                 "reconnect.backoff.ms is larger than reconnect.backoff.max.ms".into(),

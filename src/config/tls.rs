@@ -93,16 +93,6 @@ pub(super) fn apply(tls: &mut TlsConfig, v: &Value) -> Result<bool, ConfigError>
                 ));
             }
         }
-        "ssl.key.password" => {
-            // The value is a secret: never echoed.
-            return Err(ConfigError::InvalidValue {
-                key: v.key.to_owned(),
-                value: "[redacted]".to_owned(),
-                reason: "encrypted private keys are not supported; decrypt the key \
-                         (openssl pkcs8 -in KEY -out PLAIN.pem) and leave ssl.key.password unset"
-                    .to_owned(),
-            });
-        }
         "ssl.endpoint.identification.algorithm" => {
             tls.verify_hostname = match v.value.to_ascii_lowercase().as_str() {
                 "https" => true,

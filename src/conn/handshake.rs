@@ -1,5 +1,7 @@
 //! The start of every connection: ApiVersions, then SASL when configured.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, SaslAuthenticateRequest, SaslHandshakeRequest,
@@ -19,8 +21,8 @@ use crate::protocol::versions::{
 
 /// Asks the broker which versions it speaks: v3 first; a broker without v3 answers
 /// UNSUPPORTED_VERSION in the v0 format with its list, which is used as is (or, if empty, the
-/// request is repeated at v0).
-pub(super) async fn api_versions(wire: &Wire) -> Result<ApiVersionTable, Error> {
+/// request is repeated at v0). Each request may take `timeout` (`api.version.request.timeout.ms`).
+pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVersionTable, Error> {
     let mut version = API_VERSIONS_FIRST;
     loop {
         let request = ApiVersionsRequest::default()
@@ -29,13 +31,13 @@ pub(super) async fn api_versions(wire: &Wire) -> Result<ApiVersionTable, Error> 
         let body =
             frame::encode_body(&request, version).map_err(|e| Error::protocol(wire.broker(), e))?;
         let head = RequestHead::of::<ApiVersionsRequest>(version);
-        // Connection::connect bounds the whole handshake by socket.timeout.ms.
+        // Connection::connect bounds the whole handshake by socket.connection.setup.timeout.ms.
         let response = wire
             .call(
                 head,
                 ApiVersionsResponse::header_version(version),
                 body.into(),
-                None,
+                Some(tokio::time::Instant::now() + timeout),
             )
             .await?;
         match parse_api_versions(&response, version)
@@ -73,7 +75,7 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
     let request = SaslHandshakeRequest::default()
         .with_mechanism(StrBytes::from_static_str(client.mechanism()));
     let response = conn
-        .request_at(&request, handshake_version, conn.request_timeout())
+        .request_at(&request, handshake_version, conn.socket_timeout())
         .await?;
     match response.error_code {
         0 => {}
@@ -106,7 +108,7 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
             Some(version) if handshake_version >= 1 => {
                 let request = SaslAuthenticateRequest::default().with_auth_bytes(token);
                 let response = conn
-                    .request_at(&request, version, conn.request_timeout())
+                    .request_at(&request, version, conn.socket_timeout())
                     .await?;
                 if response.error_code != 0 {
                     let message = response

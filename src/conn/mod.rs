@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 pub(crate) use backoff::Backoff;
 
-use crate::config::{ClientConfig, SaslConfig};
+use crate::config::{ClientConfig, SaslConfig, SocketOptions};
 use crate::error::{ConfigError, Error};
 use crate::protocol::api::ApiRequest;
 use crate::protocol::frame::{self, Body, RequestHead};
@@ -44,8 +44,13 @@ pub(crate) struct ConnectionSettings {
     /// The TLS configuration, for `security.protocol` SSL and SASL_SSL.
     #[cfg(feature = "tls")]
     pub tls: Option<tls::Tls>,
+    /// `socket.timeout.ms`: how long any request may wait for its answer.
     pub socket_timeout: Duration,
-    pub request_timeout: Duration,
+    /// `socket.connection.setup.timeout.ms`: connecting, TLS, SASL and ApiVersions together.
+    pub setup_timeout: Duration,
+    /// `api.version.request.timeout.ms`.
+    pub api_versions_timeout: Duration,
+    pub socket: SocketOptions,
     pub max_frame: usize,
     pub reconnect_backoff: Duration,
     pub reconnect_backoff_max: Duration,
@@ -75,7 +80,9 @@ impl ConnectionSettings {
                 false => None,
             },
             socket_timeout: c.socket_timeout,
-            request_timeout: c.request_timeout,
+            setup_timeout: c.connection_setup_timeout,
+            api_versions_timeout: c.api_version_request_timeout,
+            socket: c.socket,
             max_frame: c.receive_message_max_bytes,
             reconnect_backoff: c.reconnect_backoff,
             reconnect_backoff_max: c.reconnect_backoff_max,
@@ -89,7 +96,7 @@ impl ConnectionSettings {
 pub struct Connection {
     wire: Wire,
     versions: Arc<ApiVersionTable>,
-    request_timeout: Duration,
+    socket_timeout: Duration,
 }
 
 impl std::fmt::Debug for Connection {
@@ -102,20 +109,20 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`) and performs the handshake, all within the socket
-    /// timeout.
+    /// Connects to `addr` (`host:port`) and performs the handshake, all within
+    /// `socket.connection.setup.timeout.ms`.
     pub(crate) async fn connect(
         addr: &str,
         settings: &ConnectionSettings,
     ) -> Result<Connection, Error> {
-        let timeout = settings.socket_timeout;
+        let timeout = settings.setup_timeout;
         let attempt = async {
             let wire = Self::open(addr, settings).await?;
-            let versions = handshake::api_versions(&wire).await?;
+            let versions = handshake::api_versions(&wire, settings.api_versions_timeout).await?;
             let conn = Connection {
                 wire,
                 versions: Arc::new(versions),
-                request_timeout: settings.request_timeout,
+                socket_timeout: settings.socket_timeout,
             };
             if let Some(sasl) = &settings.sasl {
                 handshake::authenticate(&conn, sasl).await?;
@@ -132,7 +139,7 @@ impl Connection {
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Timeout {
-                    what: format!("connecting to {addr} (socket.timeout.ms)"),
+                    what: format!("connecting to {addr} (socket.connection.setup.timeout.ms)"),
                     after_ms: timeout.as_millis() as u64,
                     outcome_unknown: false,
                 })
@@ -157,8 +164,7 @@ impl Connection {
             message: e.to_string(),
             outcome_unknown: false,
         };
-        let stream = TcpStream::connect(addr).await.map_err(io_error)?;
-        stream.set_nodelay(true).map_err(io_error)?;
+        let stream = Self::dial(addr, &settings.socket).await.map_err(io_error)?;
         Ok(match settings.tls() {
             #[cfg(feature = "tls")]
             Some(tls) => {
@@ -167,6 +173,46 @@ impl Connection {
             }
             _ => Wire::spawn(stream.into_split(), addr, client_id, max_frame),
         })
+    }
+
+    /// A TCP connection to `addr` with `options`: each address its name resolves to in turn
+    /// (those of `broker.address.family`), the error of the last one tried if none answers.
+    async fn dial(addr: &str, options: &SocketOptions) -> std::io::Result<TcpStream> {
+        let mut last = None;
+        for ip in tokio::net::lookup_host(addr).await? {
+            if !options.address_family.admits(&ip) {
+                continue;
+            }
+            let socket = match ip {
+                std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.set_keepalive(options.keepalive)?;
+            socket.set_nodelay(options.nodelay)?;
+            if options.send_buffer_bytes > 0 {
+                socket.set_send_buffer_size(options.send_buffer_bytes)?;
+            }
+            if options.receive_buffer_bytes > 0 {
+                socket.set_recv_buffer_size(options.receive_buffer_bytes)?;
+            }
+            match socket.connect(ip).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "{addr} resolves to no address{}",
+                    match options.address_family {
+                        crate::config::AddressFamily::Any => "",
+                        crate::config::AddressFamily::V4 => " of IPv4 (broker.address.family=v4)",
+                        crate::config::AddressFamily::V6 => " of IPv6 (broker.address.family=v6)",
+                    }
+                ),
+            )
+        }))
     }
 
     /// The broker address this connection goes to.
@@ -198,12 +244,12 @@ impl Connection {
             })
     }
 
-    /// Sends `request` at the highest shared version and waits for the response, up to the
-    /// request timeout.
+    /// Sends `request` at the highest shared version and waits for the response, up to
+    /// `socket.timeout.ms`.
     pub async fn request<R: ApiRequest>(&self, request: &R) -> Result<(R::Response, i16), Error> {
         let version = self.version_of::<R>()?;
         let response = self
-            .request_at(request, version, self.request_timeout)
+            .request_at(request, version, self.socket_timeout)
             .await?;
         Ok((response, version))
     }
@@ -309,15 +355,16 @@ impl Connection {
         version: i16,
         body: Body,
     ) -> Result<(), Error> {
-        let deadline = Instant::now() + self.request_timeout;
+        let deadline = Instant::now() + self.socket_timeout;
         self.wire
             .send(RequestHead::of::<R>(version), body, deadline)
             .await
     }
 
-    /// The default request timeout of this connection.
-    pub fn request_timeout(&self) -> Duration {
-        self.request_timeout
+    /// How long a request on this connection may wait for its answer (`socket.timeout.ms`);
+    /// a request the broker may hold adds that time to it.
+    pub fn socket_timeout(&self) -> Duration {
+        self.socket_timeout
     }
 }
 

@@ -38,7 +38,9 @@ pub fn settings() -> ConnectionSettings {
         #[cfg(feature = "tls")]
         tls: None,
         socket_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(5),
+        setup_timeout: Duration::from_secs(5),
+        api_versions_timeout: Duration::from_secs(5),
+        socket: Default::default(),
         max_frame: 1 << 20,
         reconnect_backoff: Duration::from_millis(10),
         reconnect_backoff_max: Duration::from_millis(100),

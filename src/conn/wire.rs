@@ -255,6 +255,7 @@ impl Wire {
             due: None,
         };
         let started = AtomicBool::new(false);
+        let given = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let exchange = async {
             self.write(Some(head), &body, Some(pending), &started)
                 .await?;
@@ -264,7 +265,10 @@ impl Wire {
             None => exchange.await,
             Some(deadline) => match tokio::time::timeout_at(deadline, exchange).await {
                 Ok(result) => result,
-                Err(_) => Err(self.timed_out(head, deadline, started.load(Ordering::Relaxed))),
+                Err(_) => {
+                    let given = given.unwrap_or_default();
+                    Err(self.timed_out(head, given, started.load(Ordering::Relaxed)))
+                }
             },
         }
     }
@@ -293,10 +297,11 @@ impl Wire {
         deadline: Instant,
     ) -> Result<(), Error> {
         let started = AtomicBool::new(false);
+        let given = deadline.saturating_duration_since(Instant::now());
         let write = self.write(Some(head), &body, None, &started);
         match tokio::time::timeout_at(deadline, write).await {
             Ok(result) => result,
-            Err(_) => Err(self.timed_out(head, deadline, started.load(Ordering::Relaxed))),
+            Err(_) => Err(self.timed_out(head, given, started.load(Ordering::Relaxed))),
         }
     }
 
@@ -314,6 +319,7 @@ impl Wire {
         deadline: Instant,
         on_reply: impl FnOnce(Result<Bytes, Error>) + Send + 'static,
     ) {
+        let given = deadline.saturating_duration_since(Instant::now());
         let pending = self.expecting(head, response_header_version, deadline, on_reply);
         let started = AtomicBool::new(false);
         // A failure reaches `on_reply` through the pending entry, dropped unrun: after the
@@ -323,7 +329,7 @@ impl Wire {
         tokio::select! {
             _ = &mut write => {}
             _ = tokio::time::sleep_until(deadline) => {
-                self.timed_out(head, deadline, started.load(Ordering::Relaxed));
+                self.timed_out(head, given, started.load(Ordering::Relaxed));
             }
         }
     }
@@ -439,8 +445,9 @@ impl Wire {
         }
     }
 
-    /// The error for a request given up on at `deadline`, which closes the connection.
-    fn timed_out(&self, head: RequestHead, deadline: Instant, written: bool) -> Error {
+    /// The error for a request given up on after the time it was `given`, which closes the
+    /// connection.
+    fn timed_out(&self, head: RequestHead, given: Duration, written: bool) -> Error {
         let error = Error::Timeout {
             what: format!(
                 "{} v{} to {}",
@@ -448,9 +455,8 @@ impl Wire {
                 head.api_version,
                 self.broker
             ),
-            after_ms: deadline
-                .saturating_duration_since(Instant::now())
-                .as_millis() as u64,
+            // To the nearest millisecond: `given` was measured just after the deadline was set.
+            after_ms: (given.as_micros() as u64 + 500) / 1000,
             outcome_unknown: written,
         };
         self.poison(error.clone());

@@ -379,7 +379,7 @@ async fn fetch_from(
     };
     let plan = session.plan(asked, version);
     let request = fetch_request(params, plan);
-    let timeout = conn.request_timeout() + params.max_wait;
+    let timeout = conn.socket_timeout() + params.max_wait;
     let answer = match conn.request_at(&request, version, timeout).await {
         Ok(response) => match response.error_code {
             0 => {

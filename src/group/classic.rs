@@ -282,7 +282,7 @@ impl GroupMember {
         let version = conn.version_of::<JoinGroupRequest>()?;
         // The coordinator holds JoinGroup until every member has joined: up to the rebalance
         // timeout.
-        let wait = self.config.max_poll_interval + conn.request_timeout();
+        let wait = self.config.max_poll_interval + conn.socket_timeout();
         let joined = loop {
             tracing::debug!(group = %self.coordinator.group_id(), member = %self.member_id, owned = ?owned, "JoinGroup");
             let joined = match conn.request_at(&request, version, wait).await {
@@ -573,7 +573,7 @@ async fn send_leave(conn: &Connection, group_id: &str, member_id: &str) -> Resul
         request.member_id = s(member_id);
     }
     let response = conn
-        .request_at(&request, version, conn.request_timeout())
+        .request_at(&request, version, conn.socket_timeout())
         .await?;
     Ok(response.error_code)
 }

@@ -458,7 +458,7 @@ async fn heartbeat_once(
         None => request,
     };
     let answer = conn
-        .request_at(&request, version, conn.request_timeout())
+        .request_at(&request, version, conn.socket_timeout())
         .await;
     let response = match answer {
         Ok(response) => response,

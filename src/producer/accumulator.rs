@@ -65,17 +65,17 @@ pub(crate) struct SinkHandle {
 pub(crate) enum Target {
     /// This partition (given, or chosen from the key).
     Partition(i32),
-    /// Keyless: stick to one of `partitions` until about `batch.size` bytes went to it, then move
-    /// on (KIP-480/794), so keyless records fill batches instead of spreading thin.
-    Sticky { partitions: usize },
+    /// A random one of `partitions`. When `sticky`, the topic's sticky partition: one drawn at
+    /// random and kept for `sticky.partitioning.linger.ms`, as librdkafka does, so that such
+    /// records fill batches instead of spreading thin.
+    Random { partitions: usize, sticky: bool },
 }
 
-/// The sticky partition of a keyless topic.
+/// The sticky partition of a topic, and when it was drawn.
 #[derive(Default)]
 struct Sticky {
     partition: i32,
-    bytes: usize,
-    started: bool,
+    drawn: Option<Instant>,
 }
 
 /// Why a record was not appended.
@@ -369,21 +369,31 @@ impl Accumulator {
         };
         let partition = match target {
             Target::Partition(p) => p,
-            Target::Sticky { partitions } => {
-                let sticky = &mut queues.sticky;
-                if !sticky.started || sticky.bytes >= c.batch_size {
-                    // Start somewhere that differs between producers, then move round.
-                    let start = if sticky.started {
-                        sticky.partition + 1
-                    } else {
-                        timestamp as i32
-                    };
-                    sticky.partition = start.rem_euclid(partitions.max(1) as i32);
-                    sticky.bytes = 0;
-                    sticky.started = true;
+            Target::Random { partitions, sticky } => {
+                let draw = || {
+                    // As librdkafka: a partition without a leader is drawn again, once.
+                    let first = fastrand::i32(0..partitions.max(1) as i32);
+                    match (self.route)(topic, first) {
+                        Some(_) => first,
+                        None => fastrand::i32(0..partitions.max(1) as i32),
+                    }
+                };
+                let linger = c.sticky_linger();
+                if !sticky || linger.is_zero() {
+                    draw()
+                } else {
+                    let sticky = &mut queues.sticky;
+                    let now = Instant::now();
+                    let stale = sticky
+                        .drawn
+                        .is_none_or(|drawn| now.duration_since(drawn) >= linger);
+                    // The partition count may have grown or (in a test) shrunk since.
+                    if stale || sticky.partition as usize >= partitions {
+                        sticky.partition = draw();
+                        sticky.drawn = Some(now);
+                    }
+                    sticky.partition
                 }
-                sticky.bytes += size;
-                sticky.partition
             }
         };
         let mut new_sink = false;

@@ -85,7 +85,7 @@ impl Identity {
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch);
         let response = conn
-            .request_at(&request, version, conn.request_timeout())
+            .request_at(&request, version, conn.socket_timeout())
             .await?;
         if let Some(code) = KafkaCode::from_code(response.error_code) {
             return Err(Error::Broker {

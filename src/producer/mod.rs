@@ -4,7 +4,7 @@
 //! stream learn where it landed, from the connection's reader task as the answer arrives.
 //!
 //! ```text
-//!  produce(record) ─► partition (explicit │ murmur2(key) │ sticky) ─► Accumulator::append
+//!  produce(record) ─► partition (explicit │ hash(key) │ sticky) ────► Accumulator::append
 //!        │                                                                 │ linger / full / flush
 //!        ▼                                                                 ▼
 //!  DeliveryFuture ◄── batch outcome ◄── completion (reader task) ◄── sink(leader): Produce
@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use delivery::DeliveryFuture;
-pub use partitioner::{murmur2, partition_for_key, Partitioner};
+pub use partitioner::{fnv1a, murmur2, partition_for_key, KeyPartitioner, Partitioner};
 
 use crate::cluster::{ClientKind, Cluster};
 use crate::config::{ClientConfig, ProducerConfig};
@@ -37,6 +37,7 @@ use crate::error::Error;
 use crate::protocol::records::{BatchBuilder, Header};
 use accumulator::{Accumulator, Appended, Refused, Target};
 use delivery::BatchAck;
+use partitioner::Choice;
 use sink::Pipeline;
 
 /// A record to send.
@@ -417,11 +418,13 @@ impl Producer {
                     .partitioner
                     .as_ref()
                     .and_then(|p| p.partition(&record.topic, key, partitions));
-                match (chosen, key) {
-                    (Some(p), _) if (0..partitions as i32).contains(&p) => Target::Partition(p),
-                    (Some(p), _) => return Err(Error::unknown(&record.topic, Some(p))),
-                    (None, Some(key)) => Target::Partition(partition_for_key(key, partitions)),
-                    (None, None) => Target::Sticky { partitions },
+                match chosen {
+                    Some(p) if (0..partitions as i32).contains(&p) => Target::Partition(p),
+                    Some(p) => return Err(Error::unknown(&record.topic, Some(p))),
+                    None => match inner.config.partitioner.choose(key, partitions) {
+                        Choice::Hashed(p) => Target::Partition(p),
+                        Choice::Spread { sticky } => Target::Random { partitions, sticky },
+                    },
                 }
             }
         };

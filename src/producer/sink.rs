@@ -58,6 +58,7 @@ pub(crate) struct Pipeline {
     pub acc: Arc<Accumulator>,
     pub cluster: Cluster,
     pub config: ProducerConfig,
+    /// `request.timeout.ms`: how long the broker may wait for replicas, sent in each Produce.
     pub request_timeout: Duration,
     /// Producer id, epoch and sequences, when the producer is idempotent.
     pub identity: Option<Identity>,
@@ -182,7 +183,7 @@ impl Pipeline {
         let Some(request) = self.request(&conn, batches, slot) else {
             return true;
         };
-        let deadline = self.answer_deadline();
+        let deadline = Self::answer_deadline(&conn);
         let (on_reply, version, body) = self.on_reply(&conn, request);
         if let Err(on_reply) =
             conn.try_submit::<ProduceRequest, _>(version, &body, deadline, on_reply)
@@ -246,16 +247,16 @@ impl Pipeline {
             }
             return;
         }
-        let deadline = self.answer_deadline();
+        let deadline = Self::answer_deadline(&conn);
         let (on_reply, version, body) = self.on_reply(&conn, request);
         conn.submit::<ProduceRequest>(version, body, deadline, on_reply)
             .await;
     }
 
-    /// When the answer to a request sent now is given up on: the broker may take its whole
-    /// timeout, and the client waits that long plus its own.
-    fn answer_deadline(&self) -> Instant {
-        Instant::now() + self.request_timeout * 2
+    /// When the answer to a request sent now on `conn` is given up on: `socket.timeout.ms`,
+    /// as in librdkafka, whatever the broker's own `request.timeout.ms` for replicas.
+    fn answer_deadline(conn: &Connection) -> Instant {
+        Instant::now() + conn.socket_timeout()
     }
 
     /// The Produce request for `batches` on `conn`, or `None` when it cannot be made (the

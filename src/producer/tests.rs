@@ -265,8 +265,14 @@ async fn a_timeout_is_outcome_unknown_only_when_the_request_was_written() {
 async fn connecting_to_a_silent_broker_times_out_with_nothing_sent() {
     let cluster = MemCluster::new(1);
     cluster.silence(1);
-    let config = config(&cluster).set("socket.timeout.ms", 1_000).unwrap();
+    let config = config(&cluster)
+        .set("socket.connection.setup.timeout.ms", 1_000)
+        .unwrap();
     let err = Producer::builder(config).build().await.unwrap_err();
     assert!(!err.is_outcome_unknown(), "{err:?}");
-    assert!(err.to_string().contains("socket.timeout.ms"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("socket.connection.setup.timeout.ms"),
+        "{err}"
+    );
 }

@@ -120,3 +120,55 @@ async fn a_batch_lingers_unless_a_flush_or_close_hurries_it() {
         Err(Refused::Closed)
     ));
 }
+
+/// Where a record spread at random went.
+fn spread(acc: &Accumulator, sticky: bool) -> i32 {
+    let target = Target::Random {
+        partitions: 8,
+        sticky,
+    };
+    let appended = acc.append("t", target, 0, None, Some(b"v"), &[], 70);
+    appended.ok().expect("appended").batch.partition
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyless_records_stick_to_a_partition_for_the_sticky_linger() {
+    let leaders = Arc::new(Mutex::new((0..8).map(|p| (p, 1)).collect()));
+    // Unset, the sticky linger is twice linger.ms, as in librdkafka.
+    let acc = accumulator(&[("linger.ms", "50")], leaders.clone());
+    let linger = Duration::from_millis(100);
+    let mut drawn = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let first = spread(&acc, true);
+        for _ in 0..20 {
+            tokio::time::advance(linger / 25).await;
+            assert_eq!(spread(&acc, true), first, "moved within the sticky linger");
+        }
+        drawn.insert(first);
+        tokio::time::advance(linger).await;
+    }
+    // A new draw each linger: fewer than 6 of the 8 partitions in 40 draws has a chance
+    // below one in a million.
+    assert!(drawn.len() >= 6, "{drawn:?}");
+    // Records that may not stick draw every time, and so do all with a sticky linger of 0.
+    let each = |acc: &Accumulator, sticky| {
+        let drawn: std::collections::HashSet<i32> = (0..64).map(|_| spread(acc, sticky)).collect();
+        assert!(drawn.len() >= 6, "{drawn:?}");
+    };
+    each(&acc, false);
+    each(
+        &accumulator(&[("sticky.partitioning.linger.ms", "0")], leaders),
+        true,
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sticky_draw_avoids_a_partition_without_a_leader() {
+    // Only partition 3 of 8 has a leader: a draw that lands elsewhere draws once more, as
+    // librdkafka does, so partition 3 comes up far more than one time in eight.
+    let leaders = Arc::new(Mutex::new(HashMap::from([(3, 1)])));
+    let acc = accumulator(&[("sticky.partitioning.linger.ms", "0")], leaders);
+    let on_3 = (0..800).filter(|_| spread(&acc, true) == 3).count();
+    // Expected 800 * (1/8 + 7/8 * 1/8) = 187.5.
+    assert!((130..260).contains(&on_3), "{on_3}");
+}
