@@ -309,3 +309,60 @@ async fn out_of_range_offsets_reset_as_configured() {
         other => panic!("expected OFFSET_OUT_OF_RANGE, got {other:?}"),
     }
 }
+
+/// A service started before its brokers: with every bootstrap connection refused, building
+/// still succeeds, the events say all brokers are down, and once the broker is reachable the
+/// consumer reads and the events say so.
+#[tokio::test]
+async fn a_consumer_built_before_its_broker_reads_once_it_is_reachable() {
+    let topic = topic_with(3, 1).await;
+    let (_turn, proxy) = crate::common::proxied().await;
+    proxy.refuse(true);
+    let config = purekafka::ClientConfig::new()
+        .bootstrap_servers([proxy.addr.clone()])
+        .set("auto.offset.reset", "earliest")
+        .unwrap();
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    let mut events = consumer.events();
+    let down = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;
+    assert!(
+        matches!(down, Ok(Some(purekafka::ClientEvent::AllBrokersDown(_)))),
+        "{down:?}"
+    );
+    // The broker becomes reachable a second later; assigning waits for it, or fails with a
+    // retriable error and is asked again, as an application would.
+    let started = std::time::Instant::now();
+    let reachable = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        proxy.refuse(false);
+    };
+    let assign = async {
+        loop {
+            match consumer
+                .assign([(topic.as_str(), 0)], Offset::Earliest)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if e.is_retriable() && started.elapsed() < Duration::from_secs(20) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    };
+    tokio::join!(assign, reachable);
+    let mut read = 0;
+    while read < 3 {
+        tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .expect("records once the broker is reachable")
+            .unwrap();
+        read += 1;
+    }
+    let up = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;
+    assert!(
+        matches!(up, Ok(Some(purekafka::ClientEvent::BrokersReachable))),
+        "{up:?}"
+    );
+    consumer.close().await.unwrap();
+}

@@ -40,6 +40,7 @@ pub use admin::{
     GroupListing, MemberDescription, NewTopic, Outcome, PartitionDescription, PartitionOutcome,
     TopicDescription, TopicListing,
 };
+pub use cluster::{ClientEvent, ClientEvents};
 pub use config::{
     Acks, Assignor, AutoOffsetReset, CKafkaConfig, ClientConfig, GroupProtocol, IsolationLevel,
     SaslMechanism, Secret, SecurityProtocol,

@@ -19,7 +19,7 @@ pub use groups::{
 };
 pub use topics::{NewTopic, PartitionDescription, TopicDescription, TopicListing};
 
-use crate::cluster::{ClientKind, Cluster, TopicPartition, LATEST};
+use crate::cluster::{ClientEvents, ClientKind, Cluster, TopicPartition, LATEST};
 use crate::config::ClientConfig;
 use crate::error::{Error, KafkaCode, Resource};
 
@@ -137,6 +137,13 @@ impl Admin {
     /// A builder for an admin client with this configuration.
     pub fn builder(config: ClientConfig) -> AdminBuilder {
         AdminBuilder { config }
+    }
+
+    /// The client's events from now on: when every broker is down, and when one answers again
+    /// (librdkafka's `ERR__ALL_BROKERS_DOWN`). The first event is the current state when all
+    /// brokers are down already, as when the client was built before them.
+    pub fn events(&self) -> ClientEvents {
+        self.cluster.events()
     }
 
     /// The cluster id, the controller and every broker, asked of the cluster afresh.

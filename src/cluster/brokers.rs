@@ -144,7 +144,10 @@ impl Cluster {
                 };
                 let answer = metadata_request(&conn, topics, create);
                 let e = match answer.await {
-                    Ok(response) => return Ok(response),
+                    Ok(response) => {
+                        self.inner.reach.reached();
+                        return Ok(response);
+                    }
                     Err(e) => e,
                 };
                 if !(fresh && matches!(e, Error::Io { .. })) {
@@ -160,16 +163,22 @@ impl Cluster {
                     (true, _) => break sasl_listener_error(&slot.addr),
                 }
             };
-            if is_final(&error) || !is_connection_failure(&error) {
+            if is_final(&error) {
+                self.inner.reach.failed(&error);
+                return Err(error);
+            }
+            if !is_connection_failure(&error) {
                 return Err(error);
             }
             tried.push(slot.addr.clone());
             last = Some(error);
         }
-        Err(Error::NoBrokerReachable {
+        let error = Error::NoBrokerReachable {
             tried: tried.join(", "),
             last: Arc::new(last.unwrap_or(Error::Closed)),
-        })
+        };
+        self.inner.reach.failed(&error);
+        Err(error)
     }
 }
 

@@ -12,6 +12,7 @@
 //! ```
 
 mod brokers;
+mod events;
 mod metadata;
 mod offsets;
 mod refresh;
@@ -34,6 +35,8 @@ use crate::conn::{Connection, ConnectionSettings};
 use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
 use brokers::{is_final, BrokerSlot};
+use events::Reach;
+pub use events::{ClientEvent, ClientEvents};
 use refresh::{Cadence, Refresher};
 
 /// The shared cluster view of one client. Cheap to clone.
@@ -68,6 +71,8 @@ struct Inner {
     /// asked for with creation allowed.
     consumer_creates: bool,
     refresher: Refresher,
+    /// Whether any broker can be reached, for [`ClientEvents`].
+    reach: Reach,
 }
 
 impl Drop for Inner {
@@ -122,9 +127,23 @@ impl Cluster {
                 auto_create_topics,
                 consumer_creates: auto_create_topics && kind == ClientKind::Consumer,
                 refresher: Refresher::default(),
+                reach: Reach::new(),
             }),
         };
-        cluster.metadata(Some(&[])).await?;
+        // The first answer is awaited for at most socket.connection.setup.timeout.ms. A broker
+        // that refuses the client (credentials, TLS, a listener of another protocol) fails the
+        // build: a setting is wrong, and waiting cannot mend it. Brokers that cannot be reached
+        // do not, as in librdkafka and the Java client: a service may start before its
+        // brokers. The keeper then goes on asking, calls wait within their own timeouts, and
+        // the client's events say that all brokers are down.
+        let first = cluster.refresh(&[], false);
+        if let Ok(Err(e)) =
+            tokio::time::timeout(config.common.connection_setup_timeout, first).await
+        {
+            if is_final(&e) {
+                return Err(e);
+            }
+        }
         tokio::spawn(refresh::keep_current(
             Arc::downgrade(&cluster.inner),
             cluster.inner.refresher.wake.clone(),
@@ -140,18 +159,31 @@ impl Cluster {
         let mut last = None;
         for slot in self.candidates() {
             match slot.connection(&self.inner.settings).await {
-                Ok(conn) => return Ok(conn),
-                Err(e) if is_final(&e) => return Err(e),
+                Ok(conn) => {
+                    self.inner.reach.reached();
+                    return Ok(conn);
+                }
+                Err(e) if is_final(&e) => {
+                    self.inner.reach.failed(&e);
+                    return Err(e);
+                }
                 Err(e) => {
                     tried.push(slot.addr.clone());
                     last = Some(e);
                 }
             }
         }
-        Err(Error::NoBrokerReachable {
+        let error = Error::NoBrokerReachable {
             tried: tried.join(", "),
             last: Arc::new(last.unwrap_or(Error::Closed)),
-        })
+        };
+        self.inner.reach.failed(&error);
+        Err(error)
+    }
+
+    /// The client's events from now on (see [`ClientEvents`]).
+    pub fn events(&self) -> ClientEvents {
+        self.inner.reach.subscribe()
     }
 
     /// The brokers to ask when any will do: the known ones by node id, then the bootstrap

@@ -174,7 +174,10 @@ impl Cluster {
             (topics, metadata.listing.is_none())
         });
         let every = listing && no_listing;
-        (every || !topics.is_empty()).then_some((topics, every))
+        // No broker has answered yet (they were all down when the client was built): the
+        // brokers alone are asked for, at the fast pace, until one does.
+        let unreached = self.with_metadata(|metadata| metadata.brokers.is_empty());
+        (every || unreached || !topics.is_empty()).then_some((topics, every))
     }
 }
 

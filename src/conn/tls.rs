@@ -116,18 +116,25 @@ pub(crate) fn tls_error(broker: &str, error: &std::io::Error, first: bool) -> Op
 /// The error for a failed TLS handshake: a TLS failure, or a listener without TLS closing
 /// the connection on the ClientHello.
 fn handshake_error(broker: &str, error: std::io::Error) -> Error {
-    tls_error(broker, &error, true).unwrap_or_else(|| Error::Io {
-        broker: broker.to_owned(),
-        message: match error.kind() {
-            std::io::ErrorKind::UnexpectedEof => "the broker closed the connection during the \
-                TLS handshake: a listener without TLS does that; security.protocol is SSL or \
-                SASL_SSL, so use the broker's SSL or SASL_SSL listener, or PLAINTEXT / \
-                SASL_PLAINTEXT"
+    if let Some(tls) = tls_error(broker, &error, true) {
+        return tls;
+    }
+    match error.kind() {
+        // A TLS failure, like a refused certificate: waiting and trying again does not mend
+        // it, and building a client fails on it.
+        std::io::ErrorKind::UnexpectedEof => Error::Tls {
+            broker: broker.to_owned(),
+            message: "the broker closed the connection during the TLS handshake: a listener \
+                      without TLS does that; security.protocol is SSL or SASL_SSL, so use the \
+                      broker's SSL or SASL_SSL listener, or PLAINTEXT / SASL_PLAINTEXT"
                 .to_owned(),
-            _ => error.to_string(),
         },
-        outcome_unknown: false,
-    })
+        _ => Error::Io {
+            broker: broker.to_owned(),
+            message: error.to_string(),
+            outcome_unknown: false,
+        },
+    }
 }
 
 fn certificate_message(error: &CertificateError) -> String {

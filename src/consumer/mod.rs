@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::cluster::{ClientKind, Cluster, EARLIEST, LATEST};
+use crate::cluster::{ClientEvents, ClientKind, Cluster, EARLIEST, LATEST};
 use crate::config::{ClientConfig, ConsumerConfig};
 use crate::error::{ConfigError, Error};
 use crate::group::poll_clock::PollClock;
@@ -255,6 +255,13 @@ impl Consumer {
         if let Some(events) = &self.events {
             let _ = events.send(event);
         }
+    }
+
+    /// The client's events from now on: when every broker is down, and when one answers again
+    /// (librdkafka's `ERR__ALL_BROKERS_DOWN`). The first event is the current state when all
+    /// brokers are down already, as when the client was built before them.
+    pub fn events(&self) -> ClientEvents {
+        self.cluster.events()
     }
 
     /// The partitions currently assigned, sorted.

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 pub use delivery::DeliveryFuture;
 pub use partitioner::{fnv1a, murmur2, partition_for_key, KeyPartitioner, Partitioner};
 
-use crate::cluster::{ClientKind, Cluster};
+use crate::cluster::{ClientEvents, ClientKind, Cluster};
 use crate::config::{ClientConfig, ProducerConfig};
 use crate::error::Error;
 use crate::protocol::records::{BatchBuilder, Header};
@@ -473,6 +473,13 @@ impl Producer {
     /// [`ProducerBuilder::delivery_reports`]; it can be taken once.
     pub fn delivery_reports(&self) -> Option<DeliveryReports> {
         self.inner.reports.lock().expect("reports lock").take()
+    }
+
+    /// The client's events from now on: when every broker is down, and when one answers again
+    /// (librdkafka's `ERR__ALL_BROKERS_DOWN`). The first event is the current state when all
+    /// brokers are down already, as when the client was built before them.
+    pub fn events(&self) -> ClientEvents {
+        self.inner.cluster.events()
     }
 
     /// Records queued or in flight.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::testing::MemCluster;
-use crate::{ClientConfig, Error, Producer, ProducerRecord};
+use crate::{ClientConfig, ClientEvent, Error, Producer, ProducerRecord};
 
 /// A producer's configuration for `cluster`: acks=1 (no idempotence) and linger.ms=0 (so
 /// that callers send for the sinks whenever they can) unless a test says otherwise, and
@@ -267,12 +267,57 @@ async fn connecting_to_a_silent_broker_times_out_with_nothing_sent() {
     cluster.silence(1);
     let config = config(&cluster)
         .set("socket.connection.setup.timeout.ms", 1_000)
+        .unwrap()
+        .set("topic.metadata.propagation.max.ms", 3_000)
         .unwrap();
-    let err = Producer::builder(config).build().await.unwrap_err();
-    assert!(!err.is_outcome_unknown(), "{err:?}");
+    // Building does not fail: it waits for the first answer as long as a connection may take.
+    let started = Instant::now();
+    let producer = Producer::builder(config).build().await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let Some(ClientEvent::AllBrokersDown(down)) = producer.events().recv().await else {
+        panic!("all brokers are down")
+    };
+    let text = down.to_string();
     assert!(
-        err.to_string()
-            .contains("socket.connection.setup.timeout.ms"),
-        "{err}"
+        text.contains("socket.connection.setup.timeout.ms"),
+        "{text}"
     );
+    assert!(down.is_retriable(), "{down:?}");
+    let err = producer.send(record("t", 0, "v")).await.unwrap_err();
+    assert!(!err.is_outcome_unknown(), "{err:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_producer_built_before_its_brokers_sends_once_they_are_up() {
+    let cluster = std::sync::Arc::new(MemCluster::new(1));
+    cluster.topic("t", &[1]);
+    cluster.down(1, true);
+    let started = Instant::now();
+    let producer = Producer::builder(config(&cluster)).build().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut events = producer.events();
+    assert!(matches!(
+        events.recv().await,
+        Some(ClientEvent::AllBrokersDown(_))
+    ));
+    let up = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            cluster.down(1, false);
+        })
+    };
+    // produce() waits for the topic (topic.metadata.propagation.max.ms) while the keeper asks.
+    let delivered = producer.send(record("t", 0, "late")).await.unwrap();
+    assert_eq!(delivered.offset, Some(0));
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(matches!(
+        events.recv().await,
+        Some(ClientEvent::BrokersReachable)
+    ));
+    up.await.unwrap();
 }

@@ -57,8 +57,12 @@ pub(crate) fn dial(addr: &str) -> Option<DuplexStream> {
         .find(|(id, _)| *id == cluster)
         .and_then(|(_, state)| state.upgrade())?;
     let (client, server) = tokio::io::duplex(1 << 20);
-    state.lock().unwrap().brokers.get_mut(&node)?.connections += 1;
-    tokio::spawn(serve(server, Arc::downgrade(&state), node));
+    let mut guard = state.lock().unwrap();
+    let broker = guard.brokers.get_mut(&node)?;
+    broker.connections += 1;
+    if !broker.down {
+        tokio::spawn(serve(server, Arc::downgrade(&state), node));
+    }
     Some(client)
 }
 
@@ -80,6 +84,8 @@ struct Broker {
     stalled: bool,
     /// Nothing is answered at all, not even the handshake.
     silent: bool,
+    /// Connections are closed as soon as they are made: the broker is down.
+    down: bool,
     connections: usize,
     produce_requests: usize,
 }
@@ -146,6 +152,11 @@ impl MemCluster {
     /// Broker `node` answers nothing at all, the handshake included.
     pub fn silence(&self, node: i32) {
         self.state().brokers.get_mut(&node).unwrap().silent = true;
+    }
+
+    /// Broker `node` is down while `on`: each connection to it ends at once.
+    pub fn down(&self, node: i32, on: bool) {
+        self.state().brokers.get_mut(&node).unwrap().down = on;
     }
 
     /// Makes `to` the leader of `topic[partition]`, with the next leader epoch.
