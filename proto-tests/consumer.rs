@@ -143,7 +143,8 @@ async fn compressed_fetches_stay_within_their_budget() {
 async fn the_consumer_is_a_stream_of_messages() {
     use futures_core::Stream;
     let topic = topic_with(5, 1).await;
-    let mut stream = assigned(&topic, 1).await.stream();
+    let mut consumer = assigned(&topic, 1).await;
+    let mut stream = consumer.stream();
     for expected in 0..5 {
         let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx));
         let msg = tokio::time::timeout(Duration::from_secs(10), next)
@@ -153,7 +154,8 @@ async fn the_consumer_is_a_stream_of_messages() {
             .unwrap();
         assert_eq!(msg.offset, expected);
     }
-    let consumer = stream.into_inner().expect("no recv in progress");
+    assert!(stream.consumer().is_some(), "no recv in progress");
+    drop(stream);
     assert_eq!(consumer.assignment(), [(topic.clone(), 0)]);
 }
 

@@ -9,6 +9,7 @@ mod admin;
 mod bad_credentials;
 mod common;
 mod consumer;
+mod consumer_calls;
 mod consumer_group;
 mod kip848;
 #[cfg(feature = "cli")]

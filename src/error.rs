@@ -174,6 +174,21 @@ pub enum Error {
         partition: i32,
     },
 
+    /// Not a failure: the consumer has read everything in the partition there is to read, up
+    /// to `offset` (the next offset to be written, or under `read_committed` the first one of
+    /// an open transaction). Reported once per offset reached, by `recv`, `poll` and the
+    /// stream, only with `enable.partition.eof=true`, as librdkafka's `ERR__PARTITION_EOF`.
+    /// The consumer reads on.
+    #[error("{topic}[{partition}] reached its end at offset {offset}")]
+    PartitionEof {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The offset after the last record read.
+        offset: i64,
+    },
+
     /// The partition's log was truncated under the consumer: its new leader (after an unclean
     /// election) holds the records only up to `diverging`, short of the position `offset`,
     /// and records written since may stand at the offsets read already (KIP-320). With
@@ -217,7 +232,8 @@ impl Error {
             | Error::Disconnected { .. }
             | Error::Timeout { .. }
             | Error::NoBrokerReachable { .. }
-            | Error::UnknownTopicOrPartition { .. } => true,
+            | Error::UnknownTopicOrPartition { .. }
+            | Error::PartitionEof { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
             _ => false,
         }
@@ -251,6 +267,9 @@ impl Error {
             },
             Error::UnknownTopicOrPartition { topic, partition } => Some((topic, *partition)),
             Error::NotAssigned { topic, partition }
+            | Error::PartitionEof {
+                topic, partition, ..
+            }
             | Error::CorruptBatch {
                 topic, partition, ..
             } => Some((topic, Some(*partition))),

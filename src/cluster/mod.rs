@@ -181,6 +181,11 @@ impl Cluster {
         Err(error)
     }
 
+    /// `socket.timeout.ms`: how long a request may wait for its answer.
+    pub fn socket_timeout(&self) -> Duration {
+        self.inner.settings.socket_timeout
+    }
+
     /// The client's events from now on (see [`ClientEvents`]).
     pub fn events(&self) -> ClientEvents {
         self.inner.reach.subscribe()

@@ -540,12 +540,6 @@ const ENTRIES: &[Entry] = &[
     ),
     // Not yet: the calls these need come later in this release's porting work.
     refused_unless(
-        &["enable.auto.offset.store"],
-        &["true"],
-        "not supported yet: offsets are stored as records are handed to the application",
-    ),
-    refused_unless(&["enable.partition.eof"], &["false"], "not supported yet"),
-    refused_unless(
         &["delivery.report.only.error"],
         &["false"],
         "not supported yet",
@@ -555,9 +549,11 @@ const ENTRIES: &[Entry] = &[
         &[""],
         "not supported yet: purekafka fetches from each partition's leader",
     ),
-    refused(
-        &["default.api.timeout.ms", "max.poll.records"],
-        "not supported yet",
+    inert(
+        &["default.api.timeout.ms"],
+        Int(0, MAX),
+        "every purekafka call that waits takes a timeout of its own, or runs until it is \
+         dropped (wrap it in a timeout)",
     ),
     refused(
         &["share.acknowledgement.mode", "share.acquire.mode"],

@@ -420,6 +420,17 @@ pub struct ConsumerConfig {
     pub auto_commit_interval: Duration,
     /// `group.instance.id`: static membership (KIP-345).
     pub group_instance_id: Option<String>,
+    /// `enable.auto.offset.store`: each message handed to the application stores its offset
+    /// for the next commit (`true`, the default); `false` stores only what
+    /// [`Consumer::store_offset`](crate::Consumer::store_offset) and
+    /// [`Consumer::store_offsets`](crate::Consumer::store_offsets) are given.
+    pub enable_auto_offset_store: bool,
+    /// `enable.partition.eof`: report [`Error::PartitionEof`](crate::Error::PartitionEof) each
+    /// time the consumer reaches the end of a partition. Off by default.
+    pub enable_partition_eof: bool,
+    /// `max.poll.records` (Java): the most messages one [`Consumer::poll`](crate::Consumer::poll)
+    /// returns.
+    pub max_poll_records: usize,
     /// `check.crcs`: verify each fetched batch's CRC32C (on by default, as in the Java client).
     pub check_crcs: bool,
     /// `isolation.level`: whether records of aborted and open transactions are read.
@@ -516,6 +527,9 @@ impl Default for ClientConfig {
                 enable_auto_commit: true,
                 auto_commit_interval: Duration::from_millis(5000),
                 group_instance_id: None,
+                enable_auto_offset_store: true,
+                enable_partition_eof: false,
+                max_poll_records: usize::MAX,
                 check_crcs: true,
                 isolation_level: IsolationLevel::ReadCommitted,
             },

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::fetch::{FetchState, Reply};
 use super::{Message, TimestampType};
 use crate::cluster::{Cluster, TopicPartition, EARLIEST, LATEST};
-use crate::config::{AutoOffsetReset, ConsumerConfig};
+use crate::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
@@ -35,6 +35,7 @@ pub(super) async fn absorb(
     let FetchState {
         positions,
         high_watermarks,
+        ends,
         paused,
         epochs,
         buffered: out,
@@ -96,6 +97,10 @@ pub(super) async fn absorb(
                     }
                 }
                 high_watermarks.insert(tp.clone(), p.high_watermark);
+                let stable = (config.isolation_level == IsolationLevel::ReadCommitted
+                    && p.last_stable_offset >= 0)
+                    .then_some(p.last_stable_offset);
+                ends.insert(tp.clone(), stable.unwrap_or(p.high_watermark));
                 let tp_epochs = epochs.entry(tp.clone()).or_default();
                 tp_epochs.leader = at.leader_epoch;
                 let Some(records) = p.records else { continue };

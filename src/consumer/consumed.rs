@@ -1,5 +1,6 @@
 //! What the application has been handed, per partition: the offset after the last message
-//! `recv` or `poll` returned, which commits store and lag is counted from.
+//! `recv` or `poll` returned, which lag and the position are counted from, and which commits
+//! store, unless the application stores offsets itself (`enable.auto.offset.store=false`).
 //!
 //! Messages come out in long runs of one partition (a fetched batch holds thousands), so the
 //! partition of the run being handed out is written into the map once, when the run starts, and
@@ -17,9 +18,31 @@ pub(super) struct Consumed {
     map: BTreeMap<TopicPartition, i64>,
     /// The partition whose messages are being handed out, and its next offset.
     run: Option<(TopicPartition, i64)>,
+    /// With `enable.auto.offset.store=false`, what the application stored: what commits store.
+    stored: Option<BTreeMap<TopicPartition, i64>>,
 }
 
 impl Consumed {
+    /// Offsets stored by the application only (`enable.auto.offset.store=false`), or as
+    /// messages are handed out.
+    pub fn new(auto_store: bool) -> Consumed {
+        Consumed {
+            stored: (!auto_store).then(BTreeMap::new),
+            ..Consumed::default()
+        }
+    }
+
+    /// The application stores `next` for `tp`, for the next commit. With the automatic store,
+    /// this is the position of `tp` as far as commits go, until the next message of it.
+    pub fn store(&mut self, tp: &TopicPartition, next: i64) {
+        match &mut self.stored {
+            Some(stored) => {
+                stored.insert(tp.clone(), next);
+            }
+            None => self.set(tp, next),
+        }
+    }
+
     /// `msg` was handed to the application.
     pub fn note(&mut self, msg: &Message) {
         if let Some(((topic, partition), next)) = &mut self.run {
@@ -51,8 +74,16 @@ impl Consumed {
         }
     }
 
-    /// The next offset of every partition something was handed out of, in partition order.
+    /// What a commit stores: the next offset of every partition something was handed out of
+    /// (or, with `enable.auto.offset.store=false`, stored by the application), in partition
+    /// order.
     pub fn offsets(&self) -> Vec<(Arc<str>, i32, i64)> {
+        if let Some(stored) = &self.stored {
+            return stored
+                .iter()
+                .map(|(tp, &next)| (tp.0.clone(), tp.1, next))
+                .collect();
+        }
         self.map
             .iter()
             .map(|(tp, &next)| {
@@ -68,6 +99,9 @@ impl Consumed {
     /// What was handed out of `tp` now ends at `next` (its log was truncated there): commits
     /// store that, not what was handed out beyond it.
     pub fn set(&mut self, tp: &TopicPartition, next: i64) {
+        if let Some(stored) = self.stored.as_mut().and_then(|s| s.get_mut(tp)) {
+            *stored = (*stored).min(next);
+        }
         match &mut self.run {
             Some((key, run_next)) if key == tp => *run_next = next,
             _ => {
@@ -82,11 +116,17 @@ impl Consumed {
             self.run = None;
         }
         self.map.remove(tp);
+        if let Some(stored) = &mut self.stored {
+            stored.remove(tp);
+        }
     }
 
     pub fn clear(&mut self) {
         self.map.clear();
         self.run = None;
+        if let Some(stored) = &mut self.stored {
+            stored.clear();
+        }
     }
 }
 
@@ -139,5 +179,29 @@ mod tests {
         c.clear();
         assert!(c.offsets().is_empty());
         assert_eq!(c.get(&(b, 1)), None);
+    }
+
+    #[test]
+    fn stored_by_the_application_only_when_asked() {
+        let a: Arc<str> = "a".into();
+        let mut c = Consumed::new(false);
+        c.note(&msg(&a, 0, 0));
+        c.note(&msg(&a, 0, 1));
+        // Handed out, so that is the position, but nothing is stored for commits.
+        assert_eq!(c.get(&(a.clone(), 0)), Some(2));
+        assert!(c.offsets().is_empty());
+        c.store(&(a.clone(), 0), 1);
+        assert_eq!(c.offsets(), vec![(a.clone(), 0, 1)]);
+        // A truncated log caps what was stored.
+        c.store(&(a.clone(), 1), 9);
+        c.set(&(a.clone(), 1), 4);
+        assert_eq!(c.offsets(), vec![(a.clone(), 0, 1), (a.clone(), 1, 4)]);
+        c.remove(&(a.clone(), 0));
+        assert_eq!(c.offsets(), vec![(a.clone(), 1, 4)]);
+        // With the automatic store, storing moves what commits store.
+        let mut auto = Consumed::new(true);
+        auto.note(&msg(&a, 0, 5));
+        auto.store(&(a.clone(), 0), 3);
+        assert_eq!(auto.offsets(), vec![(a.clone(), 0, 3)]);
     }
 }

@@ -42,6 +42,9 @@ pub(super) struct FetchState {
     pub positions: BTreeMap<TopicPartition, i64>,
     /// The high watermark each partition reported in its last fetch.
     pub high_watermarks: BTreeMap<TopicPartition, i64>,
+    /// Where each partition ends for this consumer, as of its last fetch: the high watermark,
+    /// or under `read_committed` the last stable offset (an open transaction's first offset).
+    pub ends: BTreeMap<TopicPartition, i64>,
     /// Assigned partitions not fetched until resumed.
     pub paused: BTreeSet<TopicPartition>,
     /// The leader epochs each position hangs on (KIP-320); missing: unknown.
@@ -74,6 +77,7 @@ impl FetchState {
     pub fn remove(&mut self, tp: &TopicPartition) {
         self.positions.remove(tp);
         self.high_watermarks.remove(tp);
+        self.ends.remove(tp);
         self.paused.remove(tp);
         self.epochs.remove(tp);
         self.buffered

@@ -23,6 +23,7 @@ mod fetch_session;
 mod listener;
 mod membership;
 mod message;
+mod offsets;
 mod stream;
 mod subscription;
 mod validation;
@@ -30,16 +31,16 @@ mod validation;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::cluster::{ClientEvents, ClientKind, Cluster, EARLIEST, LATEST};
+use crate::cluster::{ClientEvents, ClientKind, Cluster, TopicPartition};
 use crate::config::{ClientConfig, ConsumerConfig};
-use crate::error::{ConfigError, Error};
+use crate::error::Error;
 use crate::group::poll_clock::PollClock;
 use crate::group::Attention;
 use consumed::Consumed;
@@ -54,7 +55,7 @@ pub use stream::{CommitHandle, MessageStream};
 use subscription::Subscription;
 
 /// Where to start reading a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Offset {
     /// The oldest record still in the log.
     Earliest,
@@ -102,7 +103,8 @@ impl ConsumerBuilder {
             decompression_limit: self.config.common.receive_message_max_bytes,
             state: FetchState::default(),
             fetcher: Fetcher::default(),
-            consumed: Consumed::default(),
+            consumed: Consumed::new(self.config.consumer.enable_auto_offset_store),
+            eof_at: BTreeMap::new(),
             group: None,
             subscription: None,
             errors: VecDeque::new(),
@@ -179,6 +181,9 @@ pub struct Consumer {
     polls: PollClock,
     /// Where rebalance events go, once asked for.
     events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
+    /// With `enable.partition.eof`, the offset at which each partition's end was last
+    /// reported, so that it is reported once per offset reached.
+    eof_at: BTreeMap<TopicPartition, i64>,
 }
 
 impl Consumer {
@@ -197,8 +202,11 @@ impl Consumer {
         self.cluster.partition_ids(topic).await
     }
 
-    /// Adds partitions to the assignment, starting at `start`. Their topics are kept current
-    /// from then on (see `topic.metadata.refresh.interval.ms`).
+    /// Assigns `partitions`, all starting at `start`, in place of what was assigned
+    /// (librdkafka's and the Java client's `assign`): the partitions not listed are dropped,
+    /// with what was fetched of them. Their topics are kept current from then on (see
+    /// `topic.metadata.refresh.interval.ms`). For a consumer that has not subscribed;
+    /// [`Consumer::incremental_assign`] adds partitions, each at its own offset.
     ///
     /// Cancel-safe: nothing is assigned unless this returns `Ok`.
     pub async fn assign<T: AsRef<str>>(
@@ -206,33 +214,9 @@ impl Consumer {
         partitions: impl IntoIterator<Item = (T, i32)>,
         start: Offset,
     ) -> Result<(), Error> {
-        let partitions: Vec<(Arc<str>, i32)> = partitions
-            .into_iter()
-            .map(|(t, p)| (Arc::from(t.as_ref()), p))
-            .collect();
-        let topics: BTreeSet<&str> = partitions.iter().map(|(t, _)| &**t).collect();
-        let topics: Vec<&str> = topics.into_iter().collect();
-        self.cluster.create_if_allowed(&topics).await?;
-        let offsets = match start {
-            Offset::At(offset) => partitions.iter().map(|tp| (tp.clone(), offset)).collect(),
-            Offset::Earliest => {
-                let isolation = self.config.isolation_level.as_i8();
-                self.cluster
-                    .list_offsets(&partitions, EARLIEST, isolation)
-                    .await?
-            }
-            Offset::Latest => {
-                let isolation = self.config.isolation_level.as_i8();
-                self.cluster
-                    .list_offsets(&partitions, LATEST, isolation)
-                    .await?
-            }
-        };
-        for (topic, _) in &partitions {
-            self.cluster.use_topic(topic);
-        }
-        self.state.positions.extend(offsets);
-        Ok(())
+        let partitions: Vec<(T, i32, Offset)> =
+            partitions.into_iter().map(|(t, p)| (t, p, start)).collect();
+        self.replace_assignment(&partitions).await
     }
 
     /// The next offset to be read from each assigned partition.
@@ -292,9 +276,13 @@ impl Consumer {
             if self.group_may_change() {
                 self.follow_group().await?;
             }
-            if self.config.enable_auto_commit
+            let can_commit = match &self.group {
                 // Not while a join holds the member; the next interval catches up.
-                && self.group.as_ref().is_some_and(Membership::can_commit)
+                Some(group) => group.can_commit(),
+                None => self.config.group_id.is_some(),
+            };
+            if self.config.enable_auto_commit
+                && can_commit
                 && now.saturating_sub(self.last_commit)
                     >= self.config.auto_commit_interval.as_millis() as u64
             {
@@ -336,13 +324,39 @@ impl Consumer {
                 self.consumed.set(&tp, diverging);
             }
             fetched?;
+            if self.config.enable_partition_eof {
+                self.note_ends();
+            }
+        }
+    }
+
+    /// Queues [`Error::PartitionEof`] for each partition whose end the consumer has reached
+    /// since it was last reported: everything fetched of it was handed out (a fetch round
+    /// starts only then), and its position is the end its last fetch reported.
+    fn note_ends(&mut self) {
+        for (tp, &end) in &self.state.ends {
+            let at_end = self.state.positions.get(tp) == Some(&end)
+                && !self
+                    .state
+                    .buffered
+                    .iter()
+                    .any(|m| m.partition == tp.1 && m.topic == tp.0);
+            if at_end && self.eof_at.get(tp) != Some(&end) {
+                self.eof_at.insert(tp.clone(), end);
+                self.errors.push_back(Error::PartitionEof {
+                    topic: tp.0.to_string(),
+                    partition: tp.1,
+                    offset: end,
+                });
+            }
         }
     }
 
     /// The consumer as a [`Stream`](futures_core::Stream) of messages (each item is what
-    /// [`Consumer::recv`] returns). [`MessageStream::into_inner`] gives the consumer back, for
-    /// instance to close it.
-    pub fn stream(self) -> MessageStream {
+    /// [`Consumer::recv`] returns), borrowing it: between messages,
+    /// [`MessageStream::consumer`] reaches it to commit while streaming, and once the stream
+    /// is dropped (even while it waits, as under a timeout) the consumer is as it was.
+    pub fn stream(&mut self) -> MessageStream<'_> {
         MessageStream::new(self)
     }
 
@@ -366,7 +380,10 @@ impl Consumer {
             .iter()
             .map(|(t, p, o)| (Arc::from(t.as_ref()), *p, *o))
             .collect();
-        self.membership()?.commit(offsets).await
+        match &self.group {
+            Some(group) => group.commit(offsets).await,
+            None => self.standalone_committer()?.commit(offsets).await,
+        }
     }
 
     /// Starts committing the position after every message handed out so far, and returns at
@@ -374,16 +391,14 @@ impl Consumer {
     /// it (the commit still happens).
     pub fn commit_async(&mut self) -> Result<CommitHandle, Error> {
         let offsets = self.consumed_offsets();
-        let commit = self.membership()?.commit(offsets);
-        Ok(CommitHandle(tokio::spawn(commit)))
-    }
-
-    fn membership(&self) -> Result<&Membership, Error> {
-        self.group.as_ref().ok_or_else(|| {
-            Error::Config(ConfigError::Missing {
-                key: "group.id".into(),
-            })
-        })
+        let commit = match &self.group {
+            Some(group) => tokio::spawn(group.commit(offsets)),
+            None => {
+                // A consumer that assigned its partitions itself commits as no member.
+                tokio::spawn(self.standalone_committer()?.commit(offsets))
+            }
+        };
+        Ok(CommitHandle(commit))
     }
 
     /// The next offset after what was handed out, per partition: what a commit stores.
@@ -398,9 +413,13 @@ impl Consumer {
             Ok(msg) => msg?,
             Err(_) => return Ok(Vec::new()),
         };
-        let mut out = Vec::with_capacity(1 + self.state.buffered.len());
+        let most = self.config.max_poll_records;
+        let mut out = Vec::with_capacity((1 + self.state.buffered.len()).min(most));
         out.push(first);
-        while let Some(msg) = self.state.buffered.pop_front() {
+        while out.len() < most {
+            let Some(msg) = self.state.buffered.pop_front() else {
+                break;
+            };
             self.consumed.note(&msg);
             out.push(msg);
         }
@@ -468,10 +487,15 @@ impl Consumer {
 
     async fn commit_consumed(&mut self) -> Result<(), Error> {
         self.last_commit = self.polls.now_ms();
-        let Some(group) = self.group.as_ref() else {
-            return Ok(());
-        };
-        group.commit(self.consumed_offsets()).await
+        let offsets = self.consumed_offsets();
+        match self.group.as_ref() {
+            Some(group) => group.commit(offsets).await,
+            // Assigned by the application, with a group.id: committed as no member.
+            None if self.config.group_id.is_some() && !offsets.is_empty() => {
+                self.standalone_committer()?.commit(offsets).await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Closes the consumer: commits what was consumed (with `enable.auto.commit`) and leaves the
@@ -486,6 +510,10 @@ impl Consumer {
     /// committed without leaving the group. The group then drops the member when its session times
     /// out, as it does for a consumer that stops; nothing else is left behind.
     pub async fn close(mut self) -> Result<(), Error> {
+        if self.group.is_none() && self.config.enable_auto_commit {
+            // Partitions it assigned itself, with a group.id: what was consumed is committed.
+            return self.commit_consumed().await;
+        }
         self.leave_group().await
     }
 }

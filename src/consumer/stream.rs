@@ -23,35 +23,53 @@ impl Future for CommitHandle {
     }
 }
 
-type NextMessage = Pin<Box<dyn Future<Output = (Consumer, Result<Message, Error>)> + Send>>;
+type NextMessage<'a> =
+    Pin<Box<dyn Future<Output = (&'a mut Consumer, Result<Message, Error>)> + Send + 'a>>;
 
 /// A [`Consumer`] as a [`Stream`](futures_core::Stream) of messages; see [`Consumer::stream`].
-pub struct MessageStream {
-    consumer: Option<Consumer>,
-    /// The `recv` in progress, which owns the consumer until it completes.
-    next: Option<NextMessage>,
+///
+/// It borrows the consumer: between messages, [`MessageStream::consumer`] reaches it, to
+/// commit or store offsets while streaming; dropped, even while waiting for a message (a
+/// timeout around `next()`), it leaves the consumer as it was, since `recv` is cancel-safe.
+pub struct MessageStream<'a> {
+    consumer: Option<&'a mut Consumer>,
+    /// The `recv` in progress, which holds the consumer until it completes.
+    next: Option<NextMessage<'a>>,
 }
 
-impl MessageStream {
-    pub(super) fn new(consumer: Consumer) -> Self {
+impl<'a> MessageStream<'a> {
+    pub(super) fn new(consumer: &'a mut Consumer) -> Self {
         MessageStream {
             consumer: Some(consumer),
             next: None,
         }
     }
 
-    /// The consumer back, once no message is being waited for (`None` while one is).
-    pub fn into_inner(self) -> Option<Consumer> {
-        self.consumer
+    /// The consumer, between messages (`None` while one is being waited for): to commit,
+    /// store offsets or seek while streaming.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut consumer: purekafka::Consumer) -> Result<(), purekafka::Error> {
+    /// use futures_util::StreamExt;
+    /// let mut messages = consumer.stream();
+    /// while let Some(msg) = messages.next().await {
+    ///     let msg = msg?;
+    ///     // ... process it, then:
+    ///     messages.consumer().expect("between messages").commit_message(&msg).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn consumer(&mut self) -> Option<&mut Consumer> {
+        self.consumer.as_deref_mut()
     }
 }
 
-impl futures_core::Stream for MessageStream {
+impl futures_core::Stream for MessageStream<'_> {
     type Item = Result<Message, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.next.is_none() {
-            let Some(mut consumer) = self.consumer.take() else {
+            let Some(consumer) = self.consumer.take() else {
                 return Poll::Ready(None);
             };
             self.next = Some(Box::pin(async move {
