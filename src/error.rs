@@ -218,6 +218,12 @@ pub enum Error {
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+
+    /// The record was taken out of the producer's queue by [`Producer::purge`]
+    /// (crate::Producer::purge) before it was sent: it was not written (librdkafka's
+    /// `ERR__PURGE_QUEUE`).
+    #[error("the record was purged from the producer's queue before it was sent")]
+    Purged,
 }
 
 impl Error {

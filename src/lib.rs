@@ -52,7 +52,7 @@ pub use consumer::{
 pub use error::{ConfigError, Error, KafkaCode, Resource, Result};
 pub use producer::{
     fnv1a, murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports,
-    KeyPartitioner, Partitioner, Producer, ProducerBuilder, ProducerRecord, RecordMetadata,
+    KeyPartitioner, Opaque, Partitioner, Producer, ProducerBuilder, ProducerRecord, RecordMetadata,
 };
 pub use protocol::compression::Compression;
 pub use protocol::records::Header;

@@ -540,11 +540,6 @@ const ENTRIES: &[Entry] = &[
     ),
     // Not yet: the calls these need come later in this release's porting work.
     refused_unless(
-        &["delivery.report.only.error"],
-        &["false"],
-        "not supported yet",
-    ),
-    refused_unless(
         &["client.rack"],
         &[""],
         "not supported yet: purekafka fetches from each partition's leader",

@@ -344,6 +344,8 @@ pub struct ProducerConfig {
     /// `enable.idempotence`, when set. Unset, it is on exactly when `acks=all` (the default), as
     /// in the Java client since 3.0.
     pub enable_idempotence: Option<bool>,
+    /// `delivery.report.only.error`: the report stream tells only of records that failed.
+    pub delivery_report_only_error: bool,
     /// `partitioner`: how a record sent without a partition gets one. `consistent_random` by
     /// default, as in librdkafka; `murmur2_random` puts keys where the Java client does.
     pub partitioner: KeyPartitioner,
@@ -507,6 +509,7 @@ impl Default for ClientConfig {
                 queue_max_bytes: 1_048_576 * 1024,
                 max_in_flight: 5,
                 enable_idempotence: None,
+                delivery_report_only_error: false,
                 partitioner: KeyPartitioner::ConsistentRandom,
                 sticky_partitioning_linger: None,
             },

@@ -159,6 +159,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             p.max_in_flight = v.int(1, 1_000_000)? as usize
         }
         "enable.idempotence" => p.enable_idempotence = Some(v.boolean()?),
+        "delivery.report.only.error" => p.delivery_report_only_error = v.boolean()?,
         "compression.type" | "compression.codec" => {
             p.compression = Compression::from_name(&value.trim().to_ascii_lowercase())
                 // librdkafka's topic-level `inherit` takes the global codec: the one set here.

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::delivery::{BatchAck, BatchInfo, Settle};
-use super::BatchReports;
+use super::{BatchReports, ProducerRecord, Reported};
 use crate::config::ProducerConfig;
 use crate::error::Error;
 use crate::protocol::records::{restamp, BatchBuilder, Header, ProducerFields, BATCH_HEADER_LEN};
@@ -99,7 +99,8 @@ pub(crate) struct ReadyBatch {
     pub maybe_written: bool,
     encoding: Encoding,
     stamp: Option<ProducerFields>,
-    pub timestamps: Vec<i64>,
+    /// What the delivery reports hand back, per record, when the producer has them.
+    pub reported: Vec<Reported>,
     outcome: Settle,
 }
 
@@ -159,7 +160,7 @@ struct OpenBatch {
     builder: BatchBuilder,
     created: Instant,
     record_bytes: usize,
-    timestamps: Vec<i64>,
+    reported: Vec<Reported>,
     outcome: Settle,
 }
 
@@ -169,7 +170,7 @@ impl OpenBatch {
             builder: BatchBuilder::with_capacity(capacity),
             created: Instant::now(),
             record_bytes: 0,
-            timestamps: Vec::new(),
+            reported: Vec::new(),
             outcome: Settle::new(topic.clone(), partition),
         }
     }
@@ -186,7 +187,7 @@ impl OpenBatch {
             maybe_written: false,
             encoding: Encoding::Open(self.builder),
             stamp: None,
-            timestamps: self.timestamps,
+            reported: self.reported,
             outcome: self.outcome,
         }
     }
@@ -342,6 +343,7 @@ impl Accumulator {
         value: Option<&[u8]>,
         headers: &[Header],
         size: usize,
+        record: Option<&ProducerRecord>,
     ) -> Result<Appended, Refused> {
         let c = &self.config;
         let mut guard = self.state();
@@ -444,7 +446,9 @@ impl Accumulator {
         let index = open.builder.record_count() as i64;
         open.builder.push(timestamp, key, value, headers);
         open.record_bytes += size;
-        open.timestamps.push(timestamp);
+        if let (Some(_), Some(record)) = (&self.reports, record) {
+            open.reported.push(Reported::of(record, timestamp));
+        }
         let batch = open.outcome.info().clone();
         let kick = (wake && queue.sink.broker != UNROUTED).then(|| queue.sink.clone());
         drop(guard);
@@ -576,12 +580,14 @@ impl Accumulator {
     pub fn settle(&self, mut batch: ReadyBatch, outcome: Result<BatchAck, Error>, in_flight: bool) {
         if let Some(reports) = &self.reports {
             // One message for the batch's records; the stream hands out a report per record.
-            let _ = reports.send(BatchReports::new(
-                batch.topic.clone(),
-                batch.partition,
-                std::mem::take(&mut batch.timestamps),
-                outcome.clone(),
-            ));
+            if !(self.config.delivery_report_only_error && outcome.is_ok()) {
+                let _ = reports.send(BatchReports::new(
+                    batch.topic.clone(),
+                    batch.partition,
+                    std::mem::take(&mut batch.reported),
+                    outcome.clone(),
+                ));
+            }
         }
         batch.outcome.set(outcome);
         let mut guard = self.state();
@@ -629,6 +635,31 @@ impl Accumulator {
         let sink = queue.sink.clone();
         drop(state);
         sink.wake.notify_one();
+    }
+
+    /// Takes every batch not sent yet out of the queues (those a retry holds, having been
+    /// sent, stay: their sequence numbers are spoken for), and fails their records with
+    /// [`Error::Purged`]. Returns how many records were purged.
+    pub fn purge(&self) -> usize {
+        let mut purged = Vec::new();
+        {
+            let mut state = self.state();
+            for queues in state.topics.values_mut() {
+                let name = queues.name.clone();
+                for (&partition, queue) in queues.partitions.iter_mut() {
+                    let sent = queue.ready.iter().take_while(|b| b.stamp.is_some()).count();
+                    purged.extend(queue.ready.drain(sent..));
+                    if let Some(open) = queue.open.take() {
+                        purged.push(open.close(&name, partition));
+                    }
+                }
+            }
+        }
+        let records = purged.iter().map(|b| b.records).sum();
+        for batch in purged {
+            self.settle(batch, Err(Error::Purged), false);
+        }
+        records
     }
 
     /// Records queued or in flight.

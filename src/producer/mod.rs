@@ -65,7 +65,48 @@ pub struct ProducerRecord {
     pub headers: Vec<Header>,
     /// Create time in milliseconds since the Unix epoch; `None` means now.
     pub timestamp: Option<i64>,
+    /// The application's own value, handed back with the record's delivery report (see
+    /// [`ProducerBuilder::delivery_reports`]); never sent.
+    pub opaque: Option<Opaque>,
 }
+
+/// A value of the application's that travels with a record to its delivery report, so that
+/// a report can be matched to what was sent (librdkafka's `msg_opaque`, confluent-kafka-go's
+/// `Opaque`). Cheap to clone; compared by identity.
+///
+/// ```
+/// use purekafka::{Opaque, ProducerRecord};
+/// let record = ProducerRecord::new("orders").value("…").opaque(42_u64);
+/// assert_eq!(record.opaque.unwrap().downcast_ref::<u64>(), Some(&42));
+/// ```
+#[derive(Clone)]
+pub struct Opaque(Arc<dyn std::any::Any + Send + Sync>);
+
+impl Opaque {
+    /// Wraps `value`.
+    pub fn new(value: impl std::any::Any + Send + Sync) -> Self {
+        Opaque(Arc::new(value))
+    }
+
+    /// The value, if it is a `T`.
+    pub fn downcast_ref<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Opaque {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Opaque(..)")
+    }
+}
+
+impl PartialEq for Opaque {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Opaque {}
 
 impl ProducerRecord {
     /// A record for `topic` with no key, value or headers yet.
@@ -77,7 +118,14 @@ impl ProducerRecord {
             value: None,
             headers: Vec::new(),
             timestamp: None,
+            opaque: None,
         }
+    }
+
+    /// Attaches a value of the application's, handed back with the delivery report.
+    pub fn opaque(mut self, value: impl std::any::Any + Send + Sync) -> Self {
+        self.opaque = Some(Opaque::new(value));
+        self
     }
 
     /// Sets the key.
@@ -148,7 +196,8 @@ impl RecordMetadata {
     }
 }
 
-/// One record's delivery, as the report stream tells it (the Go client's `Events()`).
+/// One record's delivery, as the report stream tells it (the Go client's `Events()`, rdkafka's
+/// delivery callback), with the record: a failure can be matched to its input and sent again.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeliveryReport {
@@ -156,6 +205,36 @@ pub struct DeliveryReport {
     pub metadata: RecordMetadata,
     /// Why the record was not delivered, if it was not.
     pub error: Option<Error>,
+    /// The record's key.
+    pub key: Option<Bytes>,
+    /// The record's value.
+    pub value: Option<Bytes>,
+    /// The record's headers.
+    pub headers: Vec<Header>,
+    /// What the application attached with [`ProducerRecord::opaque`].
+    pub opaque: Option<Opaque>,
+}
+
+/// What a delivery report hands back of one record, kept with its batch while reports are on.
+#[derive(Debug)]
+pub(crate) struct Reported {
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<Header>,
+    opaque: Option<Opaque>,
+}
+
+impl Reported {
+    pub(crate) fn of(record: &ProducerRecord, timestamp: i64) -> Self {
+        Reported {
+            timestamp,
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: record.headers.clone(),
+            opaque: record.opaque.clone(),
+        }
+    }
 }
 
 /// The delivery reports of one batch's records, as the pipeline passes them to the report stream:
@@ -164,8 +243,8 @@ pub struct DeliveryReport {
 pub(crate) struct BatchReports {
     topic: Arc<str>,
     partition: i32,
-    /// The records' create times, in batch order.
-    timestamps: Vec<i64>,
+    /// The records, in batch order.
+    records: std::vec::IntoIter<Reported>,
     outcome: Result<BatchAck, Error>,
     /// Reports handed out so far.
     next: usize,
@@ -175,13 +254,13 @@ impl BatchReports {
     pub(crate) fn new(
         topic: Arc<str>,
         partition: i32,
-        timestamps: Vec<i64>,
+        records: Vec<Reported>,
         outcome: Result<BatchAck, Error>,
     ) -> Self {
         BatchReports {
             topic,
             partition,
-            timestamps,
+            records: records.into_iter(),
             outcome,
             next: 0,
         }
@@ -193,15 +272,20 @@ impl Iterator for BatchReports {
 
     fn next(&mut self) -> Option<DeliveryReport> {
         let index = self.next;
-        let timestamp = *self.timestamps.get(index)?;
+        let record = self.records.next()?;
         self.next += 1;
         let (ack, error) = match &self.outcome {
             Ok(ack) => (ack, None),
             Err(e) => (&BatchAck::UNKNOWN, Some(e.clone())),
         };
+        let (topic, partition, timestamp) = (&self.topic, self.partition, record.timestamp);
         Some(DeliveryReport {
-            metadata: RecordMetadata::of(&self.topic, self.partition, index as i64, timestamp, ack),
+            metadata: RecordMetadata::of(topic, partition, index as i64, timestamp, ack),
             error,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            opaque: record.opaque,
         })
     }
 }
@@ -431,10 +515,16 @@ impl Producer {
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let append = || {
             let headers = &record.headers;
-            let appended =
-                inner
-                    .acc
-                    .append(&record.topic, target, timestamp, key, value, headers, alone);
+            let appended = inner.acc.append(
+                &record.topic,
+                target,
+                timestamp,
+                key,
+                value,
+                headers,
+                alone,
+                Some(&record),
+            );
             appended.map(|Appended { batch, index, kick }| {
                 if let Some(sink) = kick {
                     inner.pipeline.kick(&sink);
@@ -480,6 +570,15 @@ impl Producer {
     /// brokers are down already, as when the client was built before them.
     pub fn events(&self) -> ClientEvents {
         self.inner.cluster.events()
+    }
+
+    /// Fails every record not sent yet with [`Error::Purged`] and drops it from the queue
+    /// (librdkafka's `purge` with `RD_KAFKA_PURGE_F_QUEUE`): their futures and delivery
+    /// reports say so at once. Records in flight, or waiting to be sent again after a failed
+    /// attempt, are left to finish: they may have been written already. Returns how many
+    /// records were purged.
+    pub fn purge(&self) -> usize {
+        self.inner.acc.purge()
     }
 
     /// Records queued or in flight.

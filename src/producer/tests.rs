@@ -321,3 +321,102 @@ async fn a_producer_built_before_its_brokers_sends_once_they_are_up() {
     ));
     up.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn delivery_reports_hand_back_the_record_and_its_opaque() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    // The second request for t[0] is refused for good: its record fails.
+    cluster.refuse("t", 0, 87, 1); // INVALID_RECORD, not retriable
+    let producer = Producer::builder(config(&cluster))
+        .delivery_reports()
+        .build()
+        .await
+        .unwrap();
+    let mut reports = producer.delivery_reports().unwrap();
+    let sent = record("t", 0, "first")
+        .key("k")
+        .header("h", "v")
+        .opaque(7_u32);
+    assert!(producer.send(sent).await.is_err());
+    producer
+        .send(record("t", 0, "second").opaque("two"))
+        .await
+        .unwrap();
+    let failed = reports.recv().await.unwrap();
+    assert!(failed.error.is_some());
+    assert_eq!(failed.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(failed.value.as_deref(), Some(&b"first"[..]));
+    assert_eq!(failed.headers.len(), 1);
+    assert_eq!(failed.opaque.unwrap().downcast_ref::<u32>(), Some(&7));
+    let delivered = reports.recv().await.unwrap();
+    assert!(delivered.error.is_none());
+    assert_eq!(delivered.metadata.offset, Some(0));
+    assert_eq!(
+        delivered.opaque.unwrap().downcast_ref::<&str>(),
+        Some(&"two")
+    );
+
+    // delivery.report.only.error: the stream tells of failures only.
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    let config = config(&cluster)
+        .set("delivery.report.only.error", "true")
+        .unwrap();
+    let producer = Producer::builder(config)
+        .delivery_reports()
+        .build()
+        .await
+        .unwrap();
+    let mut reports = producer.delivery_reports().unwrap();
+    producer.send(record("t", 0, "fine")).await.unwrap();
+    cluster.refuse("t", 0, 87, 1);
+    assert!(producer.send(record("t", 0, "refused")).await.is_err());
+    let only = reports.recv().await.unwrap();
+    assert_eq!(only.value.as_deref(), Some(&b"refused"[..]));
+    producer.close().await;
+    assert!(
+        reports.recv().await.is_none(),
+        "no report of the delivered record"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn purge_fails_what_was_not_sent_and_leaves_what_is_in_flight() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    let config = config(&cluster)
+        .set("max.in.flight", 1)
+        .unwrap()
+        .set("delivery.timeout.ms", 600_000)
+        .unwrap();
+    let producer = Producer::builder(config)
+        .delivery_reports()
+        .build()
+        .await
+        .unwrap();
+    let mut reports = producer.delivery_reports().unwrap();
+    // The first request is held by the broker; the rest queue behind it (one in flight).
+    cluster.stall(1, true);
+    let in_flight = producer.produce(record("t", 0, "held")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut queued = Vec::new();
+    for _ in 0..5 {
+        queued.push(producer.produce(record("t", 0, "queued")).await.unwrap());
+    }
+    assert_eq!(producer.purge(), 5);
+    for delivery in queued {
+        assert!(matches!(delivery.await, Err(Error::Purged)));
+    }
+    for _ in 0..5 {
+        let report = reports.recv().await.unwrap();
+        assert!(matches!(report.error, Some(Error::Purged)), "{report:?}");
+    }
+    assert_eq!(producer.in_flight_count(), 1);
+    // The held request's connection is given up at the socket timeout; the record, sent
+    // again, is delivered once the broker answers.
+    cluster.stall(1, false);
+    let delivered = in_flight.await.unwrap();
+    assert_eq!(delivered.offset, Some(0));
+    assert_eq!(values(cluster.records("t", 0)), [(0, "held".to_owned())]);
+}

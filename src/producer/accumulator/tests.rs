@@ -25,6 +25,7 @@ fn append(acc: &Accumulator, partition: i32) -> Appended {
         Some(b"v"),
         &[],
         70,
+        None,
     )
     .ok()
     .expect("appended")
@@ -116,7 +117,7 @@ async fn a_batch_lingers_unless_a_flush_or_close_hurries_it() {
         "closing sends it at once"
     );
     assert!(matches!(
-        acc.append("t", Target::Partition(0), 0, None, None, &[], 70),
+        acc.append("t", Target::Partition(0), 0, None, None, &[], 70, None),
         Err(Refused::Closed)
     ));
 }
@@ -127,7 +128,7 @@ fn spread(acc: &Accumulator, sticky: bool) -> i32 {
         partitions: 8,
         sticky,
     };
-    let appended = acc.append("t", target, 0, None, Some(b"v"), &[], 70);
+    let appended = acc.append("t", target, 0, None, Some(b"v"), &[], 70, None);
     appended.ok().expect("appended").batch.partition
 }
 
