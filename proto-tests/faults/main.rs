@@ -18,6 +18,7 @@ mod leader;
 mod ledger;
 mod outage;
 mod pkcat;
+mod rack;
 /// The topology scenarios of the proto-tests, against three brokers.
 #[path = "../topology.rs"]
 mod topology;

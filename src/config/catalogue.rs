@@ -539,11 +539,6 @@ const ENTRIES: &[Entry] = &[
         "purekafka asks for stable offsets only where the broker supports them",
     ),
     // Not yet: the calls these need come later in this release's porting work.
-    refused_unless(
-        &["client.rack"],
-        &[""],
-        "not supported yet: purekafka fetches from each partition's leader",
-    ),
     inert(
         &["default.api.timeout.ms"],
         Int(0, MAX),

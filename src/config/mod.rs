@@ -433,6 +433,10 @@ pub struct ConsumerConfig {
     /// `max.poll.records` (Java): the most messages one [`Consumer::poll`](crate::Consumer::poll)
     /// returns.
     pub max_poll_records: usize,
+    /// `client.rack`: where this consumer runs; with it, a partition's leader may name a
+    /// replica in the same rack to read from (KIP-392, brokers 2.4 and later with a
+    /// `replica.selector.class`).
+    pub client_rack: Option<String>,
     /// `check.crcs`: verify each fetched batch's CRC32C (on by default, as in the Java client).
     pub check_crcs: bool,
     /// `isolation.level`: whether records of aborted and open transactions are read.
@@ -533,6 +537,7 @@ impl Default for ClientConfig {
                 enable_auto_offset_store: true,
                 enable_partition_eof: false,
                 max_poll_records: usize::MAX,
+                client_rack: None,
                 check_crcs: true,
                 isolation_level: IsolationLevel::ReadCommitted,
             },

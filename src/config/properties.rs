@@ -238,6 +238,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "check.crcs" => k.check_crcs = v.boolean()?,
         "enable.auto.offset.store" => k.enable_auto_offset_store = v.boolean()?,
         "enable.partition.eof" => k.enable_partition_eof = v.boolean()?,
+        "client.rack" => k.client_rack = (!value.is_empty()).then(|| value.to_owned()),
         "max.poll.records" => k.max_poll_records = v.int(1, i32::MAX as i64)? as usize,
         "isolation.level" => {
             k.isolation_level = v.one_of(&[

@@ -36,6 +36,7 @@ pub(super) async fn absorb(
         positions,
         high_watermarks,
         ends,
+        read_replicas,
         paused,
         epochs,
         buffered: out,
@@ -47,6 +48,7 @@ pub(super) async fn absorb(
     // memory until the messages are handed out. Batches beyond it are fetched again later.
     let mut budget = decompression_limit;
     for Reply {
+        broker,
         asked,
         response,
         conn,
@@ -74,6 +76,23 @@ pub(super) async fn absorb(
                 let Some(at) = asked.get(&tp).filter(|at| at.offset == *position) else {
                     continue;
                 };
+                // Read from a replica the leader named (KIP-392): at its first error, back to
+                // the leader, which has the final word (a replica behind the leader answers
+                // OFFSET_OUT_OF_RANGE for what it has not copied yet: no reset for that).
+                let from_replica = read_replicas.get(&tp) == Some(&broker);
+                if from_replica && p.error_code != 0 {
+                    read_replicas.remove(&tp);
+                    retriable = true;
+                    continue;
+                }
+                let named = p.preferred_read_replica.0;
+                if named >= 0 && named != broker {
+                    tracing::debug!(
+                        %topic, partition = tp.1, replica = named,
+                        "reading from the replica the leader named (client.rack)"
+                    );
+                    read_replicas.insert(tp.clone(), named);
+                }
                 match p.error_code {
                     0 => {}
                     codes::OFFSET_OUT_OF_RANGE => {

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::protocol::StrBytes;
 use tokio::task::JoinHandle;
 
 use super::absorb::absorb;
@@ -54,6 +55,9 @@ pub(super) struct FetchState {
     pub truncated: Vec<(TopicPartition, i64)>,
     /// Fetched messages not yet handed out.
     pub buffered: VecDeque<Message>,
+    /// The replica each partition is read from instead of its leader, as the leader named it
+    /// for this consumer's `client.rack` (KIP-392). Dropped at the replica's first error.
+    pub read_replicas: BTreeMap<TopicPartition, i32>,
 }
 
 /// Where one partition is fetched from: the offset, and the leader epoch the cluster named
@@ -78,6 +82,7 @@ impl FetchState {
         self.positions.remove(tp);
         self.high_watermarks.remove(tp);
         self.ends.remove(tp);
+        self.read_replicas.remove(tp);
         self.paused.remove(tp);
         self.epochs.remove(tp);
         self.buffered
@@ -99,13 +104,15 @@ impl FetchState {
 }
 
 /// Settings of every Fetch request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct FetchParams {
     max_wait: Duration,
     min_bytes: i32,
     max_bytes: i32,
     partition_max_bytes: i32,
     isolation_level: i8,
+    /// `client.rack`, sent in Fetch v11 and later (KIP-392).
+    rack: Option<Arc<str>>,
     /// Which partition leads a full fetch: a turn each, so that one partition with more than
     /// fetch.max.bytes waiting does not keep the others from ever being answered.
     rotation: usize,
@@ -113,6 +120,8 @@ struct FetchParams {
 
 /// One leader's answer, with where it was asked to fetch from and the connection it came on.
 pub(super) struct Reply {
+    /// The broker that answered: the leader, or a replica it named (KIP-392).
+    pub broker: i32,
     pub asked: BTreeMap<TopicPartition, FetchAt>,
     pub response: FetchResponse,
     pub conn: Connection,
@@ -124,6 +133,8 @@ struct Round {
     sessions: BTreeMap<i32, FetchSession>,
     replies: Vec<Reply>,
     checked: Vec<Checked>,
+    /// Partitions read from a replica whose fetch failed: read from the leader again.
+    from_leader: Vec<TopicPartition>,
     /// A session was lost or a leader moved: fetch again, after a pause if nothing came.
     retriable: bool,
     error: Option<Error>,
@@ -183,6 +194,9 @@ impl Fetcher {
             .map_err(|e| Error::protocol("-", format!("fetch task failed: {e}")));
         self.round = None;
         let round = round?;
+        for tp in &round.from_leader {
+            state.read_replicas.remove(tp);
+        }
         self.sessions = round.sessions;
         self.session_ids = self.sessions.iter().map(|(&b, s)| (b, s.id())).collect();
         let checked = apply_checks(cluster, config, state, round.checked).await;
@@ -235,6 +249,7 @@ impl Fetcher {
                 .min(decompression_limit.saturating_sub(512) as i32),
             partition_max_bytes: config.max_partition_fetch_bytes,
             isolation_level: config.isolation_level.as_i8(),
+            rack: config.client_rack.as_deref().map(Arc::from),
             rotation: self.rounds,
         };
         self.rounds = self.rounds.wrapping_add(1);
@@ -243,6 +258,7 @@ impl Fetcher {
             cluster.clone(),
             params,
             wanted,
+            state.read_replicas.clone(),
             sessions,
             pause,
         )));
@@ -255,6 +271,7 @@ async fn round(
     cluster: Cluster,
     params: FetchParams,
     wanted: BTreeMap<TopicPartition, (i64, Epochs)>,
+    replicas: BTreeMap<TopicPartition, i32>,
     mut sessions: BTreeMap<i32, FetchSession>,
     pause: Duration,
 ) -> Round {
@@ -267,6 +284,7 @@ async fn round(
         sessions: BTreeMap::new(),
         replies: Vec::new(),
         checked: Vec::new(),
+        from_leader: Vec::new(),
         retriable: false,
         error: None,
     };
@@ -284,21 +302,21 @@ async fn round(
         out.error = Some(e);
     }
     let mut requests = tokio::task::JoinSet::new();
+    // Each leader's partitions, and the partitions its leader sends to a replica to read.
+    let mut asks: BTreeMap<i32, BTreeMap<TopicPartition, FetchAt>> = BTreeMap::new();
     for (leader, tps) in groups {
-        let mut asked: BTreeMap<TopicPartition, FetchAt> = BTreeMap::new();
         let mut checks = Vec::new();
         for (tp, leader_epoch) in tps {
             let (offset, epochs) = wanted[&tp];
             if epochs.needs_check(leader_epoch) {
                 checks.push((tp, offset, epochs.record, leader_epoch));
             } else {
-                asked.insert(
-                    tp,
-                    FetchAt {
-                        offset,
-                        leader_epoch,
-                    },
-                );
+                let from = replicas.get(&tp).copied().unwrap_or(leader);
+                let at = FetchAt {
+                    offset,
+                    leader_epoch,
+                };
+                asks.entry(from).or_default().insert(tp, at);
             }
         }
         if !checks.is_empty() {
@@ -313,18 +331,17 @@ async fn round(
                 Done::Checked(checked)
             });
         }
-        if asked.is_empty() {
-            continue;
-        }
-        let session = sessions.remove(&leader).unwrap_or_default();
-        let cluster = cluster.clone();
+    }
+    for (broker, asked) in asks {
+        let session = sessions.remove(&broker).unwrap_or_default();
+        let (cluster, params) = (cluster.clone(), params.clone());
         requests.spawn(async move {
-            let (session, answer) = fetch_from(&cluster, leader, params, &asked, session).await;
+            let (session, answer) = fetch_from(&cluster, broker, &params, &asked, session).await;
             if answer.as_ref().is_err_and(Error::is_retriable) {
-                // The leader is gone, or moved: ask where the partitions are now.
+                // The broker is gone, or leads no more: ask where the partitions are now.
                 asked.keys().for_each(|(t, _)| cluster.refresh_soon(t));
             }
-            Done::Fetched(leader, session, answer, asked)
+            Done::Fetched(broker, session, answer, asked)
         });
     }
     // Sessions with leaders that lead nothing wanted now stay for later.
@@ -338,16 +355,21 @@ async fn round(
             }
         };
         match done {
-            Done::Fetched(leader, session, answer, asked) => {
-                out.sessions.insert(leader, session);
+            Done::Fetched(broker, session, answer, asked) => {
+                out.sessions.insert(broker, session);
                 match answer {
                     Ok(Some((conn, response))) => out.replies.push(Reply {
+                        broker,
                         asked,
                         response,
                         conn,
                     }),
                     Ok(None) => out.retriable = true,
                     Err(e) => {
+                        // Those read from a replica go back to their leader.
+                        let read_here =
+                            asked.keys().filter(|tp| replicas.get(*tp) == Some(&broker));
+                        out.from_leader.extend(read_here.cloned());
                         out.error.get_or_insert(e);
                     }
                 }
@@ -366,7 +388,7 @@ async fn round(
 async fn fetch_from(
     cluster: &Cluster,
     leader: i32,
-    params: FetchParams,
+    params: &FetchParams,
     asked: &BTreeMap<TopicPartition, FetchAt>,
     mut session: FetchSession,
 ) -> (
@@ -413,7 +435,7 @@ async fn fetch_from(
     (session, answer)
 }
 
-fn fetch_request(params: FetchParams, mut plan: FetchPlan<FetchAt>) -> FetchRequest {
+fn fetch_request(params: &FetchParams, mut plan: FetchPlan<FetchAt>) -> FetchRequest {
     if plan.session_id == 0 && !plan.partitions.is_empty() {
         // A full fetch: the broker answers partitions in request order until fetch.max.bytes
         // is reached. (In a session the broker keeps its own fair order.)
@@ -448,6 +470,14 @@ fn fetch_request(params: FetchParams, mut plan: FetchPlan<FetchAt>) -> FetchRequ
         })
         .collect();
     FetchRequest::default()
+        .with_rack_id(
+            params
+                .rack
+                .as_deref()
+                .map_or_else(StrBytes::default, |rack| {
+                    StrBytes::from_string(rack.to_owned())
+                }),
+        )
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(params.max_wait.as_millis().min(i32::MAX as u128) as i32)
         .with_min_bytes(params.min_bytes)

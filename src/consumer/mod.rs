@@ -466,6 +466,16 @@ impl Consumer {
         Some((high, (high - position).max(0)))
     }
 
+    /// The replica `topic[partition]` is read from instead of its leader, when the leader named
+    /// one for this consumer's `client.rack` (KIP-392); `None` while it is read from its
+    /// leader. For diagnostics.
+    pub fn read_replica(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.state
+            .read_replicas
+            .get(&(Arc::from(topic), partition))
+            .copied()
+    }
+
     /// The KIP-227 fetch session held with each broker fetched from, as (broker id, session
     /// id); 0 where the broker declined a session or speaks a Fetch version without them.
     /// For diagnostics.

@@ -379,6 +379,13 @@ pub fn server_properties(
     p.push(("listeners", listeners));
     p.push(("advertised.listeners", advertised));
     p.push(("inter.broker.listener.name", "PLAINTEXT".into()));
+    // A rack per broker, and followers that serve consumers of their rack (KIP-392): the
+    // client.rack tests read from the replica in their rack.
+    p.push(("broker.rack", format!("rack-{}", node.id)));
+    p.push((
+        "replica.selector.class",
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector".into(),
+    ));
     let mechanisms = format!("PLAIN,{}", SCRAM_MECHANISMS.join(","));
     p.push(("sasl.enabled.mechanisms", mechanisms.clone()));
     // The same logins on SASL_PLAINTEXT and SASL_SSL. SCRAM's server side needs no options:
