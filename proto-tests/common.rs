@@ -349,9 +349,7 @@ pub fn proxied_addrs() -> (String, String) {
 /// A Java tool from the running broker's jars (`PUREKAFKA_KAFKA_LIBS`, default the 4.4.0 jars):
 /// `class` where the jars hold it (the tools module), else `old_class` (the Scala core jar).
 pub fn java_tool(class: &str, old_class: &str) -> std::process::Command {
-    let libs = std::env::var("PUREKAFKA_KAFKA_LIBS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/dist/4.4.0/libs").to_owned()
-    });
+    let libs = kafka_libs();
     // Tools moved from kafka.tools (Scala) to org.apache.kafka.tools one by one (ConsoleConsumer
     // in 3.x, ConsoleProducer in 4.0): take the class the jars hold. A jar's directory lists
     // its entries' names as they are, so the name's bytes are found in the jar.
@@ -371,6 +369,38 @@ pub fn java_tool(class: &str, old_class: &str) -> std::process::Command {
         if new { class } else { old_class },
     ]);
     java
+}
+
+/// The jars of the broker under test (`PUREKAFKA_KAFKA_LIBS`, default the 4.4.0 jars).
+fn kafka_libs() -> String {
+    std::env::var("PUREKAFKA_KAFKA_LIBS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/dist/4.4.0/libs").to_owned()
+    })
+}
+
+/// The (major, minor) version of the broker under test, from its `kafka-clients-X.Y.Z.jar`.
+pub fn kafka_version() -> (u32, u32) {
+    let libs = kafka_libs();
+    std::fs::read_dir(&libs)
+        .unwrap_or_else(|e| panic!("{libs}: {e}"))
+        .flatten()
+        .find_map(|jar| {
+            let name = jar.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix("kafka-clients-")?.strip_suffix(".jar")?;
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or_else(|| panic!("no kafka-clients jar in {libs}"))
+}
+
+/// The console producer's flag for the brokers: `--bootstrap-server` from Kafka 2.5,
+/// `--broker-list` before.
+pub fn console_producer_servers_flag() -> &'static str {
+    if kafka_version() >= (2, 5) {
+        "--bootstrap-server"
+    } else {
+        "--broker-list"
+    }
 }
 
 /// How the transaction of a record the Java transactional writer wrote ended.

@@ -170,7 +170,10 @@ async fn java_written_topics_read_back_with_every_codec() {
             "org.apache.kafka.tools.ConsoleProducer",
             "kafka.tools.ConsoleProducer",
         )
-        .args(["--bootstrap-server", &crate::common::plaintext_addr()])
+        .args([
+            crate::common::console_producer_servers_flag(),
+            &crate::common::plaintext_addr(),
+        ])
         .args(["--topic", &topic, "--compression-codec", codec])
         .args([
             "--property",

@@ -18,11 +18,19 @@ use purekafka::IsolationLevel;
 
 use crate::common::{admin, plaintext_addr, unique_topic, write_transactions, Outcome, Written};
 
-/// The Fetch version asked for: the last that names topics (every supported broker has it).
-const FETCH_VERSION: i16 = 12;
+/// The Fetch version asked for: the last that names topics (12), or 11 from brokers before
+/// Kafka 2.7, which stop there.
+fn fetch_version() -> i16 {
+    if crate::common::kafka_version() >= (2, 7) {
+        12
+    } else {
+        11
+    }
+}
 
 /// One Fetch of partition 0 of `topic` from `offset`, on a connection of its own to `broker`.
 fn fetch(broker: &str, topic: &str, offset: i64, level: IsolationLevel) -> PartitionData {
+    let version = fetch_version();
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(200)
@@ -39,9 +47,9 @@ fn fetch(broker: &str, topic: &str, offset: i64, level: IsolationLevel) -> Parti
                 .with_fetch_offset(offset)
                 .with_log_start_offset(-1)
                 .with_partition_max_bytes(1 << 20)])]);
-    let body = frame::encode_body(&request, FETCH_VERSION).unwrap();
+    let body = frame::encode_body(&request, version).unwrap();
     let head = frame::encode_request_head(
-        frame::RequestHead::of::<FetchRequest>(FETCH_VERSION),
+        frame::RequestHead::of::<FetchRequest>(version),
         1,
         &StrBytes::from_static_str("purekafka-proto-tests"),
         body.len(),
@@ -59,9 +67,8 @@ fn fetch(broker: &str, topic: &str, offset: i64, level: IsolationLevel) -> Parti
     socket.read_exact(&mut response).unwrap();
     let mut response: Bytes = response.freeze();
     assert_eq!(frame::peek_correlation_id(&response), Some(1));
-    frame::strip_response_header(&mut response, FetchResponse::header_version(FETCH_VERSION))
-        .unwrap();
-    let response = FetchResponse::decode(&mut response, FETCH_VERSION).unwrap();
+    frame::strip_response_header(&mut response, FetchResponse::header_version(version)).unwrap();
+    let response = FetchResponse::decode(&mut response, version).unwrap();
     assert_eq!(response.error_code, 0, "Fetch of {topic} from {broker}");
     response
         .responses

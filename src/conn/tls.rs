@@ -105,6 +105,13 @@ pub(crate) fn tls_error(broker: &str, error: &std::io::Error, first: bool) -> Op
              how some brokers refuse the session{}",
             alert_hint(AlertDescription::CertificateRequired)
         ),
+        // Kafka 2.4 (on Java 17) answers it with a handshake message out of place (a second
+        // ServerHello where TLS 1.3 allows only a NewSessionTicket).
+        e @ rustls::Error::InappropriateHandshakeMessage { .. } if first => format!(
+            "the broker's first TLS message after the handshake was out of place ({e}), which \
+             is how some brokers refuse the session{}",
+            alert_hint(AlertDescription::CertificateRequired)
+        ),
         _ => return None,
     };
     Some(Error::Tls {

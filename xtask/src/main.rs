@@ -21,8 +21,8 @@ commands:
                         clippy, docs, all tests, static musl examples
   test --faults         the fault scenarios (proto-tests/faults) on a fresh
                         three-broker cluster; figures in target/faults-report.jsonl
-  test --matrix         the proto-tests against Kafka 2.8 (ZooKeeper), 3.9 and the
-                        newest 4.x in turn; writes COMPATIBILITY.md (API versions
+  test --matrix         the proto-tests against Kafka 2.4.1, 2.8, 3.2.3 (ZooKeeper),
+                        3.9 and the newest 4.x in turn; writes COMPATIBILITY.md (API versions
                         negotiated, tests passed) and leaves the default cluster up
   fuzz [--seconds N] [TARGET...]
                         run each cargo-fuzz target in fuzz/ for N seconds (default
@@ -48,7 +48,8 @@ commands:
                         (and of two peer binaries, for contrast)
   kafka up [--brokers 1|3] [--version X.Y.Z] [--timeout SECS]
                         start the local Kafka cluster (no-op when already up);
-                        versions 4.x (default 4.4.0), 3.9.x, 2.8.x (ZooKeeper);
+                        versions 4.x (default 4.4.0), 3.9.x (KRaft), 3.0-3.8
+                        and 2.4-2.8 (ZooKeeper);
                         waits up to SECS (default 90) for the brokers
   kafka down            stop it (jars stay cached under target/kafka/dist)
   kafka status          print plaintext=HOST:PORT,... and sasl_plaintext=...

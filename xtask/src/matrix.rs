@@ -1,6 +1,7 @@
 //! `cargo xtask test --matrix`: the proto-test suite against each Kafka line purekafka's users
-//! run: 2.8 in ZooKeeper mode (CKafka's recommended instance version is 2.8.1), 3.9 and the
-//! newest 4.x, one fresh single-broker cluster after another. It writes what it found to
+//! run: CKafka's instance versions 2.4.1, 2.8 and 3.2.3 in ZooKeeper mode (as CKafka runs them;
+//! 2.4 with PKCS12 TLS stores, which it needs), 3.9 and the newest 4.x, one fresh
+//! single-broker cluster after another. It writes what it found to
 //! COMPATIBILITY.md: the version of each API negotiated with each broker, and the tests passed.
 //! The default cluster (4.x) is left running at the end, as `cargo xtask test` wants it.
 
@@ -14,8 +15,8 @@ use crate::kafka::{self, Cluster, UpOptions};
 use crate::run::{output_of, root};
 use crate::test::proto_tests;
 
-/// The brokers of the matrix: 2.8 (ZooKeeper), 3.9 and the newest 4.x (KRaft).
-const VERSIONS: [&str; 3] = ["2.8.2", "3.9.2", kafka::DEFAULT_VERSION];
+/// The brokers of the matrix: 2.4.1, 2.8 and 3.2.3 (ZooKeeper), 3.9 and the newest 4.x (KRaft).
+const VERSIONS: [&str; 5] = ["2.4.1", "2.8.2", "3.2.3", "3.9.2", kafka::DEFAULT_VERSION];
 
 /// What one broker version gave.
 struct Run {

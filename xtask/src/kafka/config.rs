@@ -38,8 +38,8 @@ impl Layout {
         Ok(layout)
     }
 
-    /// Supported: 4.x and 3.9.x (KRaft), 2.8.x (ZooKeeper). Others are
-    /// refused rather than half-working.
+    /// Supported: 4.x and 3.9.x (KRaft); 3.0–3.8 and 2.4–2.8 (ZooKeeper, as CKafka runs
+    /// 2.4.1, 2.8.1 and 3.2.3). Others are refused rather than half-working.
     pub fn mode(&self) -> Result<Mode, String> {
         let parts: Vec<&str> = self.version.split('.').collect();
         let numeric = parts.len() == 3
@@ -49,9 +49,13 @@ impl Layout {
         match (numeric, parts.first(), parts.get(1)) {
             (true, Some(&"4"), _) => Ok(Mode::Kraft),
             (true, Some(&"3"), Some(&"9")) => Ok(Mode::Kraft),
-            (true, Some(&"2"), Some(&"8")) => Ok(Mode::Zookeeper),
+            (true, Some(&"3"), Some(&("0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8"))) => {
+                Ok(Mode::Zookeeper)
+            }
+            (true, Some(&"2"), Some(&("4" | "5" | "6" | "7" | "8"))) => Ok(Mode::Zookeeper),
             _ => Err(format!(
-                "unsupported Kafka version {:?}: use 4.x.y, 3.9.x or 2.8.x (e.g. {DEFAULT_VERSION}, 3.9.2, 2.8.2)",
+                "unsupported Kafka version {:?}: use 4.x.y, 3.x.y or 2.4.y to 2.8.y (e.g. \
+                 {DEFAULT_VERSION}, 3.9.2, 3.2.3, 2.8.2, 2.4.1)",
                 self.version
             )),
         }
@@ -59,11 +63,25 @@ impl Layout {
 
     /// Maven profile in xtask/kafka/pom.xml.
     pub fn maven_profile(&self) -> &'static str {
-        match self.version.split('.').next() {
-            Some("4") => "kafka4",
-            Some("3") => "kafka3",
+        let mut parts = self.version.split('.');
+        match (parts.next(), parts.next()) {
+            (Some("4"), _) => "kafka4",
+            (Some("3"), Some("9")) => "kafka3",
+            // Before 3.9 the console tools are in the core jar, and there is no kafka-tools.
+            (Some("3"), _) => "kafka3zk",
             _ => "kafka2",
         }
+    }
+
+    /// Whether the brokers read PEM key and trust stores (KIP-651, Kafka 2.7 and later);
+    /// older ones get PKCS12 stores made from the same PEM files.
+    pub fn reads_pem_stores(&self) -> bool {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) >= (2, 7)
     }
 
     pub fn uses_log4j2(&self) -> bool {
@@ -412,19 +430,42 @@ pub fn server_properties(
     }
     // TLS: every TLS listener shows the brokers' certificate but EXPIRED, which shows the
     // expired one; MTLS asks for a client certificate signed by the CA.
-    p.push(("ssl.keystore.type", "PEM".into()));
-    p.push(("ssl.keystore.certificate.chain", tls.broker_chain.clone()));
-    p.push(("ssl.keystore.key", tls.broker_key.clone()));
-    p.push(("ssl.truststore.type", "PEM".into()));
-    p.push(("ssl.truststore.certificates", tls.ca.clone()));
-    p.push((
-        "listener.name.expired.ssl.keystore.certificate.chain",
-        tls.expired_chain.clone(),
-    ));
-    p.push((
-        "listener.name.expired.ssl.keystore.key",
-        tls.expired_key.clone(),
-    ));
+    if layout.reads_pem_stores() {
+        p.push(("ssl.keystore.type", "PEM".into()));
+        p.push(("ssl.keystore.certificate.chain", tls.broker_chain.clone()));
+        p.push(("ssl.keystore.key", tls.broker_key.clone()));
+        p.push(("ssl.truststore.type", "PEM".into()));
+        p.push(("ssl.truststore.certificates", tls.ca.clone()));
+        p.push((
+            "listener.name.expired.ssl.keystore.certificate.chain",
+            tls.expired_chain.clone(),
+        ));
+        p.push((
+            "listener.name.expired.ssl.keystore.key",
+            tls.expired_key.clone(),
+        ));
+    } else {
+        // Before Kafka 2.7: the same certificates, in PKCS12 stores (tls::pkcs12).
+        let store = |name: &str| tls.dir.join(name).display().to_string();
+        let password = super::tls::STORE_PASSWORD.to_owned();
+        p.push(("ssl.keystore.type", "PKCS12".into()));
+        p.push(("ssl.keystore.location", store("broker.p12")));
+        p.push(("ssl.keystore.password", password.clone()));
+        p.push(("ssl.key.password", password.clone()));
+        p.push(("ssl.truststore.type", "PKCS12".into()));
+        p.push(("ssl.truststore.location", store("truststore.p12")));
+        p.push(("ssl.truststore.password", password.clone()));
+        p.push(("listener.name.expired.ssl.keystore.type", "PKCS12".into()));
+        p.push((
+            "listener.name.expired.ssl.keystore.location",
+            store("expired.p12"),
+        ));
+        p.push((
+            "listener.name.expired.ssl.keystore.password",
+            password.clone(),
+        ));
+        p.push(("listener.name.expired.ssl.key.password", password));
+    }
     p.push(("listener.name.mtls.ssl.client.auth", "required".into()));
     p.push(("log.dirs", data_dir.display().to_string()));
     p.push(("auto.create.topics.enable", "false".into()));
@@ -540,7 +581,13 @@ mod tests {
         assert_eq!(Layout::new("4.4.0", 1).unwrap().mode(), Ok(Mode::Kraft));
         assert_eq!(Layout::new("3.9.2", 3).unwrap().mode(), Ok(Mode::Kraft));
         assert_eq!(Layout::new("2.8.2", 1).unwrap().mode(), Ok(Mode::Zookeeper));
-        assert!(Layout::new("3.7.0", 1).is_err());
+        assert_eq!(Layout::new("3.2.3", 1).unwrap().mode(), Ok(Mode::Zookeeper));
+        assert_eq!(Layout::new("2.4.1", 1).unwrap().mode(), Ok(Mode::Zookeeper));
+        assert!(!Layout::new("2.4.1", 1).unwrap().reads_pem_stores());
+        assert!(Layout::new("2.8.2", 1).unwrap().reads_pem_stores());
+        assert_eq!(Layout::new("3.2.3", 1).unwrap().maven_profile(), "kafka3zk");
+        assert_eq!(Layout::new("3.7.0", 1).unwrap().mode(), Ok(Mode::Zookeeper));
+        assert!(Layout::new("2.3.1", 1).is_err());
         assert!(Layout::new("4.4.0/../x", 1).is_err());
         assert!(Layout::new("4.4.0", 2).is_err());
     }

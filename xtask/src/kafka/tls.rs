@@ -25,6 +25,8 @@ pub const TLS_HOST: &str = "localhost";
 /// The PEM files of one run, read back by `server_properties`.
 #[derive(Debug, Clone)]
 pub struct Material {
+    /// Where the files are: brokers before Kafka 2.7 read the PKCS12 stores of [`pkcs12`].
+    pub dir: PathBuf,
     pub ca: String,
     pub broker_chain: String,
     pub broker_key: String,
@@ -86,6 +88,30 @@ pub fn generate(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The password of the PKCS12 stores (test material only).
+pub const STORE_PASSWORD: &str = "purekafka";
+
+/// Writes `truststore.p12`, `broker.p12` and `expired.p12` from the PEM files in `dir`, for
+/// brokers that read no PEM stores (before Kafka 2.7): with the JDK the brokers run on
+/// (`xtask/kafka/Pkcs12.java`, launched as a single source file), so nothing else is needed.
+pub fn pkcs12(dir: &Path, root: &Path) -> Result<(), String> {
+    let program = root.join("xtask/kafka/Pkcs12.java");
+    let out = std::process::Command::new(super::process::java())
+        .arg(&program)
+        .arg(dir)
+        .arg(STORE_PASSWORD)
+        .output()
+        .map_err(|e| format!("cannot run java {}: {e}", program.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "making the PKCS12 stores failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
 /// Reads what [`generate`] wrote.
 pub fn read(dir: &Path) -> Result<Material, String> {
     let file = |name: &str| {
@@ -93,6 +119,7 @@ pub fn read(dir: &Path) -> Result<Material, String> {
         fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
     Ok(Material {
+        dir: dir.to_owned(),
         ca: file("ca.pem")?,
         broker_chain: file("broker.pem")?,
         broker_key: file("broker.key")?,
