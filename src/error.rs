@@ -219,8 +219,8 @@ pub enum Error {
     #[error("the client is closed")]
     Closed,
 
-    /// The record was taken out of the producer's queue by [`Producer::purge`]
-    /// (crate::Producer::purge) before it was sent: it was not written (librdkafka's
+    /// The record was taken out of the producer's queue by
+    /// [`Producer::purge`](crate::Producer::purge) before it was sent: it was not written (librdkafka's
     /// `ERR__PURGE_QUEUE`).
     #[error("the record was purged from the producer's queue before it was sent")]
     Purged,

@@ -30,6 +30,8 @@ mod conn;
 mod consumer;
 mod error;
 mod group;
+/// A guide for users coming from librdkafka: what its programs do, done here, in examples.
+pub mod guide;
 mod producer;
 pub mod protocol;
 #[cfg(test)]

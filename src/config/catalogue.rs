@@ -551,8 +551,25 @@ const ENTRIES: &[Entry] = &[
     ),
 ];
 
+/// The confluent-kafka-go binding's own settings (`go.delivery.reports`,
+/// `go.events.channel.enable`, …), which it reads and never hands to librdkafka.
+const GO_BINDING: Entry = Entry {
+    names: &["go.*"],
+    shape: Text,
+    kind: Refused(
+        "a setting of the confluent-kafka-go binding, not of librdkafka: purekafka has no \
+         channels to size or switch; delivery reports are each record's DeliveryFuture (or \
+         ProducerBuilder::delivery_reports), rebalances a RebalanceListener, and logs go \
+         through tracing (docs/PORTING.md maps each)",
+        &[],
+    ),
+};
+
 /// The entry naming `key`.
 fn entry(key: &str) -> Option<&'static Entry> {
+    if key.starts_with("go.") {
+        return Some(&GO_BINDING);
+    }
     ENTRIES.iter().find(|e| e.names.contains(&key))
 }
 
@@ -633,7 +650,7 @@ pub(super) fn markdown() -> String {
             to use instead, except at the values in the second column, which ask for nothing \
             purekafka lacks.\n\n\
             | property | values taken | why, and what to use instead |\n|---|---|---|\n";
-    for e in ENTRIES {
+    for e in ENTRIES.iter().chain([&GO_BINDING]) {
         if let Refused(why, off) = e.kind {
             let values: Vec<String> = off
                 .iter()

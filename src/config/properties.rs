@@ -853,6 +853,22 @@ mod tests {
     }
 
     #[test]
+    fn the_go_bindings_own_keys_are_refused_with_what_to_use() {
+        for key in [
+            "go.delivery.reports",
+            "go.events.channel.enable",
+            "go.logs.channel.enable",
+        ] {
+            let err = set(key, "true").unwrap_err();
+            let ConfigError::Unsupported { key: k, reason } = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(k, key);
+            assert!(reason.contains("confluent-kafka-go"), "{reason}");
+        }
+    }
+
+    #[test]
     fn builtin_features_are_checked() {
         assert!(set(
             "builtin.features",

@@ -219,7 +219,8 @@ impl Consumer {
         self.replace_assignment(&partitions).await
     }
 
-    /// The next offset to be read from each assigned partition.
+    /// The next offset each assigned partition is fetched from: ahead of
+    /// [`Consumer::position`] by what was fetched and not handed out yet.
     pub fn positions(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.state
             .positions
@@ -360,7 +361,8 @@ impl Consumer {
         MessageStream::new(self)
     }
 
-    /// Commits, for the group, the position after every message handed out so far.
+    /// Commits, for the group, the position after every message handed out so far (with
+    /// `enable.auto.offset.store=false`, what the application stored instead).
     ///
     /// Cancel-safe: the commit runs as a task of its own and completes if this is dropped.
     pub async fn commit(&mut self) -> Result<(), Error> {
