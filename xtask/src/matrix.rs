@@ -147,8 +147,8 @@ fn report(runs: &[Run], commit: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "2.8 runs in ZooKeeper mode, as CKafka's instances do (2.4.1, 2.8.1 recommended, \
-         3.2.3: classic groups only); 3.9 and 4.x in KRaft mode.\n"
+        "2.4.1, 2.8.2 and 3.2.3 run in ZooKeeper mode, as CKafka's instances do (2.4.1, 2.8.1 \
+         recommended, 3.2.3: classic groups only); 3.9 and 4.x in KRaft mode.\n"
     );
 
     let _ = writeln!(s, "## Tests passed\n");
@@ -233,7 +233,7 @@ fn report(runs: &[Run], commit: &str) -> String {
          - **KIP-848 groups** (`group.protocol=consumer`): Kafka 4 serves them. 3.9 lists \
          ConsumerGroupHeartbeat and ConsumerGroupDescribe (negotiated above) but refuses them \
          unless `group.coordinator.rebalance.protocols` includes `consumer`, which the matrix \
-         leaves at its default; 2.8 lacks them. Where a broker does not serve them, the KIP-848 \
+         leaves at its default; 2.4 to 3.2 lack them. Where a broker does not serve them, the KIP-848 \
          tests check that joining fails with a `Config` error naming `group.protocol`.\n\
          - **Describing a group**: a KIP-848 group through ConsumerGroupDescribe (4.x), a \
          classic one through DescribeGroups. An unknown group comes back as GROUP_ID_NOT_FOUND \
@@ -241,10 +241,15 @@ fn report(runs: &[Run], commit: &str) -> String {
          - **Listing groups**: the state from ListGroups v4 (2.6+), the group type from v5 \
          (3.8+), `None` before.\n\
          - **TLS**: a listener requiring a client certificate refuses a client without one \
-         with the alert BadCertificate (4.4) or with a record that does not decrypt (2.8.2); \
-         both are `Error::Tls` naming the client certificate.\n\
+         with the alert BadCertificate (4.4), with a record that does not decrypt (2.8.2) \
+         or with a handshake message out of place (2.4.1, on Java 17); each is \
+         `Error::Tls` naming the client certificate.\n\
+         - **TLS stores**: brokers before 2.7 read no PEM stores; the harness gives 2.4.1 \
+         PKCS12 stores of the same certificates.\n\
+         - **Fetch**: 2.4.1 stops at v11 (no flexible versions); the transaction test's \
+         hand-built Fetch asks v11 of it. Its console producer takes `--broker-list`.\n\
          - **SCRAM users** are created with `kafka-storage format --add-scram` (KRaft) or \
-         `kafka-configs --zookeeper` (2.8)."
+         `kafka-configs --zookeeper` (2.4 to 3.2)."
     );
     s
 }
