@@ -380,6 +380,58 @@ mod tests {
     use super::scripted::{read_frame, settings, write_frame};
     use super::*;
 
+    /// The socket options of the configuration, read back from the connected socket.
+    #[tokio::test]
+    async fn sockets_take_the_configured_options() {
+        use crate::config::{AddressFamily, ClientConfig};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+        let options = |pairs: &[(&str, &str)]| {
+            ClientConfig::from_properties(pairs.iter().copied())
+                .unwrap()
+                .common
+                .socket
+        };
+        let read_back = |stream: TcpStream| {
+            let socket = tokio::net::TcpSocket::from_std_stream(stream.into_std().unwrap());
+            (
+                socket.keepalive().unwrap(),
+                socket.nodelay().unwrap(),
+                socket.send_buffer_size().unwrap(),
+                socket.recv_buffer_size().unwrap(),
+            )
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let (keepalive, nodelay, _, _) =
+            read_back(Connection::dial(&addr, &options(&[])).await.unwrap());
+        assert!(!keepalive && nodelay, "librdkafka's defaults");
+        let set = options(&[
+            ("socket.keepalive.enable", "true"),
+            ("socket.nagle.disable", "false"),
+            ("socket.send.buffer.bytes", "200000"),
+            ("socket.receive.buffer.bytes", "300000"),
+        ]);
+        let (keepalive, nodelay, send, receive) =
+            read_back(Connection::dial(&addr, &set).await.unwrap());
+        assert!(keepalive && !nodelay);
+        // Linux doubles what it is given, for its own bookkeeping.
+        assert!(send >= 200_000 && receive >= 300_000, "{send} {receive}");
+        // broker.address.family: `localhost` resolves to 127.0.0.1 (and maybe ::1); with
+        // v6 only, the IPv4 listener is not tried.
+        let v6 = options(&[("broker.address.family", "v6")]);
+        assert_eq!(v6.address_family, AddressFamily::V6);
+        let err = Connection::dial(&addr, &v6).await.unwrap_err();
+        assert!(
+            err.to_string().contains("broker.address.family=v6"),
+            "{err}"
+        );
+        let v4 = options(&[("broker.address.family", "v4")]);
+        assert!(Connection::dial(&format!("localhost:{port}"), &v4)
+            .await
+            .is_ok());
+    }
+
     /// A Kafka 0.10-like broker: answers ApiVersions v3 with UNSUPPORTED_VERSION and its list in
     /// the v0 layout, takes SaslHandshake v0, then one raw PLAIN token, which it accepts when it
     /// equals `accept` and answers by closing the connection otherwise.
