@@ -66,8 +66,9 @@ pub(crate) enum Target {
     /// This partition (given, or chosen from the key).
     Partition(i32),
     /// A random one of `partitions`. When `sticky`, the topic's sticky partition: one drawn at
-    /// random and kept for `sticky.partitioning.linger.ms`, as librdkafka does, so that such
-    /// records fill batches instead of spreading thin.
+    /// random and kept for `sticky.partitioning.linger.ms`, as librdkafka does, or until it
+    /// fills a batch, as the Java client's does (KIP-480), so that such records fill batches
+    /// instead of spreading thin, and a fast producer still keeps every partition busy.
     Random { partitions: usize, sticky: bool },
 }
 
@@ -398,6 +399,7 @@ impl Accumulator {
                 }
             }
         };
+        let mut filled = false;
         let mut new_sink = false;
         let queue = match queues.partitions.get_mut(&partition) {
             Some(queue) => queue,
@@ -433,6 +435,7 @@ impl Accumulator {
                 queue.last_batch_bytes = open.builder.size();
                 queue.ready.push_back(open.close(&queues.name, partition));
                 wake = !queue.in_flight;
+                filled = true;
             }
         }
         let last_batch_bytes = queue.last_batch_bytes;
@@ -451,6 +454,12 @@ impl Accumulator {
         }
         let batch = open.outcome.info().clone();
         let kick = (wake && queue.sink.broker != UNROUTED).then(|| queue.sink.clone());
+        if filled && matches!(target, Target::Random { sticky: true, .. }) {
+            // The sticky partition filled a batch: the next record draws another, so that a
+            // fast producer keeps every partition's pipeline busy rather than queueing batches
+            // behind one partition's request in flight.
+            queues.sticky.drawn = None;
+        }
         drop(guard);
         if new_sink {
             self.router.notify_one();

@@ -173,3 +173,26 @@ async fn a_sticky_draw_avoids_a_partition_without_a_leader() {
     // Expected 800 * (1/8 + 7/8 * 1/8) = 187.5.
     assert!((130..260).contains(&on_3), "{on_3}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_sticky_partition_moves_on_when_it_fills_a_batch() {
+    let leaders = Arc::new(Mutex::new((0..8).map(|p| (p, 1)).collect()));
+    // A sticky linger far longer than the test, and batches of 14 records.
+    let settings = [
+        ("sticky.partitioning.linger.ms", "60000"),
+        ("batch.num.messages", "14"),
+    ];
+    let acc = accumulator(&settings, leaders);
+    let partitions: Vec<i32> = (0..280).map(|_| spread(&acc, true)).collect();
+    // Runs of one partition, each ending where a batch filled (15 records: the one that finds
+    // the batch full opens the next): about 19 of them.
+    let runs = 1 + partitions.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(runs >= 10, "{runs} runs: {partitions:?}");
+    let longest = partitions
+        .chunk_by(|a, b| a == b)
+        .map(<[i32]>::len)
+        .max()
+        .unwrap();
+    // A run may continue when the draw lands on the same partition again, rarely twice.
+    assert!(longest <= 3 * 15, "{longest}");
+}
