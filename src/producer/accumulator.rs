@@ -67,8 +67,9 @@ pub(crate) enum Target {
     Partition(i32),
     /// A random one of `partitions`. When `sticky`, the topic's sticky partition: one drawn at
     /// random and kept for `sticky.partitioning.linger.ms`, as librdkafka does, or until it
-    /// fills a batch, as the Java client's does (KIP-480), so that such records fill batches
-    /// instead of spreading thin, and a fast producer still keeps every partition busy.
+    /// fills a batch, as the Java client's does (KIP-480), then the next partition's turn,
+    /// so that such records fill batches instead of spreading thin, and a fast producer still
+    /// keeps every partition busy.
     Random { partitions: usize, sticky: bool },
 }
 
@@ -454,11 +455,20 @@ impl Accumulator {
         }
         let batch = open.outcome.info().clone();
         let kick = (wake && queue.sink.broker != UNROUTED).then(|| queue.sink.clone());
-        if filled && matches!(target, Target::Random { sticky: true, .. }) {
-            // The sticky partition filled a batch: the next record draws another, so that a
-            // fast producer keeps every partition's pipeline busy rather than queueing batches
-            // behind one partition's request in flight.
-            queues.sticky.drawn = None;
+        if let (
+            true,
+            Target::Random {
+                partitions,
+                sticky: true,
+            },
+        ) = (filled, target)
+        {
+            // The sticky partition filled a batch: the next records go to the next partition,
+            // so that a fast producer keeps every partition's pipeline busy rather than
+            // queueing batches behind one partition's request in flight (a new draw could
+            // land on the same one).
+            queues.sticky.partition = (partition + 1) % partitions.max(1) as i32;
+            queues.sticky.drawn = Some(Instant::now());
         }
         drop(guard);
         if new_sink {

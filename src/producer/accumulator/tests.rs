@@ -185,7 +185,7 @@ async fn the_sticky_partition_moves_on_when_it_fills_a_batch() {
     let acc = accumulator(&settings, leaders);
     let partitions: Vec<i32> = (0..280).map(|_| spread(&acc, true)).collect();
     // Runs of one partition, each ending where a batch filled (15 records: the one that finds
-    // the batch full opens the next): about 19 of them.
+    // the batch full opens the next), then the next partition's.
     let runs = 1 + partitions.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(runs >= 10, "{runs} runs: {partitions:?}");
     let longest = partitions
@@ -193,6 +193,14 @@ async fn the_sticky_partition_moves_on_when_it_fills_a_batch() {
         .map(<[i32]>::len)
         .max()
         .unwrap();
-    // A run may continue when the draw lands on the same partition again, rarely twice.
-    assert!(longest <= 3 * 15, "{longest}");
+    assert_eq!(longest, 15, "{partitions:?}");
+    // Each full batch hands over to the next partition.
+    let firsts: Vec<i32> = partitions
+        .chunk_by(|a, b| a == b)
+        .map(|run| run[0])
+        .collect();
+    assert!(
+        firsts.windows(2).all(|w| w[1] == (w[0] + 1) % 8),
+        "{firsts:?}"
+    );
 }
