@@ -98,6 +98,16 @@ async fn committed_offsets_for_times_and_watermarks_on_demand() {
         consumer.fetch_watermarks(&topic, 1, WAIT).await.unwrap(),
         (0, 3)
     );
+    // Another assigned consumer of the group starts where it committed (Go's OffsetStored),
+    // and, where it committed nothing, as auto.offset.reset says (earliest).
+    let mut next = Consumer::builder(grouped(&group, &[]))
+        .build()
+        .await
+        .unwrap();
+    let stored = [(&*topic, 0, Offset::Stored), (&*topic, 1, Offset::Stored)];
+    next.incremental_assign(&stored).await.unwrap();
+    assert_eq!(next.position(&topic, 0), Some(1));
+    assert_eq!(next.position(&topic, 1), Some(0));
     let missing = consumer
         .fetch_watermarks(&topic, 7, WAIT)
         .await

@@ -465,7 +465,7 @@ fn difference(a: &TopicPartitions, b: &TopicPartitions) -> TopicPartitions {
 }
 
 /// Where each assigned partition starts: its committed offset, or per `auto.offset.reset`.
-async fn start_positions(
+pub(super) async fn start_positions(
     cluster: &Cluster,
     assignment: &TopicPartitions,
     committed: &HashMap<(String, i32), Option<i64>>,

@@ -63,6 +63,10 @@ pub enum Offset {
     Latest,
     /// This offset.
     At(i64),
+    /// The offset the group (`group.id`) committed for the partition, or, where it has
+    /// none, where `auto.offset.reset` says (librdkafka's `RD_KAFKA_OFFSET_STORED`,
+    /// confluent-kafka-go's `OffsetStored`).
+    Stored,
 }
 
 /// Builds a [`Consumer`].

@@ -131,9 +131,12 @@ impl Consumer {
             by_topic.entry(t.as_ref().to_owned()).or_default().push(*p);
         }
         let asked: Vec<(String, Vec<i32>)> = by_topic.into_iter().collect();
-        let mut coordinator =
-            Coordinator::new(self.cluster.clone(), group, timeout, COORDINATOR_RETRY);
-        let committed = within(timeout, "committed offsets", coordinator.committed(&asked)).await?;
+        let committed = within(
+            timeout,
+            "committed offsets",
+            self.group_committed(group, &asked, timeout),
+        )
+        .await?;
         Ok(partitions
             .iter()
             .map(|(t, p)| {
@@ -227,6 +230,31 @@ impl Consumer {
         })
     }
 
+    /// The group's committed offsets of `asked`, asked again while its coordinator is found,
+    /// moves or loads (a group's first request after the broker starts meets that), for up to
+    /// `patience`.
+    async fn group_committed(
+        &self,
+        group: String,
+        asked: &[(String, Vec<i32>)],
+        patience: Duration,
+    ) -> Result<std::collections::HashMap<(String, i32), Option<i64>>, Error> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut coordinator =
+            Coordinator::new(self.cluster.clone(), group, patience, COORDINATOR_RETRY);
+        loop {
+            match coordinator.committed(&asked.to_vec()).await {
+                Err(e)
+                    if e.is_retriable()
+                        && tokio::time::Instant::now() + COORDINATOR_RETRY < deadline =>
+                {
+                    tokio::time::sleep(COORDINATOR_RETRY).await
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     fn group_id(&self) -> Result<String, Error> {
         self.config.group_id.clone().ok_or_else(|| {
             Error::Config(ConfigError::Missing {
@@ -273,14 +301,38 @@ impl Consumer {
         self.cluster.create_if_allowed(&topics).await?;
         let isolation = self.config.isolation_level.as_i8();
         for (start, tps) in asked {
-            let at = if start == Offset::Earliest {
-                EARLIEST
-            } else {
-                LATEST
+            let at = match start {
+                Offset::Earliest => EARLIEST,
+                Offset::Latest => LATEST,
+                Offset::Stored => {
+                    starts.extend(self.stored_starts(&tps).await?);
+                    continue;
+                }
+                // Placed in `starts` above; never asked for.
+                Offset::At(_) => continue,
             };
             starts.extend(self.cluster.list_offsets(&tps, at, isolation).await?);
         }
         Ok(starts)
+    }
+
+    /// Where `partitions` start for [`Offset::Stored`]: the group's committed offsets, the
+    /// others as `auto.offset.reset` says, as a group member's partitions start.
+    async fn stored_starts(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>, Error> {
+        let group = self.group_id()?;
+        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in partitions {
+            by_topic.entry(t.to_string()).or_default().push(*p);
+        }
+        let asked: Vec<(String, Vec<i32>)> = by_topic.into_iter().collect();
+        let timeout = self.cluster.socket_timeout();
+        let committed = self.group_committed(group, &asked, timeout).await?;
+        let (reset, isolation) = (self.config.auto_offset_reset, self.config.isolation_level);
+        super::membership::start_positions(&self.cluster, &asked, &committed, reset, isolation)
+            .await
     }
 
     /// Reads `starts` from now on: a partition assigned already moves there, dropping what
@@ -315,19 +367,32 @@ pub(super) struct Standalone {
 
 impl Standalone {
     pub async fn commit(self, offsets: Vec<(Arc<str>, i32, i64)>) -> Result<(), Error> {
-        let timeout = self.cluster.socket_timeout();
+        let patience = self.cluster.socket_timeout();
+        let deadline = tokio::time::Instant::now() + patience;
         let mut coordinator =
-            Coordinator::new(self.cluster, self.group, timeout, COORDINATOR_RETRY);
+            Coordinator::new(self.cluster, self.group, patience, COORDINATOR_RETRY);
         let no_member = Identity {
             member_id: String::new(),
             generation: -1,
         };
         let offsets: Vec<(&str, i32, i64)> =
             offsets.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
-        coordinator
-            .commit(&no_member, None, &offsets)
-            .await
-            .map_err(Error::from)
+        loop {
+            // Asked again while the coordinator is found, moves or loads.
+            match coordinator
+                .commit(&no_member, None, &offsets)
+                .await
+                .map_err(Error::from)
+            {
+                Err(e)
+                    if e.is_retriable()
+                        && tokio::time::Instant::now() + COORDINATOR_RETRY < deadline =>
+                {
+                    tokio::time::sleep(COORDINATOR_RETRY).await
+                }
+                outcome => return outcome,
+            }
+        }
     }
 }
 
