@@ -178,15 +178,15 @@ pub enum AutoOffsetReset {
 
 /// Which records a consumer reads (`isolation.level`).
 ///
-/// The default is `read_uncommitted`, as in the Java client (librdkafka defaults to
-/// `read_committed`).
+/// The default is `read_committed`, as in librdkafka (the Java client defaults to
+/// `read_uncommitted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IsolationLevel {
     /// Every record, those of open and aborted transactions included (`read_uncommitted`).
-    #[default]
     ReadUncommitted,
     /// Records outside transactions and those of committed transactions, up to the partition's
     /// last stable offset (`read_committed`).
+    #[default]
     ReadCommitted,
 }
 

@@ -620,6 +620,7 @@ mod tests {
             ClientConfig::new().consumer.isolation_level,
             IsolationLevel::ReadCommitted
         );
+        assert_eq!(IsolationLevel::default(), IsolationLevel::ReadCommitted);
         for (value, level) in [
             ("read_committed", IsolationLevel::ReadCommitted),
             ("READ_UNCOMMITTED", IsolationLevel::ReadUncommitted),
