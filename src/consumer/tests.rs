@@ -174,3 +174,85 @@ async fn the_next_member_starts_where_the_last_one_committed() {
     let offsets: Vec<i64> = read_next.iter().map(|r| r.1).collect();
     assert_eq!(offsets, [5, 6, 7, 8, 9]);
 }
+
+/// `client.rack` (KIP-392): the leader names a replica; the consumer reads from it until it
+/// answers with an error, then from the leader again. Without a rack, only the leader serves.
+#[tokio::test(start_paused = true)]
+async fn a_consumer_reads_from_the_replica_its_leader_names_until_it_errs() {
+    let cluster = MemCluster::new(2);
+    cluster.topic("t", &[1]);
+    cluster.read_replica("t", 0, Some(2));
+    write(&cluster, "t", 0, &values("a", 5)).await;
+    let racked = config(&cluster).set("client.rack", "rack-2").unwrap();
+    let mut consumer = Consumer::builder(racked).build().await.unwrap();
+    consumer.assign([("t", 0)], Offset::Earliest).await.unwrap();
+    let got = read(&mut consumer, 5).await;
+    assert_eq!(got.iter().map(|m| m.1).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(consumer.read_replica("t", 0), Some(2));
+    let from_replica = cluster.fetch_requests(2);
+    assert!(from_replica > 0);
+    // The replica stops serving the partition: its error sends the consumer back to the
+    // leader, with nothing lost or read twice.
+    cluster.read_replica("t", 0, None);
+    write(&cluster, "t", 0, &values("b", 3)).await;
+    let got = read(&mut consumer, 3).await;
+    assert_eq!(got.iter().map(|m| m.1).collect::<Vec<_>>(), [5, 6, 7]);
+    assert_eq!(consumer.read_replica("t", 0), None);
+
+    // No rack: the leader never names the replica.
+    cluster.read_replica("t", 0, Some(2));
+    let before = cluster.fetch_requests(2);
+    let mut plain = Consumer::builder(config(&cluster)).build().await.unwrap();
+    plain.assign([("t", 0)], Offset::Earliest).await.unwrap();
+    assert_eq!(read(&mut plain, 8).await.len(), 8);
+    assert_eq!(plain.read_replica("t", 0), None);
+    assert_eq!(cluster.fetch_requests(2), before);
+}
+
+/// `enable.partition.eof`: reported once per end reached, after everything before it.
+#[tokio::test(start_paused = true)]
+async fn the_end_of_each_partition_is_reported_once_per_offset() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1, 1]);
+    write(&cluster, "t", 0, &values("a", 3)).await;
+    let eof = config(&cluster)
+        .set("enable.partition.eof", "true")
+        .unwrap();
+    let mut consumer = Consumer::builder(eof).build().await.unwrap();
+    consumer
+        .assign([("t", 0), ("t", 1)], Offset::Earliest)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        match consumer.recv().await {
+            Ok(m) => seen.push(format!("{}@{}", m.partition, m.offset)),
+            Err(crate::Error::PartitionEof {
+                partition, offset, ..
+            }) => seen.push(format!("eof {partition}@{offset}")),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    // Partition 0's end comes after its records; partition 1 is empty: its end is at 0.
+    let eofs: Vec<&String> = seen.iter().filter(|s| s.starts_with("eof")).collect();
+    assert_eq!(eofs.len(), 2, "{seen:?}");
+    assert!(seen.contains(&"eof 1@0".to_owned()), "{seen:?}");
+    let end_of_0 = seen
+        .iter()
+        .position(|s| s == "eof 0@3")
+        .expect("partition 0's end");
+    assert!(seen[..end_of_0].contains(&"0@2".to_owned()), "{seen:?}");
+    // Nothing new: no end again.
+    let idle = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await;
+    assert!(idle.is_err(), "{idle:?}");
+    write(&cluster, "t", 1, &values("b", 1)).await;
+    assert_eq!(consumer.recv().await.unwrap().offset, 0);
+    assert!(matches!(
+        consumer.recv().await,
+        Err(crate::Error::PartitionEof {
+            partition: 1,
+            offset: 1,
+            ..
+        })
+    ));
+}

@@ -76,6 +76,9 @@ struct Partition {
     next_offset: i64,
     /// Refuse Produce with this error code, this many more times.
     refuse: Option<(i16, usize)>,
+    /// The replica the leader names to a consumer that sends its rack (KIP-392); it serves
+    /// the partition's fetches as the leader does.
+    read_replica: Option<i32>,
 }
 
 #[derive(Default)]
@@ -88,6 +91,7 @@ struct Broker {
     down: bool,
     connections: usize,
     produce_requests: usize,
+    fetch_requests: usize,
 }
 
 #[derive(Default)]
@@ -186,6 +190,17 @@ impl MemCluster {
             }
         }
         out
+    }
+
+    /// Names broker `replica` (or none) to consumers with a rack, as `topic[partition]`'s
+    /// replica to read from (KIP-392).
+    pub fn read_replica(&self, topic: &str, partition: usize, replica: Option<i32>) {
+        self.state().topics.get_mut(topic).unwrap()[partition].read_replica = replica;
+    }
+
+    /// Fetch requests broker `node` has answered.
+    pub fn fetch_requests(&self, node: i32) -> usize {
+        self.state().brokers[&node].fetch_requests
     }
 
     /// Produce requests broker `node` has read.
@@ -510,6 +525,10 @@ fn led<'a>(
 /// The records of each partition asked from `fetch_offset` on, as the log holds them (whole
 /// batches, each with its base offset set where the log put it), up to the partition's limit.
 fn fetch(state: &mut State, node: i32, asked: &FetchRequest) -> FetchResponse {
+    if let Some(broker) = state.brokers.get_mut(&node) {
+        broker.fetch_requests += 1;
+    }
+    let rack = !asked.rack_id.is_empty();
     let responses = asked
         .topics
         .iter()
@@ -521,7 +540,21 @@ fn fetch(state: &mut State, node: i32, asked: &FetchRequest) -> FetchResponse {
                     let answer = PartitionData::default()
                         .with_partition_index(p.partition)
                         .with_preferred_read_replica(BrokerId(-1));
-                    let partition = match led(state, t.topic.0.as_str(), p.partition, node) {
+                    let topic = t.topic.0.as_str();
+                    let named = state
+                        .topics
+                        .get(topic)
+                        .and_then(|parts| parts.get(p.partition as usize))
+                        .and_then(|part| part.read_replica);
+                    // The replica a leader named serves the partition as the leader does.
+                    let serves = match named {
+                        Some(replica) if replica == node => state
+                            .topics
+                            .get(topic)
+                            .map_or(node, |parts| parts[p.partition as usize].leader),
+                        _ => node,
+                    };
+                    let partition = match led(state, topic, p.partition, serves) {
                         Ok(partition) => partition,
                         Err(code) => return answer.with_error_code(code),
                     };
@@ -530,6 +563,12 @@ fn fetch(state: &mut State, node: i32, asked: &FetchRequest) -> FetchResponse {
                         .with_high_watermark(end)
                         .with_last_stable_offset(end)
                         .with_log_start_offset(0);
+                    if let (true, Some(replica)) = (rack, named) {
+                        if replica != node {
+                            // The leader names the replica, with no records.
+                            return answer.with_preferred_read_replica(BrokerId(replica));
+                        }
+                    }
                     if p.fetch_offset > end {
                         return answer.with_error_code(1); // OFFSET_OUT_OF_RANGE
                     }
