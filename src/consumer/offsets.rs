@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::membership::group_by_topic;
 use super::{Consumer, Message};
 use crate::cluster::{TopicPartition, EARLIEST, LATEST};
 use crate::error::{ConfigError, Error};
 use crate::group::coordinator::{Coordinator, Identity};
+use crate::protocol::consumer_protocol::TopicPartitions;
 use crate::Offset;
 
 /// The pause between attempts while a group coordinator is being found.
@@ -126,11 +128,7 @@ impl Consumer {
         timeout: Duration,
     ) -> Result<Vec<(String, i32, Option<i64>)>, Error> {
         let group = self.group_id()?;
-        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (t, p) in partitions {
-            by_topic.entry(t.as_ref().to_owned()).or_default().push(*p);
-        }
-        let asked: Vec<(String, Vec<i32>)> = by_topic.into_iter().collect();
+        let asked = by_topic(partitions.iter().map(|(t, p)| (t.as_ref(), *p)));
         let committed = within(
             timeout,
             "committed offsets",
@@ -323,11 +321,7 @@ impl Consumer {
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, i64)>, Error> {
         let group = self.group_id()?;
-        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (t, p) in partitions {
-            by_topic.entry(t.to_string()).or_default().push(*p);
-        }
-        let asked: Vec<(String, Vec<i32>)> = by_topic.into_iter().collect();
+        let asked = by_topic(partitions.iter().map(|(t, p)| (&**t, *p)));
         let timeout = self.cluster.socket_timeout();
         let committed = self.group_committed(group, &asked, timeout).await?;
         let (reset, isolation) = (self.config.auto_offset_reset, self.config.isolation_level);
@@ -394,6 +388,14 @@ impl Standalone {
             }
         }
     }
+}
+
+/// `partitions` as per-topic lists, sorted, as the group's requests take them.
+fn by_topic<'a>(partitions: impl Iterator<Item = (&'a str, i32)>) -> TopicPartitions {
+    let mut sorted: Vec<(String, i32)> = partitions.map(|(t, p)| (t.to_owned(), p)).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    group_by_topic(sorted)
 }
 
 /// `work`, given up with an [`Error::Timeout`] naming `what` after `timeout`.
