@@ -44,9 +44,9 @@ pub fn java() -> PathBuf {
 /// `setsid` tool, which execs in place, so the pid is the JVM's), stdin from
 /// /dev/null, stdout+stderr appended to `log`. It outlives xtask.
 ///
-/// Returns once the child has exec'd the JVM (its command line shows
-/// `marker`), so that [`alive`] is meaningful right away: between fork and
-/// exec, /proc still shows xtask's own command line.
+/// Returns once the child has exec'd (its command line shows `marker`), so that
+/// [`alive`] is meaningful right away: between fork and exec, /proc still shows
+/// xtask's own command line.
 pub fn spawn_detached(
     program: &Path,
     args: &[String],
@@ -124,18 +124,29 @@ pub fn run(program: &Path, args: &[String], cwd: &Path) -> Result<(), String> {
 }
 
 /// Alive = /proc entry exists, is not a zombie, and its command line mentions `marker`.
+///
+/// A process in the middle of `execve` (`setsid` becoming the JVM) shows an empty command
+/// line for a moment, between the kernel installing the new address space and writing the
+/// new arguments into it. Taking that for "gone" once made a starting broker look dead, so
+/// an empty command line is read again for up to 100 ms before it counts.
 pub fn alive(pid: u32, marker: &Path) -> bool {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    if matches!(state(&proc_dir.join("stat")), Some('Z' | 'X') | None) {
-        return false;
-    }
-    let Ok(cmdline) = fs::read(proc_dir.join("cmdline")) else {
-        return false;
-    };
     let marker = marker.to_string_lossy();
-    cmdline
-        .split(|b| *b == 0)
-        .any(|arg| String::from_utf8_lossy(arg) == marker)
+    for _ in 0..20 {
+        if matches!(state(&proc_dir.join("stat")), Some('Z' | 'X') | None) {
+            return false;
+        }
+        let Ok(cmdline) = fs::read(proc_dir.join("cmdline")) else {
+            return false;
+        };
+        if !cmdline.is_empty() {
+            return cmdline
+                .split(|b| *b == 0)
+                .any(|arg| String::from_utf8_lossy(arg) == marker);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 /// The fields of a /proc `stat` file after the command name, which may hold spaces and
@@ -386,5 +397,44 @@ mod tests {
         assert!(left.is_empty(), "still running after SIGKILL");
         assert!(!proc.alive());
         assert!(proc.signal("KILL").is_none(), "ended: nothing to signal");
+    }
+
+    #[test]
+    fn a_process_is_alive_all_through_its_exec() {
+        // `sh` execs another `sh` with the same arguments, as `setsid` execs the JVM. A long command
+        // line (a broker's class path is about 20 KB) widens the moment in which the kernel
+        // shows it empty; `alive` must not call the process gone then.
+        let marker = format!("/marker/{}", std::process::id());
+        let filler: Vec<String> = (0..2000)
+            .map(|i| format!("--arg-{i:04}-{}", "x".repeat(40)))
+            .collect();
+        for round in 0..20 {
+            let child = Child(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg("sleep 0.02; exec sh -c 'sleep 30' sh \"$@\"")
+                    .arg("sh")
+                    .arg(&marker)
+                    .args(&filler)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+            let pid = child.0.id();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !alive(pid, Path::new(&marker)) {
+                assert!(Instant::now() < deadline, "sh did not start");
+            }
+            // Watch through the exec and past it.
+            let until = Instant::now() + Duration::from_millis(150);
+            while Instant::now() < until {
+                assert!(
+                    alive(pid, Path::new(&marker)),
+                    "round {round}: seen dead while it execs"
+                );
+            }
+            drop(child);
+        }
     }
 }
