@@ -23,4 +23,5 @@ mod scram;
 mod tls;
 mod topology;
 mod transactions;
+mod txn_producer;
 mod versions;

@@ -224,6 +224,60 @@ pub enum Error {
     /// `ERR__PURGE_QUEUE`).
     #[error("the record was purged from the producer's queue before it was sent")]
     Purged,
+
+    /// A call of the transactional producer failed. `kind` says what the application does
+    /// next, as librdkafka's error classes do: call again, abort the transaction and go on, or
+    /// close the producer. [`Error::is_retriable`], [`Error::txn_requires_abort`] and
+    /// [`Error::is_fatal`] tell the same.
+    #[error("{call} failed ({kind}): {cause}")]
+    Transaction {
+        /// The call, e.g. `commit_transaction`, or `produce` for a record refused because the
+        /// transaction failed.
+        call: &'static str,
+        /// What to do about it.
+        kind: TxnErrorKind,
+        /// What went wrong.
+        cause: Arc<Error>,
+    },
+
+    /// A transactional call was made when the producer's state does not allow it: a record
+    /// sent outside a transaction, `begin_transaction` twice, a transactional call on a
+    /// producer without `transactional.id` (librdkafka's `ERR__STATE`). A mistake of the
+    /// application's; nothing was sent.
+    #[error("{call} is not allowed: {state}")]
+    TransactionState {
+        /// The call.
+        call: &'static str,
+        /// Why not, from the producer's state.
+        state: String,
+    },
+}
+
+/// What the application does after a failed transactional call (librdkafka's
+/// `rd_kafka_error_is_retriable`, `rd_kafka_error_txn_requires_abort`,
+/// `rd_kafka_error_is_fatal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TxnErrorKind {
+    /// The call may be made again: it timed out, or the coordinator was busy. Whatever the
+    /// earlier attempt started goes on, and the call takes it up.
+    Retriable,
+    /// The transaction cannot commit (a record failed, the group moved on, an authorization
+    /// was refused): call `abort_transaction`, then begin the next one.
+    Abortable,
+    /// The producer cannot go on (another producer with the same `transactional.id` fenced
+    /// it, or the cluster refuses the id): close it, and build a new one to continue.
+    Fatal,
+}
+
+impl fmt::Display for TxnErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TxnErrorKind::Retriable => "retriable: call it again",
+            TxnErrorKind::Abortable => "abort the transaction",
+            TxnErrorKind::Fatal => "fatal: close the producer",
+        })
+    }
 }
 
 impl Error {
@@ -241,8 +295,34 @@ impl Error {
             | Error::UnknownTopicOrPartition { .. }
             | Error::PartitionEof { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
+            Error::Transaction { kind, .. } => *kind == TxnErrorKind::Retriable,
             _ => false,
         }
+    }
+
+    /// True when the producer cannot go on and must be closed: a transactional producer was
+    /// fenced by another with its `transactional.id`, or refused for good.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::Transaction {
+                kind: TxnErrorKind::Fatal,
+                ..
+            }
+        )
+    }
+
+    /// True when the current transaction cannot commit and must be aborted with
+    /// [`Producer::abort_transaction`](crate::Producer::abort_transaction); the producer goes
+    /// on with the next transaction.
+    pub fn txn_requires_abort(&self) -> bool {
+        matches!(
+            self,
+            Error::Transaction {
+                kind: TxnErrorKind::Abortable,
+                ..
+            }
+        )
     }
 
     /// True when a request may or may not have taken effect on the broker (its connection failed
@@ -295,6 +375,7 @@ impl Error {
     pub fn kafka_code(&self) -> Option<KafkaCode> {
         match self {
             Error::Broker { code, .. } => Some(*code),
+            Error::Transaction { cause, .. } => cause.kafka_code(),
             _ => None,
         }
     }
@@ -325,6 +406,8 @@ pub enum Resource {
     Group(String),
     /// A broker: its address, or `broker <node id>`.
     Broker(String),
+    /// A transactional producer's `transactional.id`.
+    TransactionalId(String),
 }
 
 impl Resource {
@@ -352,6 +435,7 @@ impl fmt::Display for Resource {
             Resource::Topic(topic) => f.write_str(topic),
             Resource::Group(group) => write!(f, "group {group}"),
             Resource::Broker(broker) => f.write_str(broker),
+            Resource::TransactionalId(id) => write!(f, "transactional id {id}"),
         }
     }
 }

@@ -51,7 +51,8 @@ pub use consumer::{
     Assigned, CommitHandle, Consumer, ConsumerBuilder, ListenerFuture, Message, MessageStream,
     Offset, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking, TimestampType,
 };
-pub use error::{ConfigError, Error, KafkaCode, Resource, Result};
+pub use error::{ConfigError, Error, KafkaCode, Resource, Result, TxnErrorKind};
+pub use group::ConsumerGroupMetadata;
 pub use producer::{
     fnv1a, murmur2, partition_for_key, DeliveryFuture, DeliveryReport, DeliveryReports,
     KeyPartitioner, Opaque, Partitioner, Producer, ProducerBuilder, ProducerRecord, RecordMetadata,

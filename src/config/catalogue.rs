@@ -80,8 +80,6 @@ const MAX: i64 = i32::MAX as i64;
 const NO_GSSAPI: &str = "used only by SASL/GSSAPI (Kerberos), which `sasl.mechanism` refuses";
 const NO_OAUTH: &str =
     "used only by SASL/OAUTHBEARER, which `sasl.mechanism` refuses until purekafka speaks it";
-const NO_TXN: &str = "used only by the transactional producer, which `transactional.id` refuses \
-                      until purekafka has transactions";
 const JAVA_METRICS: &str = "configures the Java client's metrics library; purekafka logs through \
                             `tracing` and has no JMX metrics";
 const C_API: &str = "a librdkafka C callback or pointer, set through its C API, never as a \
@@ -426,9 +424,11 @@ const ENTRIES: &[Entry] = &[
          allocator hands out and takes back",
     ),
     // Transactions.
-    refused(&["transactional.id"], "transactions are not supported yet"),
-    inert(&["transaction.timeout.ms"], Int(1000, MAX), NO_TXN),
-    inert(&["transaction.two.phase.commit.enable"], Bool, NO_TXN),
+    refused_unless(
+        &["transaction.two.phase.commit.enable"],
+        &["false"],
+        "two-phase commit with an external transaction manager (KIP-939) is not supported",
+    ),
     // Producer.
     refused_unless(
         &["enable.gapless.guarantee"],

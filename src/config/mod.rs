@@ -353,6 +353,13 @@ pub struct ProducerConfig {
     /// on one partition before another is drawn; 0 draws one per record. Unset, twice
     /// `linger.ms` (see [`ProducerConfig::sticky_linger`]).
     pub sticky_partitioning_linger: Option<Duration>,
+    /// `transactional.id`: makes the producer transactional (see
+    /// [`Producer::init_transactions`](crate::Producer::init_transactions)). It implies
+    /// idempotence.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the transaction coordinator lets a transaction stay
+    /// open before it aborts it.
+    pub transaction_timeout: Duration,
 }
 
 impl ProducerConfig {
@@ -365,6 +372,21 @@ impl ProducerConfig {
 
     /// Whether the producer is idempotent, or why the settings contradict each other.
     pub fn idempotent(&self) -> Result<bool, ConfigError> {
+        if self.transactional_id.is_some() {
+            // Transactions stand on idempotence: librdkafka and the Java client turn it on
+            // with a transactional id, and refuse settings that contradict it.
+            if self.enable_idempotence == Some(false) {
+                return Err(ConfigError::Conflict(
+                    "transactional.id requires idempotence, but enable.idempotence=false".into(),
+                ));
+            }
+            if self.acks != Acks::All {
+                return Err(ConfigError::Conflict(format!(
+                    "transactional.id requires acks=all, but acks={}",
+                    self.acks.name()
+                )));
+            }
+        }
         match self.enable_idempotence {
             None => Ok(self.acks == Acks::All),
             Some(false) => Ok(false),
@@ -379,6 +401,7 @@ impl ProducerConfig {
             ))),
             Some(true) => Ok(true),
         }
+        .map(|idempotent| idempotent || self.transactional_id.is_some())
     }
 }
 
@@ -516,6 +539,8 @@ impl Default for ClientConfig {
                 delivery_report_only_error: false,
                 partitioner: KeyPartitioner::ConsistentRandom,
                 sticky_partitioning_linger: None,
+                transactional_id: None,
+                transaction_timeout: Duration::from_millis(60_000),
             },
             consumer: ConsumerConfig {
                 group_id: None,

@@ -159,6 +159,13 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             p.max_in_flight = v.int(1, 1_000_000)? as usize
         }
         "enable.idempotence" => p.enable_idempotence = Some(v.boolean()?),
+        "transactional.id" => {
+            if value.is_empty() {
+                return Err(v.invalid("must not be empty"));
+            }
+            p.transactional_id = Some(value.to_owned())
+        }
+        "transaction.timeout.ms" => p.transaction_timeout = v.millis(1000, 2_147_483_647)?,
         "delivery.report.only.error" => p.delivery_report_only_error = v.boolean()?,
         "compression.type" | "compression.codec" => {
             p.compression = Compression::from_name(&value.trim().to_ascii_lowercase())

@@ -92,15 +92,20 @@ enum Member {
 }
 
 impl GroupCommitter {
+    /// The member's id and generation (or epoch) now.
+    pub fn identity(&self) -> Identity {
+        match &self.member {
+            Member::Classic(c) => c.identity(),
+            Member::Consumer(m) => m.identity(),
+        }
+    }
+
     /// This committer, bound to the member's generation (or epoch) now: what it commits later
     /// is refused if the group has moved on meanwhile, instead of landing for partitions that
     /// another member may own by then. For what is revoked: its commit may be tried again
     /// while the coordinator moves, and the member may join again meanwhile.
     pub fn pinned(mut self) -> GroupCommitter {
-        self.as_of = Some(match &self.member {
-            Member::Classic(c) => c.identity(),
-            Member::Consumer(m) => m.identity(),
-        });
+        self.as_of = Some(self.identity());
         self
     }
 

@@ -43,6 +43,7 @@ use crate::config::{ClientConfig, ConsumerConfig};
 use crate::error::Error;
 use crate::group::poll_clock::PollClock;
 use crate::group::Attention;
+use crate::group::ConsumerGroupMetadata;
 use consumed::Consumed;
 use fetch::{FetchState, Fetcher};
 pub use listener::{
@@ -371,6 +372,27 @@ impl Consumer {
     /// Cancel-safe: the commit runs as a task of its own and completes if this is dropped.
     pub async fn commit(&mut self) -> Result<(), Error> {
         self.commit_async()?.await
+    }
+
+    /// The group this consumer is in, as a transactional producer commits offsets for it
+    /// ([`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)):
+    /// `group.id`, the member id and generation (a KIP-848 group's member epoch) as they are
+    /// now, and `group.instance.id`. A consumer that assigns its own partitions has no member
+    /// id, and generation -1. `None` without `group.id`.
+    ///
+    /// Take it after reading the records whose offsets go into the transaction: if the group
+    /// moves on before the transaction commits, the coordinator refuses the offsets, and the
+    /// records of this member's transaction are aborted instead of committed twice.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group_id = self.config.group_id.clone()?;
+        let mut metadata = ConsumerGroupMetadata::new(group_id);
+        if let Some(group) = &self.group {
+            let who = group.committer().identity();
+            metadata.generation_id = who.generation;
+            metadata.member_id = who.member_id;
+            metadata.group_instance_id = self.config.group_instance_id.clone();
+        }
+        Some(metadata)
     }
 
     /// Commits explicit offsets for the group: for each `(topic, partition, offset)`, the offset

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::membership::group_by_topic;
 use super::{Consumer, Message};
 use crate::cluster::{TopicPartition, EARLIEST, LATEST};
+use crate::config::IsolationLevel;
 use crate::error::{ConfigError, Error};
 use crate::group::coordinator::{Coordinator, Identity};
 use crate::protocol::consumer_protocol::TopicPartitions;
@@ -238,8 +239,10 @@ impl Consumer {
         patience: Duration,
     ) -> Result<std::collections::HashMap<(String, i32), Option<i64>>, Error> {
         let deadline = tokio::time::Instant::now() + patience;
+        let stable = self.config.isolation_level == IsolationLevel::ReadCommitted;
         let mut coordinator =
-            Coordinator::new(self.cluster.clone(), group, patience, COORDINATOR_RETRY);
+            Coordinator::new(self.cluster.clone(), group, patience, COORDINATOR_RETRY)
+                .stable(stable);
         loop {
             match coordinator.committed(&asked.to_vec()).await {
                 Err(e)

@@ -34,7 +34,7 @@ use super::poll_clock::PollClock;
 use super::{partition_counts, AssignedFrom, Attention, SharedTopics};
 use crate::cluster::Cluster;
 use crate::config::Assignor;
-use crate::config::ConsumerConfig;
+use crate::config::{ConsumerConfig, IsolationLevel};
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Resource};
 use crate::protocol::codes;
@@ -172,7 +172,8 @@ impl GroupMember {
                 group_id,
                 config.session_timeout,
                 config.fetch_error_backoff,
-            ),
+            )
+            .stable(config.isolation_level == IsolationLevel::ReadCommitted),
             config,
             topics,
             member_id: String::new(),

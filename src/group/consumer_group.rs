@@ -27,7 +27,7 @@ use super::coordinator::{s, CommitError, Coordinator, Identity};
 use super::poll_clock::PollClock;
 use super::Attention;
 use crate::cluster::{topic_name, Cluster};
-use crate::config::ConsumerConfig;
+use crate::config::{ConsumerConfig, IsolationLevel};
 use crate::error::{ConfigError, Error, Resource};
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::TopicPartitions;
@@ -123,6 +123,7 @@ impl ConsumerGroupMember {
                 config.session_timeout,
                 config.fetch_error_backoff,
             )
+            .stable(config.isolation_level == IsolationLevel::ReadCommitted)
         };
         let heartbeat = tokio::spawn(heartbeats(
             shared.clone(),

@@ -1,5 +1,6 @@
 //! The group coordinator as both membership protocols use it: found with FindCoordinator, and
-//! asked for committed offsets (OffsetFetch) and to store new ones (OffsetCommit).
+//! asked for committed offsets (OffsetFetch) and to store new ones (OffsetCommit). A
+//! transactional producer finds its transaction coordinator the same way.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -71,10 +72,23 @@ pub(crate) fn commit_topics(offsets: &[(&str, i32, i64)]) -> Vec<OffsetCommitReq
         .collect()
 }
 
-/// One group's coordinator, with a connection of its own for joins and offsets.
+/// OffsetFetch's answer while a transaction holds the offsets asked for (KIP-447).
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+/// The first OffsetFetch version with `require_stable`.
+const REQUIRE_STABLE: i16 = 7;
+
+/// FindCoordinator's key types.
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+/// One group's coordinator, with a connection of its own for joins and offsets; or a
+/// transactional id's.
 pub(crate) struct Coordinator {
     cluster: Cluster,
     group_id: String,
+    key_type: i8,
+    /// OffsetFetch waits out offsets that open transactions hold (KIP-447).
+    require_stable: bool,
     conn: Option<Connection>,
     /// How long to wait for a coordinator being elected.
     patience: Duration,
@@ -86,10 +100,34 @@ impl Coordinator {
         Coordinator {
             cluster,
             group_id,
+            key_type: GROUP,
+            require_stable: false,
             conn: None,
             patience,
             retry_backoff: backoff,
         }
+    }
+
+    /// The transaction coordinator of `transactional_id`.
+    pub fn transaction(
+        cluster: Cluster,
+        transactional_id: String,
+        patience: Duration,
+        backoff: Duration,
+    ) -> Self {
+        Coordinator {
+            key_type: TRANSACTION,
+            ..Coordinator::new(cluster, transactional_id, patience, backoff)
+        }
+    }
+
+    /// Committed offsets are read as a `read_committed` consumer must read them: an offset a
+    /// transaction has sent, but not yet committed or aborted, is waited out (OffsetFetch
+    /// `require_stable`, Kafka 2.5 and later), so that a consumer that starts while the
+    /// transaction completes does not read the offset before it, and process its records twice.
+    pub fn stable(mut self, on: bool) -> Self {
+        self.require_stable = on;
+        self
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -104,11 +142,15 @@ impl Coordinator {
         GroupId(s(&self.group_id))
     }
 
-    /// An error for this group from `api`.
+    /// An error for this group (or transactional id) from `api`.
     pub fn error(&self, api: &'static str, code: i16) -> Error {
+        let key = self.group_id.clone();
         Error::Broker {
             api,
-            resource: Resource::Group(self.group_id.clone()),
+            resource: match self.key_type {
+                TRANSACTION => Resource::TransactionalId(key),
+                _ => Resource::Group(key),
+            },
             code: KafkaCode::from_code(code).expect("non-zero"),
             message: None,
         }
@@ -122,7 +164,7 @@ impl Coordinator {
             let conn = self.cluster.any_broker().await?;
             let request = FindCoordinatorRequest::default()
                 .with_key(s(&self.group_id))
-                .with_key_type(0);
+                .with_key_type(self.key_type);
             let (response, _) = conn.request(&request).await?;
             match response.error_code {
                 0 => {
@@ -168,12 +210,16 @@ impl Coordinator {
 
     /// Another handle on the same group's coordinator, with no connection yet.
     pub fn another(&self) -> Coordinator {
-        Coordinator::new(
-            self.cluster.clone(),
-            self.group_id.clone(),
-            self.patience,
-            self.retry_backoff,
-        )
+        Coordinator {
+            key_type: self.key_type,
+            require_stable: self.require_stable,
+            ..Coordinator::new(
+                self.cluster.clone(),
+                self.group_id.clone(),
+                self.patience,
+                self.retry_backoff,
+            )
+        }
     }
 
     /// Forgets the coordinator: it moved, or its connection failed.
@@ -181,7 +227,9 @@ impl Coordinator {
         self.conn = None;
     }
 
-    /// The committed offset of each partition (`None` where the group has none).
+    /// The committed offset of each partition (`None` where the group has none). With
+    /// [`Coordinator::stable`], offsets an open transaction holds are waited for, up to the
+    /// coordinator's patience.
     pub async fn committed(
         &mut self,
         partitions: &TopicPartitions,
@@ -189,7 +237,28 @@ impl Coordinator {
         if partitions.is_empty() {
             return Ok(HashMap::new());
         }
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.fetch_committed(partitions).await {
+                Err(e)
+                    if e.kafka_code().map(|c| c.code()) == Some(UNSTABLE_OFFSET_COMMIT)
+                        && waited < self.patience =>
+                {
+                    tracing::debug!(group = %self.group_id, "offsets held by an open transaction");
+                    tokio::time::sleep(self.retry_backoff).await;
+                    waited += self.retry_backoff;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn fetch_committed(
+        &mut self,
+        partitions: &TopicPartitions,
+    ) -> Result<HashMap<(String, i32), Option<i64>>, Error> {
         let conn = self.conn().await?;
+        let version = conn.version_of::<OffsetFetchRequest>()?;
         let request = OffsetFetchRequest::default()
             .with_group_id(self.group_id_field())
             .with_topics(Some(
@@ -201,8 +270,12 @@ impl Coordinator {
                             .with_partition_indexes(ps.clone())
                     })
                     .collect(),
-            ));
-        let (response, _) = conn.request(&request).await.inspect_err(|_| self.lost())?;
+            ))
+            .with_require_stable(self.require_stable && version >= REQUIRE_STABLE);
+        let response = conn
+            .request_at(&request, version, conn.socket_timeout())
+            .await
+            .inspect_err(|_| self.lost())?;
         if matches!(
             response.error_code,
             codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE

@@ -7,6 +7,9 @@
 //!  consumer (membership, subscription, listener) ─► group ─► cluster, conn, protocol, config
 //! ```
 //!
+//! The transactional producer finds its transaction coordinator with [`coordinator`] too, and
+//! commits a group's offsets with a [`ConsumerGroupMetadata`] the consumer gives out.
+//!
 //! Nothing here imports the consumer: what a member needs of it (the topics it subscribes to,
 //! the wake-up of a waiting `recv`, when the application last polled) comes in as the shared
 //! handles below.
@@ -21,6 +24,37 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::cluster::Metadata;
+
+/// The group a consumer is in, as the transaction's offsets are committed for it
+/// ([`Consumer::group_metadata`](crate::Consumer::group_metadata)). With a generation and
+/// member id (Kafka 2.5 and later), the group coordinator refuses the offsets of a member the
+/// group has moved on from, so a zombie's transaction cannot commit them (KIP-447).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerGroupMetadata {
+    /// `group.id`.
+    pub group_id: String,
+    /// The generation (classic group) or member epoch (KIP-848 group); -1 for a consumer that
+    /// assigns its own partitions.
+    pub generation_id: i32,
+    /// The member id; empty for a consumer that assigns its own partitions.
+    pub member_id: String,
+    /// `group.instance.id`, for a static member.
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// The metadata of `group_id` alone, with no member: the coordinator then checks no
+    /// generation, as for offsets committed by a consumer outside the group.
+    pub fn new(group_id: impl Into<String>) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
 
 /// Wakes a consumer waiting in `recv` (for a fetch, or for partitions) when its membership
 /// needs it: a rejoin was asked for, a join ended, a KIP-848 target or fencing arrived. Without

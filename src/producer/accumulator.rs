@@ -195,6 +195,17 @@ impl OpenBatch {
     }
 }
 
+/// Where a partition stands in the current transaction (transactional producers only).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InTxn {
+    /// Not part of it yet.
+    No,
+    /// Has records for it; waiting to be added (AddPartitionsToTxn) before any batch goes.
+    Pending,
+    /// Added: its batches may go.
+    Added,
+}
+
 struct PartitionQueue {
     open: Option<OpenBatch>,
     ready: VecDeque<ReadyBatch>,
@@ -203,6 +214,7 @@ struct PartitionQueue {
     last_batch_bytes: usize,
     /// The sink this partition is routed to.
     sink: Arc<SinkHandle>,
+    txn: InTxn,
 }
 
 impl PartitionQueue {
@@ -250,6 +262,10 @@ struct State {
     bytes: usize,
     flushes: usize,
     closed: bool,
+    /// Partitions with records in the current transaction that are yet to be added to it.
+    txn_pending: Vec<(Arc<str>, i32)>,
+    /// The first error a record of the current transaction failed with.
+    txn_failure: Option<Error>,
 }
 
 /// Adds `topic[partition]` to sink `sink`'s list, making the sink's entry (with `slots`
@@ -311,6 +327,9 @@ pub(crate) struct Accumulator {
     pub drained: Notify,
     /// Where every record's delivery is reported, a batch at a time, if the application asked.
     reports: Option<mpsc::UnboundedSender<BatchReports>>,
+    /// The producer is transactional: a partition's batches go only once it is added to the
+    /// transaction.
+    transactional: bool,
 }
 
 impl Accumulator {
@@ -321,11 +340,12 @@ impl Accumulator {
     ) -> Self {
         Accumulator {
             state: Mutex::new(State::default()),
-            config,
             route,
             router: Notify::new(),
             space: Notify::new(),
             drained: Notify::new(),
+            transactional: config.transactional_id.is_some(),
+            config,
             reports,
         }
     }
@@ -420,9 +440,14 @@ impl Accumulator {
                         in_flight: false,
                         last_batch_bytes: 0,
                         sink: handle,
+                        txn: InTxn::No,
                     })
             }
         };
+        if self.transactional && queue.txn == InTxn::No {
+            queue.txn = InTxn::Pending;
+            state.txn_pending.push((queues.name.clone(), partition));
+        }
         let mut wake = false;
         if let Some(open) = &queue.open {
             // `size` (the record alone in a batch) bounds what the record adds to an open batch,
@@ -512,6 +537,15 @@ impl Accumulator {
                 continue;
             }
             if queue.in_flight {
+                continue;
+            }
+            if queue.txn != InTxn::Added && self.transactional {
+                // Not in the transaction yet: nothing goes until it is added. Only expiry is
+                // timed here (the sink is woken when the partition is added).
+                let oldest = queue.ready.front().map(|b| b.created);
+                if let Some(created) = oldest.or(queue.open.as_ref().map(|o| o.created)) {
+                    soonest(created + timeout);
+                }
                 continue;
             }
             if let Some(front) = queue.ready.front() {
@@ -608,9 +642,16 @@ impl Accumulator {
                 ));
             }
         }
+        let failure = match (&outcome, self.transactional) {
+            (Err(e), true) => Some(e.clone()),
+            _ => None,
+        };
         batch.outcome.set(outcome);
         let mut guard = self.state();
         let state = &mut *guard;
+        if let Some(e) = failure {
+            state.txn_failure.get_or_insert(e);
+        }
         state.messages -= batch.records;
         state.bytes -= batch.record_bytes;
         let mut wake = None;
@@ -679,6 +720,56 @@ impl Accumulator {
             self.settle(batch, Err(Error::Purged), false);
         }
         records
+    }
+
+    /// True when partitions with records in the transaction wait to be added to it.
+    pub fn has_partitions_to_add(&self) -> bool {
+        !self.state().txn_pending.is_empty()
+    }
+
+    /// The partitions waiting to be added to the transaction, taken: the caller adds them and
+    /// reports with [`Accumulator::added`], or puts them back with [`Accumulator::not_added`].
+    pub fn partitions_to_add(&self) -> Vec<(Arc<str>, i32)> {
+        std::mem::take(&mut self.state().txn_pending)
+    }
+
+    /// `partitions` are in the transaction now: their batches may go, and their sinks look.
+    pub fn added(&self, partitions: &[(Arc<str>, i32)]) {
+        let mut state = self.state();
+        let mut wake = Vec::new();
+        for (topic, partition) in partitions {
+            if let Some(queue) = state.queue(topic, *partition) {
+                queue.txn = InTxn::Added;
+                if queue.has_work() {
+                    wake.push(queue.sink.clone());
+                }
+            }
+        }
+        drop(state);
+        wake.iter().for_each(|sink| sink.wake.notify_one());
+    }
+
+    /// `partitions` could not be added yet: they wait for the next attempt.
+    pub fn not_added(&self, partitions: Vec<(Arc<str>, i32)>) {
+        self.state().txn_pending.extend(partitions);
+    }
+
+    /// The first error a record of the current transaction failed with, if one did.
+    pub fn txn_failure(&self) -> Option<Error> {
+        self.state().txn_failure.clone()
+    }
+
+    /// The transaction ended: no partition is in the next one yet, and no record has failed
+    /// in it.
+    pub fn end_transaction(&self) {
+        let mut state = self.state();
+        for queues in state.topics.values_mut() {
+            for queue in queues.partitions.values_mut() {
+                queue.txn = InTxn::No;
+            }
+        }
+        state.txn_pending.clear();
+        state.txn_failure = None;
     }
 
     /// Records queued or in flight.

@@ -40,11 +40,41 @@ pub(crate) struct Identity {
     state: Mutex<State>,
     /// Held while InitProducerId is out, so that sinks needing an epoch at once ask once.
     init: tokio::sync::Mutex<()>,
+    /// The producer is transactional: its id and epoch come from the transaction coordinator
+    /// (`init_transactions`, and after an abort that needs a new epoch), never from `ensure`.
+    transactional: bool,
 }
 
 impl Identity {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("identity lock")
+    }
+
+    /// The identity of a transactional producer.
+    pub fn transactional() -> Self {
+        Identity {
+            transactional: true,
+            ..Identity::default()
+        }
+    }
+
+    /// The producer id and epoch, once there are some.
+    pub fn current(&self) -> Option<(i64, i16)> {
+        self.state().current
+    }
+
+    /// Takes up `id` and `epoch` from the transaction coordinator; sequences start again.
+    pub fn set(&self, id: i64, epoch: i16) {
+        let mut state = self.state();
+        state.current = Some((id, epoch));
+        state.sequences.clear();
+        state.reset = false;
+    }
+
+    /// True when a batch of the current epoch failed in a way that leaves its partition's
+    /// sequence unknown: a transactional producer must abort and bump its epoch.
+    pub fn sequence_was_broken(&self) -> bool {
+        self.state().reset
     }
 
     /// True until InitProducerId succeeded, and again after a sequence gap.
@@ -60,6 +90,19 @@ impl Identity {
     pub async fn ensure(&self, cluster: &Cluster) -> Result<(), Error> {
         if !self.needs_init() {
             return Ok(());
+        }
+        if self.transactional {
+            // The records of a transaction whose sequence broke wait for its abort, which
+            // gets the new epoch; before init_transactions nothing is sent at all.
+            return Err(Error::TransactionState {
+                call: "produce",
+                state: match self.current() {
+                    None => "init_transactions has not completed".into(),
+                    Some(_) => "a record of the transaction failed with its sequence unknown; \
+                                abort the transaction"
+                        .into(),
+                },
+            });
         }
         let _asking = self.init.lock().await;
         match self.needs_init() {
@@ -128,6 +171,7 @@ impl Identity {
             producer_id: id,
             producer_epoch: epoch,
             base_sequence,
+            transactional: self.transactional,
         })
     }
 

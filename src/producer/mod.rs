@@ -19,6 +19,7 @@ mod partitioner;
 mod sink;
 #[cfg(test)]
 mod tests;
+mod transaction;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -34,11 +35,13 @@ pub use partitioner::{fnv1a, murmur2, partition_for_key, KeyPartitioner, Partiti
 use crate::cluster::{ClientEvents, ClientKind, Cluster};
 use crate::config::{ClientConfig, ProducerConfig};
 use crate::error::Error;
+use crate::group::ConsumerGroupMetadata;
 use crate::protocol::records::{BatchBuilder, Header};
 use accumulator::{Accumulator, Appended, Refused, Target};
 use delivery::BatchAck;
 use partitioner::Choice;
 use sink::Pipeline;
+use transaction::{Call, Transactions};
 
 /// A record to send.
 ///
@@ -362,13 +365,21 @@ impl ProducerBuilder {
         let leaders = cluster.clone();
         let route = Box::new(move |topic: &str, partition| leaders.cached_leader(topic, partition));
         let acc = Arc::new(Accumulator::new(config.clone(), route, reports_tx));
-        let identity = config.idempotent().unwrap_or(false).then(Default::default);
+        let txn = config
+            .transactional_id
+            .clone()
+            .map(|id| Transactions::new(cluster.clone(), &config, id));
+        let identity = match txn {
+            Some(_) => Some(idempotence::Identity::transactional()),
+            None => config.idempotent().unwrap_or(false).then(Default::default),
+        };
         let pipeline = Arc::new(Pipeline {
             acc: acc.clone(),
             cluster: cluster.clone(),
             config: config.clone(),
             request_timeout: self.config.common.request_timeout,
             identity,
+            txn,
             runtime: tokio::runtime::Handle::current(),
         });
         let router = tokio::spawn(sink::run(pipeline.clone()));
@@ -434,6 +445,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The router and the sinks still deliver (or time out) what is queued, then end.
         self.acc.close();
+        if let Some(txn) = &self.pipeline.txn {
+            txn.stop();
+        }
     }
 }
 
@@ -480,6 +494,9 @@ impl Producer {
 
     async fn enqueue(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture, Error> {
         let inner = &*self.inner;
+        if let Some(txn) = &inner.pipeline.txn {
+            txn.check_produce()?;
+        }
         let c = &inner.config;
         let (key, value) = (record.key.as_deref(), record.value.as_deref());
         let alone = BatchBuilder::size_alone(key, value, &record.headers);
@@ -557,6 +574,104 @@ impl Producer {
                 attempt = append();
             }
         }
+    }
+
+    /// The producer's transaction state, or the error for `call` on a producer without
+    /// `transactional.id`.
+    fn transactions(&self, call: &'static str) -> Result<(&Transactions, &Arc<Pipeline>), Error> {
+        let pipeline = &self.inner.pipeline;
+        match &pipeline.txn {
+            Some(txn) => Ok((txn, pipeline)),
+            None => Err(Error::TransactionState {
+                call,
+                state: "the producer is not transactional (transactional.id is not set)".into(),
+            }),
+        }
+    }
+
+    /// Readies a producer with `transactional.id` for transactions: finds its transaction
+    /// coordinator and takes a producer id and epoch from it. That fences any earlier producer
+    /// with the same `transactional.id` (its next transactional call fails as fatal), and the
+    /// coordinator aborts, or finishes committing, the transaction that producer left open.
+    /// Call it once, before the first [`Producer::begin_transaction`].
+    ///
+    /// Cancel-safe, and resumable as librdkafka's: the work goes on as a task when this is
+    /// dropped or times out ([`TxnErrorKind::Retriable`](crate::TxnErrorKind)); calling it
+    /// again waits for the same work. A cluster without transactions (or a Kafka-compatible
+    /// service that lacks them) fails it as fatal, naming the API it lacks.
+    pub async fn init_transactions(&self, timeout: Duration) -> Result<(), Error> {
+        let (txn, pipeline) = self.transactions("init_transactions")?;
+        txn.run(&pipeline.runtime, Call::Init, timeout, || {
+            txn.start_init(pipeline)
+        })
+        .await
+    }
+
+    /// Opens a transaction: the records sent from now on, and the offsets sent with
+    /// [`Producer::send_offsets_to_transaction`], are committed or aborted together. Nothing
+    /// is sent to the cluster until the first record or offsets.
+    pub fn begin_transaction(&self) -> Result<(), Error> {
+        self.transactions("begin_transaction")?.0.begin()
+    }
+
+    /// Adds a consumer's offsets to the transaction: for each `(topic, partition, offset)`,
+    /// the offset of the next record to read (the consumer's position, one past the last
+    /// record processed). They are committed for `group` if, and only if, the transaction
+    /// commits: consume-transform-produce exactly once.
+    ///
+    /// `group` is [`Consumer::group_metadata`](crate::Consumer::group_metadata), taken after
+    /// the records were read: where the cluster knows generations (Kafka 2.5 and later), a
+    /// member the group has moved on from (rebalanced away, or fenced) cannot commit, and the
+    /// call fails as abortable.
+    ///
+    /// Cancel-safe: dropped or timed out, the offsets are still sent in the background; a
+    /// retriable failure may be retried with the same offsets.
+    pub async fn send_offsets_to_transaction<T: AsRef<str>>(
+        &self,
+        offsets: &[(T, i32, i64)],
+        group: &ConsumerGroupMetadata,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let (txn, pipeline) = self.transactions("send_offsets_to_transaction")?;
+        let offsets: Vec<(Arc<str>, i32, i64)> = offsets
+            .iter()
+            .map(|(t, p, o)| (Arc::from(t.as_ref()), *p, *o))
+            .collect();
+        txn.run(&pipeline.runtime, Call::SendOffsets, timeout, || {
+            txn.start_send_offsets(pipeline, offsets, group.clone())
+        })
+        .await
+    }
+
+    /// Commits the transaction: sends every record still queued, waits until all are
+    /// delivered, then asks the coordinator to commit. When a record of the transaction
+    /// failed, nothing is committed and the call fails as abortable
+    /// ([`Error::txn_requires_abort`]): call [`Producer::abort_transaction`].
+    ///
+    /// Cancel-safe and resumable: dropped or timed out (a retriable error), the commit goes on
+    /// in the background, and the next call waits for its outcome. Send no records while it
+    /// runs.
+    pub async fn commit_transaction(&self, timeout: Duration) -> Result<(), Error> {
+        let (txn, pipeline) = self.transactions("commit_transaction")?;
+        txn.run(&pipeline.runtime, Call::Commit, timeout, || {
+            txn.start_commit(pipeline)
+        })
+        .await
+    }
+
+    /// Aborts the transaction: records not sent yet fail with [`Error::Purged`], those in
+    /// flight are waited for, and the coordinator writes the abort markers, so that
+    /// `read_committed` consumers skip every record of it. Also the way on after an abortable
+    /// error; when the error left a record's sequence unknown, the producer takes a new epoch
+    /// here (KIP-360, Kafka 2.5 and later; on older clusters that is fatal).
+    ///
+    /// Cancel-safe and resumable, as [`Producer::commit_transaction`].
+    pub async fn abort_transaction(&self, timeout: Duration) -> Result<(), Error> {
+        let (txn, pipeline) = self.transactions("abort_transaction")?;
+        txn.run(&pipeline.runtime, Call::Abort, timeout, || {
+            txn.start_abort(pipeline)
+        })
+        .await
     }
 
     /// The delivery report stream, when the producer was built with

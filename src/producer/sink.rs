@@ -44,6 +44,7 @@ use tokio::time::Instant;
 use super::accumulator::{Accumulator, ReadyBatch, SinkHandle, UNROUTED};
 use super::delivery::BatchAck;
 use super::idempotence::Identity;
+use super::transaction::Transactions;
 use crate::cluster::Cluster;
 use crate::config::{Acks, ProducerConfig};
 use crate::conn::Connection;
@@ -62,6 +63,8 @@ pub(crate) struct Pipeline {
     pub request_timeout: Duration,
     /// Producer id, epoch and sequences, when the producer is idempotent.
     pub identity: Option<Identity>,
+    /// The transaction state, when the producer is transactional.
+    pub txn: Option<Transactions>,
     /// The runtime the producer was built on: a caller sending for a sink may be polled by
     /// another executor, and what must go on as a task goes on there.
     pub runtime: tokio::runtime::Handle,
@@ -113,6 +116,12 @@ async fn sleep_until(at: Option<Instant>) {
 /// of that ready, the caller of `produce` sends without it ([`Pipeline::kick`]).
 async fn sink(pipeline: Arc<Pipeline>, sink: Arc<SinkHandle>) {
     loop {
+        // Partitions new to the transaction are added first (for every sink at once).
+        if let Some(txn) = &pipeline.txn {
+            if pipeline.acc.has_partitions_to_add() {
+                txn.add_partitions(&pipeline).await;
+            }
+        }
         // A free slot first: batches are taken only when they can go.
         let slot = sink
             .slots
@@ -166,6 +175,9 @@ impl Pipeline {
             return false;
         }
         if self.identity.as_ref().is_some_and(Identity::needs_init) {
+            return false;
+        }
+        if self.txn.is_some() && self.acc.has_partitions_to_add() {
             return false;
         }
         let Ok(slot) = sink.slots.clone().try_acquire_owned() else {
@@ -269,6 +281,10 @@ impl Pipeline {
     ) -> Option<Request> {
         let body = conn
             .version_of::<ProduceRequest>()
+            .map(|version| match &self.txn {
+                Some(txn) => txn.produce_version(version),
+                None => version,
+            })
             .and_then(|version| Ok((version, self.body(version, &mut batches)?)));
         match body {
             Ok((version, body)) => Some(Request {
@@ -354,6 +370,15 @@ impl Pipeline {
                 codes::DUPLICATE_SEQUENCE_NUMBER if self.identity.is_some() => {
                     self.acc.settle(batch, Ok(BatchAck::UNKNOWN), true)
                 }
+                // Fenced by another producer with our transactional id, or refused it: the
+                // producer cannot go on.
+                code if self.txn.as_ref().is_some_and(|t| t.is_fatal_code(code)) => {
+                    let e = broker_error(&batch, code, p.error_message.as_ref());
+                    if let Some(txn) = &self.txn {
+                        txn.fatal("produce", e.clone());
+                    }
+                    self.acc.settle(batch, Err(e), true);
+                }
                 // The broker lost or refuses our sequence: send again under a new epoch.
                 codes::OUT_OF_ORDER_SEQUENCE_NUMBER
                 | codes::UNKNOWN_PRODUCER_ID
@@ -409,6 +434,7 @@ impl Pipeline {
         }
         encode_produce(
             version,
+            self.config.transactional_id.as_deref(),
             self.config.acks.as_i16(),
             self.timeout_ms(),
             &topics,

@@ -80,6 +80,10 @@ api_requests! {
     DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups;
     OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse, OffsetForLeaderEpoch;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete;
+    AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, AddPartitionsToTxn;
+    AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, AddOffsetsToTxn;
+    EndTxnRequest => EndTxnResponse, EndTxn;
+    TxnOffsetCommitRequest => TxnOffsetCommitResponse, TxnOffsetCommit;
 }
 
 #[cfg(test)]

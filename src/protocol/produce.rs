@@ -23,6 +23,7 @@ pub type TopicBatches<'a> = (&'a str, Vec<(i32, Bytes)>);
 /// Encodes a Produce request body at `version` (3 to 12) without copying the batches.
 pub fn encode_produce(
     version: i16,
+    transactional_id: Option<&str>,
     acks: i16,
     timeout_ms: i32,
     topics: &[TopicBatches<'_>],
@@ -36,7 +37,7 @@ pub fn encode_produce(
         body: Body::default(),
         flexible,
     };
-    w.nullable_string(None); // transactional id
+    w.nullable_string(transactional_id)?;
     w.head.put_i16(acks);
     w.head.put_i32(timeout_ms);
     w.array_len(topics.len());
@@ -89,12 +90,13 @@ impl Writer {
         Ok(())
     }
 
-    fn nullable_string(&mut self, s: Option<&str>) {
+    fn nullable_string(&mut self, s: Option<&str>) -> Result<(), String> {
         match (s, self.flexible) {
             (None, true) => self.uvarint(0),
             (None, false) => self.head.put_i16(-1),
-            (Some(s), _) => self.string(s).expect("short string"),
+            (Some(s), _) => return self.string(s),
         }
+        Ok(())
     }
 
     /// A (non-null) bytes field: its length into the head, its contents as a run of its own.
@@ -129,7 +131,7 @@ mod tests {
     use super::*;
     use crate::protocol::frame::encode_body;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
     use kafka_protocol::protocol::StrBytes;
 
     fn batches() -> Vec<TopicBatches<'static>> {
@@ -148,44 +150,49 @@ mod tests {
     #[test]
     fn matches_kafka_protocol_for_every_version() {
         let topics = batches();
-        let theirs_request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(
-                topics
+        for transactional_id in [None, Some("txn-1")] {
+            let theirs_request = ProduceRequest::default()
+                .with_transactional_id(
+                    transactional_id.map(|t| TransactionalId(StrBytes::from_static_str(t))),
+                )
+                .with_acks(-1)
+                .with_timeout_ms(30_000)
+                .with_topic_data(
+                    topics
+                        .iter()
+                        .map(|(name, ps)| {
+                            TopicProduceData::default()
+                                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                                .with_partition_data(
+                                    ps.iter()
+                                        .map(|(i, b)| {
+                                            PartitionProduceData::default()
+                                                .with_index(*i)
+                                                .with_records(Some(b.clone()))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            for version in 3..=12 {
+                let ours = encode_produce(version, transactional_id, -1, 30_000, &topics).unwrap();
+                let theirs = encode_body(&theirs_request, version).unwrap();
+                let joined: Vec<u8> = ours
+                    .parts()
                     .iter()
-                    .map(|(name, ps)| {
-                        TopicProduceData::default()
-                            .with_name(TopicName(StrBytes::from_string(name.to_string())))
-                            .with_partition_data(
-                                ps.iter()
-                                    .map(|(i, b)| {
-                                        PartitionProduceData::default()
-                                            .with_index(*i)
-                                            .with_records(Some(b.clone()))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
-        for version in 3..=12 {
-            let ours = encode_produce(version, -1, 30_000, &topics).unwrap();
-            let theirs = encode_body(&theirs_request, version).unwrap();
-            let joined: Vec<u8> = ours
-                .parts()
-                .iter()
-                .flat_map(|p| p.iter().copied())
-                .collect();
-            assert_eq!(joined, &theirs[..], "v{version}");
-            assert_eq!(ours.len(), theirs.len(), "v{version}");
+                    .flat_map(|p| p.iter().copied())
+                    .collect();
+                assert_eq!(joined, &theirs[..], "v{version} {transactional_id:?}");
+                assert_eq!(ours.len(), theirs.len(), "v{version}");
+            }
         }
     }
 
     #[test]
     fn batches_are_shared_not_copied() {
         let topics = batches();
-        let body = encode_produce(9, 1, 1000, &topics).unwrap();
+        let body = encode_produce(9, None, 1, 1000, &topics).unwrap();
         let batch = &topics[0].1[1].1;
         assert!(
             body.parts()
@@ -197,7 +204,7 @@ mod tests {
 
     #[test]
     fn refuses_versions_it_does_not_speak() {
-        assert!(encode_produce(13, 1, 1000, &batches()).is_err());
-        assert!(encode_produce(2, 1, 1000, &batches()).is_err());
+        assert!(encode_produce(13, None, 1, 1000, &batches()).is_err());
+        assert!(encode_produce(2, None, 1, 1000, &batches()).is_err());
     }
 }

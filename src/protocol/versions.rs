@@ -9,13 +9,14 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteTopicsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiVersionsRequest, ApiVersionsResponse,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeGroupsRequest,
+    EndTxnRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -58,6 +59,14 @@ pub const OURS: &[(i16, i16, i16)] = &[
     ours::<ConsumerGroupDescribeRequest>(None),
     ours::<DeleteGroupsRequest>(None),
     ours::<OffsetDeleteRequest>(None),
+    // Transactions. AddPartitionsToTxn v4 and later are for brokers (batched, verify-only).
+    ours::<AddPartitionsToTxnRequest>(Some(3)),
+    ours::<AddOffsetsToTxnRequest>(None),
+    // EndTxn v5 and TxnOffsetCommit v5 (and Produce v12 in a transaction) are transaction
+    // protocol v2 (KIP-890), spoken only where the cluster has it on: see
+    // `producer::transaction`.
+    ours::<EndTxnRequest>(None),
+    ours::<TxnOffsetCommitRequest>(None),
 ];
 
 const fn ours<R: ApiRequest>(cap: Option<i16>) -> (i16, i16, i16) {

@@ -166,6 +166,37 @@ fn isolation_level_is_read_committed_unless_set() {
 }
 
 #[test]
+fn a_transactional_id_implies_idempotence_and_refuses_what_contradicts_it() {
+    let idempotent = |pairs: &[(&str, &str)]| {
+        ClientConfig::from_properties(pairs.iter().copied())
+            .unwrap()
+            .producer
+            .idempotent()
+    };
+    let txn = ("transactional.id", "orders-1");
+    assert_eq!(idempotent(&[txn]), Ok(true));
+    assert_eq!(idempotent(&[txn, ("enable.idempotence", "true")]), Ok(true));
+    for (key, value) in [("enable.idempotence", "false"), ("acks", "1"), ("acks", "0")] {
+        let conflict = idempotent(&[txn, (key, value)]).unwrap_err();
+        let text = conflict.to_string();
+        assert!(text.contains("transactional.id") && text.contains(key), "{text}");
+    }
+    let config = set("transaction.timeout.ms", "900000").unwrap();
+    assert_eq!(config.producer.transaction_timeout, Duration::from_secs(900));
+    assert_eq!(
+        ClientConfig::new().producer.transaction_timeout,
+        Duration::from_secs(60)
+    );
+    assert!(set("transaction.timeout.ms", "999").is_err());
+    assert!(set("transactional.id", "").is_err());
+    assert!(set("transaction.two.phase.commit.enable", "false").is_ok());
+    assert!(matches!(
+        set("transaction.two.phase.commit.enable", "true"),
+        Err(ConfigError::Unsupported { .. })
+    ));
+}
+
+#[test]
 fn idempotence_follows_acks_unless_set() {
     let idempotent = |pairs: &[(&str, &str)]| {
         ClientConfig::from_properties(pairs.iter().copied())

@@ -25,6 +25,8 @@ pub struct ProducerFields {
     pub producer_epoch: i16,
     /// Sequence number of the first record, or -1 without idempotence.
     pub base_sequence: i32,
+    /// The batch belongs to a transaction (the attributes' transactional bit).
+    pub transactional: bool,
 }
 
 impl ProducerFields {
@@ -33,8 +35,12 @@ impl ProducerFields {
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     };
 }
+
+/// The batch attributes' transactional bit.
+const TRANSACTIONAL: i16 = 0x10;
 
 /// Writes records into one v2 batch buffer as they arrive.
 ///
@@ -193,7 +199,12 @@ impl BatchBuilder {
         };
         let header = BatchHeader {
             batch_length: (buf.len() - LOG_OVERHEAD) as i32,
-            attributes: compression.id(),
+            attributes: compression.id()
+                | if producer.transactional {
+                    TRANSACTIONAL
+                } else {
+                    0
+                },
             last_offset_delta: self.count - 1,
             base_timestamp: self.base_timestamp,
             max_timestamp: if self.count == 0 {
@@ -363,7 +374,7 @@ impl BatchHeader {
         header.put_i32(-1); // partition leader epoch
         header.put_i8(2); // magic
         header.put_u32(0); // crc, below
-        header.put_i16(self.attributes); // codec; create time; not transactional
+        header.put_i16(self.attributes); // codec; create time; transactional or not
         header.put_i32(self.last_offset_delta);
         header.put_i64(self.base_timestamp);
         header.put_i64(self.max_timestamp);
@@ -385,6 +396,7 @@ mod tests {
             producer_id: 4242,
             producer_epoch: 3,
             base_sequence: 17,
+            transactional: false,
         };
         let again = restamp(&batch, fields);
         let decoded = BatchDecoder::new(again, true, LIMIT)
@@ -568,7 +580,7 @@ mod tests {
                 b.push(*ts, k.as_deref(), v.as_deref(), &headers);
             }
             let bytes = b
-                .finish(ProducerFields { producer_id: 7, producer_epoch: 1, base_sequence: 3 }, Compression::None)
+                .finish(ProducerFields { producer_id: 7, producer_epoch: 1, base_sequence: 3, transactional: false }, Compression::None)
                 .unwrap();
             let batch = BatchDecoder::new(bytes.clone(), true, LIMIT).next().unwrap().unwrap();
             proptest::prop_assert_eq!(batch.records.len(), records.len());
