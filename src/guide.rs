@@ -388,6 +388,52 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # 8. Transactions: consume, transform, produce exactly once
+//!
+//! As with librdkafka: a producer with `transactional.id` calls
+//! [`Producer::init_transactions`] once, then per batch of input [`Producer::begin_transaction`],
+//! produces, adds the consumer's positions with [`Producer::send_offsets_to_transaction`] and
+//! the group's metadata from [`Consumer::group_metadata`], and [`Producer::commit_transaction`].
+//! A failed call says what to do next: [`Error::is_retriable`] (call it again),
+//! [`Error::txn_requires_abort`] ([`Producer::abort_transaction`], then read the batch again),
+//! or [`Error::is_fatal`] (close; another copy with the same id took over).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use purekafka::{ClientConfig, Consumer, Producer, ProducerRecord};
+//! # async fn demo(config: ClientConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let t = Duration::from_secs(30);
+//! let mut consumer = Consumer::builder(
+//!     config.clone().set("enable.auto.commit", false)?, // offsets go with the transactions
+//! )
+//! .build()
+//! .await?;
+//! consumer.subscribe(&["test"])?;
+//! let producer =
+//!     Producer::builder(config.set("transactional.id", "test-upper-1")?).build().await?;
+//! producer.init_transactions(t).await?;
+//! loop {
+//!     producer.begin_transaction()?;
+//!     let msg = consumer.recv().await?;
+//!     let upper = msg.value.as_deref().unwrap_or_default().to_ascii_uppercase();
+//!     producer.produce(ProducerRecord::new("test-upper").value(upper)).await?;
+//!     let group = consumer.group_metadata().expect("group.id is set");
+//!     let next = [(&*msg.topic, msg.partition, msg.offset + 1)];
+//!     producer.send_offsets_to_transaction(&next, &group, t).await?;
+//!     match producer.commit_transaction(t).await {
+//!         Ok(()) => {}
+//!         Err(e) if e.txn_requires_abort() => {
+//!             producer.abort_transaction(t).await?;
+//!             consumer.seek(&msg.topic, msg.partition, msg.offset)?; // read it again
+//!         }
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! `examples/exactly_once.rs` does the same a batch at a time, with `ckafka.json`.
+//!
 //! [`ClientConfig::set`]: crate::ClientConfig::set
 //! [`ClientConfig::debug_filter`]: crate::ClientConfig::debug_filter
 //! [`CKafkaConfig::load`]: crate::CKafkaConfig::load
@@ -425,3 +471,12 @@
 //! [`Admin::describe_groups`]: crate::Admin::describe_groups
 //! [`Admin::list_group_offsets`]: crate::Admin::list_group_offsets
 //! [`Error::PartitionEof`]: crate::Error::PartitionEof
+//! [`Producer::init_transactions`]: crate::Producer::init_transactions
+//! [`Producer::begin_transaction`]: crate::Producer::begin_transaction
+//! [`Producer::send_offsets_to_transaction`]: crate::Producer::send_offsets_to_transaction
+//! [`Producer::commit_transaction`]: crate::Producer::commit_transaction
+//! [`Producer::abort_transaction`]: crate::Producer::abort_transaction
+//! [`Consumer::group_metadata`]: crate::Consumer::group_metadata
+//! [`Error::is_retriable`]: crate::Error::is_retriable
+//! [`Error::txn_requires_abort`]: crate::Error::txn_requires_abort
+//! [`Error::is_fatal`]: crate::Error::is_fatal

@@ -43,7 +43,13 @@ const CONTEXTS: &[(&str, &[&str])] = &[
     ("plugin", &[]),
     ("consumer", &["purekafka::consumer"]),
     ("admin", &["purekafka::admin"]),
-    ("eos", &["purekafka::producer::idempotence"]),
+    (
+        "eos",
+        &[
+            "purekafka::producer::idempotence",
+            "purekafka::producer::transaction",
+        ],
+    ),
     ("mock", &[]),
     ("assignor", &["purekafka::group::assignor"]),
     ("conf", &["purekafka::config"]),

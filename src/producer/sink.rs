@@ -374,10 +374,10 @@ impl Pipeline {
                 // producer cannot go on.
                 code if self.txn.as_ref().is_some_and(|t| t.is_fatal_code(code)) => {
                     let e = broker_error(&batch, code, p.error_message.as_ref());
+                    self.acc.settle(batch, Err(e.clone()), true);
                     if let Some(txn) = &self.txn {
-                        txn.fatal("produce", e.clone());
+                        txn.fatal(&self.acc, "produce", e);
                     }
-                    self.acc.settle(batch, Err(e), true);
                 }
                 // The broker lost or refuses our sequence: send again under a new epoch.
                 codes::OUT_OF_ORDER_SEQUENCE_NUMBER

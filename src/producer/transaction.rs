@@ -39,6 +39,7 @@ use kafka_protocol::messages::{
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::accumulator::Accumulator;
 use super::sink::Pipeline;
 use crate::cluster::{per_topic, topic_name, Cluster};
 use crate::config::ProducerConfig;
@@ -236,11 +237,12 @@ impl Transactions {
         kind_of_code(code) == TxnErrorKind::Fatal
     }
 
-    /// The producer cannot go on: every later call fails with `cause`, and what is queued is
-    /// purged.
-    pub fn fatal(&self, call: &'static str, cause: Error) {
+    /// The producer cannot go on: every later call fails with `cause`, and the records not
+    /// sent yet are purged ([`Error::Purged`]) rather than wait out `delivery.timeout.ms`.
+    pub fn fatal(&self, acc: &Accumulator, call: &'static str, cause: Error) {
         tracing::warn!(transactional_id = %self.id, call, error = %cause, "transactional producer failed for good");
         self.set_phase(Phase::Fatal(cause));
+        acc.purge();
     }
 
     /// The transaction cannot commit.
@@ -257,10 +259,10 @@ impl Transactions {
     }
 
     /// Records `cause` as fatal or abortable, as its kind is, and returns the call's error.
-    fn failed(&self, call: Call, cause: Error) -> Error {
+    fn failed(&self, acc: &Accumulator, call: Call, cause: Error) -> Error {
         let kind = kind_of(&cause);
         match kind {
-            TxnErrorKind::Fatal => self.fatal(call.name(), cause.clone()),
+            TxnErrorKind::Fatal => self.fatal(acc, call.name(), cause.clone()),
             _ => self.abortable(cause.clone()),
         }
         txn_error(call.name(), kind, cause)
@@ -342,7 +344,7 @@ impl Transactions {
                 }
                 Err(e) => {
                     // Nothing to abort yet: whatever stopped the first id stops the producer.
-                    txn.fatal("init_transactions", e.clone());
+                    txn.fatal(&pipeline.acc, "init_transactions", e.clone());
                     Err(txn_error("init_transactions", TxnErrorKind::Fatal, e))
                 }
             }
@@ -377,11 +379,11 @@ impl Transactions {
                     })
             });
             if let Some(cause) = failure {
-                return Err(txn.failed(Call::Commit, cause));
+                return Err(txn.failed(&pipeline.acc, Call::Commit, cause));
             }
             if txn.state().started {
                 if let Err(e) = txn.end(&pipeline, true).await {
-                    return Err(txn.failed(Call::Commit, e));
+                    return Err(txn.failed(&pipeline.acc, Call::Commit, e));
                 }
             }
             txn.ended(&pipeline);
@@ -416,13 +418,13 @@ impl Transactions {
             let bump = broken || txn.state().bump;
             if txn.state().started {
                 if let Err(e) = txn.end(&pipeline, false).await {
-                    return Err(txn.failed(Call::Abort, e));
+                    return Err(txn.failed(&pipeline.acc, Call::Abort, e));
                 }
             }
             if bump {
                 let current = pipeline.identity.as_ref().and_then(|i| i.current());
                 if let Err(e) = txn.init_producer_id(&pipeline, current).await {
-                    txn.fatal("abort_transaction", e.clone());
+                    txn.fatal(&pipeline.acc, "abort_transaction", e.clone());
                     return Err(txn_error("abort_transaction", TxnErrorKind::Fatal, e));
                 }
             }
@@ -452,7 +454,7 @@ impl Transactions {
             }
             match txn.send_offsets(&pipeline, &offsets, &group).await {
                 Ok(()) => Ok(()),
-                Err(e) => Err(txn.failed(Call::SendOffsets, e)),
+                Err(e) => Err(txn.failed(&pipeline.acc, Call::SendOffsets, e)),
             }
         })
     }
@@ -549,7 +551,7 @@ impl Transactions {
             Err(e) => {
                 tracing::debug!(transactional_id = %self.id, error = %e, "AddPartitionsToTxn failed");
                 match kind_of(&e) {
-                    TxnErrorKind::Fatal => self.fatal("produce", e),
+                    TxnErrorKind::Fatal => self.fatal(&pipeline.acc, "produce", e),
                     _ => self.abortable(e),
                 }
                 pipeline.acc.not_added(partitions);

@@ -176,13 +176,23 @@ fn a_transactional_id_implies_idempotence_and_refuses_what_contradicts_it() {
     let txn = ("transactional.id", "orders-1");
     assert_eq!(idempotent(&[txn]), Ok(true));
     assert_eq!(idempotent(&[txn, ("enable.idempotence", "true")]), Ok(true));
-    for (key, value) in [("enable.idempotence", "false"), ("acks", "1"), ("acks", "0")] {
+    for (key, value) in [
+        ("enable.idempotence", "false"),
+        ("acks", "1"),
+        ("acks", "0"),
+    ] {
         let conflict = idempotent(&[txn, (key, value)]).unwrap_err();
         let text = conflict.to_string();
-        assert!(text.contains("transactional.id") && text.contains(key), "{text}");
+        assert!(
+            text.contains("transactional.id") && text.contains(key),
+            "{text}"
+        );
     }
     let config = set("transaction.timeout.ms", "900000").unwrap();
-    assert_eq!(config.producer.transaction_timeout, Duration::from_secs(900));
+    assert_eq!(
+        config.producer.transaction_timeout,
+        Duration::from_secs(900)
+    );
     assert_eq!(
         ClientConfig::new().producer.transaction_timeout,
         Duration::from_secs(60)
