@@ -125,26 +125,32 @@ pub fn run(program: &Path, args: &[String], cwd: &Path) -> Result<(), String> {
 
 /// Alive = /proc entry exists, is not a zombie, and its command line mentions `marker`.
 ///
-/// A process in the middle of `execve` (`setsid` becoming the JVM) shows an empty command
-/// line for a moment, between the kernel installing the new address space and writing the
-/// new arguments into it. Taking that for "gone" once made a starting broker look dead, so
-/// an empty command line is read again for up to 100 ms before it counts.
+/// A process in the middle of `execve` (`setsid` becoming the JVM) is not what its command
+/// line says for a moment, and on a loaded machine the moment lasts. The kernel shows an empty
+/// command line between installing the new address space and writing the arguments into it;
+/// and a long command line, read in several reads, may be torn, its start from before the
+/// exec and its end from after. Taking either for "gone" once made a starting broker look
+/// dead. So a command line without the marker is read again, for up to 200 ms, before it
+/// counts.
 pub fn alive(pid: u32, marker: &Path) -> bool {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let marker = marker.to_string_lossy();
-    for _ in 0..20 {
+    for attempt in 0..20 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         if matches!(state(&proc_dir.join("stat")), Some('Z' | 'X') | None) {
             return false;
         }
         let Ok(cmdline) = fs::read(proc_dir.join("cmdline")) else {
             return false;
         };
-        if !cmdline.is_empty() {
-            return cmdline
-                .split(|b| *b == 0)
-                .any(|arg| String::from_utf8_lossy(arg) == marker);
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| String::from_utf8_lossy(arg) == marker)
+        {
+            return true;
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
     false
 }
@@ -401,9 +407,11 @@ mod tests {
 
     #[test]
     fn a_process_is_alive_all_through_its_exec() {
-        // `sh` execs another `sh` with the same arguments, as `setsid` execs the JVM. A long command
-        // line (a broker's class path is about 20 KB) widens the moment in which the kernel
-        // shows it empty; `alive` must not call the process gone then.
+        // `sh` execs another `sh` with the same arguments, as `setsid` execs the JVM. A long
+        // command line (a broker's class path is about 20 KB) widens the moments in which the
+        // kernel shows it empty, or a read of it is torn across the exec; `alive` must not
+        // call the process gone then. (Run on a loaded machine, the check before this one
+        // failed here within a few rounds.)
         let marker = format!("/marker/{}", std::process::id());
         let filler: Vec<String> = (0..2000)
             .map(|i| format!("--arg-{i:04}-{}", "x".repeat(40)))
