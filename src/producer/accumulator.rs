@@ -82,6 +82,9 @@ struct Sticky {
 
 /// Why a record was not appended.
 pub(crate) enum Refused {
+    /// A transactional producer has no transaction open that takes records (none begun, it is
+    /// completing, or it failed): the transaction state says why.
+    NotInTransaction,
     /// The queue limits are reached: wait for space, or report QueueFull.
     Full,
     /// The producer is closing.
@@ -262,6 +265,8 @@ struct State {
     bytes: usize,
     flushes: usize,
     closed: bool,
+    /// A transaction is open and takes records (transactional producers only).
+    txn_open: bool,
     /// Partitions with records in the current transaction that are yet to be added to it.
     txn_pending: Vec<(Arc<str>, i32)>,
     /// The first error a record of the current transaction failed with.
@@ -372,6 +377,11 @@ impl Accumulator {
         let state = &mut *guard;
         if state.closed {
             return Err(Refused::Closed);
+        }
+        if self.transactional && (!state.txn_open || state.txn_failure.is_some()) {
+            // Checked under the lock that appends: a record cannot slip in after a commit or
+            // an abort began, nor into a transaction a record of which failed already.
+            return Err(Refused::NotInTransaction);
         }
         // A record larger than the whole queue still goes when the queue is empty.
         let full = state.messages >= c.queue_max_messages
@@ -759,10 +769,21 @@ impl Accumulator {
         self.state().txn_failure.clone()
     }
 
+    /// A transaction begins: records are taken for it.
+    pub fn open_transaction(&self) {
+        self.state().txn_open = true;
+    }
+
+    /// The transaction takes no more records: it is being committed or aborted, or failed.
+    pub fn close_transaction(&self) {
+        self.state().txn_open = false;
+    }
+
     /// The transaction ended: no partition is in the next one yet, and no record has failed
     /// in it.
     pub fn end_transaction(&self) {
         let mut state = self.state();
+        state.txn_open = false;
         for queues in state.topics.values_mut() {
             for queue in queues.partitions.values_mut() {
                 queue.txn = InTxn::No;

@@ -94,14 +94,12 @@ impl Identity {
         if self.transactional {
             // The records of a transaction whose sequence broke wait for its abort, which
             // gets the new epoch; before init_transactions nothing is sent at all.
-            return Err(Error::TransactionState {
-                call: "produce",
-                state: match self.current() {
-                    None => "init_transactions has not completed".into(),
-                    Some(_) => "a record of the transaction failed with its sequence unknown; \
-                                abort the transaction"
-                        .into(),
+            return Err(match self.current() {
+                None => Error::TransactionState {
+                    call: "produce",
+                    state: "init_transactions has not completed".into(),
                 },
+                Some(_) => super::transaction::sequence_unknown(),
             });
         }
         let _asking = self.init.lock().await;

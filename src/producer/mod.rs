@@ -554,6 +554,10 @@ impl Producer {
             match attempt {
                 Ok(delivery) => return Ok(delivery),
                 Err(Refused::Closed) => return Err(Error::Closed),
+                Err(Refused::NotInTransaction) => {
+                    let txn = inner.pipeline.txn.as_ref().expect("only transactional");
+                    return Err(txn.refused_record(&inner.acc));
+                }
                 Err(Refused::Full) if !wait => {
                     return Err(Error::QueueFull {
                         messages: c.queue_max_messages,
@@ -611,7 +615,8 @@ impl Producer {
     /// [`Producer::send_offsets_to_transaction`], are committed or aborted together. Nothing
     /// is sent to the cluster until the first record or offsets.
     pub fn begin_transaction(&self) -> Result<(), Error> {
-        self.transactions("begin_transaction")?.0.begin()
+        let (txn, pipeline) = self.transactions("begin_transaction")?;
+        txn.begin(&pipeline.acc)
     }
 
     /// Adds a consumer's offsets to the transaction: for each `(topic, partition, offset)`,

@@ -379,7 +379,9 @@ impl Pipeline {
                         txn.fatal(&self.acc, "produce", e);
                     }
                 }
-                // The broker lost or refuses our sequence: send again under a new epoch.
+                // The broker lost or refuses our sequence: send again under a new epoch. In a
+                // transaction, the new epoch comes with the abort: the record fails, and with
+                // it the transaction (abortable).
                 codes::OUT_OF_ORDER_SEQUENCE_NUMBER
                 | codes::UNKNOWN_PRODUCER_ID
                 | codes::INVALID_PRODUCER_EPOCH
@@ -388,7 +390,7 @@ impl Pipeline {
                     if let Some(identity) = &self.identity {
                         identity.sequence_broken(&batch);
                     }
-                    if batch.attempts < self.config.retries {
+                    if batch.attempts < self.config.retries && self.txn.is_none() {
                         let backoff = self.backoff(batch.attempts);
                         self.acc.retry(batch, backoff);
                     } else {

@@ -68,6 +68,8 @@ pub(crate) enum Call {
     Commit,
     Abort,
     SendOffsets,
+    /// Not run as a task: what a sink does for records (adding their partitions).
+    Produce,
 }
 
 impl Call {
@@ -77,6 +79,7 @@ impl Call {
             Call::Commit => "commit_transaction",
             Call::Abort => "abort_transaction",
             Call::SendOffsets => "send_offsets_to_transaction",
+            Call::Produce => "produce",
         }
     }
 }
@@ -119,11 +122,14 @@ struct State {
     /// The epoch must be bumped when the transaction is aborted (KIP-360): a record's
     /// sequence is unknown, or the broker forgot the producer.
     bump: bool,
+    /// The transaction's number: one more at each `begin_transaction`.
+    serial: u64,
 }
 
-/// A call running as a task.
+/// A call running as a task, and the transaction it is for.
 struct Running {
     call: Call,
+    serial: u64,
     task: JoinHandle<Result<(), Error>>,
 }
 
@@ -175,6 +181,7 @@ impl Transactions {
                 phase: Phase::Uninitialized,
                 started: false,
                 bump: false,
+                serial: 0,
             }),
             open: AtomicBool::new(false),
             running: tokio::sync::Mutex::new(None),
@@ -201,6 +208,18 @@ impl Transactions {
         Err(self.refusal("produce", &self.state().phase))
     }
 
+    /// The error for a record `append` refused (see [`Accumulator::open_transaction`]): the
+    /// phase's, or, in a transaction a record of which failed, that failure's, as abortable.
+    pub fn refused_record(&self, acc: &Accumulator) -> Error {
+        let phase = self.state().phase.clone();
+        match (&phase, acc.txn_failure()) {
+            (Phase::InTransaction, Some(failure)) => {
+                txn_error("produce", TxnErrorKind::Abortable, failure)
+            }
+            _ => self.refusal("produce", &phase),
+        }
+    }
+
     /// The error for `call` made in `phase`, which does not allow it.
     fn refusal(&self, call: &'static str, phase: &Phase) -> Error {
         match phase {
@@ -214,12 +233,14 @@ impl Transactions {
     }
 
     /// Opens a transaction.
-    pub fn begin(&self) -> Result<(), Error> {
+    pub fn begin(&self, acc: &Accumulator) -> Result<(), Error> {
         let mut state = self.state();
         match state.phase {
             Phase::Ready => {
                 state.phase = Phase::InTransaction;
                 state.started = false;
+                state.serial += 1;
+                acc.open_transaction();
                 self.open.store(true, Ordering::Release);
                 Ok(())
             }
@@ -234,7 +255,7 @@ impl Transactions {
 
     /// Whether a Produce error code means the producer cannot go on.
     pub fn is_fatal_code(&self, code: i16) -> bool {
-        kind_of_code(code) == TxnErrorKind::Fatal
+        kind_of_produce_code(code) == TxnErrorKind::Fatal
     }
 
     /// The producer cannot go on: every later call fails with `cause`, and the records not
@@ -242,30 +263,45 @@ impl Transactions {
     pub fn fatal(&self, acc: &Accumulator, call: &'static str, cause: Error) {
         tracing::warn!(transactional_id = %self.id, call, error = %cause, "transactional producer failed for good");
         self.set_phase(Phase::Fatal(cause));
+        acc.close_transaction();
         acc.purge();
     }
 
-    /// The transaction cannot commit.
-    fn abortable(&self, cause: Error) {
-        let mut state = self.state();
-        if matches!(state.phase, Phase::Fatal(_)) {
-            return;
+    /// The open transaction cannot commit: it takes no more records, and those not sent yet
+    /// are purged, as the Java client aborts its undrained batches, so that a commit under
+    /// way ends at once rather than wait for records that cannot go. An abort that failed
+    /// this way may be called again.
+    fn abortable(&self, acc: &Accumulator, cause: Error) {
+        {
+            let mut state = self.state();
+            if !matches!(
+                state.phase,
+                Phase::InTransaction | Phase::Committing | Phase::Aborting
+            ) {
+                // Failed for good already, or no transaction to fail.
+                return;
+            }
+            if bumps_epoch(&cause) {
+                state.bump = true;
+            }
+            self.open.store(false, Ordering::Release);
+            state.phase = Phase::Abortable(cause);
         }
-        if bumps_epoch(&cause) {
-            state.bump = true;
-        }
-        self.open.store(false, Ordering::Release);
-        state.phase = Phase::Abortable(cause);
+        acc.close_transaction();
+        acc.purge();
     }
 
-    /// Records `cause` as fatal or abortable, as its kind is, and returns the call's error.
+    /// Records `cause` as fatal or abortable, as its kind is, and returns the call's error:
+    /// fatal when the producer has failed for good meanwhile, whatever `cause` is.
     fn failed(&self, acc: &Accumulator, call: Call, cause: Error) -> Error {
-        let kind = kind_of(&cause);
-        match kind {
+        match kind_of(&cause) {
             TxnErrorKind::Fatal => self.fatal(acc, call.name(), cause.clone()),
-            _ => self.abortable(cause.clone()),
+            _ => self.abortable(acc, cause.clone()),
         }
-        txn_error(call.name(), kind, cause)
+        match &self.state().phase {
+            Phase::Fatal(fatal) => txn_error(call.name(), TxnErrorKind::Fatal, fatal.clone()),
+            _ => txn_error(call.name(), TxnErrorKind::Abortable, cause),
+        }
     }
 
     /// Runs `call`: takes up the same call left running by an earlier caller, or waits for
@@ -283,6 +319,7 @@ impl Transactions {
         F: Future<Output = Result<(), Error>> + Send + 'static,
     {
         let deadline = Instant::now() + timeout;
+        let serial = self.state().serial;
         let mut start = Some(start);
         // Cancel-safe: the guard is dropped with the future, and the task stays for the next.
         let mut running = match tokio::time::timeout_at(deadline, self.running.lock()).await {
@@ -297,28 +334,30 @@ impl Transactions {
                 let work = start()?;
                 *running = Some(Running {
                     call,
+                    serial,
                     task: runtime.spawn(work),
                 });
                 continue;
             };
             let waited = tokio::time::timeout_at(deadline, &mut current.task).await;
             let other = current.call;
+            let same = other == call && current.serial == serial;
             let outcome = match waited {
-                Err(_) if other == call => {
-                    return Err(timed_out(call, timeout, "the cluster's answer"))
-                }
+                Err(_) if same => return Err(timed_out(call, timeout, "the cluster's answer")),
                 Err(_) => return Err(timed_out(call, timeout, other.name())),
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(_)) => Err(Error::Closed),
             };
             *running = None;
-            // This call's task; or an earlier caller's call of the same kind, which it gave up
-            // on: this one takes its outcome. (Offsets are the exception: an earlier caller's
-            // were other offsets, and this call's are still to be sent.)
-            if other == call && (start.is_none() || call != Call::SendOffsets) {
+            // This call's task; or an earlier caller's call of the same kind for the same
+            // transaction, which it gave up on: this one takes its outcome. (Offsets are the
+            // exception: an earlier caller's were other offsets, and this call's are still to
+            // be sent.)
+            if same && (start.is_none() || call != Call::SendOffsets) {
                 return outcome;
             }
-            // Another call, which its caller gave up on: its outcome is in the state now.
+            // Another call, or one for an earlier transaction, which its caller gave up on:
+            // its outcome is in the state now.
         }
     }
 
@@ -364,19 +403,21 @@ impl Transactions {
             }
             self.open.store(false, Ordering::Release);
         }
+        pipeline.acc.close_transaction();
         let pipeline = pipeline.clone();
         Ok(async move {
             let txn = pipeline.txn.as_ref().expect("transactional");
-            // Every record of the transaction is delivered, or has failed, first.
+            // Every record of the transaction is delivered, or has failed, first; and no
+            // partition is still being added.
             flushed(&pipeline).await;
-            let failure = pipeline.acc.txn_failure().or_else(|| {
+            let _adding = txn.adding.lock().await;
+            let failure = match &txn.state().phase {
+                Phase::Abortable(cause) => Some(cause.clone()),
+                _ => None,
+            };
+            let failure = failure.or_else(|| pipeline.acc.txn_failure()).or_else(|| {
                 let identity = pipeline.identity.as_ref()?;
-                identity
-                    .sequence_was_broken()
-                    .then(|| Error::TransactionState {
-                        call: "produce",
-                        state: "a record's sequence is unknown after a failure".into(),
-                    })
+                identity.sequence_was_broken().then(sequence_unknown)
             });
             if let Some(cause) = failure {
                 return Err(txn.failed(&pipeline.acc, Call::Commit, cause));
@@ -404,6 +445,7 @@ impl Transactions {
             }
             self.open.store(false, Ordering::Release);
         }
+        pipeline.acc.close_transaction();
         let pipeline = pipeline.clone();
         Ok(async move {
             let txn = pipeline.txn.as_ref().expect("transactional");
@@ -411,6 +453,9 @@ impl Transactions {
             // is written after the abort marker.
             pipeline.acc.purge();
             flushed(&pipeline).await;
+            // A partition being added now is in the transaction at the coordinator: wait, so
+            // that `started` says whether EndTxn is needed.
+            let _adding = txn.adding.lock().await;
             let broken = pipeline
                 .identity
                 .as_ref()
@@ -539,22 +584,30 @@ impl Transactions {
         if partitions.is_empty() {
             return;
         }
-        if !matches!(self.state().phase, Phase::InTransaction | Phase::Committing) {
-            // A failed transaction: its records wait for the abort, which purges them.
-            return pipeline.acc.not_added(partitions);
-        }
+        let serial = {
+            let state = self.state();
+            if !matches!(state.phase, Phase::InTransaction | Phase::Committing) {
+                // A failed transaction: its records wait for the abort, which purges them.
+                return pipeline.acc.not_added(partitions);
+            }
+            state.serial
+        };
         match self.add(pipeline, &partitions).await {
             Ok(()) => {
-                self.state().started = true;
-                pipeline.acc.added(&partitions);
+                let current = {
+                    let mut state = self.state();
+                    // The coordinator holds a transaction now, whatever happened here
+                    // meanwhile: EndTxn must end it.
+                    state.started = true;
+                    state.serial == serial
+                };
+                if current {
+                    pipeline.acc.added(&partitions);
+                }
             }
             Err(e) => {
                 tracing::debug!(transactional_id = %self.id, error = %e, "AddPartitionsToTxn failed");
-                match kind_of(&e) {
-                    TxnErrorKind::Fatal => self.fatal(&pipeline.acc, "produce", e),
-                    _ => self.abortable(e),
-                }
-                pipeline.acc.not_added(partitions);
+                self.failed(&pipeline.acc, Call::Produce, e);
             }
         }
     }
@@ -665,6 +718,7 @@ impl Transactions {
             )
         };
         let mut attempt = 0;
+        let give_up = self.give_up();
         loop {
             let outcome = async {
                 let conn = coordinator.conn().await?;
@@ -683,6 +737,9 @@ impl Transactions {
                         coordinator.error("TxnOffsetCommit", c)
                     }
                     c @ (codes::COORDINATOR_LOAD_IN_PROGRESS | CONCURRENT_TRANSACTIONS) => {
+                        coordinator.error("TxnOffsetCommit", c)
+                    }
+                    c if retriable(c) && Instant::now() < give_up => {
                         coordinator.error("TxnOffsetCommit", c)
                     }
                     c => return Err(coordinator.error("TxnOffsetCommit", c)),
@@ -710,6 +767,7 @@ impl Transactions {
         code: impl Fn(&R::Response) -> i16,
     ) -> Result<R::Response, Error> {
         let mut attempt = 0;
+        let give_up = self.give_up();
         loop {
             let mut coordinator = self.coordinator.lock().await;
             let outcome = async {
@@ -731,6 +789,9 @@ impl Transactions {
                         (coordinator.error(api, c), self.backoff(attempt))
                     }
                     c @ CONCURRENT_TRANSACTIONS => (coordinator.error(api, c), CONCURRENT_BACKOFF),
+                    c if retriable(c) && Instant::now() < give_up => {
+                        (coordinator.error(api, c), self.backoff(attempt))
+                    }
                     c => return Err(coordinator.error(api, c)),
                 },
                 Err(e) if e.is_retriable() => {
@@ -744,6 +805,14 @@ impl Transactions {
             tokio::time::sleep(pause).await;
             attempt += 1;
         }
+    }
+
+    /// Until when retriable errors other than the coordinator's moving or loading (a topic
+    /// the coordinator does not know yet, a timeout) are retried: a transaction's length.
+    /// The coordinator itself, and a cluster out of reach, are waited for as long as the
+    /// caller waits.
+    fn give_up(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.timeout_ms as u64)
     }
 
     /// `retry.backoff.ms`, doubling per attempt up to `retry.backoff.max.ms`.
@@ -793,13 +862,15 @@ const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
 const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 
-/// What a broker's error code means for a transactional producer.
-fn kind_of_code(code: i16) -> TxnErrorKind {
+/// What an error code from the transaction or group coordinator means: as the Java client's
+/// handlers take them, being fenced (an old epoch included) or refused for good is fatal.
+fn kind_of_coordinator_code(code: i16) -> TxnErrorKind {
     match code {
         PRODUCER_FENCED
         | codes::INVALID_PRODUCER_EPOCH
         | TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         | INVALID_TXN_STATE
+        | INVALID_PRODUCER_ID_MAPPING
         | INVALID_TRANSACTION_TIMEOUT
         | TRANSACTION_COORDINATOR_FENCED
         | UNSUPPORTED_FOR_MESSAGE_FORMAT
@@ -809,11 +880,35 @@ fn kind_of_code(code: i16) -> TxnErrorKind {
     }
 }
 
+/// What an error code of a record's Produce means, as the Java client takes it: fenced or
+/// refused for good is fatal; anything else, an old epoch included (KIP-588: the abort then
+/// tells whether the producer was fenced), only ends the transaction.
+fn kind_of_produce_code(code: i16) -> TxnErrorKind {
+    match code {
+        PRODUCER_FENCED
+        | TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        | INVALID_PRODUCER_ID_MAPPING
+        | codes::UNSUPPORTED_VERSION
+        | CLUSTER_AUTHORIZATION_FAILED => TxnErrorKind::Fatal,
+        _ => TxnErrorKind::Abortable,
+    }
+}
+
+/// Whether the protocol calls `code` retriable.
+fn retriable(code: i16) -> bool {
+    crate::error::KafkaCode::from_code(code).is_some_and(|c| c.is_retriable())
+}
+
 /// What an error that ended a transactional call means for the producer.
 fn kind_of(error: &Error) -> TxnErrorKind {
     match error {
         Error::Transaction { kind, .. } => *kind,
-        Error::Broker { code, .. } => kind_of_code(code.code()),
+        Error::Broker {
+            api: "Produce",
+            code,
+            ..
+        } => kind_of_produce_code(code.code()),
+        Error::Broker { code, .. } => kind_of_coordinator_code(code.code()),
         // The cluster has no transactions, refuses our credentials, or the settings are wrong:
         // no abort helps.
         Error::UnsupportedApi { .. }
@@ -826,6 +921,20 @@ fn kind_of(error: &Error) -> TxnErrorKind {
     }
 }
 
+/// The abortable error of a transaction a record of which failed with its sequence unknown.
+pub(crate) fn sequence_unknown() -> Error {
+    Error::Transaction {
+        call: "produce",
+        kind: TxnErrorKind::Abortable,
+        cause: Arc::new(Error::TransactionState {
+            call: "produce",
+            state: "a record failed with its sequence number unknown; abort the transaction \
+                    (the abort takes a new producer epoch)"
+                .into(),
+        }),
+    }
+}
+
 /// Whether the abort after `error` must bump the epoch (KIP-360): the broker forgot the
 /// producer, or a record's sequence is unknown.
 fn bumps_epoch(error: &Error) -> bool {
@@ -833,8 +942,8 @@ fn bumps_epoch(error: &Error) -> bool {
         error.kafka_code().map(|c| c.code()),
         Some(
             codes::UNKNOWN_PRODUCER_ID
-                | INVALID_PRODUCER_ID_MAPPING
                 | codes::OUT_OF_ORDER_SEQUENCE_NUMBER
+                | codes::INVALID_PRODUCER_EPOCH
         )
     )
 }
@@ -887,3 +996,6 @@ fn timed_out(call: Call, timeout: Duration, waiting_for: &str) -> Error {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! An in-memory Kafka cluster for unit tests: brokers reached through tokio's `duplex` pipes
 //! instead of sockets, answering ApiVersions, Metadata, InitProducerId, Produce, Fetch,
-//! ListOffsets and a classic group's requests ([`group`]) as a real cluster does, with the knobs a test needs (a broker that stalls, a leader that moves, a
+//! ListOffsets, a classic group's requests ([`group`]) and a transaction coordinator's
+//! ([`txn`]) as a real cluster does, with the knobs a test needs (a broker that stalls, a leader that moves, a
 //! partition that refuses). No broker process, no port: the tests run on paused time.
 //!
 //! ```text
@@ -25,10 +26,12 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, HeartbeatRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, ApiVersionsResponse, BrokerId,
+    EndTxnRequest, FetchRequest, FetchResponse, HeartbeatRequest, InitProducerIdRequest,
     InitProducerIdResponse, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
     ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
     OffsetFetchRequest, ProduceRequest, ProduceResponse, ProducerId, SyncGroupRequest, TopicName,
+    TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -37,6 +40,7 @@ use crate::protocol::frame;
 use group::Asked;
 
 mod group;
+mod txn;
 use crate::protocol::records::BatchDecoder;
 use crate::protocol::versions::OURS;
 
@@ -103,6 +107,8 @@ struct State {
     metadata_requests: usize,
     /// The groups broker 1 coordinates.
     groups: BTreeMap<String, group::Group>,
+    /// The transactions broker 1 coordinates.
+    txns: txn::Txns,
 }
 
 /// An in-memory cluster; its brokers stop answering when it is dropped.
@@ -216,6 +222,39 @@ impl MemCluster {
     /// InitProducerId requests the cluster has answered.
     pub fn init_producer_id_requests(&self) -> usize {
         self.state().init_producer_id
+    }
+
+    /// The transaction coordinator's requests, and transactional Produce requests, in the
+    /// order the cluster read them (by API name).
+    pub fn txn_asked(&self) -> Vec<&'static str> {
+        self.state().txns.asked.clone()
+    }
+
+    /// The next answers of transaction API `api` (`AddPartitionsToTxn`, `EndTxn`, ...) are
+    /// these error codes, in turn.
+    pub fn script_txn(&self, api: &'static str, codes: &[i16]) {
+        let mut state = self.state();
+        state.txns.scripted.entry(api).or_default().extend(codes);
+    }
+
+    /// EndTxn requests are read and not answered while `on`.
+    pub fn hold_end_txn(&self, on: bool) {
+        self.state().txns.hold_end = on;
+    }
+
+    /// The transactions ended, in order: committed or not, and their partitions.
+    pub fn txns_ended(&self) -> Vec<(bool, Vec<(String, i32)>)> {
+        self.state().txns.ended.clone()
+    }
+
+    /// The offsets `group` has committed through transactions.
+    pub fn txn_offsets(&self, group: &str) -> BTreeMap<(String, i32), i64> {
+        self.state()
+            .txns
+            .committed
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -419,6 +458,11 @@ fn respond_to(
                 respond(&|buf| encode_with_header(&response, version, buf))
             }
             ApiKey::InitProducerId => {
+                let asked = decode!(InitProducerIdRequest);
+                if asked.transactional_id.is_some() {
+                    let response = state.txns.init(&asked);
+                    return Asked::Now(encode(&|buf| encode_with_header(&response, version, buf)));
+                }
                 state.init_producer_id += 1;
                 let response = InitProducerIdResponse::default()
                     .with_producer_id(ProducerId(1000 + state.init_producer_id as i64))
@@ -443,6 +487,26 @@ fn respond_to(
                     return Asked::Now(None);
                 }
                 respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::AddPartitionsToTxn => {
+                let response = state
+                    .txns
+                    .add_partitions(&decode!(AddPartitionsToTxnRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::AddOffsetsToTxn => {
+                let response = state.txns.add_offsets(&decode!(AddOffsetsToTxnRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::TxnOffsetCommit => {
+                let response = state.txns.commit_offsets(&decode!(TxnOffsetCommitRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::EndTxn => {
+                return match state.txns.end(&decode!(EndTxnRequest), again) {
+                    Some(r) => Asked::Now(encode(&|buf| encode_with_header(&r, version, buf))),
+                    None => Asked::Wait,
+                };
             }
             other => panic!("the in-memory broker does not play {other:?}"),
         }
@@ -661,6 +725,19 @@ fn produce(state: &mut State, node: i32, asked: &ProduceRequest) -> ProduceRespo
                         return answer.with_error_code(code);
                     }
                     let batch = p.records.clone().unwrap_or_default();
+                    // A transactional batch (attributes at byte 21, bit 4) goes only into a
+                    // partition its transaction holds.
+                    if (&batch[21..23]).get_i16() & 0x10 != 0 {
+                        let (id, epoch) = ((&batch[43..51]).get_i64(), (&batch[51..53]).get_i16());
+                        let code = state.txns.produce(id, epoch, t.name.0.as_str(), p.index);
+                        if code != 0 {
+                            return answer.with_error_code(code);
+                        }
+                    }
+                    let partition = match led(state, t.name.0.as_str(), p.index, node) {
+                        Ok(partition) => partition,
+                        Err(code) => return answer.with_error_code(code),
+                    };
                     // A v2 batch header holds its record count at byte 57.
                     let count = (&batch[57..61]).get_i32() as i64;
                     let base = partition.next_offset;
