@@ -6,11 +6,11 @@
 //!
 //! ```text
 //! cargo run --example exactly_once -- --output OUT [--config fixtures/ckafka.json]
-//!     [--transactional-id ID] [--batch N] [--max-messages N] [--idle-timeout-ms MS]
-//!     [-X key=value]...
+//!     [--input TOPIC]... [--transactional-id ID] [--batch N] [--max-messages N]
+//!     [--idle-timeout-ms MS] [-X key=value]...
 //! ```
 //!
-//! `--transactional-id` defaults to `<consumerGroupId>-eos`: give each running copy its own
+//! `--input` replaces the topics of `ckafka.json`. `--transactional-id` defaults to `<consumerGroupId>-eos`: give each running copy its own
 //! when several share the work. It stops after N messages, or once nothing arrived for the
 //! idle timeout (default 5000 ms). `-X` sets any property, for both clients.
 
@@ -26,6 +26,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut path = "fixtures/ckafka.json".to_owned();
     let mut output = None;
+    let mut inputs: Vec<String> = Vec::new();
     let mut transactional_id = None;
     let mut batch = 500;
     let mut max_messages = u64::MAX;
@@ -37,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--config" => path = value()?,
             "--output" => output = Some(value()?),
+            "--input" => inputs.push(value()?),
             "--transactional-id" => transactional_id = Some(value()?),
             "--batch" => batch = value()?.parse()?,
             "--max-messages" => max_messages = value()?.parse()?,
@@ -69,7 +71,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer_config = base.set("transactional.id", id.as_str())?;
 
     let mut consumer = Consumer::builder(consumer_config).build().await?;
-    consumer.subscribe(&cfg.topic)?;
+    let inputs = if inputs.is_empty() {
+        cfg.topic.clone()
+    } else {
+        inputs
+    };
+    consumer.subscribe(&inputs)?;
     let producer = Producer::builder(producer_config).build().await?;
     // Fences any earlier copy with this transactional id, and settles what it left open.
     producer.init_transactions(CALL_TIMEOUT).await?;

@@ -1,7 +1,8 @@
 //! Fault scenarios against the real three-broker cluster, run by `cargo xtask test --faults`:
 //! brokers killed and stopped under load, every broker down at once, a consumer group whose
 //! members come and go, partition leaders killed while a group (and pkcat) reads, an unclean
-//! election truncating a log under consumers, and the proto-tests' topology scenarios (topics
+//! election truncating a log under consumers, a consume-transform-produce loop kept exactly
+//! once through kills of its coordinator, a leader and itself, and the proto-tests' topology scenarios (topics
 //! and partitions appearing) on three brokers. Each scenario prints its figures as one `FAULT-REPORT {json}` line (and
 //! appends it to `PUREKAFKA_FAULT_REPORT` when set); RELIABILITY.md collects them.
 //!
@@ -13,6 +14,7 @@ mod common;
 
 mod churn;
 mod cluster;
+mod eos;
 mod group;
 mod leader;
 mod ledger;
