@@ -175,6 +175,32 @@ async fn the_next_member_starts_where_the_last_one_committed() {
     assert_eq!(offsets, [5, 6, 7, 8, 9]);
 }
 
+/// A read_committed member asks for stable offsets (KIP-447), and a retriable answer (a
+/// stable read the coordinator could not finish in time, offsets a transaction holds) is asked
+/// again within the join: the member takes its partitions up where the group committed,
+/// without joining the group once more.
+#[tokio::test(start_paused = true)]
+async fn a_member_asks_for_stable_offsets_and_waits_out_a_slow_answer() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    write(&cluster, "t", 0, &values("v", 10)).await;
+    let mut first = member(&cluster).await;
+    read(&mut first, 5).await;
+    first.commit().await.unwrap();
+    first.close().await.unwrap();
+    let generation = cluster.generation("g");
+    cluster.refuse_offset_fetch(&[7, 88]); // REQUEST_TIMED_OUT, UNSTABLE_OFFSET_COMMIT
+    let mut next = member(&cluster).await;
+    let offsets: Vec<i64> = read(&mut next, 5).await.iter().map(|r| r.1).collect();
+    assert_eq!(offsets, [5, 6, 7, 8, 9]);
+    assert_eq!(cluster.generation("g"), generation + 1, "joined once");
+    let stable = cluster.offset_fetch_stable();
+    assert!(
+        !stable.is_empty() && stable.iter().all(|s| *s),
+        "{stable:?}"
+    );
+}
+
 /// `client.rack` (KIP-392): the leader names a replica; the consumer reads from it until it
 /// answers with an error, then from the leader again. Without a rack, only the leader serves.
 #[tokio::test(start_paused = true)]

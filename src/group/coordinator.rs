@@ -72,8 +72,6 @@ pub(crate) fn commit_topics(offsets: &[(&str, i32, i64)]) -> Vec<OffsetCommitReq
         .collect()
 }
 
-/// OffsetFetch's answer while a transaction holds the offsets asked for (KIP-447).
-const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 /// The first OffsetFetch version with `require_stable`.
 const REQUIRE_STABLE: i16 = 7;
 
@@ -227,9 +225,10 @@ impl Coordinator {
         self.conn = None;
     }
 
-    /// The committed offset of each partition (`None` where the group has none). With
-    /// [`Coordinator::stable`], offsets an open transaction holds are waited for, up to the
-    /// coordinator's patience.
+    /// The committed offset of each partition (`None` where the group has none). Retriable
+    /// answers are asked again, up to the coordinator's patience: with
+    /// [`Coordinator::stable`], offsets an open transaction holds (UNSTABLE_OFFSET_COMMIT,
+    /// KIP-447) are waited for that way.
     pub async fn committed(
         &mut self,
         partitions: &TopicPartitions,
@@ -240,11 +239,15 @@ impl Coordinator {
         let mut waited = Duration::ZERO;
         loop {
             match self.fetch_committed(partitions).await {
+                // Offsets an open transaction holds; a stable read the coordinator could not
+                // finish in time (REQUEST_TIMED_OUT: from Kafka 4, such a read waits for the
+                // offsets partition's replicas, which stall while one of them is down); the
+                // coordinator moving or loading.
                 Err(e)
-                    if e.kafka_code().map(|c| c.code()) == Some(UNSTABLE_OFFSET_COMMIT)
+                    if e.kafka_code().is_some_and(|c| c.is_retriable())
                         && waited < self.patience =>
                 {
-                    tracing::debug!(group = %self.group_id, "offsets held by an open transaction");
+                    tracing::debug!(group = %self.group_id, error = %e, "committed offsets asked again");
                     tokio::time::sleep(self.retry_backoff).await;
                     waited += self.retry_backoff;
                 }

@@ -289,6 +289,12 @@ pub(super) fn commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+impl Group {
+    pub(super) fn generation(&self) -> i32 {
+        self.generation
+    }
+}
+
 pub(super) fn fetch_offsets(
     groups: &mut BTreeMap<String, Group>,
     asked: &OffsetFetchRequest,

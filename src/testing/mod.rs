@@ -109,6 +109,10 @@ struct State {
     groups: BTreeMap<String, group::Group>,
     /// The transactions broker 1 coordinates.
     txns: txn::Txns,
+    /// The next OffsetFetch requests are answered with these error codes, in turn.
+    offset_fetch_errors: std::collections::VecDeque<i16>,
+    /// Whether each OffsetFetch asked for stable offsets (`require_stable`), in order.
+    offset_fetch_stable: Vec<bool>,
 }
 
 /// An in-memory cluster; its brokers stop answering when it is dropped.
@@ -222,6 +226,21 @@ impl MemCluster {
     /// InitProducerId requests the cluster has answered.
     pub fn init_producer_id_requests(&self) -> usize {
         self.state().init_producer_id
+    }
+
+    /// The next OffsetFetch requests fail with these error codes, in turn.
+    pub fn refuse_offset_fetch(&self, codes: &[i16]) {
+        self.state().offset_fetch_errors.extend(codes);
+    }
+
+    /// Whether each OffsetFetch the cluster read asked for stable offsets, in order.
+    pub fn offset_fetch_stable(&self) -> Vec<bool> {
+        self.state().offset_fetch_stable.clone()
+    }
+
+    /// Group `group`'s generation.
+    pub fn generation(&self, group: &str) -> i32 {
+        self.state().groups.get(group).map_or(0, |g| g.generation())
     }
 
     /// The transaction coordinator's requests, and transactional Produce requests, in the
@@ -433,8 +452,13 @@ fn respond_to(
                 respond(&|buf| encode_with_header(&response, version, buf))
             }
             ApiKey::OffsetFetch => {
-                let response =
-                    group::fetch_offsets(&mut state.groups, &decode!(OffsetFetchRequest));
+                let asked = decode!(OffsetFetchRequest);
+                state.offset_fetch_stable.push(asked.require_stable);
+                let response = match state.offset_fetch_errors.pop_front() {
+                    Some(code) => kafka_protocol::messages::OffsetFetchResponse::default()
+                        .with_error_code(code),
+                    None => group::fetch_offsets(&mut state.groups, &asked),
+                };
                 respond(&|buf| encode_with_header(&response, version, buf))
             }
             ApiKey::ApiVersions => {
