@@ -215,24 +215,14 @@ async fn offsets_commit_with_the_transaction_and_not_without() {
         !metadata.member_id.is_empty() && metadata.generation_id >= 1,
         "{metadata:?}"
     );
-    producer.begin_transaction().unwrap();
-    send_all(&producer, &output, &values).await;
-    producer
-        .send_offsets_to_transaction(&[(input.as_str(), 0, next)], &metadata, T)
-        .await
-        .unwrap();
+    transform(&producer, &output, &values, (&input, next), &metadata).await;
     producer.commit_transaction(T).await.unwrap();
     assert_eq!(committed_offset(&group, &input).await, Some(10));
 
     // Transaction 2: the next 10, aborted: neither the records nor the offsets stand.
     let (values, next, metadata) = round(&mut consumer, 10).await;
     assert_eq!(next, 20);
-    producer.begin_transaction().unwrap();
-    send_all(&producer, &output, &values).await;
-    producer
-        .send_offsets_to_transaction(&[(input.as_str(), 0, next)], &metadata, T)
-        .await
-        .unwrap();
+    transform(&producer, &output, &values, (&input, next), &metadata).await;
     producer.abort_transaction(T).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(committed_offset(&group, &input).await, Some(10));
@@ -262,6 +252,23 @@ async fn offsets_commit_with_the_transaction_and_not_without() {
     producer.close().await;
     admin().await.delete_topic(&input).await.unwrap();
     admin().await.delete_topic(&output).await.unwrap();
+}
+
+/// Opens a transaction with `values` sent to `output`, and the input's next offset
+/// (`(topic, offset)` of partition 0) with it.
+async fn transform(
+    producer: &Producer,
+    output: &str,
+    values: &[String],
+    (input, next): (&str, i64),
+    metadata: &purekafka::ConsumerGroupMetadata,
+) {
+    producer.begin_transaction().unwrap();
+    send_all(producer, output, values).await;
+    producer
+        .send_offsets_to_transaction(&[(input, 0, next)], metadata, T)
+        .await
+        .unwrap();
 }
 
 /// Reads `n` records: the transformed values, the offset after the last, and the group's

@@ -69,24 +69,7 @@ async fn a_member_killed_and_another_joining_lose_nothing() {
     let _turn = cluster::serial().await;
     let topic = cluster::replicated_topic("churn", PARTITIONS).await;
     let group = unique_topic("churn-group");
-    let sasl: Vec<String> = std::env::var("PUREKAFKA_SASL")
-        .expect("PUREKAFKA_SASL")
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let ckafka = std::env::temp_dir().join(format!("{group}.json"));
-    std::fs::write(
-        &ckafka,
-        serde_json::json!({
-            "topic": [topic],
-            "sasl": {"username": "purekafka", "password": "purekafka-secret",
-                     "instanceId": "ckafka-local"},
-            "bootstrapServers": sasl,
-            "consumerGroupId": group,
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let ckafka = cluster::ckafka_json(&group, &topic);
 
     // A steady load: seq → when it was sent.
     let sent: Arc<Mutex<BTreeMap<u64, Instant>>> = Arc::default();

@@ -96,6 +96,27 @@ pub async fn down_and_back(id: i32, how: Down, started: std::time::Instant) -> s
     })
 }
 
+/// A CKafka `ckafka.json` for the examples, in the temporary folder: the SASL listeners of
+/// the three brokers, the local PLAIN user, `topic` and the consumer group `group`. The
+/// caller removes it.
+pub fn ckafka_json(group: &str, topic: &str) -> std::path::PathBuf {
+    let sasl: Vec<String> = std::env::var("PUREKAFKA_SASL")
+        .expect("PUREKAFKA_SASL")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let path = std::env::temp_dir().join(format!("{group}.json"));
+    let json = serde_json::json!({
+        "topic": [topic],
+        "sasl": {"username": "purekafka", "password": "purekafka-secret",
+                 "instanceId": "ckafka-local"},
+        "bootstrapServers": sasl,
+        "consumerGroupId": group,
+    });
+    std::fs::write(&path, json.to_string()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
+}
+
 /// A client of the three-broker cluster.
 pub fn config() -> ClientConfig {
     crate::common::plaintext()

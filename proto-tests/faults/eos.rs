@@ -123,24 +123,7 @@ async fn consume_transform_produce_is_exactly_once_under_faults() {
     }
     producer.close().await;
 
-    let sasl: Vec<String> = std::env::var("PUREKAFKA_SASL")
-        .expect("PUREKAFKA_SASL")
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let ckafka = std::env::temp_dir().join(format!("{group}.json"));
-    std::fs::write(
-        &ckafka,
-        serde_json::json!({
-            "topic": [input],
-            "sasl": {"username": "purekafka", "password": "purekafka-secret",
-                     "instanceId": "ckafka-local"},
-            "bootstrapServers": sasl,
-            "consumerGroupId": group,
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let ckafka = cluster::ckafka_json(&group, &input);
 
     let said = Arc::new(Said::default());
     let started = Instant::now();

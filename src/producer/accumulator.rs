@@ -798,8 +798,34 @@ impl Accumulator {
         self.state().messages
     }
 
+    /// Sends every queued record now, without waiting for `linger.ms`, and waits until none
+    /// is queued or in flight (each delivered or failed): `Producer::flush`, and a
+    /// transaction's commit and abort.
+    ///
+    /// Cancel-safe: dropped before it returns, the flush ends there, and linger applies again.
+    pub async fn wait_drained(&self) {
+        /// Ends the flush however the wait ends.
+        struct Flushing<'a>(&'a Accumulator);
+        impl Drop for Flushing<'_> {
+            fn drop(&mut self) {
+                self.0.flushing(false);
+            }
+        }
+        self.flushing(true);
+        let _flushing = Flushing(self);
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.pending() == 0 {
+                return;
+            }
+            drained.await;
+        }
+    }
+
     /// Starts (or ends) a flush: while one runs, open batches go without waiting for linger.
-    pub fn flushing(&self, on: bool) {
+    fn flushing(&self, on: bool) {
         let mut state = self.state();
         if on {
             state.flushes += 1;

@@ -711,28 +711,8 @@ impl Producer {
     ///
     /// Cancel-safe: dropped before it returns, the flush ends there, and linger applies again.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        /// Ends the flush however the wait ends.
-        struct Flushing<'a>(&'a Accumulator);
-        impl Drop for Flushing<'_> {
-            fn drop(&mut self) {
-                self.0.flushing(false);
-            }
-        }
         let acc = &*self.inner.acc;
-        acc.flushing(true);
-        let _flushing = Flushing(acc);
-        let drained = async {
-            loop {
-                let drained = acc.drained.notified();
-                tokio::pin!(drained);
-                drained.as_mut().enable();
-                if acc.pending() == 0 {
-                    return;
-                }
-                drained.await;
-            }
-        };
-        tokio::time::timeout(timeout, drained)
+        tokio::time::timeout(timeout, acc.wait_drained())
             .await
             .map_err(|_| Error::Timeout {
                 what: format!("flush ({} records still queued)", acc.pending()),

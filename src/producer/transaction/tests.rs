@@ -28,6 +28,15 @@ async fn producer(cluster: &MemCluster) -> Producer {
     producer
 }
 
+/// A cluster of one broker leading every partition of `t` (`partitions` of them), and a
+/// transactional producer for it, initialised.
+async fn transactional(partitions: usize) -> (MemCluster, Producer) {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &vec![1; partitions]);
+    let producer = producer(&cluster).await;
+    (cluster, producer)
+}
+
 fn record(partition: i32, value: &'static str) -> ProducerRecord {
     ProducerRecord::new("t")
         .partition(partition)
@@ -44,9 +53,7 @@ fn count(asked: &[&str], api: &str) -> usize {
 
 #[tokio::test(start_paused = true)]
 async fn partitions_join_the_transaction_before_their_first_batch() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1, 1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(2).await;
     producer.begin_transaction().unwrap();
     producer.send(record(0, "a")).await.unwrap();
     producer.send(record(1, "b")).await.unwrap();
@@ -74,9 +81,7 @@ async fn partitions_join_the_transaction_before_their_first_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_transaction_ends_without_the_coordinator() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(1).await;
     producer.begin_transaction().unwrap();
     producer.commit_transaction(T).await.unwrap();
     producer.begin_transaction().unwrap();
@@ -86,9 +91,7 @@ async fn an_empty_transaction_ends_without_the_coordinator() {
 
 #[tokio::test(start_paused = true)]
 async fn a_commit_that_times_out_goes_on_and_the_next_call_takes_it_up() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(1).await;
     producer.begin_transaction().unwrap();
     producer.send(record(0, "a")).await.unwrap();
     cluster.hold_end_txn(true);
@@ -119,9 +122,7 @@ async fn a_commit_that_times_out_goes_on_and_the_next_call_takes_it_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_commit_dropped_mid_way_goes_on_and_is_not_taken_for_the_next() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(1).await;
     producer.begin_transaction().unwrap();
     producer.send(record(0, "a")).await.unwrap();
     cluster.hold_end_txn(true);
@@ -142,9 +143,7 @@ async fn a_commit_dropped_mid_way_goes_on_and_is_not_taken_for_the_next() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_record_makes_the_transaction_abortable() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(1).await;
     producer.begin_transaction().unwrap();
     cluster.refuse("t", 0, 10, 1); // MESSAGE_TOO_LARGE: not retriable
     let failed = producer.send(record(0, "big")).await.unwrap_err();
@@ -165,9 +164,7 @@ async fn a_failed_record_makes_the_transaction_abortable() {
 
 #[tokio::test(start_paused = true)]
 async fn an_abortable_add_fails_the_commit_at_once() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(1).await;
     producer.begin_transaction().unwrap();
     cluster.script_txn("AddPartitionsToTxn", &[29]); // TOPIC_AUTHORIZATION_FAILED
     let queued = producer.produce(record(0, "a")).await.unwrap();
@@ -180,9 +177,7 @@ async fn an_abortable_add_fails_the_commit_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_newer_producer_fences_the_older() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1]);
-    let zombie = producer(&cluster).await;
+    let (cluster, zombie) = transactional(1).await;
     zombie.begin_transaction().unwrap();
     zombie.send(record(0, "a")).await.unwrap();
     let _successor = producer(&cluster).await;
@@ -200,9 +195,7 @@ async fn a_newer_producer_fences_the_older() {
 
 #[tokio::test(start_paused = true)]
 async fn a_fenced_record_is_fatal_and_what_is_queued_is_purged() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1, 1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(2).await;
     producer.begin_transaction().unwrap();
     producer.send(record(1, "a")).await.unwrap();
     cluster.refuse("t", 0, 90, 1); // PRODUCER_FENCED
@@ -218,9 +211,7 @@ async fn a_fenced_record_is_fatal_and_what_is_queued_is_purged() {
 
 #[tokio::test(start_paused = true)]
 async fn offsets_go_with_the_transaction_and_only_with_a_commit() {
-    let cluster = MemCluster::new(1);
-    cluster.topic("t", &[1]);
-    let producer = producer(&cluster).await;
+    let (cluster, producer) = transactional(1).await;
     let group = ConsumerGroupMetadata::new("g");
     producer.begin_transaction().unwrap();
     producer.send(record(0, "a")).await.unwrap();
