@@ -41,6 +41,7 @@ use tokio::sync::mpsc;
 use crate::cluster::{ClientEvents, ClientKind, Cluster, TopicPartition};
 use crate::config::{ClientConfig, ConsumerConfig};
 use crate::error::Error;
+use crate::group::coordinator::stale_commit;
 use crate::group::poll_clock::PollClock;
 use crate::group::Attention;
 use crate::group::ConsumerGroupMetadata;
@@ -292,7 +293,7 @@ impl Consumer {
                 && now.saturating_sub(self.last_commit)
                     >= self.config.auto_commit_interval.as_millis() as u64
             {
-                self.commit_consumed().await?;
+                self.auto_commit().await?;
             }
             if let Some(msg) = self.state.buffered.pop_front() {
                 self.consumed.note(&msg);
@@ -521,6 +522,28 @@ impl Consumer {
                 topic: topic.to_owned(),
                 partition,
             })
+    }
+
+    /// The interval's commit. A group member whose generation the coordinator no longer takes
+    /// (a rebalance began, or the member was dropped or fenced) is joining again already: that
+    /// commit is given up with a warning, as the Java client's and librdkafka's automatic
+    /// commits are, and the partitions' next owner reads on from the last commit that landed.
+    /// Every other failure is returned.
+    async fn auto_commit(&mut self) -> Result<(), Error> {
+        match self.commit_consumed().await {
+            Err(Error::Broker {
+                api: "OffsetCommit",
+                code,
+                ..
+            }) if self.group.is_some() && stale_commit(code.code()) => {
+                tracing::warn!(
+                    %code,
+                    "automatic commit refused: the member's generation is over; joining again"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn commit_consumed(&mut self) -> Result<(), Error> {

@@ -1,8 +1,8 @@
 //! The consumer's fetching against an in-memory cluster ([`crate::testing`]) on paused time:
 //! assigned partitions read in order from their leaders, and `recv` and `poll` dropped
 //! mid-fetch with nothing lost or handed out twice; a classic group's members sharing the
-//! partitions, one leaving, and commits carried from one member to the next (against the
-//! in-memory coordinator, whose sessions do not expire).
+//! partitions, one leaving, commits carried from one member to the next, and a member dropped
+//! by the in-memory coordinator (whose sessions expire only when a test says so).
 
 use std::time::Duration;
 
@@ -281,4 +281,50 @@ async fn the_end_of_each_partition_is_reported_once_per_offset() {
             ..
         })
     ));
+}
+
+/// A member's session expires behind its back: its next automatic commit is refused
+/// (UNKNOWN_MEMBER_ID). `recv` does not fail for it, as the Java client's and librdkafka's
+/// automatic commits do not; the member joins again and reads on, and its commits land again.
+#[tokio::test(start_paused = true)]
+async fn an_automatic_commit_refused_for_a_dropped_member_joins_again_and_reads_on() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    write(&cluster, "t", 0, &values("v", 10)).await;
+    let config = config(&cluster)
+        .group_id("g")
+        .set("auto.offset.reset", "earliest")
+        .and_then(|c| c.set("auto.commit.interval.ms", 100))
+        .and_then(|c| c.set("heartbeat.interval.ms", 5000))
+        .unwrap();
+    let mut consumer = Consumer::builder(config).build().await.unwrap();
+    consumer.subscribe(&["t"]).unwrap();
+    let first: Vec<i64> = read(&mut consumer, 5).await.iter().map(|r| r.1).collect();
+    assert_eq!(first, [0, 1, 2, 3, 4]);
+    consumer.commit().await.unwrap();
+    let dropped_at = cluster.generation("g");
+    cluster.expire_members("g");
+    // The commit interval runs on the real clock (the poll clock), not on paused time.
+    std::thread::sleep(Duration::from_millis(150));
+
+    // recv fails for nothing while the member finds out and joins again; the records are
+    // handed out in order, and again from the group's commit once the member is back.
+    let mut offsets = Vec::new();
+    let started = Instant::now();
+    while offsets.last() != Some(&9) || cluster.generation("g") <= dropped_at + 1 {
+        assert!(started.elapsed() < Duration::from_secs(60), "joined again");
+        if let Ok(msg) = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await {
+            offsets.push(msg.unwrap().offset);
+        }
+    }
+    assert_eq!(offsets[0], 5);
+    assert!(
+        offsets.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == 5),
+        "on, or again from the commit: {offsets:?}"
+    );
+    consumer.commit().await.unwrap();
+    let committed = consumer
+        .committed(&[("t", 0)], Duration::from_secs(5))
+        .await;
+    assert_eq!(committed.unwrap(), [("t".to_owned(), 0, Some(10))]);
 }

@@ -41,6 +41,19 @@ pub(crate) enum CommitError {
     Other(Error),
 }
 
+/// Whether an OffsetCommit error code says the group moved on without this member's
+/// generation (or epoch): a rebalance under way, or the member dropped or fenced.
+pub(crate) fn stale_commit(code: i16) -> bool {
+    matches!(
+        code,
+        codes::REBALANCE_IN_PROGRESS
+            | codes::ILLEGAL_GENERATION
+            | codes::UNKNOWN_MEMBER_ID
+            | codes::STALE_MEMBER_EPOCH
+            | codes::FENCED_MEMBER_EPOCH
+    )
+}
+
 impl From<CommitError> for Error {
     fn from(e: CommitError) -> Error {
         match e {
@@ -331,11 +344,7 @@ impl Coordinator {
             for p in &t.partitions {
                 match p.error_code {
                     0 => {}
-                    code @ (codes::REBALANCE_IN_PROGRESS
-                    | codes::ILLEGAL_GENERATION
-                    | codes::UNKNOWN_MEMBER_ID
-                    | codes::STALE_MEMBER_EPOCH
-                    | codes::FENCED_MEMBER_EPOCH) => {
+                    code if stale_commit(code) => {
                         return Err(CommitError::Stale(self.error("OffsetCommit", code)))
                     }
                     code @ (codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE) => {

@@ -2,7 +2,8 @@
 //! JoinGroup (with KIP-394's member id round trip), SyncGroup, Heartbeat, LeaveGroup,
 //! OffsetCommit and OffsetFetch, with the rules a broker keeps. A JoinGroup or SyncGroup that
 //! must wait for the other members is not ready (`Asked::Wait`) until they came, or until the
-//! longest rebalance timeout passed and those missing were dropped. Sessions do not expire.
+//! longest rebalance timeout passed and those missing were dropped. Sessions expire only when a
+//! test says so ([`Group::expire`]).
 
 use std::collections::BTreeMap;
 
@@ -292,6 +293,16 @@ pub(super) fn commit(
 impl Group {
     pub(super) fn generation(&self) -> i32 {
         self.generation
+    }
+
+    /// Every member's session expires at once: the members are dropped, and the group is
+    /// empty at the next generation, as a broker leaves it.
+    pub(super) fn expire(&mut self) {
+        self.members.clear();
+        self.leader = None;
+        self.rebalancing = None;
+        self.assignments = None;
+        self.generation += 1;
     }
 }
 

@@ -243,6 +243,13 @@ impl MemCluster {
         self.state().groups.get(group).map_or(0, |g| g.generation())
     }
 
+    /// The sessions of all of group `group`'s members expire now (see `Group::expire`).
+    pub fn expire_members(&self, group: &str) {
+        if let Some(g) = self.state().groups.get_mut(group) {
+            g.expire();
+        }
+    }
+
     /// The transaction coordinator's requests, and transactional Produce requests, in the
     /// order the cluster read them (by API name).
     pub fn txn_asked(&self) -> Vec<&'static str> {
