@@ -24,7 +24,12 @@
 //!
 //! Transaction protocol v1 (AddPartitionsToTxn before a partition's first batch, the epoch kept
 //! across transactions) serves every broker from 2.4 on; EndTxn, TxnOffsetCommit and Produce are
-//! kept below their v2 versions (KIP-890), which would change what the broker does.
+//! then kept below their v2 versions, which would change what the broker does. Where the
+//! cluster's `transaction.version` is 2 or more (Kafka 4.0 and later, by default), protocol v2
+//! (KIP-890) is spoken instead: partitions and offsets join the transaction through Produce v12
+//! and TxnOffsetCommit v5 alone, and each EndTxn (v5) bumps the epoch, which also ends a
+//! zombie's chance to write into the next transaction. The choice is made at each
+//! InitProducerId ([`requests`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -109,6 +114,12 @@ struct State {
     bump: bool,
     /// The transaction's number: one more at each `begin_transaction`.
     serial: u64,
+    /// Transaction protocol v2 (KIP-890): the cluster has it on, as the coordinator said when
+    /// it gave the producer id.
+    v2: bool,
+    /// When the last EndTxn was answered, until the next transaction's first request has
+    /// looked whether that one completed.
+    ended_at: Option<Instant>,
 }
 
 /// A call running as a task, and the transaction it is for.
@@ -164,6 +175,8 @@ impl Transactions {
                 started: false,
                 bump: false,
                 serial: 0,
+                v2: false,
+                ended_at: None,
             }),
             running: tokio::sync::Mutex::new(None),
             adding: tokio::sync::Mutex::new(()),
@@ -227,9 +240,13 @@ impl Transactions {
         }
     }
 
-    /// The Produce version to send a transaction's batches with: v1's last at most.
+    /// The Produce version to send a transaction's batches with: v1's last at most, unless
+    /// the producer speaks v2, where v12 and later have the leader add the partition.
     pub fn produce_version(&self, negotiated: i16) -> i16 {
-        negotiated.min(PRODUCE_V1_MAX)
+        match self.state().v2 {
+            true => negotiated,
+            false => negotiated.min(PRODUCE_V1_MAX),
+        }
     }
 
     /// Whether a Produce error code means the producer cannot go on.
@@ -436,13 +453,17 @@ impl Transactions {
                 .identity
                 .as_ref()
                 .is_some_and(|i| i.sequence_was_broken());
-            let bump = broken || txn.state().bump;
-            if txn.state().started {
+            let (bump, started, v2) = {
+                let state = txn.state();
+                (broken || state.bump, state.started, state.v2)
+            };
+            if started {
                 if let Err(e) = txn.end(&pipeline, false).await {
                     return Err(txn.failed(&pipeline.acc, Call::Abort, e));
                 }
             }
-            if bump {
+            // Under v2 the EndTxn that ended it gave the new epoch already.
+            if bump && !(v2 && started) {
                 let current = pipeline.identity.as_ref().and_then(|i| i.current());
                 if let Err(e) = txn.init_producer_id(&pipeline, current).await {
                     txn.fatal(&pipeline.acc, "abort_transaction", e.clone());

@@ -84,6 +84,7 @@ api_requests! {
     AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, AddOffsetsToTxn;
     EndTxnRequest => EndTxnResponse, EndTxn;
     TxnOffsetCommitRequest => TxnOffsetCommitResponse, TxnOffsetCommit;
+    DescribeTransactionsRequest => DescribeTransactionsResponse, DescribeTransactions;
 }
 
 #[cfg(test)]

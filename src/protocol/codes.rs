@@ -34,6 +34,8 @@ pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 /// The broker no longer knows the producer id (its records expired).
 pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+/// A transaction of the same producer is still completing (retriable for the producer).
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
 /// The coordinator is still loading the group.
 pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 /// The coordinator is not available.

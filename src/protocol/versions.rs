@@ -12,11 +12,11 @@ use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiVersionsRequest, ApiVersionsResponse,
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
     CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeGroupsRequest,
-    EndTxnRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
-    TxnOffsetCommitRequest,
+    DescribeTransactionsRequest, EndTxnRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -67,6 +67,8 @@ pub const OURS: &[(i16, i16, i16)] = &[
     // `producer::transaction`.
     ours::<EndTxnRequest>(None),
     ours::<TxnOffsetCommitRequest>(None),
+    // Whether the previous transaction has completed, before the next one's first batch.
+    ours::<DescribeTransactionsRequest>(None),
 ];
 
 const fn ours<R: ApiRequest>(cap: Option<i16>) -> (i16, i16, i16) {
@@ -85,10 +87,12 @@ pub fn our_range(api_key: i16) -> Option<VersionRange> {
         .map(|&(_, min, max)| VersionRange { min, max })
 }
 
-/// A broker's supported version ranges, keyed by API key.
+/// A broker's supported version ranges, keyed by API key, and the cluster's finalized
+/// feature levels as that broker knows them (KIP-584; Kafka 2.7 and later say them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiVersionTable {
     ranges: HashMap<i16, (i16, i16)>,
+    features: HashMap<String, i16>,
 }
 
 impl ApiVersionTable {
@@ -99,7 +103,20 @@ impl ApiVersionTable {
                 .into_iter()
                 .map(|(k, lo, hi)| (k, (lo, hi)))
                 .collect(),
+            features: HashMap::new(),
         }
+    }
+
+    /// The same table, with the finalized feature levels `(name, level)`.
+    pub fn with_features(mut self, features: impl IntoIterator<Item = (String, i16)>) -> Self {
+        self.features = features.into_iter().collect();
+        self
+    }
+
+    /// The finalized level of cluster feature `name` (`transaction.version`, ...): `None` when
+    /// the broker names no level for it, which for every feature means level 0.
+    pub fn feature(&self, name: &str) -> Option<i16> {
+        self.features.get(name).copied()
     }
 
     /// The broker's range for `api_key`.
@@ -164,6 +181,12 @@ pub fn parse_api_versions(body: &Bytes, version: i16) -> Result<ApiVersionsAnswe
                 .iter()
                 .map(|k| (k.api_key, k.min_version, k.max_version)),
         )
+        .with_features(
+            response
+                .finalized_features
+                .iter()
+                .map(|f| (f.name.to_string(), f.max_version_level)),
+        )
     };
     Ok(match error_code {
         0 => ApiVersionsAnswer::Table(table()),
@@ -208,6 +231,15 @@ mod tests {
             assert_eq!(table.negotiate::<ProduceRequest>(), Some(12));
             assert_eq!(table.negotiate::<ApiVersionsRequest>(), Some(3));
         }
+        // Only v3 and later carry the finalized features: a fresh Kafka 4.4 cluster has
+        // transaction protocol v2 on (KIP-890).
+        let ApiVersionsAnswer::Table(table) =
+            parse_api_versions(&golden("api-versions-v3-response.bin"), 3).unwrap()
+        else {
+            panic!("no table");
+        };
+        assert_eq!(table.feature("transaction.version"), Some(2));
+        assert_eq!(table.feature("no.such.feature"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -27,11 +27,11 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, ApiVersionsResponse, BrokerId,
-    EndTxnRequest, FetchRequest, FetchResponse, HeartbeatRequest, InitProducerIdRequest,
-    InitProducerIdResponse, JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetFetchRequest, ProduceRequest, ProduceResponse, ProducerId, SyncGroupRequest, TopicName,
-    TxnOffsetCommitRequest,
+    DescribeTransactionsRequest, EndTxnRequest, FetchRequest, FetchResponse, HeartbeatRequest,
+    InitProducerIdRequest, InitProducerIdResponse, JoinGroupRequest, LeaveGroupRequest,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, ProduceResponse, ProducerId,
+    SyncGroupRequest, TopicName, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -248,6 +248,17 @@ impl MemCluster {
         if let Some(g) = self.state().groups.get_mut(group) {
             g.expire();
         }
+    }
+
+    /// The cluster's `transaction.version` feature is `level` for the connections made from
+    /// now on (0, the default: not named at all, as brokers before 4.0 have it).
+    pub fn transaction_version(&self, level: i16) {
+        self.state().txns.version = level;
+    }
+
+    /// The next `answers` DescribeTransactions say the last transaction is still completing.
+    pub fn txn_completing(&self, answers: usize) {
+        self.state().txns.completing = answers;
     }
 
     /// The transaction coordinator's requests, and transactional Produce requests, in the
@@ -478,7 +489,15 @@ fn respond_to(
                             .with_max_version(max)
                     })
                     .collect();
-                let response = ApiVersionsResponse::default().with_api_keys(keys);
+                let mut response = ApiVersionsResponse::default().with_api_keys(keys);
+                if state.txns.version > 0 {
+                    response = response
+                        .with_finalized_features_epoch(1)
+                        .with_finalized_features(vec![FinalizedFeatureKey::default()
+                            .with_name(StrBytes::from_static_str("transaction.version"))
+                            .with_min_version_level(state.txns.version)
+                            .with_max_version_level(state.txns.version)]);
+                }
                 // ApiVersions answers with the v0 response header whatever its version.
                 respond(&|buf| response.encode(buf, version).unwrap())
             }
@@ -513,7 +532,7 @@ fn respond_to(
             ApiKey::Produce => {
                 state.brokers.get_mut(&node).unwrap().produce_requests += 1;
                 let asked = ProduceRequest::decode(&mut frame, version).unwrap();
-                let response = produce(state, node, &asked);
+                let response = produce(state, node, &asked, version);
                 if asked.acks == 0 {
                     return Asked::Now(None);
                 }
@@ -533,8 +552,12 @@ fn respond_to(
                 let response = state.txns.commit_offsets(&decode!(TxnOffsetCommitRequest));
                 respond(&|buf| encode_with_header(&response, version, buf))
             }
+            ApiKey::DescribeTransactions => {
+                let response = state.txns.describe(&decode!(DescribeTransactionsRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
             ApiKey::EndTxn => {
-                return match state.txns.end(&decode!(EndTxnRequest), again) {
+                return match state.txns.end(&decode!(EndTxnRequest), version, again) {
                     Some(r) => Asked::Now(encode(&|buf| encode_with_header(&r, version, buf))),
                     None => Asked::Wait,
                 };
@@ -731,7 +754,7 @@ fn list_offsets(state: &State, asked: &ListOffsetsRequest) -> ListOffsetsRespons
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-fn produce(state: &mut State, node: i32, asked: &ProduceRequest) -> ProduceResponse {
+fn produce(state: &mut State, node: i32, asked: &ProduceRequest, version: i16) -> ProduceResponse {
     let responses = asked
         .topic_data
         .iter()
@@ -760,7 +783,10 @@ fn produce(state: &mut State, node: i32, asked: &ProduceRequest) -> ProduceRespo
                     // partition its transaction holds.
                     if (&batch[21..23]).get_i16() & 0x10 != 0 {
                         let (id, epoch) = ((&batch[43..51]).get_i64(), (&batch[51..53]).get_i16());
-                        let code = state.txns.produce(id, epoch, t.name.0.as_str(), p.index);
+                        let code =
+                            state
+                                .txns
+                                .produce(id, epoch, t.name.0.as_str(), p.index, version);
                         if code != 0 {
                             return answer.with_error_code(code);
                         }

@@ -4,6 +4,12 @@
 //! AddOffsetsToTxn refuse an old epoch, EndTxn ends the transaction, and Produce of a
 //! transactional batch is refused for a partition not added to its transaction, as brokers
 //! from 3.6 verify (KIP-890 part 1). A test scripts error answers, or holds EndTxn.
+//!
+//! With `transaction.version` 2 set (transaction protocol v2, KIP-890 part 2), it also plays
+//! v2 as Kafka 4 does, by request version: a transactional Produce v12 adds its partition,
+//! TxnOffsetCommit v5 needs no AddOffsetsToTxn, and EndTxn v5 bumps the epoch and answers
+//! with it. DescribeTransactions says whether the last transaction has completed; a test
+//! makes it say "not yet" a number of times.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -11,17 +17,26 @@ use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnRespon
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::describe_transactions_response::{
+    DescribeTransactionsResponse, TransactionState,
+};
 use kafka_protocol::messages::end_txn_response::EndTxnResponse;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest,
-    InitProducerIdResponse, ProducerId, TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, TxnOffsetCommitRequest,
 };
+use kafka_protocol::protocol::StrBytes;
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+
+/// The first versions of transaction protocol v2.
+const PRODUCE_V2: i16 = 12;
+const END_TXN_V2: i16 = 5;
 
 /// One transactional id's producer and its open transaction.
 struct Id {
@@ -49,6 +64,10 @@ pub(super) struct Txns {
     pub ended: Vec<(bool, Vec<(String, i32)>)>,
     /// Offsets committed with transactions, by group.
     pub committed: BTreeMap<String, BTreeMap<(String, i32), i64>>,
+    /// The cluster's `transaction.version` feature level.
+    pub version: i16,
+    /// The next DescribeTransactions answers that say the last transaction is completing.
+    pub completing: usize,
 }
 
 impl Txns {
@@ -184,8 +203,13 @@ impl Txns {
         TxnOffsetCommitResponse::default().with_topics(topics)
     }
 
-    /// EndTxn's answer, or `None` while EndTxn is held.
-    pub fn end(&mut self, asked: &EndTxnRequest, again: bool) -> Option<EndTxnResponse> {
+    /// EndTxn's answer, or `None` while EndTxn is held; `version` is the request's.
+    pub fn end(
+        &mut self,
+        asked: &EndTxnRequest,
+        version: i16,
+        again: bool,
+    ) -> Option<EndTxnResponse> {
         if self.hold_end {
             if !again {
                 self.asked.push("EndTxn");
@@ -220,21 +244,75 @@ impl Txns {
                 }
             }
             self.ended.push((asked.committed, partitions));
+            if version >= END_TXN_V2 && self.version >= 2 {
+                // v2: every transaction ends with the next epoch.
+                known.epoch += 1;
+                return Some(
+                    EndTxnResponse::default()
+                        .with_producer_id(ProducerId(known.producer_id))
+                        .with_producer_epoch(known.epoch),
+                );
+            }
         }
         Some(EndTxnResponse::default().with_error_code(code))
     }
 
+    /// DescribeTransactions: `PrepareCommit` while `completing` says so, then `Ongoing` or
+    /// `CompleteCommit`.
+    pub fn describe(
+        &mut self,
+        asked: &DescribeTransactionsRequest,
+    ) -> DescribeTransactionsResponse {
+        self.asked.push("DescribeTransactions");
+        let mut states = Vec::new();
+        for id in &asked.transactional_ids {
+            let answer = TransactionState::default().with_transactional_id(id.clone());
+            let state = match self.ids.get(id.0.as_str()) {
+                None => {
+                    states.push(answer.with_error_code(TRANSACTIONAL_ID_NOT_FOUND));
+                    continue;
+                }
+                Some(_) if self.completing > 0 => {
+                    self.completing -= 1;
+                    "PrepareCommit"
+                }
+                Some(known) if known.partitions.is_empty() => "CompleteCommit",
+                Some(_) => "Ongoing",
+            };
+            states.push(answer.with_transaction_state(StrBytes::from_static_str(state)));
+        }
+        DescribeTransactionsResponse::default().with_transaction_states(states)
+    }
+
     /// The error code for a transactional batch of `producer_id` at `epoch` for
-    /// `topic[partition]`: 0 when its transaction holds the partition.
-    pub fn produce(&mut self, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> i16 {
+    /// `topic[partition]`, sent with Produce `version`: 0 when its transaction holds the
+    /// partition, or (v2) takes it now.
+    pub fn produce(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+        version: i16,
+    ) -> i16 {
         self.asked.push("Produce");
-        let Some((_, known)) = self.ids.iter().find(|(_, k)| k.producer_id == producer_id) else {
+        let v2 = version >= PRODUCE_V2 && self.version >= 2;
+        let Some((_, known)) = self
+            .ids
+            .iter_mut()
+            .find(|(_, k)| k.producer_id == producer_id)
+        else {
             return INVALID_TXN_STATE;
         };
         if epoch < known.epoch {
             return INVALID_PRODUCER_EPOCH;
         }
-        match known.partitions.contains(&(topic.to_owned(), partition)) {
+        let partition = (topic.to_owned(), partition);
+        if v2 {
+            known.partitions.insert(partition);
+            return 0;
+        }
+        match known.partitions.contains(&partition) {
             true => 0,
             false => INVALID_TXN_STATE,
         }

@@ -251,6 +251,11 @@ pub fn java() -> PathBuf {
     process::java()
 }
 
+/// The `javac` beside [`java`].
+pub fn javac() -> PathBuf {
+    process::javac()
+}
+
 /// `target/kafka/dist/<version>/libs`, fetched with Maven the first time: the broker's jars,
 /// which also hold the Java client and its tools (`org.apache.kafka.tools.*`).
 pub fn libs(version: &str) -> Result<PathBuf, String> {

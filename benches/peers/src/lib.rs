@@ -4,7 +4,7 @@
 //! ```text
 //! peer-<client> produce --topic T [--bootstrap 127.0.0.1:9092] [--messages N] [--size B]
 //!     [--acks 0|1|all] [--idempotence true|false] [--linger-ms MS] [--batch-size BYTES]
-//!     [--compression none|gzip|snappy|lz4|zstd]
+//!     [--compression none|gzip|snappy|lz4|zstd] [--transaction-size N]
 //! peer-<client> latency  (the produce flags) [--rate MSGS_PER_S] [--warmup N]
 //! peer-<client> consume --topic T [--bootstrap …] [--messages N] [--size B] [--partitions P]
 //!     [--fetch-min-bytes B] [--fetch-max-wait-ms MS] [--max-partition-fetch-bytes B]
@@ -13,7 +13,9 @@
 //! ```
 //!
 //! - **produce** sends `--messages` keyless records of `--size` bytes of value to `--topic`,
-//!   timed from the first send to the last acknowledgement.
+//!   timed from the first send to the last acknowledgement. With `--transaction-size N`, the
+//!   producer has a `transactional.id` and sends them in transactions of N records, each
+//!   begun, filled and committed in turn; timed from the first send to the last commit.
 //! - **latency** sends them at `--rate` records per second: record *i* at *start + i / rate*, the
 //!   sending thread sleeping until then ([`Pacer`]). Each record's latency runs from just before
 //!   its send call to its acknowledgement; the line carries p50, p99 and max ([`Latencies`]) of
@@ -98,6 +100,9 @@ pub struct Options {
     /// clients take each record's outcome per record in every produce run already (callbacks,
     /// per-record futures), so for them this changes nothing.
     pub each: bool,
+    /// Produce: records per transaction, each committed before the next begins; 0 sends
+    /// without transactions.
+    pub transaction_size: u64,
 }
 
 impl Options {
@@ -129,6 +134,7 @@ impl Options {
             max_partition_fetch_bytes: 1 << 20,
             check_crcs: true,
             each: false,
+            transaction_size: 0,
         };
         let mut it = rest.iter();
         while let Some(flag) = it.next() {
@@ -167,6 +173,7 @@ impl Options {
                 "--max-partition-fetch-bytes" => o.max_partition_fetch_bytes = number()? as usize,
                 "--check-crcs" => o.check_crcs = boolean()?,
                 "--each" => o.each = boolean()?,
+                "--transaction-size" => o.transaction_size = number()?,
                 _ => return Err(format!("unknown option {flag}")),
             }
         }
@@ -189,6 +196,23 @@ impl Options {
     /// content does not matter).
     pub fn value(&self) -> Vec<u8> {
         vec![b'x'; self.size]
+    }
+
+    /// The `transactional.id` of a transactional run by `client`: one per process, so that no
+    /// run fences another.
+    pub fn transactional_id(&self, client: &str) -> String {
+        format!("peer-{client}-{}", std::process::id())
+    }
+
+    /// The sizes of the transactions of a transactional run, in turn: `transaction_size`
+    /// records each, the last one what is left. None without `--transaction-size`.
+    pub fn transactions(&self) -> impl Iterator<Item = u64> {
+        let (total, size) = (self.messages, self.transaction_size.max(1));
+        let count = match self.transaction_size {
+            0 => 0,
+            _ => total.div_ceil(size),
+        };
+        (0..count).map(move |i| size.min(total - i * size))
     }
 
     /// `linger.ms` as a duration.
@@ -242,6 +266,9 @@ impl Options {
         };
         if self.workload == Workload::Latency {
             let _ = write!(head, ",\"rate\":{},\"warmup\":{}", self.rate, self.warmup);
+        }
+        if self.transaction_size > 0 {
+            let _ = write!(head, ",\"transaction_size\":{}", self.transaction_size);
         }
         head
     }
@@ -578,6 +605,11 @@ mod tests {
             (o.compression.as_str(), o.bootstrap.as_str()),
             ("lz4", "h:1")
         );
+        assert_eq!(o.transactions().count(), 0, "no transactions asked for");
+
+        let o = Options::parse(&args("produce --topic t --messages 2500 --transaction-size 1000"));
+        let sizes: Vec<u64> = o.unwrap().transactions().collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
 
         let o = Options::parse(&args(
             "consume --topic t --partitions 3 --fetch-min-bytes 2 --fetch-max-wait-ms 100 \

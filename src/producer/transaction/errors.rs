@@ -8,7 +8,7 @@ use super::Call;
 use crate::error::{Error, TxnErrorKind};
 use crate::protocol::codes;
 
-pub(super) const CONCURRENT_TRANSACTIONS: i16 = 51;
+pub(super) use codes::CONCURRENT_TRANSACTIONS;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const INVALID_TXN_STATE: i16 = 48;

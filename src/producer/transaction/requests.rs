@@ -2,6 +2,12 @@
 //! (InitProducerId), partitions and offsets added to the transaction (AddPartitionsToTxn,
 //! AddOffsetsToTxn, TxnOffsetCommit to the group's coordinator), and its end (EndTxn), each
 //! asked again while the answer is retriable ([`Transactions::ask`]).
+//!
+//! Under transaction protocol v2 (KIP-890, where the cluster's `transaction.version` is 2 or
+//! more) the brokers add partitions and offsets themselves: no AddPartitionsToTxn, no
+//! AddOffsetsToTxn; TxnOffsetCommit and EndTxn go at v5, and every EndTxn answers with the
+//! epoch (or, once the epoch is spent, the producer id) of the next transaction. Under v1 they
+//! stay below v5, which would ask the broker for v2.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +17,8 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId,
-    InitProducerIdRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    GroupId, InitProducerIdRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
 };
 use tokio::time::Instant;
 
@@ -29,6 +35,9 @@ use crate::protocol::codes;
 /// The last versions of transaction protocol v1: the next ones are v2's (KIP-890).
 const END_TXN_V1_MAX: i16 = 4;
 const TXN_OFFSET_COMMIT_V1_MAX: i16 = 4;
+/// The cluster feature that turns transaction protocol v2 on, and its first level that does.
+const TRANSACTION_VERSION: &str = "transaction.version";
+const TRANSACTION_V2: i16 = 2;
 /// The first InitProducerId version that bumps the epoch of a producer id (KIP-360).
 const BUMPS_EPOCH: i16 = 3;
 /// The first TxnOffsetCommit version that carries the member's generation (KIP-447).
@@ -36,6 +45,11 @@ const CARRIES_GENERATION: i16 = 3;
 /// The pause before asking again while the previous transaction completes: short, as the
 /// Java client's, since it is over in milliseconds.
 const CONCURRENT_BACKOFF: Duration = Duration::from_millis(20);
+/// How long after an EndTxn the next transaction's first request waits, at most, for the
+/// coordinator to have completed it ([`Transactions::await_completion`]), and how often it
+/// looks meanwhile.
+const COMPLETION_PATIENCE: Duration = Duration::from_millis(50);
+const COMPLETION_POLL: Duration = Duration::from_millis(1);
 
 impl Transactions {
     /// The producer id and epoch from the coordinator: a new one, or (with `current`) the
@@ -46,7 +60,7 @@ impl Transactions {
         current: Option<(i64, i16)>,
     ) -> Result<(), Error> {
         let (id, epoch) = current.unwrap_or((-1, -1));
-        let response = self
+        let (response, level) = self
             .ask_coordinator(
                 "InitProducerId",
                 None,
@@ -70,32 +84,83 @@ impl Transactions {
             .await?;
         let identity = pipeline.identity.as_ref().expect("transactional");
         identity.set(response.producer_id.0, response.producer_epoch);
+        // The protocol is chosen with the producer id, as the coordinator that gave it knows
+        // the cluster's features; it holds until the next InitProducerId.
+        let v2 = level.is_some_and(|l| l >= TRANSACTION_V2);
+        self.state().v2 = v2;
         tracing::debug!(
             transactional_id = %self.id,
             producer_id = response.producer_id.0,
             epoch = response.producer_epoch,
+            protocol = if v2 { 2 } else { 1 },
             "transactional producer initialised"
         );
         Ok(())
     }
 
-    /// EndTxn: commits or aborts the transaction at the coordinator.
+    /// EndTxn: commits or aborts the transaction at the coordinator. Under v2 the answer
+    /// carries the producer id and epoch of the next transaction, taken up here (sequences
+    /// start again at 0); nothing is in flight by now.
     pub(super) async fn end(&self, pipeline: &Pipeline, commit: bool) -> Result<(), Error> {
         let (id, epoch) = producer(pipeline)?;
-        self.ask_coordinator(
-            "EndTxn",
-            Some(END_TXN_V1_MAX),
-            |_| {
-                Ok(EndTxnRequest::default()
-                    .with_transactional_id(TransactionalId(s(&self.id)))
-                    .with_producer_id(ProducerId(id))
-                    .with_producer_epoch(epoch)
-                    .with_committed(commit))
-            },
-            |r| r.error_code,
-        )
-        .await?;
+        let v2 = self.state().v2;
+        let (response, _) = self
+            .ask_coordinator(
+                "EndTxn",
+                (!v2).then_some(END_TXN_V1_MAX),
+                |_| {
+                    Ok(EndTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s(&self.id)))
+                        .with_producer_id(ProducerId(id))
+                        .with_producer_epoch(epoch)
+                        .with_committed(commit))
+                },
+                |r| r.error_code,
+            )
+            .await?;
+        if v2 && response.producer_id.0 >= 0 {
+            let identity = pipeline.identity.as_ref().expect("transactional");
+            identity.set(response.producer_id.0, response.producer_epoch);
+        }
+        self.state().ended_at = Some(Instant::now());
         Ok(())
+    }
+
+    /// Waits, briefly, until the coordinator has completed the transaction the last EndTxn
+    /// ended: it answers EndTxn once the end is decided, and writes the markers after. A
+    /// request of the next transaction that meets that one still completing is refused with
+    /// CONCURRENT_TRANSACTIONS and asked again 20 ms later (by us for AddPartitionsToTxn,
+    /// under v2 by the partition's leader, `add.partitions.to.txn.retry.backoff.ms`), where
+    /// completing takes a millisecond or two. So the first request of a transaction begun
+    /// within [`COMPLETION_PATIENCE`] of the last end looks first (DescribeTransactions, Kafka
+    /// 3.0 and later; a producer may describe its own transactional id), every
+    /// [`COMPLETION_POLL`], for that long at most. Any error ends the wait: the retries above
+    /// still cover what it was for.
+    async fn await_completion(&self) {
+        let Some(ended) = self.state().ended_at.take() else {
+            return;
+        };
+        let give_up = ended + COMPLETION_PATIENCE;
+        let request = DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(s(&self.id))]);
+        while Instant::now() < give_up {
+            let asked = async {
+                let mut coordinator = self.coordinator.lock().await;
+                let conn = coordinator.conn().await.ok()?;
+                let version = conn.version_of::<DescribeTransactionsRequest>().ok()?;
+                let response = conn.request_at(&request, version, conn.socket_timeout());
+                let response = response.await.ok()?;
+                let state = response.transaction_states.into_iter().next()?;
+                (state.error_code == 0).then_some(state.transaction_state)
+            };
+            let Ok(Some(state)) = tokio::time::timeout_at(give_up, asked).await else {
+                return;
+            };
+            if !state.starts_with("Prepare") {
+                return;
+            }
+            tokio::time::sleep(COMPLETION_POLL).await;
+        }
     }
 
     /// Adds the partitions that have records in the transaction and are not in it yet, for
@@ -107,15 +172,21 @@ impl Transactions {
         if partitions.is_empty() {
             return;
         }
-        let serial = {
+        let (serial, v2) = {
             let state = self.state();
             if !matches!(state.phase, Phase::InTransaction | Phase::Committing) {
                 // A failed transaction: its records wait for the abort, which purges them.
                 return pipeline.acc.not_added(partitions);
             }
-            state.serial
+            (state.serial, state.v2)
         };
-        match self.add(pipeline, &partitions).await {
+        self.await_completion().await;
+        // Under v2 the partition's leader adds it when the first batch comes (Produce v12).
+        let added = match v2 {
+            true => Ok(()),
+            false => self.add(pipeline, &partitions).await,
+        };
+        match added {
             Ok(()) => {
                 let current = {
                     let mut state = self.state();
@@ -171,7 +242,8 @@ impl Transactions {
         Ok(())
     }
 
-    /// AddOffsetsToTxn, then TxnOffsetCommit to the group's coordinator.
+    /// AddOffsetsToTxn (v1 only: under v2 the group's coordinator adds them), then
+    /// TxnOffsetCommit to the group's coordinator.
     pub(super) async fn send_offsets(
         &self,
         pipeline: &Pipeline,
@@ -179,19 +251,23 @@ impl Transactions {
         group: &ConsumerGroupMetadata,
     ) -> Result<(), Error> {
         let (id, epoch) = producer(pipeline)?;
-        self.ask_coordinator(
-            "AddOffsetsToTxn",
-            None,
-            |_| {
-                Ok(AddOffsetsToTxnRequest::default()
-                    .with_transactional_id(TransactionalId(s(&self.id)))
-                    .with_producer_id(ProducerId(id))
-                    .with_producer_epoch(epoch)
-                    .with_group_id(GroupId(s(&group.group_id))))
-            },
-            |r| r.error_code,
-        )
-        .await?;
+        self.await_completion().await;
+        let v2 = self.state().v2;
+        if !v2 {
+            self.ask_coordinator(
+                "AddOffsetsToTxn",
+                None,
+                |_| {
+                    Ok(AddOffsetsToTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s(&self.id)))
+                        .with_producer_id(ProducerId(id))
+                        .with_producer_epoch(epoch)
+                        .with_group_id(GroupId(s(&group.group_id))))
+                },
+                |r| r.error_code,
+            )
+            .await?;
+        }
         self.state().started = true;
         let topics: Vec<TxnOffsetCommitRequestTopic> =
             per_topic(offsets.iter().map(|(t, p, o)| (&**t, *p, *o)))
@@ -236,7 +312,7 @@ impl Transactions {
         self.ask(
             &mut coordinator,
             "TxnOffsetCommit",
-            Some(TXN_OFFSET_COMMIT_V1_MAX),
+            (!v2).then_some(TXN_OFFSET_COMMIT_V1_MAX),
             |version| Ok(request(version)),
             |r| {
                 let codes = r.topics.iter().flat_map(|t| t.partitions.iter());
@@ -255,7 +331,7 @@ impl Transactions {
         cap: Option<i16>,
         make: impl Fn(i16) -> Result<R, Error>,
         code: impl Fn(&R::Response) -> i16,
-    ) -> Result<R::Response, Error> {
+    ) -> Result<(R::Response, Option<i16>), Error> {
         let mut coordinator = self.coordinator.lock().await;
         self.ask(&mut coordinator, api, cap, make, code).await
     }
@@ -264,7 +340,8 @@ impl Transactions {
     /// `coordinator` until it is answered without a retriable error: the coordinator moving
     /// or loading, or the previous transaction still completing, for as long as it takes;
     /// other retriable codes (a topic the coordinator does not know yet, a timeout) for a
-    /// transaction's length. `code` is the answer's error code.
+    /// transaction's length. `code` is the answer's error code. Returns the answer, and the
+    /// cluster's `transaction.version` as the answering broker knows it.
     async fn ask<R: ApiRequest>(
         &self,
         coordinator: &mut Coordinator,
@@ -272,7 +349,7 @@ impl Transactions {
         cap: Option<i16>,
         make: impl Fn(i16) -> Result<R, Error>,
         code: impl Fn(&R::Response) -> i16,
-    ) -> Result<R::Response, Error> {
+    ) -> Result<(R::Response, Option<i16>), Error> {
         let mut attempt = 0;
         let give_up = Instant::now() + Duration::from_millis(self.timeout_ms as u64);
         loop {
@@ -280,13 +357,16 @@ impl Transactions {
                 let conn = coordinator.conn().await?;
                 let version = conn.version_of::<R>()?;
                 let version = cap.map_or(version, |cap| version.min(cap));
-                conn.request_at(&make(version)?, version, conn.socket_timeout())
-                    .await
+                let level = conn.versions().feature(TRANSACTION_VERSION);
+                let response = conn
+                    .request_at(&make(version)?, version, conn.socket_timeout())
+                    .await?;
+                Ok::<_, Error>((response, level))
             }
             .await;
             let (retry, pause) = match outcome {
-                Ok(response) => match code(&response) {
-                    0 => return Ok(response),
+                Ok((response, level)) => match code(&response) {
+                    0 => return Ok((response, level)),
                     c @ (codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE) => {
                         coordinator.lost();
                         (coordinator.error(api, c), self.backoff(attempt))

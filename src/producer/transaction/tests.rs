@@ -1,6 +1,7 @@
 //! The transactional producer against the in-memory cluster's transaction coordinator
 //! ([`crate::testing`]), on paused time: partitions added before their first batch, calls
-//! that time out and are taken up, calls dropped mid-way, and the three error classes.
+//! that time out and are taken up, calls dropped mid-way, the three error classes, and
+//! transaction protocol v2 where the cluster has it.
 
 use std::time::Duration;
 
@@ -253,4 +254,118 @@ async fn calls_on_a_producer_without_transactional_id_are_refused() {
     }
     // And records go as ever.
     producer.send(record(0, "plain")).await.unwrap();
+}
+
+/// A cluster with `transaction.version` 2 (Kafka 4 by default), `t` of `partitions`, and a
+/// transactional producer for it, initialised.
+async fn transactional_v2(partitions: usize) -> (MemCluster, Producer) {
+    let cluster = MemCluster::new(1);
+    cluster.transaction_version(2);
+    cluster.topic("t", &vec![1; partitions]);
+    let producer = producer(&cluster).await;
+    (cluster, producer)
+}
+
+/// Transaction protocol v2 (KIP-890): the leaders add partitions and the group's coordinator
+/// adds offsets, so neither AddPartitionsToTxn nor AddOffsetsToTxn is asked; each EndTxn
+/// gives the next epoch, and the next transaction's records go under it (the coordinator
+/// refuses an older one).
+#[tokio::test(start_paused = true)]
+async fn under_protocol_v2_nothing_is_added_by_hand_and_each_end_brings_the_next_epoch() {
+    let (cluster, producer) = transactional_v2(2).await;
+    let group = ConsumerGroupMetadata::new("g");
+    producer.begin_transaction().unwrap();
+    producer.send(record(0, "a")).await.unwrap();
+    producer.send(record(1, "b")).await.unwrap();
+    producer
+        .send_offsets_to_transaction(&[("in", 0, 42)], &group, T)
+        .await
+        .unwrap();
+    producer.commit_transaction(T).await.unwrap();
+    assert_eq!(cluster.txns_ended(), [(true, partitions(&[0, 1]))]);
+    let expected = [(("in".to_owned(), 0), 42)].into_iter().collect();
+    assert_eq!(cluster.txn_offsets("g"), expected);
+
+    for round in 0..3 {
+        producer.begin_transaction().unwrap();
+        producer.send(record(round % 2, "next")).await.unwrap();
+        match round {
+            1 => producer.abort_transaction(T).await.unwrap(),
+            _ => producer.commit_transaction(T).await.unwrap(),
+        }
+    }
+    let ended: Vec<bool> = cluster.txns_ended().iter().map(|e| e.0).collect();
+    assert_eq!(ended, [true, true, false, true]);
+    let asked = cluster.txn_asked();
+    assert_eq!(count(&asked, "AddPartitionsToTxn"), 0, "{asked:?}");
+    assert_eq!(count(&asked, "AddOffsetsToTxn"), 0, "{asked:?}");
+    assert_eq!(count(&asked, "InitProducerId"), 1, "{asked:?}");
+}
+
+/// Under v2 a leader answers CONCURRENT_TRANSACTIONS while the previous transaction
+/// completes: the batch is sent again, not failed.
+#[tokio::test(start_paused = true)]
+async fn under_protocol_v2_a_batch_met_by_a_completing_transaction_is_sent_again() {
+    let (cluster, producer) = transactional_v2(1).await;
+    producer.begin_transaction().unwrap();
+    cluster.refuse("t", 0, 51, 2); // CONCURRENT_TRANSACTIONS
+    producer.send(record(0, "a")).await.unwrap();
+    producer.commit_transaction(T).await.unwrap();
+    assert_eq!(cluster.txns_ended(), [(true, partitions(&[0]))]);
+}
+
+/// Under v2 the abort after a record whose sequence is unknown takes its new epoch from
+/// EndTxn; no InitProducerId is needed, and the producer goes on.
+#[tokio::test(start_paused = true)]
+async fn under_protocol_v2_the_abort_brings_the_new_epoch_itself() {
+    let (cluster, producer) = transactional_v2(1).await;
+    producer.begin_transaction().unwrap();
+    producer.send(record(0, "a")).await.unwrap();
+    cluster.refuse("t", 0, 59, 1); // UNKNOWN_PRODUCER_ID: the sequence is unknown
+    let failed = producer.send(record(0, "b")).await.unwrap_err();
+    assert!(matches!(failed, Error::Broker { .. }), "{failed}");
+    let commit = producer.commit_transaction(T).await.unwrap_err();
+    assert!(commit.txn_requires_abort(), "{commit}");
+    producer.abort_transaction(T).await.unwrap();
+    producer.begin_transaction().unwrap();
+    producer.send(record(0, "c")).await.unwrap();
+    producer.commit_transaction(T).await.unwrap();
+    assert_eq!(count(&cluster.txn_asked(), "InitProducerId"), 1);
+    let ended: Vec<bool> = cluster.txns_ended().iter().map(|e| e.0).collect();
+    assert_eq!(ended, [false, true]);
+}
+
+/// A transaction begun right after the last one ended waits for the coordinator to have
+/// completed that one before its first batch goes (a batch meeting it still completing would
+/// wait 20 ms at its leader); one begun later does not ask.
+#[tokio::test(start_paused = true)]
+async fn the_next_transaction_waits_for_the_last_one_to_complete() {
+    let (cluster, producer) = transactional_v2(1).await;
+    producer.begin_transaction().unwrap();
+    producer.send(record(0, "a")).await.unwrap();
+    producer.commit_transaction(T).await.unwrap();
+
+    cluster.txn_completing(3);
+    producer.begin_transaction().unwrap();
+    producer.send(record(0, "b")).await.unwrap();
+    producer.commit_transaction(T).await.unwrap();
+    let asked = cluster.txn_asked();
+    let after_end = &asked[asked.iter().position(|a| *a == "EndTxn").unwrap() + 1..];
+    assert_eq!(
+        after_end[..5],
+        [
+            "DescribeTransactions",
+            "DescribeTransactions",
+            "DescribeTransactions",
+            "DescribeTransactions",
+            "Produce"
+        ],
+        "{asked:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    producer.begin_transaction().unwrap();
+    producer.send(record(0, "c")).await.unwrap();
+    producer.commit_transaction(T).await.unwrap();
+    assert_eq!(count(&cluster.txn_asked(), "DescribeTransactions"), 4);
 }

@@ -40,6 +40,11 @@ pub fn java() -> PathBuf {
     PathBuf::from("java")
 }
 
+/// `javac` of the same JDK as [`java`].
+pub fn javac() -> PathBuf {
+    java().with_file_name("javac")
+}
+
 /// Start `program args...` detached from this process: own session (via the
 /// `setsid` tool, which execs in place, so the pid is the JVM's), stdin from
 /// /dev/null, stdout+stderr appended to `log`. It outlives xtask.

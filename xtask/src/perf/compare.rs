@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The Rust peers are the binaries of `benches/peers`; the Java client is Kafka's own
-//! `ProducerPerformance` and `ConsumerPerformance` (perf/java.rs). What each workload sends and
+//! `ProducerPerformance` and `ConsumerPerformance`, and a program of the peers' making for
+//! transactions (perf/java.rs). What each workload sends and
 //! with which settings is in perf/workload.rs.
 
 use std::path::PathBuf;
@@ -158,6 +159,9 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
         None if o.clients.contains(&Client::Java) => kafka::libs(DEFAULT_VERSION)?,
         None => PathBuf::new(),
     };
+    if o.clients.contains(&Client::Java) && o.workloads.iter().any(|w| w.transaction > 0) {
+        java::compile(&java_libs)?;
+    }
     let setup = Setup {
         bootstrap,
         peers: peers_dir(),
@@ -338,7 +342,7 @@ fn run_one(
         return Err(failure("non-zero exit"));
     }
     let reading = match client {
-        Client::Java => java::read(w.kind, &f.stdout),
+        Client::Java if w.transaction == 0 => java::read(w.kind, &f.stdout),
         _ => peer_reading(&f.stdout),
     }
     .ok_or_else(|| failure("no result line"))?;

@@ -8,8 +8,12 @@
 //! - consume: `ConsumerPerformance` with a fresh group per run (it has no manual assignment;
 //!   `auto.offset.reset=earliest` is its default); its `fetch.nMsg.sec` leaves out the time
 //!   the group join took. It hard-codes `check.crcs=false`.
+//! - produce in transactions: `ProducerPerformance` commits by time, not every N records, so
+//!   `benches/peers/java/TransactionalProducerPerformance.java` runs it instead. It takes the
+//!   peers' flags and prints their result line; [`compile`] builds it with the JDK the brokers
+//!   run on.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::report::Reading;
@@ -18,6 +22,27 @@ use super::workload::{
     MAX_PARTITION_FETCH_BYTES,
 };
 use crate::kafka;
+use crate::run::{check, root, target_dir};
+
+/// The Java program of the transactional workload, in `benches/peers/java`.
+const TRANSACTIONAL: &str = "TransactionalProducerPerformance";
+
+/// Where [`compile`] puts the program's classes.
+fn classes() -> PathBuf {
+    target_dir(&root()).join("perf-java")
+}
+
+/// Compiles the transactional workload's program against the client jars in `libs`.
+pub fn compile(libs: &Path) -> Result<(), String> {
+    let source = root().join(format!("benches/peers/java/{TRANSACTIONAL}.java"));
+    let mut cmd = Command::new(kafka::javac());
+    cmd.arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg("-d")
+        .arg(classes())
+        .arg(source);
+    check(cmd)
+}
 
 /// The Java tool's command line for workload `w` on `topic`; `group` names the consumer group.
 pub fn command(
@@ -31,9 +56,14 @@ pub fn command(
 ) -> Command {
     let messages = w.messages(base);
     let mut cmd = Command::new(kafka::java());
-    cmd.arg("-Xmx512M")
-        .arg("-cp")
-        .arg(format!("{}/*", libs.display()));
+    cmd.arg("-Xmx512M").arg("-cp");
+    if w.transaction > 0 {
+        cmd.arg(format!("{}:{}/*", classes().display(), libs.display()))
+            .arg(TRANSACTIONAL)
+            .args(w.peer_args(s, bootstrap, topic, base));
+        return cmd;
+    }
+    cmd.arg(format!("{}/*", libs.display()));
     if w.kind == Kind::Consume {
         cmd.arg("org.apache.kafka.tools.ConsumerPerformance")
             .args(["--bootstrap-server", bootstrap])
@@ -178,6 +208,15 @@ mod tests {
              linger.ms=0 batch.size=1000 compression.type=none"
         );
         assert!(line("acks1").contains(" --throughput -1 --command-property "));
+        let txn = line("txn");
+        assert!(
+            txn.contains(
+                "/perf-java:/l/* TransactionalProducerPerformance produce --bootstrap h:1 \
+             --topic t --messages 100000 --size 100 --acks all --idempotence true"
+            ),
+            "{txn}"
+        );
+        assert!(txn.ends_with(" --transaction-size 1000"), "{txn}");
         assert_eq!(
             line("consume"),
             "-Xmx512M -cp /l/* org.apache.kafka.tools.ConsumerPerformance --bootstrap-server \

@@ -30,6 +30,9 @@ pub struct Workload {
     /// Produce: the application awaits each record's own outcome (purekafka's
     /// `DeliveryFuture`) instead of reading a stream of them; see the peers' `--each`.
     pub each: bool,
+    /// Produce: records per transaction (a transactional producer commits each in turn); 0 for
+    /// none.
+    pub transaction: u64,
 }
 
 /// Partitions of every topic, all of them read by the consume workload.
@@ -59,7 +62,7 @@ pub const MAX_PARTITION_FETCH_BYTES: u32 = 1 << 20;
 /// cannot turn it off). Kafka's `ConsumerPerformance` hard-codes `check.crcs=false`.
 pub const CHECK_CRCS: bool = true;
 
-pub const WORKLOADS: [Workload; 8] = [
+pub const WORKLOADS: [Workload; 9] = [
     Workload {
         id: "acks1",
         kind: Kind::Produce,
@@ -68,6 +71,7 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "1",
         idempotence: false,
         each: false,
+        transaction: 0,
     },
     // acks1 again, with every record's DeliveryFuture awaited by the application.
     Workload {
@@ -78,6 +82,7 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "1",
         idempotence: false,
         each: true,
+        transaction: 0,
     },
     Workload {
         id: "idempotent",
@@ -87,6 +92,19 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "all",
         idempotence: true,
         each: false,
+        transaction: 0,
+    },
+    // Transactions of 1,000 records, committed one after the other (acks=all and idempotence,
+    // as every transactional producer has them).
+    Workload {
+        id: "txn",
+        kind: Kind::Produce,
+        size: 100,
+        share: 1.0,
+        acks: "all",
+        idempotence: true,
+        each: false,
+        transaction: 1_000,
     },
     Workload {
         id: "acks-all",
@@ -96,6 +114,7 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "all",
         idempotence: false,
         each: false,
+        transaction: 0,
     },
     Workload {
         id: "1kb",
@@ -105,6 +124,7 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "1",
         idempotence: false,
         each: false,
+        transaction: 0,
     },
     Workload {
         id: "consume",
@@ -114,6 +134,7 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "1",
         idempotence: false,
         each: false,
+        transaction: 0,
     },
     Workload {
         id: "latency",
@@ -123,6 +144,7 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "1",
         idempotence: false,
         each: false,
+        transaction: 0,
     },
     // The same with acks=all, so that rskafka (which has no acks=1) appears at all. On the one
     // local broker the leader is the whole ISR, so acks=all costs little more.
@@ -134,6 +156,7 @@ pub const WORKLOADS: [Workload; 8] = [
         acks: "all",
         idempotence: false,
         each: false,
+        transaction: 0,
     },
 ];
 
@@ -173,10 +196,10 @@ impl Workload {
                 self.size,
                 self.acks,
                 if self.idempotence { "on" } else { "off" },
-                if self.each {
-                    ", each record awaited"
-                } else {
-                    ""
+                match (self.each, self.transaction) {
+                    (true, _) => ", each record awaited".to_owned(),
+                    (false, 0) => String::new(),
+                    (false, t) => format!(", transactions of {}", thousands(t)),
                 }
             ),
             Kind::Consume => format!("consume {n} × {} B, {PARTITIONS} partitions", self.size),
@@ -225,6 +248,9 @@ impl Workload {
         };
         if self.each {
             args.push_str(" --each true");
+        }
+        if self.transaction > 0 {
+            let _ = write!(args, " --transaction-size {}", self.transaction);
         }
         if self.kind == Kind::Latency {
             let _ = write!(
@@ -317,5 +343,15 @@ mod tests {
         ));
         let args = by_id("acks1").peer_args(S, "h:1", "t", 100);
         assert!(args.join(" ").contains("--linger-ms 5 --batch-size 1000"));
+        let args = by_id("txn").peer_args(S, "h:1", "t", 1_000_000).join(" ");
+        assert!(args.starts_with("produce --bootstrap h:1 --topic t --messages 1000000 "));
+        assert!(args.ends_with(
+            "--acks all --idempotence true --linger-ms 5 --batch-size 1000 \
+             --compression none --transaction-size 1000"
+        ));
+        assert_eq!(
+            by_id("txn").describe(1_000_000),
+            "produce 1,000,000 × 100 B, acks=all, idempotence on, transactions of 1,000"
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! - produce: records are queued with `enqueue`, as krafka's documentation shows for pipelined
 //!   sends; their delivery handles are awaited through a `FuturesUnordered` of at most
 //!   `IN_FLIGHT`.
+//! - produce with `--transaction-size`: a `TransactionalProducer` (`build_transactional`);
+//!   each transaction's records are queued with `enqueue` (the commit answers for all of them),
+//!   then committed with `commit`.
 //! - latency: each record's delivery handle is awaited on a task of its own.
 //! - consume: a consumer without a group (`consumer_without_group`), every partition `assign`ed,
 //!   starting at the earliest offset (`auto_offset_reset`), read with `poll`. krafka always
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use krafka::consumer::AutoOffsetReset;
-use krafka::producer::{Acks, Producer};
+use krafka::producer::{Acks, Producer, ProducerBuilder};
 use krafka::{Compression, Kafka, Record};
 use purekafka_peers::{run_latency, unsupported, InFlight, Options, Tally, Timer, Workload};
 
@@ -28,13 +31,14 @@ async fn main() -> Result<()> {
     let o = Options::from_env();
     let kafka = Kafka::builder(o.bootstrap.as_str()).connect().await?;
     match o.workload {
-        Workload::Produce => produce(&o, producer(&kafka, &o).await?).await,
-        Workload::Latency => latency(&o, producer(&kafka, &o).await?).await,
+        Workload::Produce if o.transaction_size > 0 => produce_transactions(&o, &kafka).await,
+        Workload::Produce => produce(&o, builder(&kafka, &o).build().await?).await,
+        Workload::Latency => latency(&o, builder(&kafka, &o).build().await?).await,
         Workload::Consume => consume(&o, kafka).await,
     }
 }
 
-async fn producer(kafka: &Kafka, o: &Options) -> Result<Producer> {
+fn builder(kafka: &Kafka, o: &Options) -> ProducerBuilder {
     let acks = match o.acks.as_str() {
         "0" => Acks::None,
         "1" => Acks::Leader,
@@ -47,15 +51,13 @@ async fn producer(kafka: &Kafka, o: &Options) -> Result<Producer> {
         "lz4" => Compression::Lz4,
         other => unsupported(CLIENT, &format!("compression {other} is not built in")),
     };
-    Ok(kafka
+    kafka
         .producer()
         .acks(acks)
         .idempotent(o.idempotence)
         .linger(o.linger())
         .batch_size(o.batch_size)
         .compression(compression)
-        .build()
-        .await?)
 }
 
 async fn produce(o: &Options, producer: Producer) -> Result<()> {
@@ -69,6 +71,39 @@ async fn produce(o: &Options, producer: Producer) -> Result<()> {
         pending.push(delivery).await;
     }
     let failed = pending.finish().await;
+    timer.report(CLIENT, o, failed);
+    producer.close().await?;
+    Ok(())
+}
+
+/// The produce workload in transactions of `--transaction-size` records, committed in turn.
+/// The records of a transaction that fails to commit count as failed.
+async fn produce_transactions(o: &Options, kafka: &Kafka) -> Result<()> {
+    let producer = builder(kafka, o)
+        .build_transactional(o.transactional_id(CLIENT))
+        .await?;
+    let value = Bytes::from(o.value());
+    let mut failed = 0;
+
+    let timer = Timer::start();
+    for records in o.transactions() {
+        producer.begin()?;
+        for _ in 0..records {
+            // The commit answers for every record of the transaction.
+            drop(
+                producer
+                    .enqueue(Record::new(o.topic.as_str(), value.clone()))
+                    .await?,
+            );
+        }
+        if let Err(e) = producer.commit().await {
+            if failed == 0 {
+                eprintln!("{CLIENT}: commit failed: {e}");
+            }
+            failed += records;
+            producer.abort().await?;
+        }
+    }
     timer.report(CLIENT, o, failed);
     producer.close().await?;
     Ok(())

@@ -10,6 +10,9 @@
 //!   as an application that wants every outcome without awaiting each record would. With
 //!   `--each true`, there is no report stream: each record's `DeliveryFuture` is awaited in
 //!   turn, oldest first, up to `IN_FLIGHT` waiting at once, as purekafka's documentation shows.
+//! - produce with `--transaction-size`: a transactional producer; each transaction's records
+//!   are queued with `produce` (their futures dropped: the commit succeeds only once every one
+//!   of them is acknowledged), then committed with `commit_transaction`.
 //! - latency: each record's `DeliveryFuture` is awaited on a task of its own.
 //! - consume: a `Consumer` without a group, every partition `assign`ed at `Offset::Earliest`,
 //!   read with `recv`.
@@ -82,6 +85,9 @@ fn producer_config(o: &Options) -> Result<ClientConfig> {
 }
 
 async fn produce(o: Options) -> Result<()> {
+    if o.transaction_size > 0 {
+        return produce_transactions(o).await;
+    }
     if o.each {
         return produce_each(o).await;
     }
@@ -156,6 +162,40 @@ async fn produce_each(o: Options) -> Result<()> {
     }
     for delivery in pending {
         note(delivery.await);
+    }
+    timer.report(CLIENT, &o, failed);
+    producer.close().await;
+    Ok(())
+}
+
+/// The produce workload in transactions of `--transaction-size` records, committed in turn.
+/// The records of a transaction that fails to commit count as failed.
+async fn produce_transactions(o: Options) -> Result<()> {
+    const PATIENCE: Duration = Duration::from_secs(60);
+    let config = producer_config(&o)?.set("transactional.id", o.transactional_id(CLIENT))?;
+    let producer = Producer::builder(config).build().await?;
+    producer.init_transactions(PATIENCE).await?;
+    let value = Bytes::from(o.value());
+    let mut failed = 0u64;
+
+    let timer = Timer::start();
+    for records in o.transactions() {
+        producer.begin_transaction()?;
+        for _ in 0..records {
+            // The commit answers for every record of the transaction.
+            drop(
+                producer
+                    .produce(ProducerRecord::new(o.topic.as_str()).value(value.clone()))
+                    .await?,
+            );
+        }
+        if let Err(e) = producer.commit_transaction(PATIENCE).await {
+            if failed == 0 {
+                eprintln!("{CLIENT}: commit failed: {e}");
+            }
+            failed += records;
+            producer.abort_transaction(PATIENCE).await?;
+        }
     }
     timer.report(CLIENT, &o, failed);
     producer.close().await;

@@ -4,6 +4,9 @@
 //! - produce: the way librdkafka's own `rdkafka_performance` drives it: a `BaseProducer` whose
 //!   delivery callback counts outcomes, `send` until the queue is full, then `poll` to serve
 //!   callbacks and make room.
+//! - produce with `--transaction-size`: the same `BaseProducer` with a `transactional.id`;
+//!   each transaction is begun, filled as above, flushed (which serves its delivery
+//!   callbacks) and committed.
 //! - latency: a `ThreadedProducer`, whose thread serves delivery callbacks as they come (a
 //!   `BaseProducer` would serve them only when the sending thread polls); each record's opaque
 //!   is its number and the instant of its send.
@@ -97,13 +100,27 @@ fn producer_config(o: &Options) -> ClientConfig {
 }
 
 fn produce(o: Options) -> Result<()> {
+    if o.transaction_size > 0 {
+        return produce_transactions(o);
+    }
     let producer: BaseProducer<Counter> =
         producer_config(&o).create_with_context(Counter::default())?;
     let value = o.value();
 
     let timer = Timer::start();
-    for _ in 0..o.messages {
-        let mut record = BaseRecord::<[u8], [u8]>::to(&o.topic).payload(&value[..]);
+    send(&producer, &o, &value, o.messages)?;
+    producer.flush(Duration::from_secs(120))?;
+    let ctx = producer.context();
+    let done = ctx.acked.load(Ordering::Relaxed) + ctx.failed.load(Ordering::Relaxed);
+    let failed = ctx.failed.load(Ordering::Relaxed) + (o.messages - done);
+    timer.report(CLIENT, &o, failed);
+    Ok(())
+}
+
+/// Queues `records` records of `value`, serving delivery callbacks when the queue is full.
+fn send(producer: &BaseProducer<Counter>, o: &Options, value: &[u8], records: u64) -> Result<()> {
+    for _ in 0..records {
+        let mut record = BaseRecord::<[u8], [u8]>::to(&o.topic).payload(value);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -116,10 +133,35 @@ fn produce(o: Options) -> Result<()> {
         }
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(120))?;
-    let ctx = producer.context();
-    let done = ctx.acked.load(Ordering::Relaxed) + ctx.failed.load(Ordering::Relaxed);
-    let failed = ctx.failed.load(Ordering::Relaxed) + (o.messages - done);
+    Ok(())
+}
+
+/// The produce workload in transactions of `--transaction-size` records, committed in turn.
+/// The records of a transaction that fails to commit count as failed.
+fn produce_transactions(o: Options) -> Result<()> {
+    const PATIENCE: Duration = Duration::from_secs(60);
+    let producer: BaseProducer<Counter> = producer_config(&o)
+        .set("transactional.id", o.transactional_id(CLIENT))
+        .create_with_context(Counter::default())?;
+    producer.init_transactions(PATIENCE)?;
+    let value = o.value();
+    let mut failed = 0;
+
+    let timer = Timer::start();
+    for records in o.transactions() {
+        producer.begin_transaction()?;
+        send(&producer, &o, &value, records)?;
+        let committed = producer
+            .flush(PATIENCE)
+            .and_then(|()| producer.commit_transaction(PATIENCE));
+        if let Err(e) = committed {
+            if failed == 0 {
+                eprintln!("{CLIENT}: commit failed: {e}");
+            }
+            failed += records;
+            producer.abort_transaction(PATIENCE)?;
+        }
+    }
     timer.report(CLIENT, &o, failed);
     Ok(())
 }

@@ -47,6 +47,9 @@ async fn producers(
     client: &Client,
     o: &Options,
 ) -> Result<Vec<Arc<BatchProducer<RecordAggregator>>>> {
+    if o.transaction_size > 0 {
+        unsupported(CLIENT, "rskafka has no transactions");
+    }
     if o.acks != "all" {
         unsupported(CLIENT, "rskafka always produces with acks=all");
     }
