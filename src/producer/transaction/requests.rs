@@ -46,9 +46,11 @@ const CARRIES_GENERATION: i16 = 3;
 /// Java client's, since it is over in milliseconds.
 const CONCURRENT_BACKOFF: Duration = Duration::from_millis(20);
 /// How long after an EndTxn the next transaction's first request waits, at most, for the
-/// coordinator to have completed it ([`Transactions::await_completion`]), and how often it
-/// looks meanwhile.
+/// coordinator to have completed it ([`Transactions::await_completion`]); how many times it
+/// asks again at once (a round trip apart: completing takes about as long as a few), and then
+/// how often.
 const COMPLETION_PATIENCE: Duration = Duration::from_millis(50);
+const COMPLETION_ASKED_AT_ONCE: u32 = 8;
 const COMPLETION_POLL: Duration = Duration::from_millis(1);
 
 impl Transactions {
@@ -133,9 +135,10 @@ impl Transactions {
     /// under v2 by the partition's leader, `add.partitions.to.txn.retry.backoff.ms`), where
     /// completing takes a millisecond or two. So the first request of a transaction begun
     /// within [`COMPLETION_PATIENCE`] of the last end looks first (DescribeTransactions, Kafka
-    /// 3.0 and later; a producer may describe its own transactional id), every
-    /// [`COMPLETION_POLL`], for that long at most. Any error ends the wait: the retries above
-    /// still cover what it was for.
+    /// 3.0 and later; a producer may describe its own transactional id) until it has, for that
+    /// long at most: [`COMPLETION_ASKED_AT_ONCE`] times in a row, then every
+    /// [`COMPLETION_POLL`]. Any error ends the wait: the retries above still cover what it was
+    /// for.
     async fn await_completion(&self) {
         let Some(ended) = self.state().ended_at.take() else {
             return;
@@ -143,6 +146,7 @@ impl Transactions {
         let give_up = ended + COMPLETION_PATIENCE;
         let request = DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(s(&self.id))]);
+        let mut asked_times = 0;
         while Instant::now() < give_up {
             let asked = async {
                 let mut coordinator = self.coordinator.lock().await;
@@ -159,7 +163,10 @@ impl Transactions {
             if !state.starts_with("Prepare") {
                 return;
             }
-            tokio::time::sleep(COMPLETION_POLL).await;
+            asked_times += 1;
+            if asked_times >= COMPLETION_ASKED_AT_ONCE {
+                tokio::time::sleep(COMPLETION_POLL).await;
+            }
         }
     }
 
