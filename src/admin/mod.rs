@@ -244,6 +244,16 @@ impl Admin {
         Ok(self.cluster.any_broker().await?.versions().negotiated())
     }
 
+    /// The finalized level of cluster feature `name` (KIP-584: `metadata.version`,
+    /// `transaction.version`, `group.version`, ...) as one broker of the cluster reports it;
+    /// `None` where it reports no level (every feature then stands at 0, and brokers before
+    /// Kafka 2.7 report none).
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn finalized_feature(&self, name: &str) -> Result<Option<i16>, Error> {
+        Ok(self.cluster.any_broker().await?.versions().feature(name))
+    }
+
     fn timeout_ms(&self) -> i32 {
         self.timeout.as_millis().min(i32::MAX as u128) as i32
     }

@@ -22,6 +22,8 @@ const VERSIONS: [&str; 5] = ["2.4.1", "2.8.2", "3.2.3", "3.9.2", kafka::DEFAULT_
 struct Run {
     version: &'static str,
     negotiated: Vec<(&'static str, Option<i16>)>,
+    /// The cluster's finalized `transaction.version`, if it reports one.
+    transaction_version: Option<i16>,
     /// Test name → passed.
     tests: BTreeMap<String, bool>,
     seconds: f64,
@@ -37,7 +39,7 @@ pub fn matrix() -> Result<(), String> {
             ..UpOptions::default()
         })?;
         let began = Instant::now();
-        let negotiated = negotiated(&cluster)?;
+        let (negotiated, transaction_version) = negotiated(&cluster)?;
         let mut tests = proto_tests(&cluster);
         // The outcome is read from the test list, so a failing suite does not stop the matrix.
         let output = tests
@@ -69,6 +71,7 @@ pub fn matrix() -> Result<(), String> {
         runs.push(Run {
             version,
             negotiated,
+            transaction_version,
             tests: results,
             seconds: began.elapsed().as_secs_f64(),
         });
@@ -102,12 +105,20 @@ pub fn matrix() -> Result<(), String> {
     }
 }
 
-/// The version of each API purekafka uses negotiated with `cluster`'s broker.
-fn negotiated(cluster: &Cluster) -> Result<Vec<(&'static str, Option<i16>)>, String> {
+/// The version of each API purekafka uses negotiated with `cluster`'s broker, and the
+/// cluster's `transaction.version`.
+type Negotiated = (Vec<(&'static str, Option<i16>)>, Option<i16>);
+
+fn negotiated(cluster: &Cluster) -> Result<Negotiated, String> {
     let config = purekafka::ClientConfig::new().bootstrap_servers([cluster.plaintext_bootstrap()]);
     crate::run::block_on(async {
         let admin = crate::run::admin(config).await?;
-        admin.negotiated_versions().await.map_err(|e| e.to_string())
+        let versions = admin.negotiated_versions().await;
+        let feature = admin.finalized_feature("transaction.version").await;
+        Ok((
+            versions.map_err(|e| e.to_string())?,
+            feature.map_err(|e| e.to_string())?,
+        ))
     })
 }
 
@@ -227,6 +238,30 @@ fn report(runs: &[Run], commit: &str) -> String {
             cells.join(" | ")
         );
     }
+    let protocol = |v2: bool| -> Vec<String> {
+        runs.iter()
+            .filter(|r| r.transaction_version.is_some_and(|l| l >= 2) == v2)
+            .map(|r| r.version.to_owned())
+            .collect()
+    };
+    let (v2, v1) = (protocol(true), protocol(false));
+    let _ = writeln!(
+        s,
+        "\n## Transaction protocol\n\n\
+         v2 (KIP-890: the brokers add partitions and offsets to a transaction, each EndTxn \
+         bumps the epoch), chosen where the cluster's finalized `transaction.version` is 2 or \
+         more: {}. v1 with the others: {}.",
+        if v2.is_empty() {
+            "none".to_owned()
+        } else {
+            v2.join(", ")
+        },
+        if v1.is_empty() {
+            "none".to_owned()
+        } else {
+            v1.join(", ")
+        },
+    );
     let _ = writeln!(
         s,
         "\n## What differs by version\n\n\
