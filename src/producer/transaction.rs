@@ -3,10 +3,10 @@
 //! ```text
 //!  Uninitialized ─init_transactions─► Ready ─begin_transaction─► InTransaction ─┐
 //!        (FindCoordinator, InitProducerId)  ▲                      │ records: their partitions
-//!                                           │                      │ are added (AddPartitionsToTxn)
-//!                                           │                      │ before a batch goes
+//!                                           │                      │ are added before a batch goes
+//!                                           │                      │ (v1: AddPartitionsToTxn)
 //!                                           │                      │ send_offsets_to_transaction:
-//!                                           │                      │ AddOffsetsToTxn, TxnOffsetCommit
+//!                                           │                      │ (v1: AddOffsetsToTxn), TxnOffsetCommit
 //!                                           ├── commit: flush, EndTxn(commit) ◄─┤
 //!                                           └── abort: purge, wait, EndTxn(abort)◄┤ (also from Abortable)
 //!  a record fails, the group moved on, ...: Abortable ─► only abort_transaction goes on

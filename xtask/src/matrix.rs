@@ -283,6 +283,10 @@ fn report(runs: &[Run], commit: &str) -> String {
          PKCS12 stores of the same certificates.\n\
          - **Fetch**: 2.4.1 stops at v11 (no flexible versions); the transaction test's \
          hand-built Fetch asks v11 of it. Its console producer takes `--broker-list`.\n\
+         - **Offsets committed with a transaction**: from 2.5 a read_committed consumer asks \
+         for stable offsets (KIP-447) and its answer waits for the transaction's markers; \
+         2.4.1 answers with the offset before until they land, which took up to 3 s after \
+         `commit_transaction` returned. The test waits for them there.\n\
          - **SCRAM users** are created with `kafka-storage format --add-scram` (KRaft) or \
          `kafka-configs --zookeeper` (2.4 to 3.2)."
     );
