@@ -281,9 +281,9 @@ impl Pipeline {
     ) -> Option<Request> {
         let body = conn
             .version_of::<ProduceRequest>()
-            .map(|version| match &self.txn {
-                Some(txn) => txn.produce_version(version),
-                None => version,
+            .and_then(|version| match &self.txn {
+                Some(txn) => txn.produce_version(conn.broker(), version),
+                None => Ok(version),
             })
             .and_then(|version| Ok((version, self.body(version, &mut batches)?)));
         match body {

@@ -240,12 +240,23 @@ impl Transactions {
         }
     }
 
-    /// The Produce version to send a transaction's batches with: v1's last at most, unless
-    /// the producer speaks v2, where v12 and later have the leader add the partition.
-    pub fn produce_version(&self, negotiated: i16) -> i16 {
+    /// The Produce version to send a transaction's batches with to `broker`, given the one
+    /// negotiated with it: v1's last at most, unless the producer speaks v2, where only v12 and
+    /// later have the leader add the partition. Under v2 a leader without v12 (a cluster half
+    /// upgraded) is refused: its batch would be written outside the transaction.
+    pub fn produce_version(&self, broker: &str, negotiated: i16) -> Result<i16, Error> {
         match self.state().v2 {
-            true => negotiated,
-            false => negotiated.min(PRODUCE_V1_MAX),
+            true if negotiated <= PRODUCE_V1_MAX => Err(Error::UnsupportedApi {
+                broker: broker.to_owned(),
+                api: "Produce",
+                ours: format!(
+                    "v{} and later (transaction protocol v2, which the transaction \
+                     coordinator has on)",
+                    PRODUCE_V1_MAX + 1
+                ),
+            }),
+            true => Ok(negotiated),
+            false => Ok(negotiated.min(PRODUCE_V1_MAX)),
         }
     }
 
@@ -453,17 +464,19 @@ impl Transactions {
                 .identity
                 .as_ref()
                 .is_some_and(|i| i.sequence_was_broken());
-            let (bump, started, v2) = {
+            let (bump, started) = {
                 let state = txn.state();
-                (broken || state.bump, state.started, state.v2)
+                (broken || state.bump, state.started)
             };
+            let mut renewed = false;
             if started {
-                if let Err(e) = txn.end(&pipeline, false).await {
-                    return Err(txn.failed(&pipeline.acc, Call::Abort, e));
+                match txn.end(&pipeline, false).await {
+                    Ok(new_epoch) => renewed = new_epoch,
+                    Err(e) => return Err(txn.failed(&pipeline.acc, Call::Abort, e)),
                 }
             }
             // Under v2 the EndTxn that ended it gave the new epoch already.
-            if bump && !(v2 && started) {
+            if bump && !renewed {
                 let current = pipeline.identity.as_ref().and_then(|i| i.current());
                 if let Err(e) = txn.init_producer_id(&pipeline, current).await {
                     txn.fatal(&pipeline.acc, "abort_transaction", e.clone());

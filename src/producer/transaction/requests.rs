@@ -102,8 +102,8 @@ impl Transactions {
 
     /// EndTxn: commits or aborts the transaction at the coordinator. Under v2 the answer
     /// carries the producer id and epoch of the next transaction, taken up here (sequences
-    /// start again at 0); nothing is in flight by now.
-    pub(super) async fn end(&self, pipeline: &Pipeline, commit: bool) -> Result<(), Error> {
+    /// start again at 0); nothing is in flight by now. True when it did.
+    pub(super) async fn end(&self, pipeline: &Pipeline, commit: bool) -> Result<bool, Error> {
         let (id, epoch) = producer(pipeline)?;
         let v2 = self.state().v2;
         let (response, _) = self
@@ -120,12 +120,15 @@ impl Transactions {
                 |r| r.error_code,
             )
             .await?;
-        if v2 && response.producer_id.0 >= 0 {
+        // A coordinator that answered at v4 (moved to a broker without v5 meanwhile) gives
+        // no new epoch: -1.
+        let renewed = v2 && response.producer_id.0 >= 0;
+        if renewed {
             let identity = pipeline.identity.as_ref().expect("transactional");
             identity.set(response.producer_id.0, response.producer_epoch);
         }
         self.state().ended_at = Some(Instant::now());
-        Ok(())
+        Ok(renewed)
     }
 
     /// Waits, briefly, until the coordinator has completed the transaction the last EndTxn
