@@ -447,6 +447,8 @@ impl fmt::Display for Resource {
 /// let code = KafkaCode::from_code(6).unwrap();
 /// assert_eq!(code.to_string(), "NotLeaderOrFollower (6)");
 /// assert!(code.is_retriable());
+/// // CONCURRENT_TRANSACTIONS: retriable, as the Java client takes it.
+/// assert!(KafkaCode::from_code(51).unwrap().is_retriable());
 /// assert!(KafkaCode::from_code(0).is_none());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -463,9 +465,11 @@ impl KafkaCode {
         self.0.code()
     }
 
-    /// Whether the protocol defines this error as retriable.
+    /// Whether the error is retriable: as the protocol defines it, and CONCURRENT_TRANSACTIONS
+    /// too (a transaction of the same producer still completing), which the Java client
+    /// retries and the protocol's table does not mark.
     pub fn is_retriable(&self) -> bool {
-        self.0.is_retriable()
+        self.0.is_retriable() || self.code() == crate::protocol::codes::CONCURRENT_TRANSACTIONS
     }
 }
 

@@ -370,13 +370,6 @@ impl Pipeline {
                 codes::DUPLICATE_SEQUENCE_NUMBER if self.identity.is_some() => {
                     self.acc.settle(batch, Ok(BatchAck::UNKNOWN), true)
                 }
-                // Under transaction protocol v2 the leader adds the partition to the
-                // transaction, while the previous one may still be completing: not written,
-                // sent again (the Java client takes it as retriable too).
-                codes::CONCURRENT_TRANSACTIONS if self.txn.is_some() => {
-                    let e = broker_error(&batch, codes::CONCURRENT_TRANSACTIONS, None);
-                    self.failed_as(batch, e, true);
-                }
                 // Fenced by another producer with our transactional id, or refused it: the
                 // producer cannot go on.
                 code if self.txn.as_ref().is_some_and(|t| t.is_fatal_code(code)) => {
@@ -453,18 +446,12 @@ impl Pipeline {
 
     /// A batch failed with `error`: retry it when the error allows and time remains, else report
     /// the error to its records.
-    fn failed(&self, batch: ReadyBatch, error: Error) {
-        let retriable = error.is_retriable();
-        self.failed_as(batch, error, retriable);
-    }
-
-    /// [`Pipeline::failed`], with `retriable` saying whether the error is.
-    fn failed_as(&self, mut batch: ReadyBatch, error: Error, retriable: bool) {
+    fn failed(&self, mut batch: ReadyBatch, error: Error) {
         batch.maybe_written |= error.is_outcome_unknown();
         let deadline = batch.created + self.config.delivery_timeout;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let out_of_time = remaining.is_zero();
-        if retriable && batch.attempts < self.config.retries && !out_of_time {
+        if error.is_retriable() && batch.attempts < self.config.retries && !out_of_time {
             tracing::debug!(topic = %batch.topic, partition = batch.partition, %error, "retrying produce");
             // Leadership may have moved: look it up again before the retry.
             self.cluster.refresh_soon(&batch.topic);
@@ -477,7 +464,7 @@ impl Pipeline {
                 // The batch may have been written: its sequence cannot be reused.
                 identity.sequence_broken(&batch);
             }
-            let error = match out_of_time && retriable {
+            let error = match out_of_time && error.is_retriable() {
                 true => batch.expired(self.config.delivery_timeout, Some(&error)),
                 false => error,
             };
