@@ -303,7 +303,7 @@ async fn a_custom_partitioner_chooses_and_can_defer() {
         fn partition(&self, _topic: &str, key: Option<&[u8]>, partitions: usize) -> Option<i32> {
             assert_eq!(partitions, 3);
             let n: u32 = std::str::from_utf8(key?).ok()?.parse().ok()?;
-            (n % 2 == 0).then_some(2)
+            n.is_multiple_of(2).then_some(2)
         }
     }
     let topic = topic(3).await;

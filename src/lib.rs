@@ -20,7 +20,19 @@
 //! println!("Delivered message to {delivered}");
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! The default build compiles no C and links statically against musl. Optional:
+//!
+//! - `tls`: `security.protocol` `SSL` and `SASL_SSL`, through rustls. Its crypto provider, ring,
+//!   compiles C and assembly, which is why the feature is off by default. Without it, those
+//!   protocols are refused with an error that names the feature.
+//! - `cli`: the `pkcat` binary, a kcat-style command-line tool (`cargo install purekafka
+//!   --features cli`).
 #![forbid(unsafe_code)]
+// docs.rs (`[package.metadata.docs.rs]`): each item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod admin;

@@ -5,6 +5,7 @@ mod fuzz;
 mod kafka;
 mod matrix;
 mod perf;
+mod publish;
 mod run;
 mod test;
 
@@ -18,7 +19,11 @@ commands:
   demo                  start the local Kafka if needed and run the CKafka guide's
                         producer and consumer examples with fixtures/ckafka.json
   test                  start the local Kafka if needed and run every gate: fmt,
-                        clippy, docs, all tests, static musl examples
+                        clippy, docs, rust-version, cargo package, all tests,
+                        static musl examples
+  package               the publishing gates alone, no Kafka needed: the library
+                        built with the toolchain of Cargo.toml's rust-version,
+                        then cargo package --workspace
   test --faults         the fault scenarios (proto-tests/faults) on a fresh
                         three-broker cluster; figures in target/faults-report.jsonl
   test --matrix         the proto-tests against Kafka 2.4.1, 2.8, 3.2.3 (ZooKeeper),
@@ -73,6 +78,9 @@ fn main() -> ExitCode {
         ["test"] => test::test().map_err(Failure::Task),
         ["test", "--faults"] => test::faults().map_err(Failure::Task),
         ["test", "--matrix"] => matrix::matrix().map_err(Failure::Task),
+        ["package"] => publish::msrv()
+            .and_then(|()| publish::package())
+            .map_err(Failure::Task),
         ["perf", rest @ ..] => perf::perf(rest).map_err(Failure::Task),
         ["fuzz", rest @ ..] => fuzz::parse(rest)
             .map_err(Failure::Usage)
