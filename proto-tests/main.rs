@@ -6,6 +6,7 @@
 //! Kafka, are the `offline` binary (`proto-tests/offline/`).
 
 mod admin;
+mod admin_ops;
 mod bad_credentials;
 mod common;
 mod consumer;

@@ -408,6 +408,8 @@ pub enum Resource {
     Broker(String),
     /// A transactional producer's `transactional.id`.
     TransactionalId(String),
+    /// An ACL binding, or a filter of them, as text.
+    Acl(String),
 }
 
 impl Resource {
@@ -436,6 +438,7 @@ impl fmt::Display for Resource {
             Resource::Group(group) => write!(f, "group {group}"),
             Resource::Broker(broker) => f.write_str(broker),
             Resource::TransactionalId(id) => write!(f, "transactional id {id}"),
+            Resource::Acl(acl) => write!(f, "ACL {acl}"),
         }
     }
 }

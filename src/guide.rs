@@ -299,7 +299,21 @@
 //!
 //! [`Admin::create_topic`] and [`Admin::create_topic_if_missing`] create one topic;
 //! [`Admin::list_groups`], [`Admin::describe_groups`] and [`Admin::list_group_offsets`] look at
-//! consumer groups.
+//! consumer groups. What operators reach for when something goes wrong is there too: a group's
+//! lag seen from outside it, offsets by time, configurations, record deletion, ACLs:
+//!
+//! ```no_run
+//! # async fn demo(admin: purekafka::Admin) -> Result<(), purekafka::Error> {
+//! use purekafka::{AlterConfig, ConfigResource};
+//! for ((topic, partition), lag) in admin.group_lag("purekafka-demo").await? {
+//!     let lag = lag?;
+//!     println!("{topic}[{partition}]: {:?} of {} ({:?} behind)", lag.committed, lag.log_end, lag.lag);
+//! }
+//! let topic = ConfigResource::Topic("test".into());
+//! let retention = vec![AlterConfig::Set("retention.ms".into(), "86400000".into())];
+//! admin.incremental_alter_configs(&[(topic, retention)]).await?;
+//! # Ok(()) }
+//! ```
 //!
 //! # 6. Events and errors
 //!

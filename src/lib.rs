@@ -50,9 +50,11 @@ pub mod protocol;
 mod testing;
 
 pub use admin::{
-    Admin, AdminBuilder, BrokerDescription, ClusterDescription, CommittedOffset, GroupDescription,
-    GroupListing, MemberDescription, NewTopic, Outcome, PartitionDescription, PartitionOutcome,
-    TopicDescription, TopicListing,
+    AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType, Admin,
+    AdminBuilder, AlterConfig, Assignee, BrokerDescription, ClusterDescription, CommittedOffset,
+    ConfigEntry, ConfigOutcome, ConfigResource, ConfigSource, GroupDescription, GroupListing,
+    ListedOffset, LogDir, MemberDescription, NewTopic, OffsetSpec, Outcome, PartitionDescription,
+    PartitionLag, PartitionOutcome, ReplicaInfo, TopicDescription, TopicListing,
 };
 pub use cluster::{ClientEvent, ClientEvents};
 pub use config::{

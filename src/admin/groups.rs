@@ -140,9 +140,26 @@ impl Admin {
         Ok(outcomes)
     }
 
-    async fn describe_group(&self, group: &str) -> Result<GroupDescription, Error> {
+    /// One group's description. A KIP-848 group shows in ConsumerGroupDescribe only, a
+    /// classic one in DescribeGroups only, and what DescribeGroups says of a KIP-848 group
+    /// differs between implementations (Kafka answers GROUP_ID_NOT_FOUND, another answered an
+    /// empty Stable group). So, as the Java client does, ConsumerGroupDescribe comes first where
+    /// the coordinator has it; a group it does not know as a KIP-848 group is then asked of
+    /// DescribeGroups.
+    pub(super) async fn describe_group(&self, group: &str) -> Result<GroupDescription, Error> {
+        match self.describe_kip848_group(group).await {
+            Ok(description) => return Ok(description),
+            // Not a KIP-848 group (Kafka: "not a consumer group"), or no KIP-848 groups here.
+            Err(Error::UnsupportedApi { .. }) => {}
+            Err(Error::Broker { code, .. })
+                if matches!(
+                    code.code(),
+                    codes::GROUP_ID_NOT_FOUND | codes::UNSUPPORTED_VERSION
+                ) => {}
+            Err(e) => return Err(e),
+        }
         let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
-        let (response, conn, coordinator) = self
+        let (response, _, coordinator) = self
             .on_coordinator(group, &request, |r| r.groups.first().map(|g| g.error_code))
             .await?;
         let answer = response
@@ -150,10 +167,6 @@ impl Admin {
             .into_iter()
             .find(|g| g.group_id.0 == *group)
             .ok_or_else(|| missing_answer("DescribeGroups", &Resource::Group(group.to_owned())))?;
-        let kip848 = conn.version_of::<ConsumerGroupDescribeRequest>().is_ok();
-        if answer.error_code == codes::GROUP_ID_NOT_FOUND && kip848 {
-            return self.describe_kip848_group(group).await;
-        }
         let code = (answer.error_code, answer.error_message.as_ref());
         item_answer(
             "DescribeGroups",
@@ -164,6 +177,7 @@ impl Admin {
     }
 
     /// ConsumerGroupDescribe, for a KIP-848 group (Kafka 4), which DescribeGroups does not show.
+    /// Without the API on the coordinator, [`Error::UnsupportedApi`].
     async fn describe_kip848_group(&self, group: &str) -> Result<GroupDescription, Error> {
         let request =
             ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);

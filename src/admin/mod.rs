@@ -1,12 +1,19 @@
-//! Administration: topics (`topics.rs`), consumer groups and their offsets (`groups.rs`), and
-//! the cluster itself. Topic requests go to the controller (KRaft brokers forward them there
+//! Administration: topics (`topics.rs`), consumer groups and their offsets (`groups.rs`),
+//! partition offsets, group lag and record deletion (`offsets.rs`), configurations
+//! (`configs.rs`), log directories (`log_dirs.rs`), ACLs (`acls.rs`), and the cluster itself. Topic requests go to the controller (KRaft brokers forward them there
 //! from any broker), group requests to each group's coordinator.
 //!
 //! A call about several items (topics, groups, partitions) answers for each one, in the order
 //! asked, as [`Outcome`]s; its own `Err` is for the request as a whole, such as no broker
 //! reachable.
 
+mod acls;
+mod configs;
 mod groups;
+mod log_dirs;
+mod offsets;
+#[cfg(test)]
+mod tests;
 mod topics;
 
 use std::sync::Arc;
@@ -14,9 +21,15 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::protocol::StrBytes;
 
+pub use acls::{
+    AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
+};
+pub use configs::{AlterConfig, ConfigEntry, ConfigOutcome, ConfigResource, ConfigSource};
 pub use groups::{
     CommittedOffset, GroupDescription, GroupListing, MemberDescription, PartitionOutcome,
 };
+pub use log_dirs::{LogDir, ReplicaInfo};
+pub use offsets::{Assignee, ListedOffset, OffsetSpec, PartitionLag};
 pub use topics::{NewTopic, PartitionDescription, TopicDescription, TopicListing};
 
 use crate::cluster::{ClientEvents, ClientKind, Cluster, TopicPartition, LATEST};

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Cluster;
 use crate::error::{Error, KafkaCode, Resource};
+use crate::protocol::api::ApiRequest;
 use crate::protocol::codes;
 
 /// ListOffsets timestamp for the log start.
@@ -22,23 +23,26 @@ pub(crate) const LATEST: i64 = -1;
 pub(crate) type TopicPartition = (Arc<str>, i32);
 
 /// Partitions grouped by the node id of their leader, each with its leader's epoch (-1 where
-/// the broker sends none), and those whose leader is not known for now (being elected, or the
-/// cluster out of reach), with why.
+/// the broker sends none); those whose leader is not known for now (being elected, or the
+/// cluster out of reach), with why; and those no retry can place (their topic refused to us,
+/// say), with why.
 pub(crate) struct ByLeader {
     pub groups: BTreeMap<i32, Vec<(TopicPartition, i32)>>,
     pub unknown: Vec<(TopicPartition, Error)>,
+    pub failed: Vec<(TopicPartition, Error)>,
 }
 
 /// Groups partitions by their leader. A partition whose leader cannot be found for now does not
-/// hold up the others: it is set aside (and its topic asked for again soon); an error no
-/// retry can cure (the topic refused to us, say) is returned.
+/// hold up the others: it is set aside (and its topic asked for again soon), and so is one that
+/// no retry can place.
 pub(crate) async fn by_leader(
     cluster: &Cluster,
     partitions: impl IntoIterator<Item = TopicPartition>,
-) -> Result<ByLeader, Error> {
+) -> ByLeader {
     let mut out = ByLeader {
         groups: BTreeMap::new(),
         unknown: Vec::new(),
+        failed: Vec::new(),
     };
     for tp in partitions {
         match cluster.leader(&tp.0, tp.1).await {
@@ -47,10 +51,20 @@ pub(crate) async fn by_leader(
                 cluster.refresh_soon(&tp.0);
                 out.unknown.push((tp, e));
             }
-            Err(e) => return Err(e),
+            Err(e) => out.failed.push((tp, e)),
         }
     }
-    Ok(out)
+    out
+}
+
+/// One partition's answer to ListOffsets: the offset (-1 where no record matches the
+/// timestamp asked), the timestamp of its record (-1 for the log's ends), and the leader epoch
+/// of that record (-1 where the broker sends none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OffsetAnswer {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub leader_epoch: i32,
 }
 
 /// Groups `(topic, partition)` pairs by topic, keeping their order; the topics are borrowed.
@@ -101,6 +115,11 @@ pub(crate) fn leader_moving(error: &Error) -> bool {
     }
 }
 
+/// What a leader's answer says of one partition: its error code and what it found, or `None`
+/// where the answer leaves the partition out.
+type Read<'a, R, T> =
+    &'a (dyn Fn(&<R as ApiRequest>::Response, &TopicPartition) -> Option<(i16, T)> + Sync);
+
 impl Cluster {
     /// The offset at `timestamp` (`EARLIEST`, `LATEST`, or a time in ms) of each partition,
     /// asking each leader once. With `isolation_level` 1 (read_committed), `LATEST` is the last
@@ -109,77 +128,133 @@ impl Cluster {
     /// A partition whose leader moved, is being elected or cannot be reached is asked again,
     /// its metadata refreshed, every `topic.metadata.refresh.fast.interval.ms` (doubling) for
     /// up to `socket.timeout.ms`; then the last such error is returned. Any other error (an
-    /// unknown topic among them: it may be being deleted) is returned at once.
+    /// unknown topic among them: it may be being deleted) is returned once every leader has
+    /// answered.
     pub(crate) async fn list_offsets(
         &self,
         partitions: &[TopicPartition],
         timestamp: i64,
         isolation_level: i8,
     ) -> Result<Vec<(TopicPartition, i64)>, Error> {
-        let mut patience = self.patience(self.inner.settings.socket_timeout);
-        let mut offsets = Vec::with_capacity(partitions.len());
-        let mut left = partitions.to_vec();
-        loop {
-            let failed = self
-                .list_offsets_once(&left, timestamp, isolation_level, &mut offsets)
-                .await?;
-            if let Some((_, e)) = failed.iter().find(|(_, e)| !leader_moving(e)) {
-                return Err(e.clone());
-            }
-            let Some((_, last)) = failed.last() else {
-                return Ok(offsets);
-            };
-            tracing::debug!(error = %last, partitions = failed.len(), "ListOffsets again");
-            if !patience.wait().await {
-                return Err(last.clone());
-            }
-            left = failed.into_iter().map(|(tp, _)| tp).collect();
-        }
+        let request =
+            |tps: &[TopicPartition]| list_offsets_request(tps, timestamp, isolation_level);
+        let answers = self
+            .on_leaders(partitions, None, &request, &read_offset, true)
+            .await?;
+        answers
+            .into_iter()
+            .map(|(tp, answer)| Ok((tp, answer?.offset)))
+            .collect()
     }
 
-    /// One ListOffsets per leader of `partitions`, their answers added to `offsets`. Returns
-    /// the partitions to ask about again (with why); a failure no retry can cure is an `Err`.
-    async fn list_offsets_once(
+    /// [`Cluster::list_offsets`] with an answer for each partition, in no particular order: a
+    /// partition's error, retried as there, is its own and does not fail the others. Only a
+    /// failure of a whole request (credentials refused, say) is the call's `Err`. A leader
+    /// that negotiated ListOffsets below `needs.0` is not asked: its partitions get
+    /// [`Error::UnsupportedApi`], saying that `needs.1` wants that version.
+    pub(crate) async fn list_offsets_each(
         &self,
         partitions: &[TopicPartition],
         timestamp: i64,
         isolation_level: i8,
-        offsets: &mut Vec<(TopicPartition, i64)>,
+        needs: (i16, &str),
+    ) -> Result<Vec<(TopicPartition, Result<OffsetAnswer, Error>)>, Error> {
+        let request =
+            |tps: &[TopicPartition]| list_offsets_request(tps, timestamp, isolation_level);
+        self.on_leaders(partitions, Some(needs), &request, &read_offset, false)
+            .await
+    }
+
+    /// Sends each leader of `partitions` the request `request` makes for its share, and reads
+    /// each partition's answer with `read`, until every partition has one: the per-leader
+    /// requests of ListOffsets and DeleteRecords.
+    ///
+    /// A partition whose leader moved, is being elected or cannot be reached is asked again,
+    /// its metadata refreshed, every `topic.metadata.refresh.fast.interval.ms` (doubling) for
+    /// up to `socket.timeout.ms`. Its answer is then that last error; any other error is its
+    /// answer at once. With `fail_fast`, the first such answer is the call's `Err` instead. A
+    /// leader that negotiated `R` below `needs.0` is not asked: its partitions get
+    /// [`Error::UnsupportedApi`], saying that `needs.1` wants that version.
+    pub(crate) async fn on_leaders<R: ApiRequest, T>(
+        &self,
+        partitions: &[TopicPartition],
+        needs: Option<(i16, &str)>,
+        request: &(dyn Fn(&[TopicPartition]) -> R + Sync),
+        read: Read<'_, R, T>,
+        fail_fast: bool,
+    ) -> Result<Vec<(TopicPartition, Result<T, Error>)>, Error> {
+        let mut patience = self.patience(self.inner.settings.socket_timeout);
+        let mut answers = Vec::with_capacity(partitions.len());
+        let mut left = partitions.to_vec();
+        loop {
+            let failed = self
+                .on_leaders_once(&left, needs, request, read, &mut answers)
+                .await?;
+            let (again, settled): (Vec<_>, Vec<_>) =
+                failed.into_iter().partition(|(_, e)| leader_moving(e));
+            if let (true, Some((_, e))) = (fail_fast, settled.first()) {
+                return Err(e.clone());
+            }
+            answers.extend(settled.into_iter().map(|(tp, e)| (tp, Err(e))));
+            let Some((_, last)) = again.last() else {
+                return Ok(answers);
+            };
+            tracing::debug!(error = %last, partitions = again.len(), api = R::NAME, "asking again");
+            if !patience.wait().await {
+                if fail_fast {
+                    return Err(last.clone());
+                }
+                answers.extend(again.into_iter().map(|(tp, e)| (tp, Err(e))));
+                return Ok(answers);
+            }
+            left = again.into_iter().map(|(tp, _)| tp).collect();
+        }
+    }
+
+    /// One request per leader of `partitions`, their answers added to `answers`. Returns the
+    /// partitions that failed, with why (some to ask about again); a failure of a whole request
+    /// that no retry can cure is an `Err`.
+    async fn on_leaders_once<R: ApiRequest, T>(
+        &self,
+        partitions: &[TopicPartition],
+        needs: Option<(i16, &str)>,
+        request: &(dyn Fn(&[TopicPartition]) -> R + Sync),
+        read: Read<'_, R, T>,
+        answers: &mut Vec<(TopicPartition, Result<T, Error>)>,
     ) -> Result<Vec<(TopicPartition, Error)>, Error> {
         let ByLeader {
             groups,
             mut unknown,
-        } = by_leader(self, partitions.iter().cloned()).await?;
+            failed,
+        } = by_leader(self, partitions.iter().cloned()).await;
+        unknown.extend(failed);
         for (leader, tps) in groups {
-            let topics = by_topic(tps.iter().map(|(tp, _)| (tp, ())))
-                .into_iter()
-                .map(|(topic, ps)| {
-                    ListOffsetsTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(
-                            ps.iter()
-                                .map(|(p, ())| {
-                                    ListOffsetsPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_current_leader_epoch(-1)
-                                        .with_timestamp(timestamp)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_isolation_level(isolation_level)
-                .with_topics(topics);
+            let tps: Vec<TopicPartition> = tps.into_iter().map(|(tp, _)| tp).collect();
             let answer = match self.broker(leader).await {
-                Ok(conn) => conn.request(&request).await.map(|(response, _)| response),
+                Ok(conn) => match (conn.version_of::<R>(), needs) {
+                    // Too old: its answer would mean something else (a broker before
+                    // ListOffsets v7 takes the max-timestamp marker for a time).
+                    (Ok(v), Some((min, what))) if v < min => Err(Error::UnsupportedApi {
+                        broker: conn.broker().to_owned(),
+                        api: R::NAME,
+                        ours: format!("v{min} and later, for {what}"),
+                    }),
+                    _ => conn
+                        .request(&request(&tps))
+                        .await
+                        .map(|(response, _)| response),
+                },
                 Err(e) => Err(e),
             };
             let response = match answer {
                 Ok(response) => response,
+                // One leader too old fails its own partitions only.
+                Err(e @ Error::UnsupportedApi { .. }) if needs.is_some() => {
+                    unknown.extend(tps.into_iter().map(|tp| (tp, e.clone())));
+                    continue;
+                }
                 Err(e) if e.is_retriable() => {
-                    for (tp, _) in tps {
+                    for tp in tps {
                         self.refresh_soon(&tp.0);
                         unknown.push((tp, e.clone()));
                     }
@@ -187,36 +262,72 @@ impl Cluster {
                 }
                 Err(e) => return Err(e),
             };
-            for (tp, _) in &tps {
-                let answer = response
-                    .topics
-                    .iter()
-                    .filter(|t| t.name.0.as_str() == &*tp.0)
-                    .flat_map(|t| &t.partitions)
-                    .find(|p| p.partition_index == tp.1);
-                let Some(p) = answer else {
+            for tp in tps {
+                let Some((code, value)) = read(&response, &tp) else {
                     let broker = format!("broker {leader}");
-                    let what = format!("the ListOffsets answer lacks {}[{}]", tp.0, tp.1);
+                    let what = format!("the {} answer lacks {}[{}]", R::NAME, tp.0, tp.1);
                     return Err(Error::protocol(broker, what));
                 };
-                let tp = tp.clone();
-                let Some(code) = KafkaCode::from_code(p.error_code) else {
-                    offsets.push((tp, p.offset));
+                let Some(code) = KafkaCode::from_code(code) else {
+                    answers.push((tp, Ok(value)));
                     continue;
                 };
+                if code.is_retriable() {
+                    self.refresh_soon(&tp.0);
+                }
                 let error = Error::Broker {
-                    api: "ListOffsets",
+                    api: R::NAME,
                     resource: Resource::partition(&tp.0, tp.1),
                     code,
                     message: None,
                 };
-                if !code.is_retriable() {
-                    return Err(error);
-                }
-                self.refresh_soon(&tp.0);
                 unknown.push((tp, error));
             }
         }
         Ok(unknown)
     }
+}
+
+/// A ListOffsets request for `partitions`, each at `timestamp`.
+fn list_offsets_request(
+    partitions: &[TopicPartition],
+    timestamp: i64,
+    isolation_level: i8,
+) -> ListOffsetsRequest {
+    let topics = by_topic(partitions.iter().map(|tp| (tp, ())))
+        .into_iter()
+        .map(|(topic, ps)| {
+            ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    ps.iter()
+                        .map(|(p, ())| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(*p)
+                                .with_current_leader_epoch(-1)
+                                .with_timestamp(timestamp)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
+        .with_topics(topics)
+}
+
+fn read_offset(response: &ListOffsetsResponse, tp: &TopicPartition) -> Option<(i16, OffsetAnswer)> {
+    let p = response
+        .topics
+        .iter()
+        .filter(|t| t.name.0.as_str() == &*tp.0)
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == tp.1)?;
+    let answer = OffsetAnswer {
+        offset: p.offset,
+        timestamp: p.timestamp,
+        leader_epoch: p.leader_epoch,
+    };
+    Some((p.error_code, answer))
 }

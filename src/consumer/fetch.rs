@@ -290,14 +290,16 @@ async fn round(
     };
     // A partition whose leader is not known for now (being elected, say) waits for the next
     // round; the others are fetched.
-    let ByLeader { groups, unknown } = match by_leader(&cluster, wanted.keys().cloned()).await {
-        Ok(grouped) => grouped,
-        Err(e) => {
-            out.sessions = sessions;
-            out.error = Some(e);
-            return out;
-        }
-    };
+    let ByLeader {
+        groups,
+        unknown,
+        failed,
+    } = by_leader(&cluster, wanted.keys().cloned()).await;
+    if let Some((_, e)) = failed.into_iter().next() {
+        out.sessions = sessions;
+        out.error = Some(e);
+        return out;
+    }
     if let Some((_, e)) = unknown.into_iter().next() {
         out.error = Some(e);
     }

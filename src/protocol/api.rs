@@ -85,6 +85,13 @@ api_requests! {
     EndTxnRequest => EndTxnResponse, EndTxn;
     TxnOffsetCommitRequest => TxnOffsetCommitResponse, TxnOffsetCommit;
     DescribeTransactionsRequest => DescribeTransactionsResponse, DescribeTransactions;
+    DeleteRecordsRequest => DeleteRecordsResponse, DeleteRecords;
+    DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs;
+    IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs;
+    DescribeLogDirsRequest => DescribeLogDirsResponse, DescribeLogDirs;
+    CreateAclsRequest => CreateAclsResponse, CreateAcls;
+    DescribeAclsRequest => DescribeAclsResponse, DescribeAcls;
+    DeleteAclsRequest => DeleteAclsResponse, DeleteAcls;
 }
 
 #[cfg(test)]

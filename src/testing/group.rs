@@ -8,6 +8,10 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_describe_response::{
+    DescribedGroup as Kip848Group, Member as Kip848Member,
+};
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::offset_commit_response::{
@@ -22,6 +26,10 @@ use kafka_protocol::messages::{
     OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
     SyncGroupResponse,
 };
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, GroupId,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::{Duration, Instant};
 
@@ -29,6 +37,7 @@ const UNKNOWN_MEMBER_ID: i16 = 25;
 const ILLEGAL_GENERATION: i16 = 22;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
+const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// Whether an answer can go now.
 pub(super) enum Asked<T> {
@@ -333,4 +342,73 @@ pub(super) fn fetch_offsets(
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// DescribeGroups: a classic group with its members; a KIP-848 group (in `kip848`, with its
+/// member ids) as one Kafka-compatible service answered it, an empty Stable group where Kafka
+/// says GROUP_ID_NOT_FOUND; any other group Dead, as Kafka before 3.8 answers.
+pub(super) fn describe(
+    groups: &BTreeMap<String, Group>,
+    kip848: &BTreeMap<String, Vec<String>>,
+    asked: &DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let described = asked
+        .groups
+        .iter()
+        .map(|id| {
+            let name = id.0.to_string();
+            let answer = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_protocol_type(StrBytes::from_static_str("consumer"));
+            match (groups.get(&name), kip848.contains_key(&name)) {
+                (Some(g), _) if !g.members.is_empty() => answer
+                    .with_group_state(StrBytes::from_static_str("Stable"))
+                    .with_protocol_data(g.protocol.clone().unwrap_or_default())
+                    .with_members(
+                        g.members
+                            .keys()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(StrBytes::from_string(m.clone()))
+                            })
+                            .collect(),
+                    ),
+                (_, true) => answer.with_group_state(StrBytes::from_static_str("Stable")),
+                _ => answer
+                    .with_group_state(StrBytes::from_static_str("Dead"))
+                    .with_protocol_type(StrBytes::default()),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(described)
+}
+
+/// ConsumerGroupDescribe: a KIP-848 group (in `kip848`) with its members; any other group
+/// GROUP_ID_NOT_FOUND, as Kafka answers for a classic group.
+pub(super) fn consumer_group_describe(
+    kip848: &BTreeMap<String, Vec<String>>,
+    asked: &ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let described = asked
+        .group_ids
+        .iter()
+        .map(|id| match kip848.get(id.0.as_str()) {
+            Some(members) => Kip848Group::default()
+                .with_group_id(GroupId(id.0.clone()))
+                .with_group_state(StrBytes::from_static_str("Stable"))
+                .with_assignor_name(StrBytes::from_static_str("uniform"))
+                .with_members(
+                    members
+                        .iter()
+                        .map(|m| {
+                            Kip848Member::default().with_member_id(StrBytes::from_string(m.clone()))
+                        })
+                        .collect(),
+                ),
+            None => Kip848Group::default()
+                .with_group_id(GroupId(id.0.clone()))
+                .with_error_code(GROUP_ID_NOT_FOUND),
+        })
+        .collect();
+    ConsumerGroupDescribeResponse::default().with_groups(described)
 }

@@ -19,10 +19,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, ApiVersionsResponse,
-    DescribeTransactionsRequest, EndTxnRequest, FetchRequest, HeartbeatRequest,
-    InitProducerIdRequest, InitProducerIdResponse, JoinGroupRequest, LeaveGroupRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
-    ProducerId, SyncGroupRequest, TxnOffsetCommitRequest,
+    ConsumerGroupDescribeRequest, DescribeGroupsRequest, DescribeTransactionsRequest,
+    EndTxnRequest, FetchRequest, HeartbeatRequest, InitProducerIdRequest, InitProducerIdResponse,
+    JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, ProducerId, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -106,6 +106,8 @@ struct State {
     offset_fetch_errors: std::collections::VecDeque<i16>,
     /// Whether each OffsetFetch asked for stable offsets (`require_stable`), in order.
     offset_fetch_stable: Vec<bool>,
+    /// The KIP-848 groups broker 1 coordinates, with their member ids.
+    kip848_groups: BTreeMap<String, Vec<String>>,
 }
 
 /// An in-memory cluster; its brokers stop answering when it is dropped.
@@ -234,6 +236,13 @@ impl MemCluster {
     /// Group `group`'s generation.
     pub fn generation(&self, group: &str) -> i32 {
         self.state().groups.get(group).map_or(0, |g| g.generation())
+    }
+
+    /// A KIP-848 group of these members on broker 1 (described, not joined: it answers
+    /// ConsumerGroupDescribe, and DescribeGroups as an empty Stable group).
+    pub fn kip848_group(&self, group: &str, members: &[&str]) {
+        let members = members.iter().map(|m| m.to_string()).collect();
+        self.state().kip848_groups.insert(group.to_owned(), members);
     }
 
     /// The sessions of all of group `group`'s members expire now (see `Group::expire`).
@@ -449,6 +458,16 @@ fn respond_to(
                     }
                     Asked::Wait => Asked::Wait,
                 };
+            }
+            ApiKey::DescribeGroups => {
+                let asked = decode!(DescribeGroupsRequest);
+                let response = group::describe(&state.groups, &state.kip848_groups, &asked);
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                let asked = decode!(ConsumerGroupDescribeRequest);
+                let response = group::consumer_group_describe(&state.kip848_groups, &asked);
+                respond(&|buf| encode_with_header(&response, version, buf))
             }
             ApiKey::Heartbeat => {
                 let response = group::heartbeat(&mut state.groups, &decode!(HeartbeatRequest));

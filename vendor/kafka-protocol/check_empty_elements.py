@@ -20,16 +20,27 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MESSAGES = os.path.join(HERE, "src", "messages")
-# The responses of the ApiRequest impls in src/protocol/api.rs, and the consumer protocol.
-MODULES = [
-    "produce_response", "fetch_response", "list_offsets_response", "metadata_response",
-    "api_versions_response", "sasl_handshake_response", "sasl_authenticate_response",
-    "create_topics_response", "delete_topics_response", "init_producer_id_response",
-    "find_coordinator_response", "join_group_response", "sync_group_response",
-    "heartbeat_response", "leave_group_response", "offset_fetch_response",
-    "offset_commit_response", "consumer_group_heartbeat_response",
-    "consumer_protocol_subscription", "consumer_protocol_assignment",
-]
+# The responses of the ApiRequest impls in src/protocol/api.rs (`XRequest => XResponse, X;`),
+# read from that file so that a response purekafka starts decoding is checked at once, and the
+# consumer protocol.
+API_RS = os.path.join(HERE, "..", "..", "src", "protocol", "api.rs")
+
+
+def snake(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def modules():
+    with open(API_RS) as f:
+        responses = re.findall(r"^\s*\w+Request => (\w+Response), \w+;", f.read(), re.M)
+    if not responses:
+        sys.exit(f"no `XRequest => XResponse, X;` lines found in {API_RS}")
+    return [snake(r) for r in responses] + [
+        "consumer_protocol_subscription", "consumer_protocol_assignment",
+    ]
+
+
+MODULES = modules()
 
 
 def source(module):
@@ -80,8 +91,8 @@ def main():
             f.write(
                 '[package]\nname = "empty-elements"\nversion = "0.0.0"\nedition = "2021"\n'
                 "[workspace]\n[dependencies]\nbytes = \"1\"\n"
-                f'kafka-protocol = {{ path = "{HERE}", default-features = false, '
-                'features = ["client"] }\n'
+                f'kafka-protocol = {{ package = "purekafka-kafka-protocol", path = "{HERE}", '
+                'default-features = false, features = ["client"] }\n'
             )
         with open(os.path.join(scratch, "src", "main.rs"), "w") as f:
             f.write(scratch_main())

@@ -467,6 +467,17 @@ pub fn server_properties(
         p.push(("listener.name.expired.ssl.key.password", password));
     }
     p.push(("listener.name.mtls.ssl.client.auth", "required".into()));
+    // An authorizer, for the ACL tests. A resource without ACLs stays open to everyone, so no
+    // other test sees a difference; the brokers' own principal (ANONYMOUS, on the inter-broker
+    // and controller listeners) is a super user, so no ACL a test creates can stop the
+    // cluster. The tests' plaintext admin is ANONYMOUS too; they test ACLs on a SASL user.
+    let authorizer = match kraft {
+        true => "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        false => "kafka.security.authorizer.AclAuthorizer",
+    };
+    p.push(("authorizer.class.name", authorizer.into()));
+    p.push(("allow.everyone.if.no.acl.found", "true".into()));
+    p.push(("super.users", "User:ANONYMOUS".into()));
     p.push(("log.dirs", data_dir.display().to_string()));
     p.push(("auto.create.topics.enable", "false".into()));
     p.push(("num.partitions", "1".into()));
