@@ -20,6 +20,7 @@ mod producer;
 mod rebalance;
 mod sasl;
 mod scram;
+mod statistics;
 #[cfg(feature = "tls")]
 mod tls;
 mod topology;

@@ -361,3 +361,38 @@ fn tls_without_a_ca_location_trusts_the_system_store() {
     };
     assert!(refused, "{:?}: {stderr}", out.status);
 }
+
+/// `-X statistics.interval.ms`: each statistics object goes to stderr as a line of
+/// librdkafka's statistics JSON.
+#[tokio::test]
+async fn statistics_go_to_stderr_as_json_lines() {
+    let topic = new_topic("pkcat-stats", 1).await;
+    let b = plaintext_addr();
+    // A producer that runs a while: its input comes a line at a time.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pkcat"))
+        .args(["-b", &b, "-t", &topic, "-P", "-X", "statistics.interval.ms=100"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pkcat runs");
+    let mut input = child.stdin.take().unwrap();
+    for line in [&b"one\n"[..], b"two\n"] {
+        input.write_all(line).unwrap();
+        input.flush().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let objects: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    assert!(objects.len() >= 2, "{stderr}");
+    assert!(objects.iter().all(|o| o["type"] == "producer"), "{stderr}");
+    // The first record was delivered before the last statistics.
+    assert!(objects.iter().any(|o| o["txmsgs"] == 1), "{stderr}");
+}

@@ -46,6 +46,7 @@ mod group;
 pub mod guide;
 mod producer;
 pub mod protocol;
+mod stats;
 #[cfg(test)]
 mod testing;
 
@@ -73,3 +74,7 @@ pub use producer::{
 };
 pub use protocol::compression::Compression;
 pub use protocol::records::Header;
+pub use stats::{
+    BrokerStatistics, EosStatistics, GroupStatistics, PartitionStatistics, Statistics,
+    StatisticsStream, TopicStatistics, TopparStatistics, WindowStatistics, OFFSET_INVALID,
+};

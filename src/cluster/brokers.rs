@@ -9,11 +9,14 @@ use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use super::{topic_name, Cluster};
 use crate::conn::{Backoff, Connection, ConnectionSettings};
 use crate::error::Error;
+use crate::stats::BrokerCounters;
 
 /// One broker address and its (re)connection state.
 pub(super) struct BrokerSlot {
     pub addr: String,
     state: tokio::sync::Mutex<SlotState>,
+    /// What its connections count, across reconnects, when statistics are kept.
+    pub counters: Option<Arc<BrokerCounters>>,
 }
 
 struct SlotState {
@@ -29,6 +32,7 @@ impl BrokerSlot {
                 conn: None,
                 backoff: Backoff::new(settings.reconnect_backoff, settings.reconnect_backoff_max),
             }),
+            counters: settings.statistics.then(|| Arc::new(BrokerCounters::new())),
         })
     }
 
@@ -61,8 +65,15 @@ impl BrokerSlot {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        match Connection::connect(&self.addr, settings).await {
+        if let Some(c) = &self.counters {
+            c.connects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match Connection::connect_counted(&self.addr, settings, self.counters.clone()).await {
             Ok(conn) => {
+                if let Some(c) = &self.counters {
+                    c.set_up(true);
+                }
                 state.backoff.succeeded();
                 state.conn = Some(conn.clone());
                 Ok((conn, true))

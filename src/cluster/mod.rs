@@ -16,6 +16,7 @@ mod events;
 mod metadata;
 mod offsets;
 mod refresh;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

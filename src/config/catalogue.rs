@@ -7,8 +7,7 @@
 //! - **Inert**: accepted, because it changes nothing here, and the reason says why. Its value
 //!   is still checked as librdkafka checks it, so a typo in it is caught.
 //! - **Refused**: it would change behaviour purekafka does not have, so it fails with the reason
-//!   and what to use instead. Some are accepted at the one value that asks for nothing (`0` for
-//!   `statistics.interval.ms`).
+//!   and what to use instead. Some are accepted at the one value that asks for nothing.
 
 use super::properties::Value;
 use crate::error::ConfigError;
@@ -190,11 +189,6 @@ const ENTRIES: &[Entry] = &[
         &["enable.metrics.push"],
         Bool,
         "purekafka does not push client metrics to the cluster (KIP-714), whichever the value",
-    ),
-    refused_unless(
-        &["statistics.interval.ms"],
-        &["0"],
-        "statistics are not emitted yet (the `stats_cb` JSON of librdkafka's STATISTICS.md)",
     ),
     // Logging, threads and the C API.
     inert(&["log_level"], Int(0, 7), LOGGING),

@@ -305,6 +305,10 @@ pub struct CommonConfig {
     /// a topic they name (only where the broker has `auto.create.topics.enable=true`). Unset,
     /// producers allow it and consumers do not, as in librdkafka.
     pub allow_auto_create_topics: Option<bool>,
+    /// `statistics.interval.ms`: how often the client emits its statistics (librdkafka's
+    /// STATISTICS.md JSON) to [`crate::StatisticsStream`]s; 0, the default, keeps none, and
+    /// counts nothing for them.
+    pub statistics_interval: Duration,
 }
 
 /// Producer settings.
@@ -516,6 +520,7 @@ impl Default for ClientConfig {
                 reconnect_backoff: Duration::from_millis(100),
                 reconnect_backoff_max: Duration::from_millis(10_000),
                 receive_message_max_bytes: 100_000_000,
+                statistics_interval: Duration::ZERO,
                 metadata_refresh_interval: Some(Duration::from_millis(300_000)),
                 metadata_refresh_fast_interval: Duration::from_millis(100),
                 topic_propagation_max: Duration::from_millis(30_000),

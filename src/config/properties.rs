@@ -76,6 +76,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         }
         "client.id" => c.client_id = value.to_owned(),
         "socket.timeout.ms" => c.socket_timeout = v.millis(10, 300_000)?,
+        "statistics.interval.ms" => c.statistics_interval = v.millis(0, 86_400_000)?,
         "request.timeout.ms" => c.request_timeout = v.millis(1, 900_000)?,
         "socket.connection.setup.timeout.ms" => {
             c.connection_setup_timeout = v.millis(1000, i32::MAX as i64)?

@@ -34,6 +34,7 @@ use crate::error::{ConfigError, Error};
 use crate::protocol::api::ApiRequest;
 use crate::protocol::frame::{self, Body, RequestHead};
 use crate::protocol::versions::{self, ApiVersionTable};
+use crate::stats::BrokerCounters;
 use wire::Wire;
 
 /// What a connection needs from the configuration.
@@ -54,6 +55,8 @@ pub(crate) struct ConnectionSettings {
     pub max_frame: usize,
     pub reconnect_backoff: Duration,
     pub reconnect_backoff_max: Duration,
+    /// Whether the connections keep counters for the statistics.
+    pub statistics: bool,
 }
 
 impl ConnectionSettings {
@@ -86,6 +89,7 @@ impl ConnectionSettings {
             max_frame: c.receive_message_max_bytes,
             reconnect_backoff: c.reconnect_backoff,
             reconnect_backoff_max: c.reconnect_backoff_max,
+            statistics: !c.statistics_interval.is_zero(),
         })
     }
 }
@@ -115,9 +119,18 @@ impl Connection {
         addr: &str,
         settings: &ConnectionSettings,
     ) -> Result<Connection, Error> {
+        Self::connect_counted(addr, settings, None).await
+    }
+
+    /// As [`Connection::connect`], the connection counting what it does in `counters`.
+    pub(crate) async fn connect_counted(
+        addr: &str,
+        settings: &ConnectionSettings,
+        counters: Option<Arc<BrokerCounters>>,
+    ) -> Result<Connection, Error> {
         let timeout = settings.setup_timeout;
         let attempt = async {
-            let wire = Self::open(addr, settings).await?;
+            let wire = Self::open(addr, settings, counters).await?;
             let versions = handshake::api_versions(&wire, settings.api_versions_timeout).await?;
             let conn = Connection {
                 wire,
@@ -148,7 +161,11 @@ impl Connection {
 
     /// The socket to `addr`, TCP (and TLS when configured), taken over by a [`Wire`]. In the
     /// unit tests, an address of an in-memory cluster (`crate::testing`) gets a pipe to it.
-    async fn open(addr: &str, settings: &ConnectionSettings) -> Result<Wire, Error> {
+    async fn open(
+        addr: &str,
+        settings: &ConnectionSettings,
+        counters: Option<Arc<BrokerCounters>>,
+    ) -> Result<Wire, Error> {
         let (client_id, max_frame) = (&settings.client_id, settings.max_frame);
         #[cfg(test)]
         if let Some(pipe) = crate::testing::dial(addr) {
@@ -157,6 +174,7 @@ impl Connection {
                 addr,
                 client_id,
                 max_frame,
+                counters,
             ));
         }
         let io_error = |e: std::io::Error| Error::Io {
@@ -169,9 +187,15 @@ impl Connection {
             #[cfg(feature = "tls")]
             Some(tls) => {
                 let stream = tls.connect(addr, stream).await?;
-                Wire::spawn(tokio::io::split(stream), addr, client_id, max_frame)
+                Wire::spawn(
+                    tokio::io::split(stream),
+                    addr,
+                    client_id,
+                    max_frame,
+                    counters,
+                )
             }
-            _ => Wire::spawn(stream.into_split(), addr, client_id, max_frame),
+            _ => Wire::spawn(stream.into_split(), addr, client_id, max_frame, counters),
         })
     }
 

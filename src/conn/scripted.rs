@@ -44,5 +44,6 @@ pub fn settings() -> ConnectionSettings {
         max_frame: 1 << 20,
         reconnect_backoff: Duration::from_millis(10),
         reconnect_backoff_max: Duration::from_millis(100),
+        statistics: false,
     }
 }

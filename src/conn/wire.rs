@@ -44,6 +44,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::protocol::api::api_name;
 use crate::protocol::frame::{self, Body, RequestHead};
+use crate::stats::BrokerCounters;
 #[cfg(test)]
 use read::closed_message;
 use read::read_loop;
@@ -107,6 +108,9 @@ struct Pending {
     /// When the reader gives up on the answer, closing the connection; `None` where the caller
     /// keeps its own time ([`Wire::call`]).
     due: Option<Due>,
+    /// When it was handed to the reader, just before its bytes went out: the round trip's
+    /// start, for the statistics.
+    sent: Instant,
 }
 
 /// When a request's answer is due, for the reader to give up on it.
@@ -139,6 +143,8 @@ pub(crate) struct Wire {
     /// The runtime the reader runs on, where [`Wire::try_submit`] finishes a write it began
     /// (its caller may be polled by another executor).
     runtime: tokio::runtime::Handle,
+    /// The broker's statistics counters, when statistics are kept.
+    counters: Option<Arc<BrokerCounters>>,
 }
 
 /// The reader task: told to stop when the wire is poisoned (it then fails what is in flight
@@ -179,6 +185,7 @@ impl Wire {
         broker: &str,
         client_id: &str,
         max_frame: usize,
+        counters: Option<Arc<BrokerCounters>>,
     ) -> Wire
     where
         R: AsyncRead + Unpin + Send + 'static,
@@ -202,6 +209,7 @@ impl Wire {
             broker.clone(),
             poison.clone(),
             (stop.clone(), writer.clone()),
+            counters.clone(),
         ));
         Wire {
             broker,
@@ -213,6 +221,7 @@ impl Wire {
                 stop,
             }),
             runtime: tokio::runtime::Handle::current(),
+            counters,
         }
     }
 
@@ -253,6 +262,7 @@ impl Wire {
             response_header_version,
             reply: Reply::Caller(reply),
             due: None,
+            sent: Instant::now(),
         };
         let started = AtomicBool::new(false);
         let given = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -281,6 +291,7 @@ impl Wire {
             response_header_version: 0,
             reply: Reply::Caller(reply),
             due: None,
+            sent: Instant::now(),
         };
         let started = AtomicBool::new(false);
         self.write(None, &token.into(), Some(pending), &started)
@@ -368,12 +379,18 @@ impl Wire {
         };
         w.correlation_id = id;
         pending.correlation_id = Some(id);
+        pending.sent = Instant::now();
         if let Reply::Run(completion) = &mut pending.reply {
             completion.written = true;
         }
+        let waiting = self.counters.as_deref().map(|c| Gauge::up(&c.waitresp));
         if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
             refuse(Some(refused), self.failure(false));
             return Ok(());
+        }
+        std::mem::forget(waiting);
+        if let Some(c) = &self.counters {
+            c.written(head.api_key, prefix.len() + body.len(), Duration::ZERO);
         }
         let mut runs: VecDeque<Bytes> = VecDeque::with_capacity(body.parts().len() + 1);
         runs.push_back(prefix.freeze());
@@ -442,6 +459,7 @@ impl Wire {
                 head,
                 after: deadline.saturating_duration_since(Instant::now()),
             }),
+            sent: Instant::now(),
         }
     }
 
@@ -459,6 +477,9 @@ impl Wire {
             after_ms: (given.as_micros() as u64 + 500) / 1000,
             outcome_unknown: written,
         };
+        if let Some(c) = &self.counters {
+            c.req_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
         self.poison(error.clone());
         error
     }
@@ -472,7 +493,16 @@ impl Wire {
         pending: Option<Pending>,
         started: &AtomicBool,
     ) -> Result<(), Error> {
-        let mut w = self.writer.lock().await;
+        let queued = Instant::now();
+        let mut w = match &self.counters {
+            None => self.writer.lock().await,
+            Some(c) => {
+                // Dropped while waiting, the gauge comes down all the same.
+                let _waiting = Gauge::up(&c.outbuf);
+                self.writer.lock().await
+            }
+        };
+        let waited = queued.elapsed();
         if self.poison.get().is_some() {
             return Err(refuse(pending, self.failure(false)));
         }
@@ -494,13 +524,18 @@ impl Wire {
         };
         if let Some(mut pending) = pending {
             pending.correlation_id = correlation_id;
+            pending.sent = Instant::now();
             if let Reply::Run(completion) = &mut pending.reply {
                 completion.written = true;
             }
+            // Counted before the reader can see it, and so before it can count the answer.
+            let waiting = self.counters.as_deref().map(|c| Gauge::up(&c.waitresp));
             if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
                 // The reader stopped: the connection failed, and this request never went.
                 return Err(refuse(Some(refused), self.failure(false)));
             }
+            // The reader brings it down with the answer, or with the connection.
+            std::mem::forget(waiting);
         }
         started.store(true, Ordering::Relaxed);
         let mut guard = WriteGuard {
@@ -514,6 +549,17 @@ impl Wire {
             Err(e) => Err(e),
         };
         guard.armed = false;
+        if let Some(c) = &self.counters {
+            match &written {
+                Ok(()) => {
+                    let key = head.map_or(-1, |h| h.api_key);
+                    c.written(key, prefix.len() + body.len(), waited);
+                }
+                Err(_) => {
+                    c.txerrs.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         written.map_err(|e| {
             let error = io_failure(&self.broker, e, false);
             self.poison(error.clone());
@@ -678,3 +724,19 @@ fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
 
 #[cfg(test)]
 mod tests;
+
+/// A gauge held up while this lives.
+struct Gauge<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> Gauge<'a> {
+    fn up(gauge: &'a std::sync::atomic::AtomicI64) -> Gauge<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Gauge(gauge)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

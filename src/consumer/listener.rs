@@ -231,6 +231,15 @@ pub(super) struct Step {
 }
 
 impl Step {
+    /// Why the partitions change, as the statistics' `rebalance_reason` says it.
+    pub fn reason(&self) -> &'static str {
+        match (self.lost.is_empty(), self.revoked.is_empty()) {
+            (false, _) => "partitions lost",
+            (true, false) => "partitions revoked",
+            (true, true) => "partitions assigned",
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lost.is_empty() && self.revoked.is_empty() && self.assigned.is_empty()
     }

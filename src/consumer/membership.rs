@@ -405,6 +405,9 @@ impl Consumer {
         if step.is_empty() {
             return;
         }
+        if let Some(counting) = &mut self.counting {
+            counting.rebalanced(step.reason());
+        }
         let Some(step) = step.run_at_once(self.listener.as_ref(), self.events.as_ref()) else {
             return;
         };

@@ -24,6 +24,7 @@ mod listener;
 mod membership;
 mod message;
 mod offsets;
+mod statistics;
 mod stream;
 mod subscription;
 mod validation;
@@ -45,6 +46,7 @@ use crate::group::coordinator::stale_commit;
 use crate::group::poll_clock::PollClock;
 use crate::group::Attention;
 use crate::group::ConsumerGroupMetadata;
+use crate::stats::{Emitter, StatisticsStream};
 use consumed::Consumed;
 use fetch::{FetchState, Fetcher};
 pub use listener::{
@@ -121,6 +123,13 @@ impl ConsumerBuilder {
             last_commit: 0,
             polls: PollClock::new(),
             events: None,
+            counting: (!self.config.common.statistics_interval.is_zero()).then(|| {
+                statistics::Counting::new(Emitter::new(
+                    self.config.common.statistics_interval,
+                    &self.config.common.client_id,
+                    "consumer",
+                ))
+            }),
         })
     }
 }
@@ -190,6 +199,8 @@ pub struct Consumer {
     /// With `enable.partition.eof`, the offset at which each partition's end was last
     /// reported, so that it is reported once per offset reached.
     eof_at: BTreeMap<TopicPartition, i64>,
+    /// What the statistics count, when `statistics.interval.ms` is set.
+    counting: Option<statistics::Counting>,
 }
 
 impl Consumer {
@@ -255,6 +266,23 @@ impl Consumer {
         self.cluster.events()
     }
 
+    /// The consumer's statistics, every `statistics.interval.ms`, from now on: librdkafka's
+    /// statistics JSON (STATISTICS.md) as a [`Statistics`](crate::Statistics), for its
+    /// `stats_cb`. As librdkafka serves `stats_cb` from the application's poll, they are made
+    /// within [`Consumer::recv`] (and `poll`, and the stream): a consumer nobody reads from
+    /// emits none. Ends at once when the interval is 0, the default.
+    pub fn statistics(&self) -> StatisticsStream {
+        match &self.counting {
+            Some(counting) => counting.emitter.subscribe(),
+            None => Emitter::new(Duration::ZERO, "", "consumer").subscribe(),
+        }
+    }
+
+    /// Where the commits that land are recorded for the statistics, when they are kept.
+    fn commit_record(&self) -> Option<Arc<std::sync::Mutex<BTreeMap<TopicPartition, i64>>>> {
+        self.counting.as_ref().map(statistics::Counting::committed)
+    }
+
     /// The partitions currently assigned, sorted.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.state
@@ -276,6 +304,7 @@ impl Consumer {
     pub async fn recv(&mut self) -> Result<Message, Error> {
         loop {
             let now = self.polls.polled();
+            self.statistics_due();
             self.follow_topology();
             if let Some(error) = self.errors.pop_front() {
                 return Err(error);
@@ -297,6 +326,9 @@ impl Consumer {
             }
             if let Some(msg) = self.state.buffered.pop_front() {
                 self.consumed.note(&msg);
+                if let Some(counting) = &mut self.counting {
+                    counting.handed(&msg);
+                }
                 return Ok(msg);
             }
             if self.state.positions.is_empty() && self.group.is_none() {
@@ -405,13 +437,17 @@ impl Consumer {
         &mut self,
         offsets: &[(T, i32, i64)],
     ) -> Result<(), Error> {
-        let offsets = offsets
+        let offsets: Vec<_> = offsets
             .iter()
             .map(|(t, p, o)| (Arc::from(t.as_ref()), *p, *o))
             .collect();
+        let record = (offsets.clone(), self.commit_record());
         match &self.group {
-            Some(group) => group.commit(offsets).await,
-            None => self.standalone_committer()?.commit(offsets).await,
+            Some(group) => statistics::recorded(group.commit(offsets), record.0, record.1).await,
+            None => {
+                let commit = self.standalone_committer()?.commit(offsets);
+                statistics::recorded(commit, record.0, record.1).await
+            }
         }
     }
 
@@ -420,11 +456,13 @@ impl Consumer {
     /// it (the commit still happens).
     pub fn commit_async(&mut self) -> Result<CommitHandle, Error> {
         let offsets = self.consumed_offsets();
+        let (kept, record) = (offsets.clone(), self.commit_record());
         let commit = match &self.group {
-            Some(group) => tokio::spawn(group.commit(offsets)),
+            Some(group) => tokio::spawn(statistics::recorded(group.commit(offsets), kept, record)),
             None => {
                 // A consumer that assigned its partitions itself commits as no member.
-                tokio::spawn(self.standalone_committer()?.commit(offsets))
+                let commit = self.standalone_committer()?.commit(offsets);
+                tokio::spawn(statistics::recorded(commit, kept, record))
             }
         };
         Ok(CommitHandle(commit))
@@ -549,11 +587,13 @@ impl Consumer {
     async fn commit_consumed(&mut self) -> Result<(), Error> {
         self.last_commit = self.polls.now_ms();
         let offsets = self.consumed_offsets();
+        let (kept, record) = (offsets.clone(), self.commit_record());
         match self.group.as_ref() {
-            Some(group) => group.commit(offsets).await,
+            Some(group) => statistics::recorded(group.commit(offsets), kept, record).await,
             // Assigned by the application, with a group.id: committed as no member.
             None if self.config.group_id.is_some() && !offsets.is_empty() => {
-                self.standalone_committer()?.commit(offsets).await
+                let commit = self.standalone_committer()?.commit(offsets);
+                statistics::recorded(commit, kept, record).await
             }
             None => Ok(()),
         }

@@ -33,6 +33,8 @@ use crate::error::Error;
 use crate::protocol::records::{restamp, BatchBuilder, Header, ProducerFields, BATCH_HEADER_LEN};
 use rustc_hash::FxHashMap;
 
+mod stats;
+
 /// The most bytes a varint (a record's timestamp or offset delta) takes.
 const MAX_VARINT: usize = 10;
 
@@ -218,6 +220,8 @@ struct PartitionQueue {
     /// The sink this partition is routed to.
     sink: Arc<SinkHandle>,
     txn: InTxn,
+    /// What it has done, for the statistics.
+    counts: stats::Counts,
 }
 
 impl PartitionQueue {
@@ -230,6 +234,8 @@ impl PartitionQueue {
 /// The queues of one topic.
 struct TopicQueues {
     name: Arc<str>,
+    /// When its first record came, and its batches' windows when statistics are kept.
+    stats: stats::TopicCounts,
     /// Where keyless records go now.
     sticky: Sticky,
     /// Partition → queue: a few small integers, searched without hashing.
@@ -237,9 +243,10 @@ struct TopicQueues {
 }
 
 impl TopicQueues {
-    fn new(name: Arc<str>) -> Self {
+    fn new(name: Arc<str>, statistics: bool) -> Self {
         TopicQueues {
             name,
+            stats: stats::TopicCounts::new(statistics),
             sticky: Sticky::default(),
             partitions: BTreeMap::new(),
         }
@@ -335,6 +342,8 @@ pub(crate) struct Accumulator {
     /// The producer is transactional: a partition's batches go only once it is added to the
     /// transaction.
     transactional: bool,
+    /// Statistics are kept (`statistics.interval.ms`): the topics keep their batches' windows.
+    statistics: bool,
 }
 
 impl Accumulator {
@@ -342,6 +351,7 @@ impl Accumulator {
         config: ProducerConfig,
         route: Box<Route>,
         reports: Option<mpsc::UnboundedSender<BatchReports>>,
+        statistics: bool,
     ) -> Self {
         Accumulator {
             state: Mutex::new(State::default()),
@@ -352,6 +362,7 @@ impl Accumulator {
             transactional: config.transactional_id.is_some(),
             config,
             reports,
+            statistics,
         }
     }
 
@@ -398,7 +409,7 @@ impl Accumulator {
                 state
                     .topics
                     .entry(name.clone())
-                    .or_insert_with(|| TopicQueues::new(name))
+                    .or_insert_with(|| TopicQueues::new(name, self.statistics))
             }
         };
         let partition = match target {
@@ -451,6 +462,7 @@ impl Accumulator {
                         last_batch_bytes: 0,
                         sink: handle,
                         txn: InTxn::No,
+                        counts: stats::Counts::default(),
                     })
             }
         };
@@ -483,6 +495,7 @@ impl Accumulator {
             OpenBatch::new(capacity, &queues.name, partition)
         });
         let index = open.builder.record_count() as i64;
+        queue.counts.appended += 1;
         open.builder.push(timestamp, key, value, headers);
         open.record_bytes += size;
         if let (Some(_), Some(record)) = (&self.reports, record) {
@@ -563,7 +576,9 @@ impl Accumulator {
                     Some(at) if at > now => soonest(at),
                     _ => {
                         queue.in_flight = true;
-                        out.push(queue.ready.pop_front().expect("front exists"));
+                        let batch = queue.ready.pop_front().expect("front exists");
+                        queue.counts.in_flight = batch.records;
+                        out.push(batch);
                     }
                 }
             } else if let Some(open) = &queue.open {
@@ -571,7 +586,9 @@ impl Accumulator {
                 if hurry || due <= now {
                     queue.in_flight = true;
                     let open = queue.open.take().expect("checked above");
-                    out.push(open.close(topic, *partition));
+                    let batch = open.close(topic, *partition);
+                    queue.counts.in_flight = batch.records;
+                    out.push(batch);
                 } else {
                     soonest(due);
                 }
@@ -656,6 +673,7 @@ impl Accumulator {
             (Err(e), true) => Some(e.clone()),
             _ => None,
         };
+        let acked = outcome.is_ok();
         batch.outcome.set(outcome);
         let mut guard = self.state();
         let state = &mut *guard;
@@ -664,6 +682,12 @@ impl Accumulator {
         }
         state.messages -= batch.records;
         state.bytes -= batch.record_bytes;
+        if let Some(topic) = state.topics.get_mut(&batch.topic) {
+            topic.stats.settled(&batch, acked);
+            if let Some(q) = topic.partitions.get_mut(&batch.partition) {
+                q.counts.settled(&batch, acked, in_flight);
+            }
+        }
         let mut wake = None;
         if in_flight {
             if let Some(q) = state.queue(&batch.topic, batch.partition) {
@@ -701,6 +725,7 @@ impl Accumulator {
             return self.settle(batch, Err(Error::Closed), false);
         };
         queue.in_flight = false;
+        queue.counts.in_flight = 0;
         queue.ready.push_front(batch);
         let sink = queue.sink.clone();
         drop(state);

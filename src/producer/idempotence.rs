@@ -32,6 +32,8 @@ struct State {
     sequences: HashMap<(Arc<str>, i32), i32>,
     /// A sequence gap opened: get a new epoch before the next batch goes.
     reset: bool,
+    /// Producer ids and epochs taken so far, for the statistics.
+    taken: u64,
 }
 
 /// Producer id, epoch and sequences, shared by the sinks.
@@ -67,8 +69,16 @@ impl Identity {
     pub fn set(&self, id: i64, epoch: i16) {
         let mut state = self.state();
         state.current = Some((id, epoch));
+        state.taken += 1;
         state.sequences.clear();
         state.reset = false;
+    }
+
+    /// For the statistics: the producer id and epoch, how many were taken, and whether a new
+    /// one is needed.
+    pub fn statistics(&self) -> (Option<(i64, i16)>, u64, bool) {
+        let state = self.state();
+        (state.current, state.taken, state.reset)
     }
 
     /// True when a batch of the current epoch failed in a way that leaves its partition's
@@ -138,6 +148,7 @@ impl Identity {
         }
         let mut state = self.state();
         state.current = Some((response.producer_id.0, response.producer_epoch));
+        state.taken += 1;
         state.sequences.clear();
         state.reset = false;
         tracing::debug!(

@@ -17,6 +17,7 @@ mod delivery;
 mod idempotence;
 mod partitioner;
 mod sink;
+mod statistics;
 #[cfg(test)]
 mod tests;
 mod transaction;
@@ -37,6 +38,7 @@ use crate::config::{ClientConfig, ProducerConfig};
 use crate::error::Error;
 use crate::group::ConsumerGroupMetadata;
 use crate::protocol::records::{BatchBuilder, Header};
+use crate::stats::{Emitter, StatisticsStream};
 use accumulator::{Accumulator, Appended, Refused, Target};
 use delivery::BatchAck;
 use partitioner::Choice;
@@ -364,7 +366,17 @@ impl ProducerBuilder {
         let config = self.config.producer.clone();
         let leaders = cluster.clone();
         let route = Box::new(move |topic: &str, partition| leaders.cached_leader(topic, partition));
-        let acc = Arc::new(Accumulator::new(config.clone(), route, reports_tx));
+        let emitter = Arc::new(Emitter::new(
+            self.config.common.statistics_interval,
+            &self.config.common.client_id,
+            "producer",
+        ));
+        let acc = Arc::new(Accumulator::new(
+            config.clone(),
+            route,
+            reports_tx,
+            emitter.enabled(),
+        ));
         let txn = config
             .transactional_id
             .clone()
@@ -383,6 +395,9 @@ impl ProducerBuilder {
             runtime: tokio::runtime::Handle::current(),
         });
         let router = tokio::spawn(sink::run(pipeline.clone()));
+        if emitter.enabled() {
+            tokio::spawn(statistics::run(Arc::downgrade(&pipeline), emitter.clone()));
+        }
         Ok(Producer {
             inner: Arc::new(Inner {
                 cluster,
@@ -392,6 +407,7 @@ impl ProducerBuilder {
                 router: Mutex::new(Some(router)),
                 reports: Mutex::new(reports_rx),
                 partitioner: self.partitioner,
+                emitter,
             }),
         })
     }
@@ -439,6 +455,8 @@ struct Inner {
     router: Mutex<Option<JoinHandle<()>>>,
     reports: Mutex<Option<DeliveryReports>>,
     partitioner: Option<Arc<dyn Partitioner>>,
+    /// Where the statistics go, when `statistics.interval.ms` is set.
+    emitter: Arc<Emitter>,
 }
 
 impl Drop for Inner {
@@ -690,6 +708,13 @@ impl Producer {
     /// brokers are down already, as when the client was built before them.
     pub fn events(&self) -> ClientEvents {
         self.inner.cluster.events()
+    }
+
+    /// The producer's statistics, every `statistics.interval.ms`, from now on: librdkafka's
+    /// statistics JSON (STATISTICS.md) as a [`Statistics`](crate::Statistics), for its
+    /// `stats_cb`. Ends at once when the interval is 0, the default.
+    pub fn statistics(&self) -> StatisticsStream {
+        self.inner.emitter.subscribe()
     }
 
     /// Fails every record not sent yet with [`Error::Purged`] and drops it from the queue

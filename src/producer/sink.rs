@@ -147,6 +147,8 @@ async fn sink(pipeline: Arc<Pipeline>, sink: Arc<SinkHandle>) {
 
 /// A Produce request ready to go: its batches (which the answer settles), its body, its slot.
 struct Request {
+    /// The broker it goes to.
+    broker: i32,
     batches: Vec<ReadyBatch>,
     version: i16,
     body: Body,
@@ -192,7 +194,7 @@ impl Pipeline {
             // keeps that time).
             return next.is_none();
         }
-        let Some(request) = self.request(&conn, batches, slot) else {
+        let Some(request) = self.request(sink.broker, &conn, batches, slot) else {
             return true;
         };
         let deadline = Self::answer_deadline(&conn);
@@ -239,7 +241,7 @@ impl Pipeline {
                 return batches.into_iter().for_each(|b| self.failed(b, e.clone()));
             }
         };
-        let Some(request) = self.request(&conn, batches, slot) else {
+        let Some(request) = self.request(broker, &conn, batches, slot) else {
             return;
         };
         if self.config.acks == Acks::None {
@@ -248,6 +250,7 @@ impl Pipeline {
                 version,
                 body,
                 slot,
+                ..
             } = request;
             let sent = conn.send_only::<ProduceRequest>(version, body).await;
             drop(slot);
@@ -275,10 +278,23 @@ impl Pipeline {
     /// batches are then failed or retried).
     fn request(
         &self,
+        broker: i32,
         conn: &Connection,
         mut batches: Vec<ReadyBatch>,
         slot: OwnedSemaphorePermit,
     ) -> Option<Request> {
+        if let Some(c) = self.cluster.broker_counters(broker) {
+            let now = Instant::now();
+            for batch in &batches {
+                // One sample per batch: how long its first record waited in the client.
+                c.int_latency
+                    .record(now.duration_since(batch.created).as_micros() as i64);
+                if batch.attempts > 0 {
+                    c.txretries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
         let body = conn
             .version_of::<ProduceRequest>()
             .and_then(|version| match &self.txn {
@@ -288,6 +304,7 @@ impl Pipeline {
             .and_then(|version| Ok((version, self.body(version, &mut batches)?)));
         match body {
             Ok((version, body)) => Some(Request {
+                broker,
                 batches,
                 version,
                 body,
@@ -313,6 +330,7 @@ impl Pipeline {
     ) {
         let (pipeline, conn) = (self.clone(), conn.clone());
         let Request {
+            broker,
             batches,
             version,
             body,
@@ -322,7 +340,7 @@ impl Pipeline {
             drop(slot);
             let response = reply.and_then(|bytes| conn.decode::<ProduceRequest>(bytes, version));
             match response {
-                Ok(response) => pipeline.answered(&conn, batches, response),
+                Ok(response) => pipeline.answered(broker, &conn, batches, response),
                 Err(e) => batches
                     .into_iter()
                     .for_each(|b| pipeline.failed(b, e.clone())),
@@ -334,10 +352,14 @@ impl Pipeline {
     /// Settles (or retries) each batch of a request from the broker's answer.
     fn answered(
         &self,
+        broker: i32,
         conn: &Connection,
         batches: Vec<ReadyBatch>,
         response: kafka_protocol::messages::ProduceResponse,
     ) {
+        if let Some(c) = self.cluster.broker_counters(broker) {
+            c.throttle.record(response.throttle_time_ms.into());
+        }
         for batch in batches {
             let answer = response
                 .responses

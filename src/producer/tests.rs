@@ -420,3 +420,64 @@ async fn purge_fails_what_was_not_sent_and_leaves_what_is_in_flight() {
     assert_eq!(delivered.offset, Some(0));
     assert_eq!(values(cluster.records("t", 0)), [(0, "held".to_owned())]);
 }
+
+/// The statistics count what the producer did: records queued while a broker stalls, then
+/// acknowledged per partition, the requests and round trips of the broker that took them,
+/// and the retried batch.
+#[tokio::test(start_paused = true)]
+async fn statistics_count_what_was_queued_sent_and_acknowledged() {
+    let cluster = MemCluster::new(2);
+    cluster.topic("t", &[1, 2]);
+    let config = config(&cluster)
+        .set("statistics.interval.ms", 1000)
+        .unwrap()
+        .set("client.id", "p")
+        .unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let mut statistics = producer.statistics();
+    cluster.stall(2, true);
+    let mut pending = Vec::new();
+    for i in 0..6 {
+        pending.push(producer.produce(record("t", i % 2, "v")).await.unwrap());
+    }
+    let stats = statistics.recv().await.unwrap();
+    assert!(stats.name.starts_with("p#producer-"), "{}", stats.name);
+    // Partition 1's three wait on the stalled broker: one batch in flight.
+    let p1 = &stats.topics["t"].partitions["1"];
+    assert_eq!((p1.msgs, p1.txmsgs, p1.msgs_inflight), (3, 0, 3));
+    assert_eq!(stats.msg_cnt, 3);
+    assert_eq!(stats.topics["t"].partitions["0"].txmsgs, 3);
+    let broker1 = &stats.brokers[&format!("{}/1", cluster.addr(1))];
+    assert_eq!(broker1.state, "UP");
+    assert!(broker1.req["Produce"] >= 1, "{:?}", broker1.req);
+    // The first window holds every answer so far.
+    assert_eq!(broker1.rtt.cnt, broker1.rx, "{broker1:?}");
+    assert!(broker1.toppars.contains_key("t-0") && !broker1.toppars.contains_key("t-1"));
+    let broker2 = &stats.brokers[&format!("{}/2", cluster.addr(2))];
+    assert_eq!(broker2.waitresp_cnt, 1, "{broker2:?}");
+
+    cluster.stall(2, false);
+    for delivery in pending {
+        delivery.await.unwrap();
+    }
+    // One emitted while they were still on their way may be waiting: the one after.
+    let _ = statistics.recv().await.unwrap();
+    let stats = statistics.recv().await.unwrap();
+    let acked: Vec<i64> = stats.topics["t"].partitions.values().map(|p| p.txmsgs).collect();
+    assert_eq!((acked, stats.txmsgs, stats.msg_cnt), (vec![3, 3], 6, 0));
+    let broker2 = &stats.brokers[&format!("{}/2", cluster.addr(2))];
+    assert_eq!(broker2.waitresp_cnt, 0);
+    assert!(stats.topics["t"].batchcnt.cnt >= 1);
+    producer.close().await;
+}
+
+/// Without `statistics.interval.ms`, the stream ends at once and nothing is counted.
+#[tokio::test(start_paused = true)]
+async fn without_an_interval_the_statistics_stream_ends_at_once() {
+    let cluster = MemCluster::new(1);
+    cluster.topic("t", &[1]);
+    let producer = Producer::builder(config(&cluster)).build().await.unwrap();
+    assert!(producer.statistics().recv().await.is_none());
+    assert!(producer.inner.cluster.broker_counters(1).is_none());
+    producer.close().await;
+}

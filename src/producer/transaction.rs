@@ -187,6 +187,20 @@ impl Transactions {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// librdkafka's name for the transaction's state, and whether records may be sent now.
+    pub fn statistics(&self) -> (&'static str, bool) {
+        match self.state().phase {
+            Phase::Uninitialized => ("Init", false),
+            Phase::Initializing => ("WaitPID", false),
+            Phase::Ready => ("Ready", false),
+            Phase::InTransaction => ("InTransaction", true),
+            Phase::Committing => ("CommittingTransaction", false),
+            Phase::Aborting => ("AbortingTransaction", false),
+            Phase::Abortable(_) => ("AbortableError", false),
+            Phase::Fatal(_) => ("FatalError", false),
+        }
+    }
+
     fn set_phase(&self, phase: Phase) {
         self.state().phase = phase;
     }

@@ -80,7 +80,9 @@ pub async fn build(c: &Command) -> Result<Consumer, Failure> {
         config.consumer.group_id = None;
         config.consumer.enable_auto_commit = false;
     }
-    Ok(Consumer::builder(config).build().await?)
+    let consumer = Consumer::builder(config).build().await?;
+    crate::statistics_to_stderr(consumer.statistics());
+    Ok(consumer)
 }
 
 /// Joins the group with the topics (`-G`), or assigns the partitions (`-t`, `-p`, `-o`).

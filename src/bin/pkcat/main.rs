@@ -50,6 +50,16 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// With `-X statistics.interval.ms=N`, each statistics object the client emits goes to stderr
+/// as one line of librdkafka's statistics JSON (kcat prints nothing for it).
+pub fn statistics_to_stderr(mut statistics: purekafka::StatisticsStream) {
+    tokio::spawn(async move {
+        while let Some(stats) = statistics.recv().await {
+            eprintln!("{}", stats.to_json());
+        }
+    });
+}
+
 fn main() -> ExitCode {
     let command = match args::parse(std::env::args_os().skip(1)) {
         Ok(command) => command,

@@ -77,6 +77,7 @@ pub async fn run(c: Command) -> Result<(), Failure> {
 /// A producer for `config`, and the stream of its delivery reports.
 pub async fn with_reports(config: ClientConfig) -> Result<(Producer, DeliveryReports), Failure> {
     let producer = Producer::builder(config).delivery_reports().build().await?;
+    crate::statistics_to_stderr(producer.statistics());
     let reports = producer.delivery_reports().expect("asked for at build");
     Ok((producer, reports))
 }

@@ -4,6 +4,7 @@
 //! every request in flight and closes the socket.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -15,6 +16,7 @@ use super::{io_error, io_failure, Pending, Reply, Writer, LOOK, READ_BUFFER};
 use crate::error::Error;
 use crate::protocol::api::api_name;
 use crate::protocol::frame;
+use crate::stats::BrokerCounters;
 
 /// Reads response frames and hands each to its request, until the socket fails, a frame is
 /// wrong, or the wire is poisoned (`stop`). Then it fails every request in flight and closes the
@@ -26,6 +28,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     broker: Arc<str>,
     poison: Arc<OnceLock<Error>>,
     (stop, writer): (Arc<Notify>, Arc<Mutex<Writer>>),
+    counters: Option<Arc<BrokerCounters>>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut answered = false;
@@ -43,8 +46,13 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
                 let Some(p) = queue.pop_front() else {
                     break Error::protocol(&*broker, "response received with no request in flight");
                 };
+                let size = frame.len() + 4;
                 match answers(&mut frame, &p) {
                     Ok(()) => {
+                        if let Some(c) = &counters {
+                            c.read(size, p.sent.elapsed());
+                            c.waitresp.fetch_sub(1, Ordering::Relaxed);
+                        }
                         deliver(frame, p);
                         answered = true;
                         continue;
@@ -52,6 +60,9 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
                     Err(message) => {
                         // Failed after the poison is set, so that it carries the cause.
                         queue.push_front(p);
+                        if let Some(c) = &counters {
+                            c.rxcorriderrs.fetch_add(1, Ordering::Relaxed);
+                        }
                         break Error::protocol(&*broker, message);
                     }
                 }
@@ -78,6 +89,9 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
             .filter_map(|p| p.due.as_ref())
             .find(|d| d.at <= now)
         {
+            if let Some(c) = &counters {
+                c.req_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
             break Error::Timeout {
                 what: format!(
                     "{} v{} to {}",
@@ -107,10 +121,22 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
         match read {
             Ok(0) => break io_error(&broker, closed_message(&buf)),
             Ok(_) => {}
-            Err(e) => break io_failure(&broker, e, !answered),
+            Err(e) => {
+                if let Some(c) = &counters {
+                    c.rxerrs.fetch_add(1, Ordering::Relaxed);
+                }
+                break io_failure(&broker, e, !answered);
+            }
         }
     };
     let _ = poison.set(error);
+    if let Some(c) = &counters {
+        // What was in flight fails with the connection.
+        queue.extend(std::iter::from_fn(|| incoming.try_recv().ok()));
+        c.waitresp.fetch_sub(queue.len() as i64, Ordering::Relaxed);
+        c.disconnects.fetch_add(1, Ordering::Relaxed);
+        c.set_up(false);
+    }
     // Every waiting caller sees its reply channel close and reads the poison error, and every
     // completion runs with it.
     drop(queue);

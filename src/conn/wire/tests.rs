@@ -37,7 +37,7 @@ where
         script(sock).await;
     });
     let stream = TcpStream::connect(addr).await.unwrap();
-    Wire::spawn(stream.into_split(), "peer", "test", 1024)
+    Wire::spawn(stream.into_split(), "peer", "test", 1024, None)
 }
 
 fn call(wire: &Wire, body: &'static [u8]) -> tokio::task::JoinHandle<Result<Bytes, Error>> {

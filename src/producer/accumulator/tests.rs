@@ -13,7 +13,7 @@ fn accumulator(settings: &[(&str, &str)], leaders: Arc<Mutex<HashMap<i32, i32>>>
         config = config.set(key, value).unwrap();
     }
     let route = Box::new(move |_: &str, p: i32| leaders.lock().unwrap().get(&p).copied());
-    Accumulator::new(config.producer, route, None)
+    Accumulator::new(config.producer, route, None, false)
 }
 
 fn append(acc: &Accumulator, partition: i32) -> Appended {
