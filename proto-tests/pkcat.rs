@@ -370,7 +370,15 @@ async fn statistics_go_to_stderr_as_json_lines() {
     let b = plaintext_addr();
     // A producer that runs a while: its input comes a line at a time.
     let mut child = Command::new(env!("CARGO_BIN_EXE_pkcat"))
-        .args(["-b", &b, "-t", &topic, "-P", "-X", "statistics.interval.ms=100"])
+        .args([
+            "-b",
+            &b,
+            "-t",
+            &topic,
+            "-P",
+            "-X",
+            "statistics.interval.ms=100",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

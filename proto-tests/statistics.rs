@@ -35,7 +35,11 @@ fn missing(theirs: &Value, ours: &Value, path: &str, out: &mut Vec<String>) {
         Value::Object(_) => "object",
     };
     if kind(theirs) != kind(ours) {
-        out.push(format!("{path}: librdkafka has a {}, we a {}", kind(theirs), kind(ours)));
+        out.push(format!(
+            "{path}: librdkafka has a {}, we a {}",
+            kind(theirs),
+            kind(ours)
+        ));
         return;
     }
     let (Value::Object(theirs), Value::Object(ours)) = (theirs, ours) else {
@@ -46,9 +50,8 @@ fn missing(theirs: &Value, ours: &Value, path: &str, out: &mut Vec<String>) {
         // Every entry of ours has the fields of librdkafka's entries: of a real broker, not
         // its logical coordinators (node id -1), and of a real partition, not its unassigned
         // partition -1.
-        let real = |k: &str, v: &Value| {
-            k != "-1" && v.get("nodeid").and_then(Value::as_i64) != Some(-1)
-        };
+        let real =
+            |k: &str, v: &Value| k != "-1" && v.get("nodeid").and_then(Value::as_i64) != Some(-1);
         let Some((_, example)) = theirs.iter().find(|(k, v)| real(k, v)) else {
             return;
         };
@@ -73,7 +76,11 @@ fn same_shape(kind: &str, stats: &Statistics) {
     let ours: Value = serde_json::from_str(&stats.to_json()).unwrap();
     let mut out = Vec::new();
     missing(&golden(kind), &ours, "stats", &mut out);
-    assert!(out.is_empty(), "against librdkafka's {kind} statistics:\n{}", out.join("\n"));
+    assert!(
+        out.is_empty(),
+        "against librdkafka's {kind} statistics:\n{}",
+        out.join("\n")
+    );
 }
 
 /// Waits for the next statistics object that `done` accepts, for up to 30 s.
@@ -104,13 +111,19 @@ async fn a_producers_statistics_have_librdkafkas_keys_and_its_figures() {
     let producer = Producer::builder(config).build().await.unwrap();
     let mut stream = producer.statistics();
     for i in 0..100 {
-        let record = ProducerRecord::new(&topic).partition(i % 2).value(format!("v{i}"));
+        let record = ProducerRecord::new(&topic)
+            .partition(i % 2)
+            .value(format!("v{i}"));
         producer.send(record).await.unwrap();
     }
     let stats = next_where(&mut stream, |s| s.txmsgs == 100).await;
     same_shape("producer", &stats);
     assert_eq!(stats.client_type, "producer");
-    assert!(stats.name.starts_with("stats-producer#producer-"), "{}", stats.name);
+    assert!(
+        stats.name.starts_with("stats-producer#producer-"),
+        "{}",
+        stats.name
+    );
     assert_eq!((stats.msg_cnt, stats.msg_size), (0, 0));
     let t = &stats.topics[&topic];
     let acked: Vec<i64> = t.partitions.values().map(|p| p.txmsgs).collect();
@@ -126,7 +139,10 @@ async fn a_producers_statistics_have_librdkafkas_keys_and_its_figures() {
     assert!(broker.req["Produce"] >= 50, "{:?}", broker.req);
     assert!(broker.tx >= broker.req["Produce"] && broker.txbytes > 0 && broker.rxbytes > 0);
     let eos = stats.eos.as_ref().expect("idempotent by default");
-    assert_eq!((eos.idemp_state.as_str(), eos.txn_state.as_str()), ("Assigned", "Init"));
+    assert_eq!(
+        (eos.idemp_state.as_str(), eos.txn_state.as_str()),
+        ("Assigned", "Init")
+    );
     assert!(eos.producer_id >= 0);
 
     // The windows cover one interval each: the next object, with nothing sent, has none.
@@ -146,7 +162,10 @@ async fn a_transactional_producers_statistics_have_librdkafkas_keys() {
         .unwrap();
     let producer = Producer::builder(config).build().await.unwrap();
     let mut stream = producer.statistics();
-    producer.init_transactions(Duration::from_secs(30)).await.unwrap();
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .await
+        .unwrap();
     producer.begin_transaction().unwrap();
     for i in 0..10 {
         producer
@@ -154,7 +173,10 @@ async fn a_transactional_producers_statistics_have_librdkafkas_keys() {
             .await
             .unwrap();
     }
-    producer.commit_transaction(Duration::from_secs(30)).await.unwrap();
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .await
+        .unwrap();
     let stats = next_where(&mut stream, |s| s.txmsgs == 10).await;
     same_shape("txn-producer", &stats);
     let eos = stats.eos.as_ref().unwrap();
@@ -169,7 +191,9 @@ async fn a_group_consumers_statistics_have_librdkafkas_keys_and_its_lag() {
     let topic = new_topic("stats-c", 2).await;
     let producer = Producer::builder(plaintext()).build().await.unwrap();
     for i in 0..20 {
-        let record = ProducerRecord::new(&topic).partition(i % 2).value(format!("v{i}"));
+        let record = ProducerRecord::new(&topic)
+            .partition(i % 2)
+            .value(format!("v{i}"));
         producer.send(record).await.unwrap();
     }
     producer.close().await;
@@ -203,7 +227,10 @@ async fn a_group_consumers_statistics_have_librdkafkas_keys_and_its_lag() {
     };
     same_shape("consumer", &stats);
     let cgrp = stats.cgrp.as_ref().expect("a group member");
-    assert_eq!((cgrp.state.as_str(), cgrp.join_state.as_str()), ("up", "steady"));
+    assert_eq!(
+        (cgrp.state.as_str(), cgrp.join_state.as_str()),
+        ("up", "steady")
+    );
     assert_eq!(cgrp.assignment_size, 2);
     assert!(cgrp.rebalance_cnt >= 1);
     let partitions = &stats.topics[&topic].partitions;
@@ -220,7 +247,9 @@ async fn a_group_consumers_statistics_have_librdkafkas_keys_and_its_lag() {
 }
 
 /// The newest statistics object, if one came since the last look.
-async fn stream_now(stream: &mut purekafka::StatisticsStream) -> Option<std::sync::Arc<Statistics>> {
+async fn stream_now(
+    stream: &mut purekafka::StatisticsStream,
+) -> Option<std::sync::Arc<Statistics>> {
     tokio::time::timeout(Duration::from_millis(1), stream.recv())
         .await
         .ok()

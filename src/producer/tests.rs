@@ -463,7 +463,11 @@ async fn statistics_count_what_was_queued_sent_and_acknowledged() {
     // One emitted while they were still on their way may be waiting: the one after.
     let _ = statistics.recv().await.unwrap();
     let stats = statistics.recv().await.unwrap();
-    let acked: Vec<i64> = stats.topics["t"].partitions.values().map(|p| p.txmsgs).collect();
+    let acked: Vec<i64> = stats.topics["t"]
+        .partitions
+        .values()
+        .map(|p| p.txmsgs)
+        .collect();
     assert_eq!((acked, stats.txmsgs, stats.msg_cnt), (vec![3, 3], 6, 0));
     let broker2 = &stats.brokers[&format!("{}/2", cluster.addr(2))];
     assert_eq!(broker2.waitresp_cnt, 0);
