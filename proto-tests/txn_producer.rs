@@ -160,6 +160,7 @@ async fn a_second_producer_fences_the_first() {
     let topic = new_topic("txn-fence", 1).await;
     let id = unique_topic("txn-fenced");
     let zombie = transactional(&id).await;
+    let mut events = zombie.events();
     zombie.begin_transaction().unwrap();
     send_all(&zombie, &topic, &named("zombie", 10)).await;
 
@@ -171,6 +172,11 @@ async fn a_second_producer_fences_the_first() {
     let e = zombie.commit_transaction(T).await.unwrap_err();
     assert!(e.is_fatal(), "{e}");
     assert!(!e.txn_requires_abort() && !e.is_retriable(), "{e}");
+    // The application hears of it as an event too, once (librdkafka's ERR__FATAL).
+    match events.try_recv() {
+        Some(purekafka::ClientEvent::Fatal(fatal)) => assert!(fatal.is_fatal(), "{fatal}"),
+        other => panic!("expected ClientEvent::Fatal, got {other:?}"),
+    }
     // Every later call says so too.
     let e = zombie
         .produce(ProducerRecord::new(&topic).value("late"))
@@ -178,6 +184,7 @@ async fn a_second_producer_fences_the_first() {
         .unwrap_err();
     assert!(e.is_fatal(), "{e}");
     assert!(zombie.begin_transaction().unwrap_err().is_fatal());
+    assert!(events.try_recv().is_none(), "reported once");
 
     assert_eq!(
         flat(&read(&topic, 1, "read_committed").await),

@@ -319,10 +319,11 @@
 //!
 //! librdkafka sends errors that concern no single call as events (`error_cb`, a `kafka.Error`
 //! on the Go client's channels, rdkafka's `ClientContext::error`). purekafka returns an error
-//! from the call it concerns, and reports only the state of the client's reach of the cluster
-//! as events, through `events()` on [`Producer`], [`Consumer`] and [`Admin`]. Building a client
-//! does not fail because no broker answers, so this is where a program learns that it cannot
-//! reach any:
+//! from the call it concerns, and reports as events, through `events()` on [`Producer`],
+//! [`Consumer`] and [`Admin`], what belongs to the client as a whole: no broker reachable, a
+//! broker refusing the client's credentials or certificate (also on a reconnect of its own),
+//! and a producer failing for good. Building a client does not fail because no broker answers,
+//! so this is where a program learns that it cannot reach any:
 //!
 //! ```no_run
 //! use purekafka::{ClientConfig, ClientEvent, Producer};
@@ -335,6 +336,9 @@
 //!             // librdkafka's ERR__ALL_BROKERS_DOWN; the client keeps trying.
 //!             ClientEvent::AllBrokersDown(e) => eprintln!("all brokers are down: {e}"),
 //!             ClientEvent::BrokersReachable => eprintln!("a broker answers again"),
+//!             // librdkafka's ERR__AUTHENTICATION / ERR__SSL, and ERR__FATAL.
+//!             ClientEvent::Error(e) => eprintln!("a broker refused us: {e}"),
+//!             ClientEvent::Fatal(e) => eprintln!("the producer failed for good: {e}"),
 //!             other => eprintln!("{other:?}"),
 //!         }
 //!     }

@@ -30,6 +30,9 @@
 //!   protocols are refused with an error that names the feature.
 //! - `cli`: the `pkcat` binary, a kcat-style command-line tool (`cargo install purekafka
 //!   --features cli`).
+//! - `metrics`: each statistics object (`statistics.interval.ms`, [`Statistics`]) also goes to
+//!   the [`metrics`](https://docs.rs/metrics) facade as counters, gauges and histograms named
+//!   after librdkafka's fields, for the application's recorder to export.
 #![forbid(unsafe_code)]
 // docs.rs (`[package.metadata.docs.rs]`): each item says which feature it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]

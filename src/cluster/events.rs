@@ -1,5 +1,6 @@
-//! What happens to a client's connection to the cluster as a whole, for the application to
-//! watch: librdkafka's `ERR__ALL_BROKERS_DOWN` error event, and its end.
+//! What happens to a client as a whole, for the application to watch: librdkafka's
+//! `ERR__ALL_BROKERS_DOWN` error event and its end, a broker refusing the client, a producer
+//! failing for good (librdkafka's `error_cb`).
 
 use std::sync::Mutex;
 
@@ -21,6 +22,15 @@ pub enum ClientEvent {
     AllBrokersDown(Error),
     /// A broker answered again after [`ClientEvent::AllBrokersDown`].
     BrokersReachable,
+    /// A broker refused the client's credentials or certificate ([`Error::Authentication`],
+    /// [`Error::Tls`]) on a connection to it: also one that a task of the client made in the
+    /// background, a reconnect say, which no call of the application's reports. librdkafka's
+    /// `error_cb` with `ERR__AUTHENTICATION` or `ERR__SSL`.
+    Error(Error),
+    /// The producer failed for good (a transactional producer fenced by another with its
+    /// `transactional.id`, or refused its id): every call fails from now on, and the producer
+    /// is to be closed. librdkafka's `error_cb` with `ERR__FATAL`.
+    Fatal(Error),
 }
 
 /// The [`ClientEvent`]s of one client, from when this was made; the first one is the current
@@ -93,6 +103,17 @@ impl Reach {
             rx: self.tx.subscribe(),
             first: down.clone().map(ClientEvent::AllBrokersDown),
         }
+    }
+
+    /// An error no single call reports.
+    pub fn error(&self, error: &Error) {
+        tracing::warn!(%error, "a broker refused the client");
+        self.report(ClientEvent::Error(error.clone()));
+    }
+
+    /// Tells the receivers of `event`.
+    pub fn report(&self, event: ClientEvent) {
+        let _ = self.tx.send(event);
     }
 
     /// No broker could be reached, for `error`.

@@ -232,7 +232,20 @@ impl Cluster {
                 })?
             }
         };
-        slot.connection(&self.inner.settings).await
+        let connected = slot.connection(&self.inner.settings).await;
+        if let Err(e) = &connected {
+            if is_final(e) {
+                // The broker refused the client: whoever connects is told, and the
+                // application hears of it even when that was a task of the client's.
+                self.inner.reach.error(e);
+            }
+        }
+        connected
+    }
+
+    /// Reports an error that belongs to no single call (see [`ClientEvent::Error`]).
+    pub(crate) fn report(&self, event: ClientEvent) {
+        self.inner.reach.report(event);
     }
 
     /// The connection to broker `id` when one is open and free to take this moment, without

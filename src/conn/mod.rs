@@ -26,6 +26,7 @@ use kafka_protocol::messages::MetadataRequest;
 use kafka_protocol::protocol::{HeaderVersion, VersionRange};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub(crate) use backoff::Backoff;
 
@@ -308,7 +309,23 @@ impl Connection {
                 body,
                 Some(deadline),
             )
+            .instrument(self.span::<R>(version))
             .await
+    }
+
+    /// The span of one request of `R` at `version` (target `purekafka::conn::request`, level
+    /// debug): the API, its version, the broker, and the correlation id once it has one. It
+    /// covers the request from its write to its answer where the caller waits for the answer,
+    /// and the write alone where a completion takes the answer (the producer's Produce).
+    fn span<R: ApiRequest>(&self, version: i16) -> tracing::Span {
+        tracing::debug_span!(
+            target: "purekafka::conn::request",
+            "request",
+            api = R::NAME,
+            version,
+            broker = %self.broker(),
+            correlation_id = tracing::field::Empty,
+        )
     }
 
     /// Writes an encoded body of `R` at `version` whose response `on_reply` takes: on the
@@ -326,6 +343,7 @@ impl Connection {
         let response_header_version = R::Response::header_version(version);
         self.wire
             .submit(head, response_header_version, body, deadline, on_reply)
+            .instrument(self.span::<R>(version))
             .await
     }
 
@@ -343,6 +361,7 @@ impl Connection {
     {
         let head = RequestHead::of::<R>(version);
         let response_header_version = R::Response::header_version(version);
+        let _span = self.span::<R>(version).entered();
         self.wire
             .try_submit(head, response_header_version, body, deadline, on_reply)
     }

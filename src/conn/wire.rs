@@ -378,6 +378,7 @@ impl Wire {
             }
         };
         w.correlation_id = id;
+        tracing::Span::current().record("correlation_id", id);
         pending.correlation_id = Some(id);
         pending.sent = Instant::now();
         if let Reply::Run(completion) = &mut pending.reply {
@@ -514,6 +515,7 @@ impl Wire {
                     Err(e) => return Err(refuse(pending, Error::protocol(&*self.broker, e))),
                 };
                 w.correlation_id = id;
+                tracing::Span::current().record("correlation_id", id);
                 (prefix, Some(id))
             }
             None => {

@@ -43,7 +43,7 @@ use errors::{bumps_epoch, kind_of, kind_of_produce_code, timed_out, txn_error};
 
 use super::accumulator::Accumulator;
 use super::sink::Pipeline;
-use crate::cluster::Cluster;
+use crate::cluster::{ClientEvent, Cluster};
 use crate::config::ProducerConfig;
 use crate::error::{Error, TxnErrorKind};
 use crate::group::coordinator::Coordinator;
@@ -141,6 +141,8 @@ pub(crate) struct Transactions {
     running: tokio::sync::Mutex<Option<Running>>,
     /// Held while partitions are being added, so that sinks add them once.
     adding: tokio::sync::Mutex<()>,
+    /// The cluster, to report a fatal error to the application's [`ClientEvent`]s.
+    cluster: Cluster,
 }
 
 impl Transactions {
@@ -161,7 +163,7 @@ impl Transactions {
         let patience = config.transaction_timeout;
         Transactions {
             coordinator: tokio::sync::Mutex::new(Coordinator::transaction(
-                cluster,
+                cluster.clone(),
                 id.clone(),
                 patience,
                 config.retry_backoff,
@@ -180,6 +182,7 @@ impl Transactions {
             }),
             running: tokio::sync::Mutex::new(None),
             adding: tokio::sync::Mutex::new(()),
+            cluster,
         }
     }
 
@@ -283,6 +286,11 @@ impl Transactions {
     /// sent yet are purged ([`Error::Purged`]) rather than wait out `delivery.timeout.ms`.
     pub fn fatal(&self, acc: &Accumulator, call: &'static str, cause: Error) {
         tracing::warn!(transactional_id = %self.id, call, error = %cause, "transactional producer failed for good");
+        let first = !matches!(self.state().phase, Phase::Fatal(_));
+        if first {
+            let error = txn_error(call, TxnErrorKind::Fatal, cause.clone());
+            self.cluster.report(ClientEvent::Fatal(error));
+        }
         self.set_phase(Phase::Fatal(cause));
         acc.close_transaction();
         acc.purge();

@@ -14,6 +14,8 @@
 //! kept, unless `statistics.interval.ms` is set.
 
 mod broker;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod window;
 
 use std::collections::BTreeMap;
@@ -218,6 +220,10 @@ pub struct WindowStatistics {
     pub hdrsize: i64,
     /// The number of samples.
     pub cnt: i64,
+    /// The histogram's non-empty buckets, `(value, count)`, for the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    #[serde(skip)]
+    pub(crate) buckets: Vec<(u64, u64)>,
 }
 
 /// One topic of [`Statistics::topics`].
@@ -611,6 +617,8 @@ impl Emitter {
         stats.rxmsgs = partitions().map(|p| p.rxmsgs).sum();
         stats.rxmsg_bytes = partitions().map(|p| p.rxbytes).sum();
         tracing::trace!(target: "purekafka::stats", name = %stats.name, "statistics");
+        #[cfg(feature = "metrics")]
+        metrics::record(&stats);
         self.tx.send_replace(Some(Arc::new(stats)));
     }
 }
@@ -658,5 +666,55 @@ mod tests {
             .recv()
             .await
             .is_none());
+    }
+
+    /// With the `metrics` feature, an emitted object reaches the recorder: counters, gauges
+    /// and a window's samples as a histogram, named after librdkafka's fields and labelled.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn an_emitted_object_reaches_the_metrics_recorder() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let emitter = Emitter::new(Duration::from_millis(100), "m", "producer");
+        let counters = super::BrokerCounters::new();
+        counters.written(0, 100, Duration::from_micros(5));
+        for us in [100, 200, 300] {
+            counters.read(10, Duration::from_micros(us));
+        }
+        let mut stats = emitter.blank();
+        let broker = counters.take("b:9092/1".into(), 1, "b:9092");
+        stats.brokers.insert(broker.name.clone(), broker);
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || emitter.emit(stats));
+
+        let recorded = snapshotter.snapshot().into_vec();
+        let find = |name: &str| {
+            recorded
+                .iter()
+                .find(|(key, ..)| key.key().name() == name)
+                .map(|(key, _, _, value)| (key.key().labels().count(), value))
+                .unwrap_or_else(|| panic!("{name} not recorded"))
+        };
+        assert_eq!(find("purekafka_tx"), (3, &DebugValue::Counter(1)));
+        assert_eq!(find("purekafka_broker_rx"), (4, &DebugValue::Counter(3)));
+        assert_eq!(find("purekafka_broker_req").0, 5);
+        match find("purekafka_broker_rtt").1 {
+            DebugValue::Histogram(samples) => {
+                let mut samples: Vec<f64> = samples.iter().map(|s| s.into_inner()).collect();
+                samples.sort_by(f64::total_cmp);
+                // At the histogram's two significant figures.
+                let near = |a: f64, b: f64| (a - b).abs() <= b / 100.0;
+                assert!(samples.len() == 3, "{samples:?}");
+                for (got, want) in samples.iter().zip([100.0, 200.0, 300.0]) {
+                    assert!(near(*got, want), "{samples:?}");
+                }
+            }
+            other => panic!("rtt: {other:?}"),
+        }
+        assert!(matches!(
+            find("purekafka_broker_waitresp_cnt").1,
+            DebugValue::Gauge(_)
+        ));
     }
 }

@@ -82,6 +82,11 @@ impl Window {
             // The histogram's counts, as librdkafka reports its histogram's memory.
             hdrsize: (h.distinct_values() * std::mem::size_of::<u64>()) as i64,
             cnt: cnt as i64,
+            #[cfg(feature = "metrics")]
+            buckets: h
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
         };
         inner.histogram.reset();
         inner.sum = 0;

@@ -16,10 +16,11 @@ pub fn package() -> Result<(), String> {
 }
 
 /// Builds the library the way an application on the oldest supported Rust would: a scratch
-/// application depending on purekafka (default features, then `tls`), its dependencies resolved
-/// to the newest versions that declare that Rust (cargo's MSRV-aware fallback), checked with the
-/// toolchain of Cargo.toml's `rust-version`, which rustup installs if it is missing. Where rustup
-/// cannot, clippy's `incompatible_msrv` lint stands in, as it does in every build.
+/// application depending on purekafka (default features, then `tls` and `metrics`), its
+/// dependencies resolved to the newest versions that declare that Rust (cargo's MSRV-aware
+/// fallback), checked with the toolchain of Cargo.toml's `rust-version`, which rustup installs
+/// if it is missing. Where rustup cannot, clippy's `incompatible_msrv` lint stands in, as it
+/// does in every build.
 pub fn msrv() -> Result<(), String> {
     let root = root();
     let manifest = std::fs::read_to_string(root.join("Cargo.toml"))
@@ -45,7 +46,8 @@ pub fn msrv() -> Result<(), String> {
         &format!(
             "[package]\nname = \"msrv-app\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
              rust-version = \"{version}\"\npublish = false\n\n[dependencies]\n\
-             purekafka = {{ path = {:?} }}\n\n[features]\ntls = [\"purekafka/tls\"]\n\n\
+             purekafka = {{ path = {:?} }}\n\n[features]\ntls = [\"purekafka/tls\"]\n\
+             metrics = [\"purekafka/metrics\"]\n\n\
              # Its own workspace, not a member of purekafka's.\n[workspace]\n",
             root.display().to_string()
         ),
@@ -58,7 +60,7 @@ pub fn msrv() -> Result<(), String> {
     lock.current_dir(&app)
         .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
     check(lock)?;
-    for features in [&[][..], &["--features", "tls"]] {
+    for features in [&[][..], &["--features", "tls,metrics"]] {
         let mut build = Command::new("rustup");
         build
             .args(["run", version, "cargo", "check", "--locked"])
