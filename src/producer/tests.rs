@@ -485,3 +485,36 @@ async fn without_an_interval_the_statistics_stream_ends_at_once() {
     assert!(producer.inner.cluster.broker_counters(1).is_none());
     producer.close().await;
 }
+
+/// A broker refusing the client's login on a connection the producer's own task makes (to the
+/// leader of a partition, after the bootstrap went well) is reported as a client event, since
+/// no call of the application's made that connection: librdkafka's error_cb.
+#[tokio::test(start_paused = true)]
+async fn a_login_refused_in_the_background_is_a_client_event() {
+    let cluster = MemCluster::new(2);
+    cluster.topic("t", &[2]);
+    cluster.refuse_logins(2);
+    let config = config(&cluster)
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .unwrap()
+        .set("sasl.mechanism", "PLAIN")
+        .unwrap()
+        .set("sasl.username", "user")
+        .unwrap()
+        .set("sasl.password", "secret")
+        .unwrap()
+        .set("linger.ms", 5)
+        .unwrap();
+    let producer = Producer::builder(config).build().await.unwrap();
+    let mut events = producer.events();
+    let delivery = producer.produce(record("t", 0, "v")).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+        Ok(Some(ClientEvent::Error(Error::Authentication { broker, .. }))) => {
+            assert_eq!(broker, cluster.addr(2));
+        }
+        other => panic!("expected ClientEvent::Error, got {other:?}"),
+    }
+    // The record fails with it too, within its delivery timeout.
+    assert!(matches!(delivery.await, Err(Error::Authentication { .. })));
+    producer.close().await;
+}

@@ -86,6 +86,8 @@ struct Broker {
     silent: bool,
     /// Connections are closed as soon as they are made: the broker is down.
     down: bool,
+    /// SASL logins are refused (SaslAuthenticate answers SASL_AUTHENTICATION_FAILED).
+    refuse_logins: bool,
     connections: usize,
     produce_requests: usize,
     fetch_requests: usize,
@@ -236,6 +238,13 @@ impl MemCluster {
     /// Group `group`'s generation.
     pub fn generation(&self, group: &str) -> i32 {
         self.state().groups.get(group).map_or(0, |g| g.generation())
+    }
+
+    /// Broker `node` refuses every SASL login from now on (its open connections stay).
+    pub fn refuse_logins(&self, node: i32) {
+        if let Some(b) = self.state().brokers.get_mut(&node) {
+            b.refuse_logins = true;
+        }
     }
 
     /// A KIP-848 group of these members on broker 1 (described, not joined: it answers
@@ -458,6 +467,25 @@ fn respond_to(
                     }
                     Asked::Wait => Asked::Wait,
                 };
+            }
+            // SASL/PLAIN: any login, unless the broker refuses them all.
+            ApiKey::SaslHandshake => {
+                let response = kafka_protocol::messages::SaslHandshakeResponse::default()
+                    .with_mechanisms(vec![StrBytes::from_static_str("PLAIN")]);
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::SaslAuthenticate => {
+                let refused = state.brokers.get(&node).is_some_and(|b| b.refuse_logins);
+                let response = match refused {
+                    // SASL_AUTHENTICATION_FAILED.
+                    true => kafka_protocol::messages::SaslAuthenticateResponse::default()
+                        .with_error_code(58)
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "Authentication failed: Invalid username or password",
+                        ))),
+                    false => kafka_protocol::messages::SaslAuthenticateResponse::default(),
+                };
+                respond(&|buf| encode_with_header(&response, version, buf))
             }
             ApiKey::DescribeGroups => {
                 let asked = decode!(DescribeGroupsRequest);
