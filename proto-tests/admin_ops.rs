@@ -58,6 +58,8 @@ async fn offsets_are_listed_by_time_and_records_deleted() {
         (topic.as_str(), 0, OffsetSpec::Timestamp(T0 + 120_000)),
         (topic.as_str(), 1, OffsetSpec::Latest),
         ("no-such-topic-offs", 0, OffsetSpec::Latest),
+        // Asked twice: answered twice (Kafka refuses a request naming a partition twice).
+        (topic.as_str(), 0, OffsetSpec::Latest),
     ];
     let listed = admin
         .list_offsets(&asked, IsolationLevel::ReadUncommitted)
@@ -82,6 +84,7 @@ async fn offsets_are_listed_by_time_and_records_deleted() {
         "{:?}",
         listed[6].1
     );
+    assert_eq!(listed[7].1.as_ref().unwrap().unwrap().offset, 10);
 
     // The record with the largest timestamp, from ListOffsets v7 (Kafka 3.0).
     let max = admin
@@ -222,9 +225,12 @@ async fn topic_and_broker_configs_are_described_and_altered() {
             topic_config.clone(),
             ConfigResource::Broker(broker),
             ConfigResource::Topic("no-such-topic-cfg".into()),
+            // A broker the cluster does not have fails alone.
+            ConfigResource::Broker(999),
         ])
         .await
         .unwrap();
+    assert!(described[3].1.is_err(), "{:?}", described[3].1);
     let topic_entries = described[0].1.as_ref().unwrap();
     let retention = entry(topic_entries, "retention.ms");
     assert_eq!(retention.value.as_deref(), Some("604800000"));

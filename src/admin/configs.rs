@@ -1,7 +1,8 @@
 //! Topic and broker configurations: DescribeConfigs reads them, IncrementalAlterConfigs
 //! changes single entries (`kafka-configs --describe` and `--alter`). A broker's own entries
 //! are asked of that broker, which alone knows its static ones; topics and the defaults every
-//! broker shares, of any broker (KRaft brokers forward changes to the controller).
+//! broker shares, of any broker (KRaft brokers forward changes to the controller). Each
+//! resource is asked on its own: one out of reach fails alone.
 
 use std::fmt;
 
@@ -13,7 +14,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{item_answer, Admin};
+use super::{item_answer, missing_answer, Admin};
 use crate::conn::Connection;
 use crate::error::{Error, Resource};
 
@@ -121,7 +122,7 @@ pub struct ConfigEntry {
     pub value: Option<String>,
     /// Where the value comes from.
     pub source: ConfigSource,
-    /// Whether it can be changed while the broker runs.
+    /// Whether it cannot be changed while the broker runs.
     pub read_only: bool,
     /// Whether it is a secret, whose value is never sent.
     pub sensitive: bool,
@@ -198,16 +199,20 @@ impl Admin {
                     .with_resource_name(StrBytes::from_string(name.clone()))
                     .with_configuration_keys(None),
             ]);
-            let conn = self.answering(resource).await?;
-            let (response, _) = conn.request(&request).await?;
-            let answer = response
-                .results
-                .into_iter()
-                .find(|r| r.resource_type == kind && r.resource_name.as_str() == name);
-            let result = match answer {
-                Some(answer) => entries(resource, answer),
-                None => item_answer("DescribeConfigs", &resource.resource(), None).map(|()| vec![]),
-            };
+            // A broker out of reach fails its own item, not the others.
+            let result = async {
+                let conn = self.answering(resource).await?;
+                let (response, _) = conn.request(&request).await?;
+                let answer = response
+                    .results
+                    .into_iter()
+                    .find(|r| r.resource_type == kind && r.resource_name.as_str() == name);
+                match answer {
+                    Some(answer) => entries(resource, answer),
+                    None => Err(missing_answer("DescribeConfigs", &resource.resource())),
+                }
+            }
+            .await;
             outcomes.push((resource.clone(), result));
         }
         Ok(outcomes)
@@ -234,14 +239,17 @@ impl Admin {
                     .with_resource_name(StrBytes::from_string(name.clone()))
                     .with_configs(alter.iter().map(AlterConfig::wire).collect()),
             ]);
-            let conn = self.answering(resource).await?;
-            let (response, _) = conn.request(&request).await?;
-            let answer = response
-                .responses
-                .iter()
-                .find(|r| r.resource_type == kind && r.resource_name.as_str() == name)
-                .map(|r| (r.error_code, r.error_message.as_ref()));
-            let result = item_answer("IncrementalAlterConfigs", &resource.resource(), answer);
+            let result = async {
+                let conn = self.answering(resource).await?;
+                let (response, _) = conn.request(&request).await?;
+                let answer = response
+                    .responses
+                    .iter()
+                    .find(|r| r.resource_type == kind && r.resource_name.as_str() == name)
+                    .map(|r| (r.error_code, r.error_message.as_ref()));
+                item_answer("IncrementalAlterConfigs", &resource.resource(), answer)
+            }
+            .await;
             outcomes.push((resource.clone(), result));
         }
         Ok(outcomes)

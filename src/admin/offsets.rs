@@ -117,15 +117,18 @@ impl Admin {
         isolation: IsolationLevel,
     ) -> Result<Vec<PartitionOutcome<Option<ListedOffset>>>, Error> {
         // One round of requests per spec asked: each ListOffsets carries one timestamp.
-        let mut by_spec: BTreeMap<OffsetSpec, Vec<TopicPartition>> = BTreeMap::new();
+        // A partition asked twice is asked once: Kafka refuses a request naming it twice.
+        let mut by_spec: BTreeMap<OffsetSpec, std::collections::BTreeSet<TopicPartition>> =
+            BTreeMap::new();
         for &(topic, partition, spec) in partitions {
             by_spec
                 .entry(spec)
                 .or_default()
-                .push((Arc::from(topic), partition));
+                .insert((Arc::from(topic), partition));
         }
         let mut found = BTreeMap::new();
         for (spec, tps) in by_spec {
+            let tps: Vec<TopicPartition> = tps.into_iter().collect();
             let needs = match spec {
                 OffsetSpec::MaxTimestamp => (7, "the max timestamp"),
                 _ => (0, ""),

@@ -72,7 +72,7 @@ impl BrokerSlot {
         match Connection::connect_counted(&self.addr, settings, self.counters.clone()).await {
             Ok(conn) => {
                 if let Some(c) = &self.counters {
-                    c.set_up(true);
+                    c.up();
                 }
                 state.backoff.succeeded();
                 state.conn = Some(conn.clone());

@@ -234,7 +234,7 @@ impl Cluster {
         };
         let connected = slot.connection(&self.inner.settings).await;
         if let Err(e) = &connected {
-            if is_final(e) {
+            if matches!(e, Error::Authentication { .. } | Error::Tls { .. }) {
                 // The broker refused the client: whoever connects is told, and the
                 // application hears of it even when that was a task of the client's.
                 self.inner.reach.error(e);

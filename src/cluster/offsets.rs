@@ -44,14 +44,24 @@ pub(crate) async fn by_leader(
         unknown: Vec::new(),
         failed: Vec::new(),
     };
+    // A topic refused for good (not authorized, say) is looked up once, not per partition:
+    // each lookup of a topic in error asks the cluster again.
+    let mut refused: Vec<(Arc<str>, Error)> = Vec::new();
     for tp in partitions {
+        if let Some((_, e)) = refused.iter().find(|(topic, _)| *topic == tp.0) {
+            out.failed.push((tp, e.clone()));
+            continue;
+        }
         match cluster.leader(&tp.0, tp.1).await {
             Ok((leader, epoch)) => out.groups.entry(leader).or_default().push((tp, epoch)),
             Err(e) if e.is_retriable() => {
                 cluster.refresh_soon(&tp.0);
                 out.unknown.push((tp, e));
             }
-            Err(e) => out.failed.push((tp, e)),
+            Err(e) => {
+                refused.push((tp.0.clone(), e.clone()));
+                out.failed.push((tp, e));
+            }
         }
     }
     out
@@ -188,7 +198,7 @@ impl Cluster {
         let mut left = partitions.to_vec();
         loop {
             let failed = self
-                .on_leaders_once(&left, needs, request, read, &mut answers)
+                .on_leaders_once(&left, (needs, fail_fast), request, read, &mut answers)
                 .await?;
             let (again, settled): (Vec<_>, Vec<_>) =
                 failed.into_iter().partition(|(_, e)| leader_moving(e));
@@ -212,12 +222,13 @@ impl Cluster {
     }
 
     /// One request per leader of `partitions`, their answers added to `answers`. Returns the
-    /// partitions that failed, with why (some to ask about again); a failure of a whole request
-    /// that no retry can cure is an `Err`.
+    /// partitions that failed, with why (some to ask about again). With `fail_fast`, a failure
+    /// of a whole request that no retry can cure is an `Err`; without, it is the answer of
+    /// that request's partitions, and the others go on.
     async fn on_leaders_once<R: ApiRequest, T>(
         &self,
         partitions: &[TopicPartition],
-        needs: Option<(i16, &str)>,
+        (needs, fail_fast): (Option<(i16, &str)>, bool),
         request: &(dyn Fn(&[TopicPartition]) -> R + Sync),
         read: Read<'_, R, T>,
         answers: &mut Vec<(TopicPartition, Result<T, Error>)>,
@@ -260,13 +271,22 @@ impl Cluster {
                     }
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) if fail_fast => return Err(e),
+                Err(e) => {
+                    unknown.extend(tps.into_iter().map(|tp| (tp, e.clone())));
+                    continue;
+                }
             };
             for tp in tps {
                 let Some((code, value)) = read(&response, &tp) else {
                     let broker = format!("broker {leader}");
                     let what = format!("the {} answer lacks {}[{}]", R::NAME, tp.0, tp.1);
-                    return Err(Error::protocol(broker, what));
+                    let error = Error::protocol(broker, what);
+                    if fail_fast {
+                        return Err(error);
+                    }
+                    unknown.push((tp, error));
+                    continue;
                 };
                 let Some(code) = KafkaCode::from_code(code) else {
                     answers.push((tp, Ok(value)));

@@ -38,6 +38,9 @@ use crate::protocol::versions::{self, ApiVersionTable};
 use crate::stats::BrokerCounters;
 use wire::Wire;
 
+/// The target of the span of each request.
+const REQUEST_SPAN_TARGET: &str = "purekafka::conn::request";
+
 /// What a connection needs from the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionSettings {
@@ -319,7 +322,7 @@ impl Connection {
     /// and the write alone where a completion takes the answer (the producer's Produce).
     fn span<R: ApiRequest>(&self, version: i16) -> tracing::Span {
         tracing::debug_span!(
-            target: "purekafka::conn::request",
+            target: REQUEST_SPAN_TARGET,
             "request",
             api = R::NAME,
             version,

@@ -29,7 +29,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -143,8 +143,9 @@ pub(crate) struct Wire {
     /// The runtime the reader runs on, where [`Wire::try_submit`] finishes a write it began
     /// (its caller may be polled by another executor).
     runtime: tokio::runtime::Handle,
-    /// The broker's statistics counters, when statistics are kept.
-    counters: Option<Arc<BrokerCounters>>,
+    /// The broker's statistics counters, when statistics are kept, and this connection's
+    /// gauge of requests in flight among them.
+    counters: Option<(Arc<BrokerCounters>, Arc<AtomicI64>)>,
 }
 
 /// The reader task: told to stop when the wire is poisoned (it then fails what is in flight
@@ -202,6 +203,10 @@ impl Wire {
             gather: Vec::new(),
         }));
         let stop = Arc::new(Notify::new());
+        let counters = counters.map(|c| {
+            let inflight = c.attach();
+            (c, inflight)
+        });
         let reader = tokio::spawn(read_loop(
             read,
             pending_rx,
@@ -378,19 +383,24 @@ impl Wire {
             }
         };
         w.correlation_id = id;
-        tracing::Span::current().record("correlation_id", id);
+        note_correlation_id(id);
         pending.correlation_id = Some(id);
-        pending.sent = Instant::now();
+        if self.counters.is_some() {
+            pending.sent = Instant::now();
+        }
         if let Reply::Run(completion) = &mut pending.reply {
             completion.written = true;
         }
-        let waiting = self.counters.as_deref().map(|c| Gauge::up(&c.waitresp));
+        let waiting = self
+            .counters
+            .as_ref()
+            .map(|(_, inflight)| Gauge::up(inflight));
         if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
             refuse(Some(refused), self.failure(false));
             return Ok(());
         }
         std::mem::forget(waiting);
-        if let Some(c) = &self.counters {
+        if let Some((c, _)) = &self.counters {
             c.written(head.api_key, prefix.len() + body.len(), Duration::ZERO);
         }
         let mut runs: VecDeque<Bytes> = VecDeque::with_capacity(body.parts().len() + 1);
@@ -478,7 +488,7 @@ impl Wire {
             after_ms: (given.as_micros() as u64 + 500) / 1000,
             outcome_unknown: written,
         };
-        if let Some(c) = &self.counters {
+        if let Some((c, _)) = &self.counters {
             c.req_timeouts.fetch_add(1, Ordering::Relaxed);
         }
         self.poison(error.clone());
@@ -494,16 +504,15 @@ impl Wire {
         pending: Option<Pending>,
         started: &AtomicBool,
     ) -> Result<(), Error> {
-        let queued = Instant::now();
-        let mut w = match &self.counters {
-            None => self.writer.lock().await,
-            Some(c) => {
+        let (mut w, waited) = match &self.counters {
+            None => (self.writer.lock().await, Duration::ZERO),
+            Some((c, _)) => {
+                let queued = Instant::now();
                 // Dropped while waiting, the gauge comes down all the same.
                 let _waiting = Gauge::up(&c.outbuf);
-                self.writer.lock().await
+                (self.writer.lock().await, queued.elapsed())
             }
         };
-        let waited = queued.elapsed();
         if self.poison.get().is_some() {
             return Err(refuse(pending, self.failure(false)));
         }
@@ -515,7 +524,7 @@ impl Wire {
                     Err(e) => return Err(refuse(pending, Error::protocol(&*self.broker, e))),
                 };
                 w.correlation_id = id;
-                tracing::Span::current().record("correlation_id", id);
+                note_correlation_id(id);
                 (prefix, Some(id))
             }
             None => {
@@ -526,12 +535,17 @@ impl Wire {
         };
         if let Some(mut pending) = pending {
             pending.correlation_id = correlation_id;
-            pending.sent = Instant::now();
+            if self.counters.is_some() {
+                pending.sent = Instant::now();
+            }
             if let Reply::Run(completion) = &mut pending.reply {
                 completion.written = true;
             }
             // Counted before the reader can see it, and so before it can count the answer.
-            let waiting = self.counters.as_deref().map(|c| Gauge::up(&c.waitresp));
+            let waiting = self
+                .counters
+                .as_ref()
+                .map(|(_, inflight)| Gauge::up(inflight));
             if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
                 // The reader stopped: the connection failed, and this request never went.
                 return Err(refuse(Some(refused), self.failure(false)));
@@ -551,7 +565,7 @@ impl Wire {
             Err(e) => Err(e),
         };
         guard.armed = false;
-        if let Some(c) = &self.counters {
+        if let Some((c, _)) = &self.counters {
             match &written {
                 Ok(()) => {
                     let key = head.map_or(-1, |h| h.api_key);
@@ -727,11 +741,24 @@ fn io_error(broker: &str, message: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests;
 
+/// Names the correlation id in the request's span (`Connection::span`), when that span is the
+/// current one: disabled, the current span is the caller's, which may have a field of the same
+/// name that is none of ours.
+fn note_correlation_id(id: i32) {
+    let span = tracing::Span::current();
+    if span
+        .metadata()
+        .is_some_and(|m| m.target() == super::REQUEST_SPAN_TARGET)
+    {
+        span.record("correlation_id", id);
+    }
+}
+
 /// A gauge held up while this lives.
-struct Gauge<'a>(&'a std::sync::atomic::AtomicI64);
+struct Gauge<'a>(&'a AtomicI64);
 
 impl<'a> Gauge<'a> {
-    fn up(gauge: &'a std::sync::atomic::AtomicI64) -> Gauge<'a> {
+    fn up(gauge: &'a AtomicI64) -> Gauge<'a> {
         gauge.fetch_add(1, Ordering::Relaxed);
         Gauge(gauge)
     }

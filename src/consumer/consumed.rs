@@ -74,6 +74,15 @@ impl Consumed {
         }
     }
 
+    /// The offset a commit would store for `tp`: the next one handed out, or with
+    /// `enable.auto.offset.store=false` the one the application stored.
+    pub fn stored(&self, tp: &TopicPartition) -> Option<i64> {
+        match &self.stored {
+            Some(stored) => stored.get(tp).copied(),
+            None => self.get(tp),
+        }
+    }
+
     /// What a commit stores: the next offset of every partition something was handed out of
     /// (or, with `enable.auto.offset.store=false`, stored by the application), in partition
     /// order.

@@ -186,6 +186,8 @@ pub(super) struct Rejoined {
     lost: bool,
     /// Where each partition new to this member starts.
     positions: Positions,
+    /// What the group had committed for those partitions, for the statistics.
+    committed: HashMap<(String, i32), Option<i64>>,
 }
 
 impl Consumer {
@@ -224,6 +226,7 @@ impl Consumer {
                     let positions = match &self.group {
                         Some(Membership::Consumer(member)) => {
                             let committed = member.committed(&added).await?;
+                            self.note_committed(&committed);
                             let reset = self.config.auto_offset_reset;
                             let isolation = self.config.isolation_level;
                             start_positions(&self.cluster, &added, &committed, reset, isolation)
@@ -297,6 +300,7 @@ impl Consumer {
                     Ok(Rejoined {
                         positions: start_positions(&cluster, &added, &committed, reset, isolation)
                             .await?,
+                        committed,
                         assignment: joined.assignment,
                         lost: joined.lost,
                     })
@@ -340,6 +344,7 @@ impl Consumer {
             // up can go to the members it was taken from for.
             self.classic().rejoin.rebalance();
         }
+        self.note_committed(&rejoined.committed);
         self.take_up(rejoined.positions, &mut step);
         self.start(step);
         self.finish_step().await;

@@ -81,6 +81,23 @@ where
 }
 
 impl Consumer {
+    /// The group's committed offsets, as read when partitions were assigned: the statistics'
+    /// `committed_offset` before this member commits anything.
+    pub(super) fn note_committed(
+        &self,
+        read: &std::collections::HashMap<(String, i32), Option<i64>>,
+    ) {
+        let Some(counting) = &self.counting else {
+            return;
+        };
+        let mut committed = counting.committed.lock().unwrap_or_else(|p| p.into_inner());
+        for ((topic, partition), offset) in read {
+            if let Some(offset) = offset {
+                committed.insert((Arc::from(topic.as_str()), *partition), *offset);
+            }
+        }
+    }
+
     /// Emits the statistics when they are due.
     pub(super) fn statistics_due(&mut self) {
         let due = self
@@ -165,7 +182,9 @@ impl Consumer {
                 (s.fetchq_cnt, s.fetchq_size) = (count, size);
                 if let Some(app) = self.consumed.get(&tp) {
                     s.app_offset = app;
-                    s.stored_offset = app;
+                }
+                if let Some(stored) = self.consumed.stored(&tp) {
+                    s.stored_offset = stored;
                 }
                 if let Some(&offset) = committed.get(&tp) {
                     (s.committed_offset, s.commited_offset) = (offset, offset);
@@ -174,7 +193,11 @@ impl Consumer {
                     s.hi_offset = hi;
                     s.ls_offset = self.state.ends.get(&tp).copied().unwrap_or(hi);
                     let end = if read_committed { s.ls_offset } else { hi };
-                    let lag = |from: i64| if from >= 0 { (end - from).max(0) } else { -1 };
+                    // As librdkafka: unknown (-1) for an offset beyond the end too.
+                    let lag = |from: i64| match from >= 0 && from <= end {
+                        true => end - from,
+                        false => -1,
+                    };
                     s.consumer_lag = lag(s.committed_offset);
                     s.consumer_lag_stored = lag(s.stored_offset);
                 }

@@ -682,10 +682,13 @@ impl Accumulator {
         }
         state.messages -= batch.records;
         state.bytes -= batch.record_bytes;
-        if let Some(topic) = state.topics.get_mut(&batch.topic) {
-            topic.stats.settled(&batch, acked);
-            if let Some(q) = topic.partitions.get_mut(&batch.partition) {
-                q.counts.settled(&batch, acked, in_flight);
+        // Only the statistics read these counts: without them, no lookup more per batch.
+        if self.statistics {
+            if let Some(topic) = state.topics.get_mut(&batch.topic) {
+                topic.stats.settled(&batch, acked);
+                if let Some(q) = topic.partitions.get_mut(&batch.partition) {
+                    q.counts.settled(&batch, acked, in_flight);
+                }
             }
         }
         let mut wake = None;

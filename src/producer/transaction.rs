@@ -286,12 +286,18 @@ impl Transactions {
     /// sent yet are purged ([`Error::Purged`]) rather than wait out `delivery.timeout.ms`.
     pub fn fatal(&self, acc: &Accumulator, call: &'static str, cause: Error) {
         tracing::warn!(transactional_id = %self.id, call, error = %cause, "transactional producer failed for good");
-        let first = !matches!(self.state().phase, Phase::Fatal(_));
+        // Checked and set under one lock: several sinks may find the producer fenced at once,
+        // and the application hears of it once.
+        let first = {
+            let mut state = self.state();
+            let first = !matches!(state.phase, Phase::Fatal(_));
+            state.phase = Phase::Fatal(cause.clone());
+            first
+        };
         if first {
-            let error = txn_error(call, TxnErrorKind::Fatal, cause.clone());
+            let error = txn_error(call, TxnErrorKind::Fatal, cause);
             self.cluster.report(ClientEvent::Fatal(error));
         }
-        self.set_phase(Phase::Fatal(cause));
         acc.close_transaction();
         acc.purge();
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::time::Instant;
 
@@ -35,8 +35,6 @@ pub(crate) struct BrokerCounters {
     pub disconnects: AtomicU64,
     /// Requests waiting for the socket (gauge).
     pub outbuf: AtomicI64,
-    /// Requests written and not yet answered (gauge).
-    pub waitresp: AtomicI64,
     /// When the last write and read happened, on [`clock_us`]; 0: never.
     last_tx: AtomicI64,
     last_rx: AtomicI64,
@@ -45,8 +43,16 @@ pub(crate) struct BrokerCounters {
     pub outbuf_latency: Window,
     pub rtt: Window,
     pub throttle: Window,
-    /// `UP`, `DOWN` or `INIT`, and since when.
-    state: Mutex<(&'static str, Instant)>,
+    /// The current connection: its gauge of requests written and not yet answered (each
+    /// connection has its own, so that what one leaves behind as it dies never counts against
+    /// the next), and `UP`, `DOWN` or `INIT` since when.
+    current: Mutex<Current>,
+}
+
+struct Current {
+    inflight: Weak<AtomicI64>,
+    state: &'static str,
+    since: Instant,
 }
 
 impl BrokerCounters {
@@ -64,7 +70,6 @@ impl BrokerCounters {
             connects: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             outbuf: AtomicI64::new(0),
-            waitresp: AtomicI64::new(0),
             last_tx: AtomicI64::new(0),
             last_rx: AtomicI64::new(0),
             req: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -72,8 +77,33 @@ impl BrokerCounters {
             outbuf_latency: Window::new(MAX_LATENCY_US),
             rtt: Window::new(MAX_LATENCY_US),
             throttle: Window::new(MAX_THROTTLE_MS),
-            state: Mutex::new(("INIT", Instant::now())),
+            current: Mutex::new(Current {
+                inflight: Weak::new(),
+                state: "INIT",
+                since: Instant::now(),
+            }),
         }
+    }
+
+    /// A new connection's gauge of requests in flight, which becomes the current one.
+    pub fn attach(&self) -> Arc<AtomicI64> {
+        let inflight = Arc::new(AtomicI64::new(0));
+        self.current().inflight = Arc::downgrade(&inflight);
+        inflight
+    }
+
+    /// The connection of gauge `inflight` is gone: it counts as a disconnect, and the broker is
+    /// DOWN unless another connection has taken its place meanwhile.
+    pub fn detach(&self, inflight: &Arc<AtomicI64>) {
+        self.disconnects.fetch_add(1, Ordering::Relaxed);
+        let mut current = self.current();
+        if std::ptr::eq(current.inflight.as_ptr(), Arc::as_ptr(inflight)) {
+            current.set("DOWN");
+        }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A request of API `key`, `bytes` long, was written after waiting `waited` for the socket.
@@ -97,19 +127,23 @@ impl BrokerCounters {
             .store(clock_us(Instant::now()), Ordering::Relaxed);
     }
 
-    /// The connection came up (`true`) or went down.
-    pub fn set_up(&self, up: bool) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let next = if up { "UP" } else { "DOWN" };
-        if state.0 != next {
-            *state = (next, Instant::now());
-        }
+    /// A connection came up: its handshake and login are done.
+    pub fn up(&self) {
+        self.current().set("UP");
     }
 
     /// The broker's statistics object, its windows taken (they start afresh).
     pub fn take(&self, name: String, nodeid: i32, nodename: &str) -> BrokerStatistics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
-        let (state, since) = *self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, since, inflight) = {
+            let current = self.current();
+            let inflight = current.inflight.upgrade();
+            (current.state, current.since, inflight)
+        };
+        let waitresp = match (state, inflight) {
+            ("UP", Some(gauge)) => gauge.load(Ordering::Relaxed).max(0),
+            _ => 0,
+        };
         let now = Instant::now();
         let idle = |last: &AtomicI64| match (state, last.load(Ordering::Relaxed)) {
             ("UP", at) if at > 0 => clock_us(now) - at,
@@ -131,7 +165,7 @@ impl BrokerCounters {
             stateage: now.saturating_duration_since(since).as_micros() as i64,
             outbuf_cnt: self.outbuf.load(Ordering::Relaxed).max(0),
             outbuf_msg_cnt: 0,
-            waitresp_cnt: self.waitresp.load(Ordering::Relaxed).max(0),
+            waitresp_cnt: waitresp,
             waitresp_msg_cnt: 0,
             tx: get(&self.tx),
             txbytes: get(&self.txbytes),
@@ -156,6 +190,15 @@ impl BrokerCounters {
             throttle: self.throttle.take(),
             req,
             toppars: BTreeMap::new(),
+        }
+    }
+}
+
+impl Current {
+    fn set(&mut self, state: &'static str) {
+        if self.state != state {
+            self.state = state;
+            self.since = Instant::now();
         }
     }
 }

@@ -4,7 +4,7 @@
 //! every request in flight and closes the socket.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -28,7 +28,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     broker: Arc<str>,
     poison: Arc<OnceLock<Error>>,
     (stop, writer): (Arc<Notify>, Arc<Mutex<Writer>>),
-    counters: Option<Arc<BrokerCounters>>,
+    counters: Option<(Arc<BrokerCounters>, Arc<AtomicI64>)>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut answered = false;
@@ -49,9 +49,9 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
                 let size = frame.len() + 4;
                 match answers(&mut frame, &p) {
                     Ok(()) => {
-                        if let Some(c) = &counters {
+                        if let Some((c, inflight)) = &counters {
                             c.read(size, p.sent.elapsed());
-                            c.waitresp.fetch_sub(1, Ordering::Relaxed);
+                            inflight.fetch_sub(1, Ordering::Relaxed);
                         }
                         deliver(frame, p);
                         answered = true;
@@ -60,7 +60,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
                     Err(message) => {
                         // Failed after the poison is set, so that it carries the cause.
                         queue.push_front(p);
-                        if let Some(c) = &counters {
+                        if let Some((c, _)) = &counters {
                             c.rxcorriderrs.fetch_add(1, Ordering::Relaxed);
                         }
                         break Error::protocol(&*broker, message);
@@ -89,7 +89,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
             .filter_map(|p| p.due.as_ref())
             .find(|d| d.at <= now)
         {
-            if let Some(c) = &counters {
+            if let Some((c, _)) = &counters {
                 c.req_timeouts.fetch_add(1, Ordering::Relaxed);
             }
             break Error::Timeout {
@@ -122,7 +122,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
             Ok(0) => break io_error(&broker, closed_message(&buf)),
             Ok(_) => {}
             Err(e) => {
-                if let Some(c) = &counters {
+                if let Some((c, _)) = &counters {
                     c.rxerrs.fetch_add(1, Ordering::Relaxed);
                 }
                 break io_failure(&broker, e, !answered);
@@ -130,12 +130,9 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
         }
     };
     let _ = poison.set(error);
-    if let Some(c) = &counters {
-        // What was in flight fails with the connection.
-        queue.extend(std::iter::from_fn(|| incoming.try_recv().ok()));
-        c.waitresp.fetch_sub(queue.len() as i64, Ordering::Relaxed);
-        c.disconnects.fetch_add(1, Ordering::Relaxed);
-        c.set_up(false);
+    if let Some((c, inflight)) = &counters {
+        // What was in flight fails with the connection, whose gauge goes with it.
+        c.detach(inflight);
     }
     // Every waiting caller sees its reply channel close and reads the poison error, and every
     // completion runs with it.
