@@ -170,7 +170,7 @@ pub struct BrokerStatistics {
     pub outbuf_latency: WindowStatistics,
     /// Round-trip time, µs: from writing a request to reading its answer.
     pub rtt: WindowStatistics,
-    /// Throttle time the broker asked for in Produce and Fetch answers, ms.
+    /// Throttle time the broker asked for in Produce answers, ms.
     pub throttle: WindowStatistics,
     /// Requests written, by API name (librdkafka's names: `ApiVersion` for ApiVersions).
     pub req: BTreeMap<String, i64>,
