@@ -42,6 +42,14 @@ impl OffsetSpec {
             OffsetSpec::MaxTimestamp => MAX_TIMESTAMP,
         }
     }
+
+    /// The ListOffsets version a leader must speak to be asked, and what wants it.
+    fn needs(self) -> Option<(i16, &'static str)> {
+        match self {
+            OffsetSpec::MaxTimestamp => Some((7, "the max timestamp")),
+            _ => None,
+        }
+    }
 }
 
 /// ListOffsets timestamp for the record with the largest timestamp, from v7 on.
@@ -129,13 +137,9 @@ impl Admin {
         let mut found = BTreeMap::new();
         for (spec, tps) in by_spec {
             let tps: Vec<TopicPartition> = tps.into_iter().collect();
-            let needs = match spec {
-                OffsetSpec::MaxTimestamp => (7, "the max timestamp"),
-                _ => (0, ""),
-            };
             let answers = self
                 .cluster
-                .list_offsets_each(&tps, spec.timestamp(), isolation.as_i8(), needs)
+                .list_offsets_each(&tps, spec.timestamp(), isolation.as_i8(), spec.needs())
                 .await?;
             for (tp, answer) in answers {
                 let listed = answer.map(|a| {
@@ -202,12 +206,7 @@ impl Admin {
             .collect();
         let ends: BTreeMap<TopicPartition, Result<i64, Error>> = self
             .cluster
-            .list_offsets_each(
-                &tps,
-                LATEST,
-                IsolationLevel::ReadUncommitted.as_i8(),
-                (0, ""),
-            )
+            .list_offsets_each(&tps, LATEST, IsolationLevel::ReadUncommitted.as_i8(), None)
             .await?
             .into_iter()
             .map(|(tp, end)| (tp, end.map(|e| e.offset)))

@@ -159,19 +159,19 @@ impl Cluster {
 
     /// [`Cluster::list_offsets`] with an answer for each partition, in no particular order: a
     /// partition's error, retried as there, is its own and does not fail the others. Only a
-    /// failure of a whole request (credentials refused, say) is the call's `Err`. A leader
-    /// that negotiated ListOffsets below `needs.0` is not asked: its partitions get
-    /// [`Error::UnsupportedApi`], saying that `needs.1` wants that version.
+    /// failure of a whole request (credentials refused, say) is the call's `Err`. With
+    /// `needs`, a leader that negotiated ListOffsets below its version is not asked: its
+    /// partitions get [`Error::UnsupportedApi`], saying what wants that version.
     pub(crate) async fn list_offsets_each(
         &self,
         partitions: &[TopicPartition],
         timestamp: i64,
         isolation_level: i8,
-        needs: (i16, &str),
+        needs: Option<(i16, &str)>,
     ) -> Result<Vec<(TopicPartition, Result<OffsetAnswer, Error>)>, Error> {
         let request =
             |tps: &[TopicPartition]| list_offsets_request(tps, timestamp, isolation_level);
-        self.on_leaders(partitions, Some(needs), &request, &read_offset, false)
+        self.on_leaders(partitions, needs, &request, &read_offset, false)
             .await
     }
 

@@ -262,15 +262,16 @@ impl Wire {
         deadline: Option<Instant>,
     ) -> Result<Bytes, Error> {
         let (reply, rx) = oneshot::channel();
+        let now = Instant::now();
         let pending = Pending {
             correlation_id: None,
             response_header_version,
             reply: Reply::Caller(reply),
             due: None,
-            sent: Instant::now(),
+            sent: now,
         };
         let started = AtomicBool::new(false);
-        let given = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let given = deadline.map(|d| d.saturating_duration_since(now));
         let exchange = async {
             self.write(Some(head), &body, Some(pending), &started)
                 .await?;
@@ -461,6 +462,7 @@ impl Wire {
             poison: self.poison.clone(),
             written: false,
         };
+        let now = Instant::now();
         Pending {
             correlation_id: None,
             response_header_version,
@@ -468,9 +470,9 @@ impl Wire {
             due: Some(Due {
                 at: deadline,
                 head,
-                after: deadline.saturating_duration_since(Instant::now()),
+                after: deadline.saturating_duration_since(now),
             }),
-            sent: Instant::now(),
+            sent: now,
         }
     }
 

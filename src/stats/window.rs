@@ -13,8 +13,6 @@ use super::WindowStatistics;
 /// Samples since the last [`Window::take`].
 pub(crate) struct Window {
     inner: Mutex<Inner>,
-    /// The largest value the histogram holds; larger ones count as out of range.
-    highest: u64,
 }
 
 struct Inner {
@@ -27,7 +25,7 @@ struct Inner {
 }
 
 impl Window {
-    /// A window for values from 0 to `highest`.
+    /// A window for values from 0 to `highest`; larger ones count as out of range.
     pub fn new(highest: u64) -> Window {
         Window {
             inner: Mutex::new(Inner {
@@ -37,7 +35,6 @@ impl Window {
                 max: 0,
                 outofrange: 0,
             }),
-            highest,
         }
     }
 
@@ -104,9 +101,7 @@ fn histogram(highest: u64) -> Histogram<u64> {
 
 impl std::fmt::Debug for Window {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Window")
-            .field("highest", &self.highest)
-            .finish_non_exhaustive()
+        f.debug_struct("Window").finish_non_exhaustive()
     }
 }
 
