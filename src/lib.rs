@@ -47,6 +47,7 @@ mod error;
 mod group;
 /// A guide for users coming from librdkafka: what its programs do, done here, in examples.
 pub mod guide;
+pub mod oauth;
 mod producer;
 pub mod protocol;
 mod stats;

@@ -77,8 +77,15 @@ const fn refused_unless(
 const MAX: i64 = i32::MAX as i64;
 
 const NO_GSSAPI: &str = "used only by SASL/GSSAPI (Kerberos), which `sasl.mechanism` refuses";
-const NO_OAUTH: &str =
-    "used only by SASL/OAUTHBEARER, which `sasl.mechanism` refuses until purekafka speaks it";
+const NO_ASSERTION: &str = "used only by the JWT-bearer grant \
+     (sasl.oauthbearer.grant.type=urn:ietf:params:oauth:grant-type:jwt-bearer), which purekafka \
+     refuses; it asks for tokens by the client-credentials grant";
+const TOKEN_VALIDATION: &str = "configures how a broker (or the Java client itself) validates \
+     OAUTHBEARER tokens; purekafka reads only a token's expiry and principal, and leaves \
+     validation to the broker";
+const LOGIN_TUNING: &str = "tunes the Java client's token refresh and its HTTP timeouts; \
+     purekafka refreshes a token at 80% of its lifetime, as librdkafka does, and gives the \
+     token endpoint 10 s to connect and 30 s to answer";
 const JAVA_METRICS: &str = "configures the Java client's metrics library; purekafka logs through \
                             `tracing` and has no JMX metrics";
 const C_API: &str = "a librdkafka C callback or pointer, set through its C API, never as a \
@@ -297,10 +304,6 @@ const ENTRIES: &[Entry] = &[
         "purekafka reads PEM stores, which have no store password; convert the PKCS12 or JKS \
          store to PEM and leave the password unset",
     ),
-    refused(
-        &["https.ca.location", "https.ca.pem"],
-        "used for OAUTHBEARER/OIDC token endpoints, which purekafka does not call yet",
-    ),
     // SASL.
     inert(
         &[
@@ -315,17 +318,20 @@ const ENTRIES: &[Entry] = &[
         Text,
         NO_GSSAPI,
     ),
+    refused_unless(
+        &["sasl.oauthbearer.grant.type"],
+        &["client_credentials"],
+        "purekafka asks for OIDC tokens by the client-credentials grant only; the JWT-bearer \
+         grant is not supported",
+    ),
+    refused_unless(
+        &["sasl.oauthbearer.metadata.authentication.type"],
+        &["none"],
+        "purekafka does not fetch tokens from a cloud's instance metadata; give the token \
+         endpoint (sasl.oauthbearer.token.endpoint.url) or a token provider",
+    ),
     inert(
         &[
-            "sasl.oauthbearer.config",
-            "enable.sasl.oauthbearer.unsecure.jwt",
-            "sasl.oauthbearer.method",
-            "sasl.oauthbearer.client.id",
-            "sasl.oauthbearer.client.credentials.client.id",
-            "sasl.oauthbearer.scope",
-            "sasl.oauthbearer.extensions",
-            "sasl.oauthbearer.token.endpoint.url",
-            "sasl.oauthbearer.grant.type",
             "sasl.oauthbearer.assertion.algorithm",
             "sasl.oauthbearer.assertion.private.key.file",
             "sasl.oauthbearer.assertion.file",
@@ -337,19 +343,37 @@ const ENTRIES: &[Entry] = &[
             "sasl.oauthbearer.assertion.claim.sub",
             "sasl.oauthbearer.assertion.jwt.template.file",
             "sasl.oauthbearer.assertion.template.file",
-            "sasl.oauthbearer.metadata.authentication.type",
+        ],
+        Text,
+        NO_ASSERTION,
+    ),
+    inert(
+        &[
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+        ],
+        Secret,
+        NO_ASSERTION,
+    ),
+    inert(
+        &[
             "sasl.oauthbearer.allow.unverified.audience",
             "sasl.oauthbearer.allow.unverified.issuer",
             "sasl.oauthbearer.clock.skew.seconds",
             "sasl.oauthbearer.expected.audience",
             "sasl.oauthbearer.expected.issuer",
-            "sasl.oauthbearer.header.urlencode",
             "sasl.oauthbearer.jwks.endpoint.refresh.ms",
             "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
             "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
             "sasl.oauthbearer.jwks.endpoint.url",
             "sasl.oauthbearer.scope.claim.name",
-            "sasl.oauthbearer.sub.claim.name",
+        ],
+        Text,
+        TOKEN_VALIDATION,
+    ),
+    inert(
+        &[
+            "sasl.oauthbearer.header.urlencode",
             "sasl.login.connect.timeout.ms",
             "sasl.login.read.timeout.ms",
             "sasl.login.refresh.buffer.seconds",
@@ -360,17 +384,7 @@ const ENTRIES: &[Entry] = &[
             "sasl.login.retry.backoff.ms",
         ],
         Text,
-        NO_OAUTH,
-    ),
-    inert(
-        &[
-            "sasl.oauthbearer.client.secret",
-            "sasl.oauthbearer.client.credentials.client.secret",
-            "sasl.oauthbearer.assertion.private.key.passphrase",
-            "sasl.oauthbearer.assertion.private.key.pem",
-        ],
-        Secret,
-        NO_OAUTH,
+        LOGIN_TUNING,
     ),
     refused(
         &[

@@ -14,6 +14,7 @@ mod assignor;
 pub(crate) mod catalogue;
 mod ckafka;
 mod debug;
+mod oauth;
 mod properties;
 mod tls;
 
@@ -22,6 +23,8 @@ use std::time::Duration;
 
 pub use assignor::Assignor;
 pub use ckafka::{CKafkaConfig, CKafkaSasl};
+pub(crate) use oauth::TokenSpec;
+pub use oauth::{OAuthBearerConfig, OAuthBearerMethod};
 pub use tls::TlsConfig;
 
 use crate::error::ConfigError;
@@ -233,15 +236,23 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// SASL credentials.
+/// What a client authenticates with, once the settings are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaslConfig {
+pub(crate) struct SaslConfig {
     /// The mechanism.
     pub mechanism: SaslMechanism,
-    /// The user name. For CKafka this is `instanceId#username`.
-    pub username: String,
-    /// The password. Never printed.
-    pub password: Secret,
+    /// The credentials it takes.
+    pub credentials: SaslCredentials,
+}
+
+/// The credentials of a SASL mechanism.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SaslCredentials {
+    /// PLAIN and SCRAM: a user name (for CKafka `instanceId#username`) and its password,
+    /// never printed.
+    Password { username: String, password: Secret },
+    /// OAUTHBEARER: where its tokens come from.
+    Token(TokenSpec),
 }
 
 /// Settings every client shares: where the brokers are, how to authenticate, and timeouts.
@@ -258,6 +269,8 @@ pub struct CommonConfig {
     pub sasl_username: Option<String>,
     /// `sasl.password`.
     pub sasl_password: Option<Secret>,
+    /// The `sasl.oauthbearer.*` settings, used with `sasl.mechanism=OAUTHBEARER`.
+    pub oauthbearer: OAuthBearerConfig,
     /// The `ssl.*` settings, used with `security.protocol` SSL and SASL_SSL.
     pub tls: TlsConfig,
     /// `client.id`, sent in every request header.
@@ -482,10 +495,10 @@ pub struct ConsumerConfig {
 ///     .set("security.protocol", "SASL_PLAINTEXT")?
 ///     .set("sasl.mechanism", "PLAIN")?
 ///     .set("sasl.username", "ckafka-local#purekafka")?
-///     .set("sasl.password", "secret")?
+///     .set("sasl.password", "hunter2")?
 ///     .set("acks", 1)?;
 /// assert_eq!(config.producer.acks, Acks::Leader);
-/// assert!(!format!("{config:?}").contains("secret"));
+/// assert!(!format!("{config:?}").contains("hunter2"));
 /// assert!(ClientConfig::new().set("bootstrap.server", "x").is_err());
 /// # Ok(()) }
 /// ```
@@ -509,6 +522,7 @@ impl Default for ClientConfig {
                 sasl_mechanism: SaslMechanism::Plain,
                 sasl_username: None,
                 sasl_password: None,
+                oauthbearer: OAuthBearerConfig::default(),
                 tls: TlsConfig::default(),
                 client_id: "purekafka".to_owned(),
                 socket_timeout: Duration::from_millis(60_000),
@@ -647,6 +661,22 @@ impl ClientConfig {
         self
     }
 
+    /// Authenticates with SASL/OAUTHBEARER tokens from `provider`: the application's own
+    /// source of tokens, as librdkafka's `oauthbearer_token_refresh_cb` or the Java client's
+    /// login callback handler. It sets `sasl.mechanism=OAUTHBEARER` and takes precedence over
+    /// `sasl.oauthbearer.method`. `security.protocol` stays as set: SASL_PLAINTEXT or
+    /// SASL_SSL. See [`TokenProvider`](crate::oauth::TokenProvider).
+    pub fn oauthbearer_token_provider(
+        mut self,
+        provider: impl crate::oauth::TokenProvider,
+    ) -> Self {
+        self.common.sasl_mechanism = SaslMechanism::OAuthBearer;
+        self.common.oauthbearer.provider = Some(crate::oauth::SharedTokenProvider(
+            std::sync::Arc::new(provider),
+        ));
+        self
+    }
+
     /// Sets `security.protocol`. SSL and SASL_SSL take their settings from
     /// [`CommonConfig::tls`] (the `ssl.*` properties); they need the `tls` feature, and without
     /// it the client fails to build with an error that says so.
@@ -751,6 +781,12 @@ impl ClientConfig {
         if !c.security_protocol.uses_sasl() {
             return Ok(None);
         }
+        if c.sasl_mechanism == SaslMechanism::OAuthBearer {
+            return Ok(Some(SaslConfig {
+                mechanism: c.sasl_mechanism,
+                credentials: SaslCredentials::Token(c.oauthbearer.token_spec()?),
+            }));
+        }
         let username = c
             .sasl_username
             .clone()
@@ -765,8 +801,7 @@ impl ClientConfig {
             })?;
         Ok(Some(SaslConfig {
             mechanism: c.sasl_mechanism,
-            username,
-            password,
+            credentials: SaslCredentials::Password { username, password },
         }))
     }
 }

@@ -42,20 +42,22 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             c.security_protocol = protocol;
         }
         "sasl.mechanism" | "sasl.mechanisms" => {
-            c.sasl_mechanism =
-                match SaslMechanism::from_name(value) {
-                    Some(mechanism) => mechanism,
-                    // Told apart from a typo: these are real mechanisms, just not ones we speak.
-                    None if matches!(value, "GSSAPI" | "OAUTHBEARER") => {
-                        return Err(v.invalid(
-                            "this SASL mechanism is not supported; purekafka speaks PLAIN, \
-                         SCRAM-SHA-256 and SCRAM-SHA-512",
-                        ))
-                    }
-                    None => return Err(v.invalid(
-                        "unknown SASL mechanism; expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
-                    )),
+            c.sasl_mechanism = match SaslMechanism::from_name(value) {
+                Some(mechanism) => mechanism,
+                // Told apart from a typo: a real mechanism, just not one we speak.
+                None if value == "GSSAPI" => {
+                    return Err(v.invalid(
+                        "SASL/GSSAPI (Kerberos) is not supported; purekafka speaks PLAIN, \
+                         SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER",
+                    ))
                 }
+                None => {
+                    return Err(v.invalid(
+                        "unknown SASL mechanism; expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 \
+                         or OAUTHBEARER",
+                    ))
+                }
+            }
         }
         "sasl.username" => c.sasl_username = Some(value.to_owned()),
         "sasl.password" => c.sasl_password = Some(Secret::new(value)),
@@ -258,6 +260,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             k.max_partition_fetch_bytes = v.int(1, 1_000_000_000)? as i32
         }
         _ if super::tls::apply(&mut c.tls, &v)? => {}
+        _ if super::oauth::apply(&mut c.oauthbearer, &v)? => {}
         _ => {
             return super::catalogue::apply(&v).unwrap_or_else(|| {
                 Err(ConfigError::UnknownKey {

@@ -8,10 +8,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{HeaderVersion, StrBytes};
 
-use super::wire::Wire;
-use super::Connection;
-use crate::config::SaslConfig;
+use tokio::time::Instant;
+
+use super::wire::{Exclusive, Wire};
+use super::{Connection, Credentials, Sasl};
 use crate::error::{Error, KafkaCode, Resource};
+use crate::protocol::api::ApiRequest;
 use crate::protocol::codes;
 use crate::protocol::frame::{self, RequestHead};
 use crate::protocol::sasl::SaslClient;
@@ -57,26 +59,155 @@ pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVe
     }
 }
 
+/// What a SASL exchange ended with: the session the broker granted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Session {
+    /// When the exchange began, before the broker started the session's clock.
+    pub began: Instant,
+    /// How long the broker keeps the session (KIP-368's `session_lifetime_ms`), when it
+    /// closes connections whose session expired; the client re-authenticates before then.
+    pub lifetime: Option<Duration>,
+}
+
+/// Where the requests of a SASL exchange go: a new connection's ordinary requests, or, to
+/// re-authenticate, the write half held for the exchange.
+pub(super) trait SaslChannel {
+    /// Sends `request` at `version` and waits for its answer (`socket.timeout.ms`).
+    async fn call<R: ApiRequest>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, Error>;
+
+    /// Sends a raw token (brokers before SaslAuthenticate) and returns the raw answer.
+    async fn call_raw(&mut self, token: Bytes) -> Result<Bytes, Error>;
+}
+
+/// A new connection: nothing else is sent on it until it is authenticated.
+struct Fresh<'a>(&'a Connection);
+
+impl SaslChannel for Fresh<'_> {
+    async fn call<R: ApiRequest>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, Error> {
+        self.0
+            .request_at(request, version, self.0.socket_timeout())
+            .await
+    }
+
+    async fn call_raw(&mut self, token: Bytes) -> Result<Bytes, Error> {
+        self.0.wire.call_raw(token).await
+    }
+}
+
+/// A connection in use, its write half held while it re-authenticates.
+struct Held<'a> {
+    conn: &'a Connection,
+    exclusive: Exclusive,
+}
+
+impl SaslChannel for Held<'_> {
+    async fn call<R: ApiRequest>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, Error> {
+        let body = frame::encode_body(request, version)
+            .map_err(|e| Error::protocol(self.conn.broker(), e))?;
+        let head = RequestHead::of::<R>(version);
+        let deadline = Instant::now() + self.conn.socket_timeout();
+        let response = self
+            .exclusive
+            .call(
+                head,
+                R::Response::header_version(version),
+                body.into(),
+                deadline,
+            )
+            .await?;
+        self.conn.decode::<R>(response, version)
+    }
+
+    /// Never reached: a session with a lifetime comes from SaslAuthenticate.
+    async fn call_raw(&mut self, _: Bytes) -> Result<Bytes, Error> {
+        Err(Error::Authentication {
+            broker: self.conn.broker().to_owned(),
+            mechanism: "none".to_owned(),
+            message: "re-authentication needs SaslAuthenticate, which the broker lacks".to_owned(),
+        })
+    }
+}
+
+/// Authenticates a new connection.
+pub(super) async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Session, Error> {
+    let client = sasl_client(conn.broker(), sasl).await?;
+    exchange(conn, &mut Fresh(conn), sasl, client).await
+}
+
+/// Authenticates a connection in use again, before its session expires (KIP-368): the token
+/// first, then the exchange with the write half held, so that no request comes between its
+/// messages. Requests in flight are answered first; requests sent meanwhile wait.
+pub(super) async fn reauthenticate(conn: &Connection, sasl: &Sasl) -> Result<Session, Error> {
+    let client = sasl_client(conn.broker(), sasl).await?;
+    let mut held = Held {
+        conn,
+        exclusive: conn.wire.exclusive().await,
+    };
+    let session = exchange(conn, &mut held, sasl, client).await?;
+    held.exclusive.finish();
+    Ok(session)
+}
+
+/// How an authentication error begins when the token source had no token.
+pub(super) const NO_TOKEN: &str = "no OAUTHBEARER token";
+
+/// The mechanism's client, with the current token for OAUTHBEARER.
+pub(super) async fn sasl_client(broker: &str, sasl: &Sasl) -> Result<SaslClient, Error> {
+    let auth_error = |message: String| Error::Authentication {
+        broker: broker.to_owned(),
+        mechanism: sasl.mechanism.name().to_owned(),
+        message,
+    };
+    match &sasl.credentials {
+        Credentials::Password { username, password } => {
+            // The user name is not a secret (the broker logs it too); the password never
+            // leaves the client but in the token sent.
+            tracing::trace!(broker, mechanism = sasl.mechanism.name(), username = %username, "SASL handshake");
+            SaslClient::new(sasl.mechanism, username, password.expose())
+                .map_err(|e| auth_error(e.to_string()))
+        }
+        Credentials::Token(source) => {
+            let token = source
+                .current()
+                .await
+                .map_err(|e| auth_error(format!("{NO_TOKEN}: {e}")))?;
+            tracing::trace!(broker, principal = token.principal(), "SASL handshake");
+            Ok(SaslClient::oauthbearer(token.value(), token.extensions()))
+        }
+    }
+}
+
 /// Runs the SASL exchange: SaslHandshake, then the mechanism's tokens in SaslAuthenticate
 /// requests, or as raw frames when the broker predates SaslAuthenticate (Kafka before 1.0).
-pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result<(), Error> {
+async fn exchange(
+    conn: &Connection,
+    channel: &mut impl SaslChannel,
+    sasl: &Sasl,
+    mut client: SaslClient,
+) -> Result<Session, Error> {
     let broker = conn.broker().to_owned();
     let auth_error = |message: String| Error::Authentication {
         broker: broker.clone(),
         mechanism: sasl.mechanism.name().to_owned(),
         message,
     };
-    let mut client = SaslClient::new(sasl.mechanism, &sasl.username, sasl.password.expose())
-        .map_err(|e| auth_error(e.to_string()))?;
-    // The user name is not a secret (the broker logs it too); the password never leaves
-    // `client` but in the token sent.
-    tracing::trace!(broker = %broker, mechanism = sasl.mechanism.name(), username = %sasl.username, "SASL handshake");
+    let began = Instant::now();
     let handshake_version = conn.version_of::<SaslHandshakeRequest>()?;
     let request = SaslHandshakeRequest::default()
         .with_mechanism(StrBytes::from_static_str(client.mechanism()));
-    let response = conn
-        .request_at(&request, handshake_version, conn.socket_timeout())
-        .await?;
+    let response = channel.call(&request, handshake_version).await?;
     match response.error_code {
         0 => {}
         codes::UNSUPPORTED_SASL_MECHANISM => {
@@ -103,23 +234,30 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
     }
     let authenticate_version = conn.versions().negotiate::<SaslAuthenticateRequest>();
     let mut token = Bytes::copy_from_slice(client.initial_response());
+    let mut lifetime = None;
     loop {
         let server = match authenticate_version {
             Some(version) if handshake_version >= 1 => {
                 let request = SaslAuthenticateRequest::default().with_auth_bytes(token);
-                let response = conn
-                    .request_at(&request, version, conn.socket_timeout())
-                    .await?;
+                let response = channel.call(&request, version).await?;
                 if response.error_code != 0 {
-                    let message = response
+                    let mut message = response
                         .error_message
                         .map(|m| m.to_string())
                         .unwrap_or_else(|| format!("error code {}", response.error_code));
+                    if let Some(refusal) = client.refusal() {
+                        message = format!("{message} (the broker's answer: {refusal})");
+                    }
                     return Err(auth_error(message));
                 }
+                // v1 and later: how long the session lasts, 0 for as long as the connection.
+                lifetime = u64::try_from(response.session_lifetime_ms)
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .map(Duration::from_millis);
                 response.auth_bytes
             }
-            _ => conn.wire.call_raw(token).await.map_err(|e| match e {
+            _ => channel.call_raw(token).await.map_err(|e| match e {
                 // Brokers answer failed raw-token authentication by closing the connection.
                 Error::Io { .. } => {
                     auth_error("the broker closed the connection during authentication".to_owned())
@@ -133,8 +271,8 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
         {
             Some(next) => token = Bytes::from(next),
             None => {
-                tracing::debug!(broker = %broker, mechanism = sasl.mechanism.name(), "authenticated");
-                return Ok(());
+                tracing::debug!(broker = %broker, mechanism = sasl.mechanism.name(), session_lifetime_ms = lifetime.map(|l| l.as_millis() as u64), "authenticated");
+                return Ok(Session { began, lifetime });
             }
         }
     }

@@ -8,10 +8,14 @@
 //!                       SaslHandshake ─────┤  (when SASL is configured)
 //!                       SaslAuthenticate ──┘  (or raw tokens on pre-1.0 brokers)
 //!  Connection::request::<R>(&req) ─ negotiated version ─► Wire::call ─► R::Response
+//!
+//!  session lifetime from the broker (KIP-368) ─► reauth task: at 85-95% of it, SaslHandshake
+//!  and SaslAuthenticate again on the same socket, the write half held meanwhile
 //! ```
 
 mod backoff;
 mod handshake;
+mod reauth;
 #[cfg(test)]
 mod scripted;
 #[cfg(feature = "tls")]
@@ -30,8 +34,11 @@ use tracing::Instrument;
 
 pub(crate) use backoff::Backoff;
 
-use crate::config::{ClientConfig, SaslConfig, SocketOptions};
+use crate::config::{
+    ClientConfig, SaslConfig, SaslCredentials, SaslMechanism, Secret, SocketOptions, TokenSpec,
+};
 use crate::error::{ConfigError, Error};
+use crate::oauth::TokenSource;
 use crate::protocol::api::ApiRequest;
 use crate::protocol::frame::{self, Body, RequestHead};
 use crate::protocol::versions::{self, ApiVersionTable};
@@ -41,11 +48,62 @@ use wire::Wire;
 /// The target of the span of each request.
 const REQUEST_SPAN_TARGET: &str = "purekafka::conn::request";
 
+/// How a client authenticates its connections: the mechanism and its credentials.
+#[derive(Debug, Clone)]
+pub(crate) struct Sasl {
+    pub mechanism: SaslMechanism,
+    pub credentials: Credentials,
+}
+
+/// The credentials of [`Sasl`].
+#[derive(Debug, Clone)]
+pub(crate) enum Credentials {
+    /// PLAIN and SCRAM.
+    Password { username: String, password: Secret },
+    /// OAUTHBEARER: the client's one source of tokens, shared by its connections.
+    Token(Arc<TokenSource>),
+}
+
+impl Sasl {
+    /// The checked settings made ready for connections: an OAUTHBEARER client gets its token
+    /// source here, once (and its token endpoint's HTTP client, for OIDC).
+    fn new(config: SaslConfig) -> Result<Sasl, ConfigError> {
+        let credentials = match config.credentials {
+            SaslCredentials::Password { username, password } => {
+                Credentials::Password { username, password }
+            }
+            SaslCredentials::Token(spec) => {
+                let provider: Arc<dyn crate::oauth::TokenProvider> = match spec {
+                    TokenSpec::Provider(provider) => provider.0,
+                    TokenSpec::Unsecured(unsecured) => Arc::new(unsecured),
+                    #[cfg(feature = "oidc")]
+                    TokenSpec::Oidc(oidc) => {
+                        let https = tls::https_config(&oidc.ca_location, &oidc.ca_pem)?;
+                        let endpoint = oidc.endpoint.clone();
+                        Arc::new(crate::oauth::OidcProvider::new(oidc, https).map_err(
+                            |reason| ConfigError::InvalidValue {
+                                key: "sasl.oauthbearer.token.endpoint.url".into(),
+                                value: endpoint,
+                                reason,
+                            },
+                        )?)
+                    }
+                };
+                Credentials::Token(Arc::new(TokenSource::new(provider)))
+            }
+        };
+        Ok(Sasl {
+            mechanism: config.mechanism,
+            credentials,
+        })
+    }
+}
+
 /// What a connection needs from the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionSettings {
     pub client_id: String,
-    pub sasl: Option<SaslConfig>,
+    pub sasl: Option<Sasl>,
     /// The TLS configuration, for `security.protocol` SSL and SASL_SSL.
     #[cfg(feature = "tls")]
     pub tls: Option<tls::Tls>,
@@ -76,7 +134,7 @@ impl ConnectionSettings {
     }
 
     pub fn from_config(config: &ClientConfig) -> Result<Self, ConfigError> {
-        let sasl = config.validate()?;
+        let sasl = config.validate()?.map(Sasl::new).transpose()?;
         let c = &config.common;
         Ok(ConnectionSettings {
             client_id: c.client_id.clone(),
@@ -105,6 +163,24 @@ pub struct Connection {
     wire: Wire,
     versions: Arc<ApiVersionTable>,
     socket_timeout: Duration,
+}
+
+/// A [`Connection`] that does not keep it open: the connection closes when its last
+/// [`Connection`] is dropped.
+struct WeakConnection {
+    wire: wire::WeakWire,
+    versions: Arc<ApiVersionTable>,
+    socket_timeout: Duration,
+}
+
+impl WeakConnection {
+    fn upgrade(&self) -> Option<Connection> {
+        Some(Connection {
+            wire: self.wire.upgrade()?,
+            versions: self.versions.clone(),
+            socket_timeout: self.socket_timeout,
+        })
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -142,7 +218,8 @@ impl Connection {
                 socket_timeout: settings.socket_timeout,
             };
             if let Some(sasl) = &settings.sasl {
-                handshake::authenticate(&conn, sasl).await?;
+                let session = handshake::authenticate(&conn, sasl).await?;
+                reauth::keep(&conn, sasl, session);
             }
             // Every client starts with Metadata, from any broker: one that shares no version of
             // it with us is of no use, and keeping the connection would keep its answer too.
@@ -246,6 +323,15 @@ impl Connection {
     /// The broker address this connection goes to.
     pub fn broker(&self) -> &str {
         self.wire.broker()
+    }
+
+    /// A handle that does not keep the connection open.
+    fn downgrade(&self) -> WeakConnection {
+        WeakConnection {
+            wire: self.wire.downgrade(),
+            versions: self.versions.clone(),
+            socket_timeout: self.socket_timeout,
+        }
     }
 
     /// True once the connection failed or was closed; a new one must be made.

@@ -7,7 +7,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::ConnectionSettings;
-use crate::config::{SaslConfig, SaslMechanism, Secret};
+use super::{Credentials, Sasl};
+use crate::config::{SaslMechanism, Secret};
 
 /// The password of [`settings`], which no error or log may show.
 pub const PASSWORD: &str = "pw-never-shown";
@@ -30,10 +31,12 @@ pub async fn write_frame(sock: &mut TcpStream, frame: &[u8]) {
 pub fn settings() -> ConnectionSettings {
     ConnectionSettings {
         client_id: "test".into(),
-        sasl: Some(SaslConfig {
+        sasl: Some(Sasl {
             mechanism: SaslMechanism::Plain,
-            username: "inst#user".into(),
-            password: Secret::new(PASSWORD),
+            credentials: Credentials::Password {
+                username: "inst#user".into(),
+                password: Secret::new(PASSWORD),
+            },
         }),
         #[cfg(feature = "tls")]
         tls: None,

@@ -450,6 +450,35 @@ impl ServerCertVerifier for Lenient {
     }
 }
 
+/// The rustls configuration for the OIDC token endpoint (`https.ca.location`, `https.ca.pem`,
+/// else the system's CAs), on ring as the brokers' connections are, its certificate checked
+/// against the endpoint's host name.
+#[cfg(feature = "oidc")]
+pub(crate) fn https_config(
+    ca_location: &Option<std::path::PathBuf>,
+    ca_pem: &Option<String>,
+) -> Result<rustls::ClientConfig, ConfigError> {
+    let settings = TlsConfig {
+        ca_location: ca_location.clone(),
+        ca_pem: ca_pem.clone(),
+        ..TlsConfig::default()
+    };
+    // The same checks as for the brokers' CAs, reported under the https.* names.
+    let renamed = |e: ConfigError| match e {
+        ConfigError::InvalidValue { key, value, reason } => ConfigError::InvalidValue {
+            key: key.replacen("ssl.", "https.", 1),
+            value,
+            reason,
+        },
+        other => other,
+    };
+    let roots = trusted_roots(&settings).map_err(renamed)?;
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Conflict(format!("TLS: {e}")))
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,14 +30,14 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify, OwnedMutexGuard};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -153,11 +153,94 @@ pub(crate) struct Wire {
 struct Tasks {
     reader: AbortHandle,
     stop: Arc<Notify>,
+    /// The task that re-authenticates the connection before its session expires, if any.
+    reauth: OnceLock<AbortHandle>,
 }
 
 impl Drop for Tasks {
     fn drop(&mut self) {
         self.reader.abort();
+        if let Some(reauth) = self.reauth.get() {
+            reauth.abort();
+        }
+    }
+}
+
+/// A [`Wire`] that does not keep the connection open: the last [`Wire`] dropped closes it
+/// (and stops the task that holds this).
+/// It holds the rest of the wire; only the tasks, whose end closes the socket, are held
+/// weakly.
+#[derive(Clone)]
+pub(crate) struct WeakWire {
+    broker: Arc<str>,
+    writer: Arc<Mutex<Writer>>,
+    reader: mpsc::UnboundedSender<Pending>,
+    poison: Arc<OnceLock<Error>>,
+    tasks: Weak<Tasks>,
+    runtime: tokio::runtime::Handle,
+    counters: Option<(Arc<BrokerCounters>, Arc<AtomicI64>)>,
+}
+
+impl WeakWire {
+    /// The wire, while a handle to it is still held somewhere.
+    pub fn upgrade(&self) -> Option<Wire> {
+        Some(Wire {
+            broker: self.broker.clone(),
+            writer: self.writer.clone(),
+            reader: self.reader.clone(),
+            poison: self.poison.clone(),
+            tasks: self.tasks.upgrade()?,
+            runtime: self.runtime.clone(),
+            counters: self.counters.clone(),
+        })
+    }
+}
+
+/// The write half held for one exchange that no other request may come between
+/// (re-authentication, KIP-368): requests sent meanwhile wait their turn, in order, and those
+/// already in flight are answered first, as the broker answers in order. Dropped before
+/// [`Exclusive::finish`], the exchange was abandoned part way and the connection is closed: the
+/// broker would take the next request for a part of it.
+pub(crate) struct Exclusive {
+    wire: Wire,
+    writer: OwnedMutexGuard<Writer>,
+    finished: bool,
+}
+
+impl Exclusive {
+    /// Sends a request and waits for its answer until `deadline`, as [`Wire::call`].
+    pub async fn call(
+        &mut self,
+        head: RequestHead,
+        response_header_version: i16,
+        body: Body,
+        deadline: Instant,
+    ) -> Result<Bytes, Error> {
+        self.wire
+            .call_on(
+                Some(&mut self.writer),
+                head,
+                response_header_version,
+                body,
+                Some(deadline),
+            )
+            .await
+    }
+
+    /// The exchange is complete: other requests may go again.
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.wire.poison(io_error(
+                &self.wire.broker,
+                "re-authentication was abandoned part way",
+            ));
+        }
     }
 }
 
@@ -224,6 +307,7 @@ impl Wire {
             tasks: Arc::new(Tasks {
                 reader: reader.abort_handle(),
                 stop,
+                reauth: OnceLock::new(),
             }),
             runtime: tokio::runtime::Handle::current(),
             counters,
@@ -261,6 +345,20 @@ impl Wire {
         body: Body,
         deadline: Option<Instant>,
     ) -> Result<Bytes, Error> {
+        self.call_on(None, head, response_header_version, body, deadline)
+            .await
+    }
+
+    /// As [`Wire::call`], on the write half `held` when the caller holds it already
+    /// ([`Exclusive`]).
+    async fn call_on(
+        &self,
+        held: Option<&mut Writer>,
+        head: RequestHead,
+        response_header_version: i16,
+        body: Body,
+        deadline: Option<Instant>,
+    ) -> Result<Bytes, Error> {
         let (reply, rx) = oneshot::channel();
         let now = Instant::now();
         let pending = Pending {
@@ -273,8 +371,23 @@ impl Wire {
         let started = AtomicBool::new(false);
         let given = deadline.map(|d| d.saturating_duration_since(now));
         let exchange = async {
-            self.write(Some(head), &body, Some(pending), &started)
-                .await?;
+            match held {
+                Some(w) => {
+                    self.write_locked(
+                        w,
+                        Duration::ZERO,
+                        Some(head),
+                        &body,
+                        Some(pending),
+                        &started,
+                    )
+                    .await?
+                }
+                None => {
+                    self.write(Some(head), &body, Some(pending), &started)
+                        .await?
+                }
+            }
             rx.await.map_err(|_| self.failure(true))
         };
         match deadline {
@@ -286,6 +399,37 @@ impl Wire {
                     Err(self.timed_out(head, given, started.load(Ordering::Relaxed)))
                 }
             },
+        }
+    }
+
+    /// Holds the write half for an exchange nothing may come between (see [`Exclusive`]),
+    /// once the request being written, if any, is out.
+    pub async fn exclusive(&self) -> Exclusive {
+        Exclusive {
+            wire: self.clone(),
+            writer: self.writer.clone().lock_owned().await,
+            finished: false,
+        }
+    }
+
+    /// A handle that does not keep the connection open.
+    pub fn downgrade(&self) -> WeakWire {
+        WeakWire {
+            broker: self.broker.clone(),
+            writer: self.writer.clone(),
+            reader: self.reader.clone(),
+            poison: self.poison.clone(),
+            tasks: Arc::downgrade(&self.tasks),
+            runtime: self.runtime.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// Hands the re-authentication task to the connection, to be stopped when the connection
+    /// is dropped.
+    pub fn adopt_reauth(&self, task: AbortHandle) {
+        if let Err(task) = self.tasks.reauth.set(task) {
+            task.abort();
         }
     }
 
@@ -515,6 +659,21 @@ impl Wire {
                 (self.writer.lock().await, queued.elapsed())
             }
         };
+        self.write_locked(&mut w, waited, head, body, pending, started)
+            .await
+    }
+
+    /// As [`Wire::write`], on the write half `w` the caller holds, after waiting `waited` for
+    /// it.
+    async fn write_locked(
+        &self,
+        w: &mut Writer,
+        waited: Duration,
+        head: Option<RequestHead>,
+        body: &Body,
+        pending: Option<Pending>,
+        started: &AtomicBool,
+    ) -> Result<(), Error> {
         if self.poison.get().is_some() {
             return Err(refuse(pending, self.failure(false)));
         }
@@ -560,7 +719,7 @@ impl Wire {
             wire: self,
             armed: true,
         };
-        let Writer { socket, gather, .. } = &mut *w;
+        let Writer { socket, gather, .. } = w;
         let written = write_runs(socket, gather, &prefix, body.parts()).await;
         let written = match written {
             Ok(()) => socket.flush().await,

@@ -88,6 +88,14 @@ struct Broker {
     down: bool,
     /// SASL logins are refused (SaslAuthenticate answers SASL_AUTHENTICATION_FAILED).
     refuse_logins: bool,
+    /// The lifetime of SASL sessions (KIP-368's `connections.max.reauth.ms`): a connection
+    /// whose session expired is closed at its next request, as Kafka closes it.
+    session_lifetime: Option<std::time::Duration>,
+    /// Re-authentications completed on this broker's connections.
+    reauthentications: usize,
+    /// Connections closed because a request came after their session expired, or came
+    /// between the messages of a re-authentication.
+    sessions_broken: usize,
     connections: usize,
     produce_requests: usize,
     fetch_requests: usize,
@@ -247,6 +255,21 @@ impl MemCluster {
         }
     }
 
+    /// Broker `node` gives SASL sessions this lifetime from now on (KIP-368).
+    pub fn session_lifetime(&self, node: i32, lifetime: std::time::Duration) {
+        if let Some(b) = self.state().brokers.get_mut(&node) {
+            b.session_lifetime = Some(lifetime);
+        }
+    }
+
+    /// Broker `node`'s re-authentications, and the connections it closed for an expired
+    /// session or a request within a re-authentication.
+    pub fn sessions(&self, node: i32) -> (usize, usize) {
+        let state = self.state();
+        let b = &state.brokers[&node];
+        (b.reauthentications, b.sessions_broken)
+    }
+
     /// A KIP-848 group of these members on broker 1 (described, not joined: it answers
     /// ConsumerGroupDescribe, and DescribeGroups as an empty Stable group).
     pub fn kip848_group(&self, group: &str, members: &[&str]) {
@@ -313,6 +336,7 @@ async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
     // Set once this connection stops answering: a broker answers in order, so after one
     // request it holds, it answers none.
     let mut holding = false;
+    let mut session = Session::default();
     loop {
         let frame = loop {
             match frame::split_frame(&mut buf, 64 << 20) {
@@ -325,6 +349,22 @@ async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
                 Ok(_) => {}
             }
         };
+        {
+            let Some(shared) = state.upgrade() else {
+                return;
+            };
+            let mut shared = shared.lock().unwrap();
+            let broker = shared.brokers.get_mut(&node).unwrap();
+            let reauthenticating = session.reauthenticating;
+            let admitted = session.admits(&frame, broker.session_lifetime);
+            if reauthenticating && !session.reauthenticating && admitted {
+                broker.reauthentications += 1;
+            }
+            if !admitted {
+                broker.sessions_broken += 1;
+                return;
+            }
+        }
         // A fetch with nothing to return waits for records, up to its max_wait_ms, as a
         // broker does.
         // A JoinGroup or SyncGroup waits for the other members.
@@ -349,6 +389,37 @@ async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
                 return;
             }
         }
+    }
+}
+
+/// One connection's SASL session, as Kafka keeps it (KIP-368).
+#[derive(Default)]
+struct Session {
+    authenticated: bool,
+    /// Between a SaslHandshake on an authenticated connection and the SaslAuthenticate that
+    /// completes it.
+    reauthenticating: bool,
+    expires: Option<tokio::time::Instant>,
+}
+
+impl Session {
+    /// Whether the broker takes `frame` on this connection, updating the session: a request
+    /// other than SASL's after the session expired, or within a re-authentication, closes the
+    /// connection. (A SaslAuthenticate completes the exchange here: the mechanism is PLAIN.)
+    fn admits(&mut self, frame: &Bytes, lifetime: Option<std::time::Duration>) -> bool {
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let now = tokio::time::Instant::now();
+        if key == ApiKey::SaslHandshake as i16 {
+            self.reauthenticating = self.authenticated;
+            return true;
+        }
+        if key == ApiKey::SaslAuthenticate as i16 {
+            self.authenticated = true;
+            self.reauthenticating = false;
+            self.expires = lifetime.map(|l| now + l);
+            return true;
+        }
+        !self.reauthenticating && self.expires.is_none_or(|at| now < at)
     }
 }
 
@@ -475,7 +546,9 @@ fn respond_to(
                 respond(&|buf| encode_with_header(&response, version, buf))
             }
             ApiKey::SaslAuthenticate => {
-                let refused = state.brokers.get(&node).is_some_and(|b| b.refuse_logins);
+                let broker = state.brokers.get_mut(&node).unwrap();
+                let refused = broker.refuse_logins;
+                let lifetime_ms = broker.session_lifetime.map_or(0, |l| l.as_millis() as i64);
                 let response = match refused {
                     // SASL_AUTHENTICATION_FAILED.
                     true => kafka_protocol::messages::SaslAuthenticateResponse::default()
@@ -483,7 +556,8 @@ fn respond_to(
                         .with_error_message(Some(StrBytes::from_static_str(
                             "Authentication failed: Invalid username or password",
                         ))),
-                    false => kafka_protocol::messages::SaslAuthenticateResponse::default(),
+                    false => kafka_protocol::messages::SaslAuthenticateResponse::default()
+                        .with_session_lifetime_ms(lifetime_ms),
                 };
                 respond(&|buf| encode_with_header(&response, version, buf))
             }
