@@ -428,9 +428,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     }
     mkdir(&run)?;
     tls::generate(&tls::dir(&run))?;
-    if !layout.reads_pem_stores() {
-        tls::pkcs12(&tls::dir(&run), &paths.root)?;
-    }
+    tls::pkcs12(&tls::dir(&run), &paths.root)?;
     let tls = tls::read(&tls::dir(&run))?;
     for (file, user) in [
         ("client-sasl.properties", &users[0]),
