@@ -15,6 +15,7 @@
 
 mod config;
 mod dist;
+mod oauth;
 mod process;
 mod tls;
 
@@ -57,6 +58,12 @@ pub struct Broker {
     pub sasl_ssl: String,
     pub mtls: String,
     pub expired: String,
+    /// The SASL_PLAINTEXT listeners for OAUTHBEARER (`config::sasl_listeners`): unsecured
+    /// JWTs; JWTs signed with the key in `run/oauth` (none before Kafka 3.1); every mechanism
+    /// with sessions of `config::REAUTH_MS`.
+    pub oauth: String,
+    pub oidc: Option<String>,
+    pub reauth: String,
 }
 
 /// The brokers that are up.
@@ -67,9 +74,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    fn new(version: &str, nodes: impl IntoIterator<Item = Node>) -> Cluster {
+    fn new(layout: &Layout, nodes: impl IntoIterator<Item = Node>) -> Cluster {
+        let addr = |port: u16| format!("{}:{port}", config::HOST);
         Cluster {
-            version: version.to_string(),
+            version: layout.version.clone(),
             brokers: nodes
                 .into_iter()
                 .map(|n| Broker {
@@ -80,6 +88,9 @@ impl Cluster {
                     sasl_ssl: Node::tls_addr(n.sasl_ssl_port()),
                     mtls: Node::tls_addr(n.mtls_port()),
                     expired: Node::tls_addr(n.expired_port()),
+                    oauth: addr(n.oauth_port()),
+                    oidc: layout.oidc_validator().map(|_| addr(n.oidc_port())),
+                    reauth: addr(n.reauth_port()),
                 })
                 .collect(),
         }
@@ -105,9 +116,10 @@ impl Cluster {
     }
 
     /// Each listener: its name in `kafka status`, the variable that tells the proto-tests, and
-    /// `host:port,host:port` of it on every broker.
-    fn listeners(&self) -> [(&'static str, &'static str, String); 6] {
-        [
+    /// `host:port,host:port` of it on every broker. OIDC is left out where the brokers have
+    /// none (before Kafka 3.1).
+    fn listeners(&self) -> Vec<(&'static str, &'static str, String)> {
+        let mut listeners = vec![
             (
                 "plaintext",
                 "PUREKAFKA_PLAINTEXT",
@@ -126,18 +138,38 @@ impl Cluster {
                 "PUREKAFKA_SSL_EXPIRED",
                 self.bootstrap(|b| &b.expired),
             ),
-        ]
+            ("oauth", "PUREKAFKA_OAUTH", self.bootstrap(|b| &b.oauth)),
+        ];
+        if self.brokers.iter().all(|b| b.oidc.is_some()) {
+            let oidc = self.bootstrap(|b| b.oidc.as_deref().unwrap_or_default());
+            listeners.push(("oidc", "PUREKAFKA_OIDC", oidc));
+        }
+        listeners.push(("reauth", "PUREKAFKA_REAUTH", self.bootstrap(|b| &b.reauth)));
+        listeners
     }
 
-    /// The lines `cargo xtask kafka status` prints, a listener each.
+    /// The lines `cargo xtask kafka status` prints, a listener each, and a comment line when
+    /// the OIDC listener is missing.
     pub fn status_lines(&self) -> String {
-        self.listeners()
+        let mut lines: Vec<String> = self
+            .listeners()
+            .into_iter()
             .map(|(name, _, addrs)| format!("{name}={addrs}"))
-            .join("\n")
+            .collect();
+        if !lines.iter().any(|l| l.starts_with("oidc=")) {
+            lines.push(format!(
+                "# no oidc listener: Kafka {} cannot validate signed OAUTHBEARER tokens \
+                 (KIP-768 came in 3.1)",
+                self.version
+            ));
+        }
+        lines.join("\n")
     }
 
     /// Environment variables that tell the tests where this cluster is: each listener, the TLS
-    /// certificates, broker 1's data and the jars (for the Java tools).
+    /// certificates, the OIDC signing key with the audience and issuer tokens must name, the
+    /// REAUTH listener's session lifetime, the version (`4.4.0`), broker 1's data and the jars
+    /// (for the Java tools).
     pub fn test_env(&self) -> Vec<(&'static str, String)> {
         let paths = Paths::from_workspace();
         let mut env: Vec<(&'static str, String)> = self
@@ -147,6 +179,11 @@ impl Cluster {
             .collect();
         let shown = |path: PathBuf| path.display().to_string();
         env.push(("PUREKAFKA_TLS_DIR", shown(tls::dir(&paths.run()))));
+        env.push(("PUREKAFKA_OAUTH_DIR", shown(oauth::dir(&paths.run()))));
+        env.push(("PUREKAFKA_OIDC_AUDIENCE", oauth::EXPECTED_AUDIENCE.into()));
+        env.push(("PUREKAFKA_OIDC_ISSUER", oauth::EXPECTED_ISSUER.into()));
+        env.push(("PUREKAFKA_REAUTH_MS", config::REAUTH_MS.to_string()));
+        env.push(("PUREKAFKA_KAFKA_VERSION", self.version.clone()));
         env.push((
             "PUREKAFKA_DATA_DIR",
             shown(paths.node_dir(Node::new(1)).join("data")),
@@ -237,7 +274,7 @@ pub fn status() -> Option<Cluster> {
     if up.is_empty() {
         None
     } else {
-        Some(Cluster::new(&layout.version, up))
+        Some(Cluster::new(&layout, up))
     }
 }
 
@@ -301,7 +338,7 @@ pub fn start_broker(id: u8, timeout: Duration) -> Result<Cluster, String> {
     }
     let libs = dist::ensure_libs(&paths, &layout)?;
     start_nodes(&paths, &layout, &libs, &[node], &[], timeout)?;
-    Ok(Cluster::new(&layout.version, [node]))
+    Ok(Cluster::new(&layout, [node]))
 }
 
 /// Starts `start` and waits until they and `running` are ready.
@@ -327,7 +364,7 @@ fn start_nodes(
     let mut attempt = 1;
     loop {
         for node in to_start.drain(..) {
-            while let Some(busy) = busy_port(&node_ports(node, mode)) {
+            while let Some(busy) = busy_port(&node_ports(layout, node, mode)) {
                 if Instant::now() > deadline {
                     return Err(format!(
                         "broker {}'s port {}:{busy} is still in use by another process",
@@ -374,9 +411,14 @@ fn start_nodes(
 }
 
 /// Every port a node listens on.
-fn node_ports(node: Node, mode: Mode) -> Vec<u16> {
+fn node_ports(layout: &Layout, node: Node, mode: Mode) -> Vec<u16> {
     let mut ports = vec![node.plaintext_port(), node.sasl_port(), node.proxied_port()];
     ports.extend(node.tls_listeners().map(|(_, port)| port));
+    ports.extend(
+        config::sasl_listeners(layout, node)
+            .into_iter()
+            .map(|(_, port)| port),
+    );
     if mode == Mode::Kraft {
         ports.push(node.controller_port());
     }
@@ -405,7 +447,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     let mode = layout.mode()?;
     let mut ports: Vec<u16> = Vec::new();
     for n in layout.nodes() {
-        ports.extend(node_ports(n, mode));
+        ports.extend(node_ports(layout, n, mode));
     }
     if mode == Mode::Zookeeper {
         ports.push(ZOOKEEPER_PORT);
@@ -428,10 +470,10 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     }
     mkdir(&run)?;
     tls::generate(&tls::dir(&run))?;
-    if !layout.reads_pem_stores() {
-        tls::pkcs12(&tls::dir(&run), &paths.root)?;
-    }
+    tls::pkcs12(&tls::dir(&run), &paths.root)?;
     let tls = tls::read(&tls::dir(&run))?;
+    oauth::generate(&oauth::dir(&run))?;
+    let jwks = oauth::jwks_url(&oauth::dir(&run));
     for (file, user) in [
         ("client-sasl.properties", &users[0]),
         ("client-admin.properties", &users[1]),
@@ -441,7 +483,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
     for node in layout.nodes() {
         let dir = paths.node_dir(node);
         mkdir(&dir.join("data"))?;
-        let props = config::server_properties(layout, node, &dir.join("data"), &users, &tls);
+        let props = config::server_properties(layout, node, &dir.join("data"), &users, &tls, &jwks);
         write(&dir.join("server.properties"), &props)?;
     }
     if mode == Mode::Kraft {
@@ -483,7 +525,7 @@ fn fresh_start(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Clus
         layout.describe(),
         started.elapsed().as_secs_f64()
     );
-    Ok(Cluster::new(&layout.version, layout.nodes()))
+    Ok(Cluster::new(layout, layout.nodes()))
 }
 
 /// Same layout already (partly) running: restart dead nodes, keep their data.
@@ -503,7 +545,7 @@ fn heal(paths: &Paths, layout: &Layout, timeout: Duration) -> Result<Cluster, St
         let ids: Vec<u8> = stopped.iter().map(|n| n.id).collect();
         eprintln!("{}: restarted broker(s) {ids:?}", layout.describe());
     }
-    Ok(Cluster::new(&layout.version, layout.nodes()))
+    Ok(Cluster::new(layout, layout.nodes()))
 }
 
 /// Refuses to keep a running cluster whose broker configuration is not what this xtask writes
@@ -521,9 +563,11 @@ fn stale_config(paths: &Paths, layout: &Layout) -> Result<(), String> {
     };
     // A cluster from before the TLS listeners has no certificates.
     let tls = tls::read(&tls::dir(&paths.run())).map_err(|_| stale(Node::new(1)))?;
+    let jwks = oauth::jwks_url(&oauth::dir(&paths.run()));
     for node in layout.nodes() {
         let dir = paths.node_dir(node);
-        let expected = config::server_properties(layout, node, &dir.join("data"), &users, &tls);
+        let expected =
+            config::server_properties(layout, node, &dir.join("data"), &users, &tls, &jwks);
         if fs::read_to_string(props_file(paths, node)).ok().as_deref() != Some(expected.as_str()) {
             return Err(stale(node));
         }
@@ -561,6 +605,11 @@ fn jvm_args(
 fn start_node(paths: &Paths, layout: &Layout, libs: &Path, node: Node) -> Result<(), String> {
     let dir = paths.node_dir(node);
     let mut args = jvm_args(paths, layout, libs, &dir, "512m");
+    if layout.oidc_validator().is_some() {
+        // The OIDC listener's JWKS is the one URL the brokers' OAuth code may read.
+        let jwks = oauth::jwks_url(&oauth::dir(&paths.run()));
+        args.insert(0, format!("-D{}={jwks}", oauth::ALLOWED_URLS_PROPERTY));
+    }
     args.push("kafka.Kafka".into());
     args.push(props_file(paths, node).display().to_string());
     let props = props_file(paths, node);
@@ -733,7 +782,7 @@ fn procs(paths: &Paths, layout: &Layout) -> Vec<Proc> {
 }
 
 fn write_state(paths: &Paths, layout: &Layout) -> Result<(), String> {
-    let cluster = Cluster::new(&layout.version, layout.nodes());
+    let cluster = Cluster::new(layout, layout.nodes());
     let text = format!(
         "# Written by `cargo xtask kafka up`; pids are in broker-<id>/kafka.pid.\n\
          version={}\nbrokers={}\nmode={}\n{}\n",
@@ -766,4 +815,64 @@ fn mkdir(dir: &Path) -> Result<(), String> {
 
 fn write(file: &Path, text: &str) -> Result<(), String> {
     fs::write(file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(version: &str) -> Cluster {
+        let layout = Layout::new(version, 3).unwrap();
+        Cluster::new(&layout, layout.nodes())
+    }
+
+    fn var(env: &[(&str, String)], name: &str) -> Option<String> {
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_oauth_listeners_are_told_to_the_tests() {
+        let env = cluster("4.4.0").test_env();
+        assert_eq!(
+            var(&env, "PUREKAFKA_OAUTH").as_deref(),
+            Some("127.0.0.1:9100,127.0.0.1:9200,127.0.0.1:9300")
+        );
+        assert_eq!(
+            var(&env, "PUREKAFKA_OIDC").as_deref(),
+            Some("127.0.0.1:9101,127.0.0.1:9201,127.0.0.1:9301")
+        );
+        assert_eq!(
+            var(&env, "PUREKAFKA_REAUTH").as_deref(),
+            Some("127.0.0.1:9102,127.0.0.1:9202,127.0.0.1:9302")
+        );
+        assert_eq!(
+            var(&env, "PUREKAFKA_KAFKA_VERSION").as_deref(),
+            Some("4.4.0")
+        );
+        assert!(var(&env, "PUREKAFKA_OAUTH_DIR")
+            .unwrap()
+            .ends_with("target/kafka/run/oauth"));
+        assert_eq!(var(&env, "PUREKAFKA_REAUTH_MS").as_deref(), Some("10000"));
+        let status = cluster("4.4.0").status_lines();
+        assert!(status.contains("\noidc=127.0.0.1:9101,"), "{status}");
+        assert!(!status.contains('#'), "{status}");
+    }
+
+    #[test]
+    fn without_kip_768_there_is_no_oidc_and_status_says_so() {
+        let c = cluster("2.8.2");
+        let env = c.test_env();
+        assert_eq!(var(&env, "PUREKAFKA_OIDC"), None);
+        assert!(var(&env, "PUREKAFKA_OAUTH").is_some());
+        assert!(var(&env, "PUREKAFKA_REAUTH").is_some());
+        let status = c.status_lines();
+        assert!(!status.contains("oidc="), "{status}");
+        assert!(
+            status.ends_with(
+                "# no oidc listener: Kafka 2.8.2 cannot validate signed OAUTHBEARER \
+                              tokens (KIP-768 came in 3.1)"
+            ),
+            "{status}"
+        );
+    }
 }

@@ -57,7 +57,7 @@ commands:
                         and 2.4-2.8 (ZooKeeper);
                         waits up to SECS (default 90) for the brokers
   kafka down            stop it (jars stay cached under target/kafka/dist)
-  kafka status          print plaintext=HOST:PORT,... and sasl_plaintext=...
+  kafka status          print each listener: plaintext=HOST:PORT,..., sasl_plaintext=...
                         (exit 1 when no broker is up)
   kafka kill BROKER_ID  SIGKILL one broker (fault injection)
   kafka stop BROKER_ID  stop one broker cleanly (SIGTERM, controlled shutdown)

@@ -73,15 +73,36 @@ impl Layout {
         }
     }
 
-    /// Whether the brokers read PEM key and trust stores (KIP-651, Kafka 2.7 and later);
-    /// older ones get PKCS12 stores made from the same PEM files.
-    pub fn reads_pem_stores(&self) -> bool {
+    /// (major, minor) of the version.
+    fn major_minor(&self) -> (u32, u32) {
         let mut parts = self
             .version
             .split('.')
             .map(|p| p.parse::<u32>().unwrap_or(0));
-        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        (major, minor) >= (2, 7)
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
+
+    /// Whether the brokers read PEM key and trust stores (KIP-651, Kafka 2.7 and later);
+    /// older ones get PKCS12 stores made from the same PEM files.
+    pub fn reads_pem_stores(&self) -> bool {
+        self.major_minor() >= (2, 7)
+    }
+
+    /// The server callback handler that validates signed JWTs against a JWKS (KIP-768), which
+    /// the OIDC listener uses; `None` before Kafka 3.1, which has none, and no OIDC listener.
+    /// 3.1 to 3.3 have it in the `secured` package only; 3.4 added the public name (and kept
+    /// the old one, deprecated, through 3.9); 4.x has the public one only.
+    pub fn oidc_validator(&self) -> Option<&'static str> {
+        match self.major_minor() {
+            v if v < (3, 1) => None,
+            v if v < (3, 4) => Some(
+                "org.apache.kafka.common.security.oauthbearer.secured.\
+                 OAuthBearerValidatorCallbackHandler",
+            ),
+            _ => Some(
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+            ),
+        }
     }
 
     pub fn uses_log4j2(&self) -> bool {
@@ -106,7 +127,7 @@ impl Layout {
 
 /// One broker (in KRaft also a controller). Node `n` uses ports
 /// 9092+100(n-1) (PLAINTEXT), +1 (CONTROLLER), +2 (SASL_PLAINTEXT), +3 (PROXIED), +4 (SSL),
-/// +5 (SASL_SSL), +6 (MTLS), +7 (EXPIRED).
+/// +5 (SASL_SSL), +6 (MTLS), +7 (EXPIRED), +8 (OAUTH), +9 (OIDC), +10 (REAUTH).
 ///
 /// PROXIED is a PLAINTEXT listener that advertises port +10003 instead of its own: a test puts a
 /// TCP proxy there (one that cuts, stalls or resets connections) and every connection the client
@@ -116,6 +137,10 @@ impl Layout {
 /// holds (`tls.rs`): a client that bootstraps through 127.0.0.1 meets a certificate for another
 /// name. MTLS is SSL with `ssl.client.auth=required`; EXPIRED is SSL with an expired
 /// certificate.
+///
+/// OAUTH, OIDC and REAUTH are SASL_PLAINTEXT listeners (see [`sasl_listeners`]): OAUTHBEARER
+/// with unsecured JWTs; OAUTHBEARER with JWTs signed by the key in `run/oauth` (Kafka 3.1 and
+/// later only); every mechanism, with sessions that must re-authenticate every 10 s (KIP-368).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Node {
     pub id: u8,
@@ -161,6 +186,15 @@ impl Node {
     }
     pub fn expired_port(self) -> u16 {
         self.base() + 7
+    }
+    pub fn oauth_port(self) -> u16 {
+        self.base() + 8
+    }
+    pub fn oidc_port(self) -> u16 {
+        self.base() + 9
+    }
+    pub fn reauth_port(self) -> u16 {
+        self.base() + 10
     }
     /// The TLS listeners: name, port.
     pub fn tls_listeners(self) -> [(&'static str, u16); 4] {
@@ -338,12 +372,100 @@ fn render(props: &[(&str, String)]) -> String {
     s
 }
 
+/// The OAUTHBEARER and re-authentication listeners of `node` (all SASL_PLAINTEXT): name, port.
+/// OIDC only where the version can validate signed tokens ([`Layout::oidc_validator`]).
+pub fn sasl_listeners(layout: &Layout, node: Node) -> Vec<(&'static str, u16)> {
+    let mut listeners = vec![("OAUTH", node.oauth_port())];
+    if layout.oidc_validator().is_some() {
+        listeners.push(("OIDC", node.oidc_port()));
+    }
+    listeners.push(("REAUTH", node.reauth_port()));
+    listeners
+}
+
+/// How long a session on the REAUTH listener lasts before the client must re-authenticate
+/// (KIP-368's `connections.max.reauth.ms`).
+pub const REAUTH_MS: u32 = 10_000;
+
+/// The broker's own login for OAUTHBEARER: Kafka's unsecured login module, which a broker
+/// needs even when it only validates, and which must name a subject.
+const OAUTHBEARER_SERVER_LOGIN: &str = "org.apache.kafka.common.security.oauthbearer.\
+                                        OAuthBearerLoginModule required \
+                                        unsecuredLoginStringClaim_sub=\"broker\";";
+
+/// The settings of the OAUTH, OIDC and REAUTH listeners. Keys under `listener.name.<listener>.`
+/// hold for that listener only; `<mechanism>.` after it, for that mechanism only (the JAAS
+/// configuration and the server callback handler must have one).
+///
+/// OAUTH and REAUTH set no server callback handler for OAUTHBEARER, so Kafka validates with its
+/// unsecured validator: any JWT with `alg` `none` and a `sub` is accepted. OIDC validates the
+/// signature against `jwks` (a `file:` URL, read when the broker starts), the audience and the
+/// issuer.
+///
+/// `connections.max.reauth.ms` under the listener's prefix alone holds for every mechanism on
+/// it: the SASL channel builder takes the mechanism's own value if there is one, else the
+/// listener's (the same from 2.2, when KIP-368 came, to 4.x).
+pub fn oauth_properties(
+    layout: &Layout,
+    users: &[User],
+    scram_login: &str,
+    jwks: &str,
+) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| p.push((k.to_owned(), v.to_owned()));
+    set("listener.name.oauth.sasl.enabled.mechanisms", "OAUTHBEARER");
+    set(
+        "listener.name.oauth.oauthbearer.sasl.jaas.config",
+        OAUTHBEARER_SERVER_LOGIN,
+    );
+    if let Some(validator) = layout.oidc_validator() {
+        let oidc = "listener.name.oidc.oauthbearer.";
+        set("listener.name.oidc.sasl.enabled.mechanisms", "OAUTHBEARER");
+        set(&format!("{oidc}sasl.jaas.config"), OAUTHBEARER_SERVER_LOGIN);
+        set(
+            &format!("{oidc}sasl.server.callback.handler.class"),
+            validator,
+        );
+        set(&format!("{oidc}sasl.oauthbearer.jwks.endpoint.url"), jwks);
+        set(
+            &format!("{oidc}sasl.oauthbearer.expected.audience"),
+            super::oauth::EXPECTED_AUDIENCE,
+        );
+        set(
+            &format!("{oidc}sasl.oauthbearer.expected.issuer"),
+            super::oauth::EXPECTED_ISSUER,
+        );
+    }
+    let mechanisms = format!("PLAIN,{},OAUTHBEARER", SCRAM_MECHANISMS.join(","));
+    set("listener.name.reauth.sasl.enabled.mechanisms", &mechanisms);
+    set(
+        "listener.name.reauth.plain.sasl.jaas.config",
+        &server_jaas(users),
+    );
+    for m in SCRAM_MECHANISMS {
+        set(
+            &format!("listener.name.reauth.{}.sasl.jaas.config", m.to_lowercase()),
+            scram_login,
+        );
+    }
+    set(
+        "listener.name.reauth.oauthbearer.sasl.jaas.config",
+        OAUTHBEARER_SERVER_LOGIN,
+    );
+    set(
+        "listener.name.reauth.connections.max.reauth.ms",
+        &REAUTH_MS.to_string(),
+    );
+    p
+}
+
 pub fn server_properties(
     layout: &Layout,
     node: Node,
     data_dir: &Path,
     users: &[User],
     tls: &Material,
+    jwks: &str,
 ) -> String {
     let n = layout.brokers;
     let kraft = layout.mode() == Ok(Mode::Kraft);
@@ -364,7 +486,12 @@ pub fn server_properties(
         let _ = write!(listeners, ",{name}://{HOST}:{port}");
         let _ = write!(advertised, ",{name}://{}", Node::tls_addr(port));
     }
-    const TLS_PROTOCOLS: &str = "SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL,EXPIRED:SSL";
+    let mut other_protocols = String::from("SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL,EXPIRED:SSL");
+    for (name, port) in sasl_listeners(layout, node) {
+        let _ = write!(listeners, ",{name}://{HOST}:{port}");
+        let _ = write!(advertised, ",{name}://{HOST}:{port}");
+        let _ = write!(other_protocols, ",{name}:SASL_PLAINTEXT");
+    }
     if kraft {
         let voters: Vec<String> = layout
             .nodes()
@@ -380,14 +507,14 @@ pub fn server_properties(
             "listener.security.protocol.map",
             format!(
                 "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT,\
-                 CONTROLLER:PLAINTEXT,{TLS_PROTOCOLS}"
+                 CONTROLLER:PLAINTEXT,{other_protocols}"
             ),
         ));
     } else {
         p.push((
             "listener.security.protocol.map",
             format!(
-                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT,{TLS_PROTOCOLS}"
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PROXIED:PLAINTEXT,{other_protocols}"
             ),
         ));
         p.push(("broker.id", node.id.to_string()));
@@ -428,6 +555,8 @@ pub fn server_properties(
         p.push((sha256, SCRAM_LOGIN.into()));
         p.push((sha512, SCRAM_LOGIN.into()));
     }
+    let oauth = oauth_properties(layout, users, SCRAM_LOGIN, jwks);
+    p.extend(oauth.iter().map(|(k, v)| (k.as_str(), v.clone())));
     // TLS: every TLS listener shows the brokers' certificate but EXPIRED, which shows the
     // expired one; MTLS asks for a client certificate signed by the CA.
     if layout.reads_pem_stores() {
@@ -548,20 +677,7 @@ pub fn new_cluster_id() -> String {
         h.write_u32(std::process::id());
         bytes.extend_from_slice(&h.finish().to_be_bytes());
     }
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
-        for k in 0..=chunk.len() {
-            out.push(ALPHABET[((v >> (18 - 6 * k)) & 63) as usize] as char);
-        }
-    }
-    out
+    super::oauth::base64url(&bytes)
 }
 
 #[cfg(test)]
@@ -585,6 +701,159 @@ mod tests {
     fn cluster_id_is_22_chars() {
         let id = new_cluster_id();
         assert_eq!(id.len(), 22, "{id}");
+    }
+
+    #[test]
+    fn the_oidc_validator_by_version() {
+        let validator = |v: &str| Layout::new(v, 1).unwrap().oidc_validator();
+        assert_eq!(validator("2.4.1"), None);
+        assert_eq!(validator("2.8.2"), None);
+        assert_eq!(validator("3.0.2"), None);
+        let secured = "org.apache.kafka.common.security.oauthbearer.secured.\
+                       OAuthBearerValidatorCallbackHandler";
+        let public =
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+        assert_eq!(validator("3.1.0"), Some(secured));
+        assert_eq!(validator("3.3.2"), Some(secured));
+        assert_eq!(validator("3.4.0"), Some(public));
+        assert_eq!(validator("3.9.2"), Some(public));
+        assert_eq!(validator("4.4.0"), Some(public));
+    }
+
+    fn properties(version: &str, node: u8) -> Vec<(String, String)> {
+        let users = vec![User {
+            name: "u".into(),
+            password: "p".into(),
+        }];
+        let tls = Material {
+            dir: PathBuf::from("/tls"),
+            ca: "CA".into(),
+            broker_chain: "CHAIN".into(),
+            broker_key: "KEY".into(),
+            expired_chain: "OLD CHAIN".into(),
+            expired_key: "OLD KEY".into(),
+        };
+        let layout = Layout::new(version, 3).unwrap();
+        let text = server_properties(
+            &layout,
+            Node::new(node),
+            Path::new("/data"),
+            &users,
+            &tls,
+            "file:///run/oauth/jwks.json",
+        );
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn get<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        props
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn the_oauth_listeners_are_sasl_plaintext_on_ports_8_to_10() {
+        let props = properties("4.4.0", 2);
+        let listeners = get(&props, "listeners").unwrap();
+        for l in [
+            "OAUTH://127.0.0.1:9200",
+            "OIDC://127.0.0.1:9201",
+            "REAUTH://127.0.0.1:9202",
+        ] {
+            assert!(listeners.contains(l), "{listeners}");
+            assert!(get(&props, "advertised.listeners").unwrap().contains(l));
+        }
+        let map = get(&props, "listener.security.protocol.map").unwrap();
+        assert!(
+            map.ends_with("OAUTH:SASL_PLAINTEXT,OIDC:SASL_PLAINTEXT,REAUTH:SASL_PLAINTEXT"),
+            "{map}"
+        );
+        assert_eq!(
+            get(&props, "listener.name.oauth.sasl.enabled.mechanisms"),
+            Some("OAUTHBEARER")
+        );
+        assert_eq!(
+            get(&props, "listener.name.oauth.oauthbearer.sasl.jaas.config"),
+            Some(
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredLoginStringClaim_sub=\"broker\";"
+            )
+        );
+        assert_eq!(
+            get(
+                &props,
+                "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class"
+            ),
+            None,
+            "OAUTH validates with Kafka's unsecured validator"
+        );
+    }
+
+    #[test]
+    fn the_oidc_listener_checks_signature_audience_and_issuer() {
+        let props = properties("3.2.3", 1);
+        let oidc = |key: &str| get(&props, &format!("listener.name.oidc.oauthbearer.{key}"));
+        assert!(oidc("sasl.server.callback.handler.class")
+            .unwrap()
+            .contains(".secured."));
+        assert_eq!(
+            oidc("sasl.oauthbearer.jwks.endpoint.url"),
+            Some("file:///run/oauth/jwks.json")
+        );
+        assert_eq!(
+            oidc("sasl.oauthbearer.expected.audience"),
+            Some("purekafka-tests")
+        );
+        assert_eq!(
+            oidc("sasl.oauthbearer.expected.issuer"),
+            Some("purekafka-test-issuer")
+        );
+        assert!(get(&props, "listeners")
+            .unwrap()
+            .contains("OIDC://127.0.0.1:9101"));
+    }
+
+    #[test]
+    fn before_3_1_there_is_no_oidc_listener() {
+        let props = properties("2.8.2", 1);
+        assert!(props.iter().all(|(k, _)| !k.contains("oidc")));
+        let listeners = get(&props, "listeners").unwrap();
+        assert!(!listeners.contains("OIDC"), "{listeners}");
+        assert!(listeners.contains("OAUTH://127.0.0.1:9100"), "{listeners}");
+        assert!(listeners.contains("REAUTH://127.0.0.1:9102"), "{listeners}");
+        let map = get(&props, "listener.security.protocol.map").unwrap();
+        assert!(!map.contains("OIDC"), "{map}");
+    }
+
+    #[test]
+    fn reauth_takes_every_mechanism_with_ten_second_sessions() {
+        let props = properties("2.4.1", 1);
+        let reauth = |key: &str| get(&props, &format!("listener.name.reauth.{key}"));
+        assert_eq!(
+            reauth("sasl.enabled.mechanisms"),
+            Some("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER")
+        );
+        assert_eq!(reauth("connections.max.reauth.ms"), Some("10000"));
+        for m in ["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"] {
+            assert!(
+                reauth(&format!("{m}.sasl.jaas.config")).is_some(),
+                "{m} has no JAAS configuration"
+            );
+        }
+        assert_eq!(
+            reauth("plain.sasl.jaas.config"),
+            get(
+                &props,
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config"
+            ),
+            "the same PLAIN users as SASL_PLAINTEXT"
+        );
+        assert_eq!(get(&props, "connections.max.reauth.ms"), None);
     }
 
     #[test]

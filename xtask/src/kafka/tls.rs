@@ -8,8 +8,16 @@
 //! | `broker.pem`, `broker.key` | the brokers' certificate, for `localhost` only (not 127.0.0.1) |
 //! | `expired.pem`, `expired.key` | the same name, expired in 2001 (the EXPIRED listener) |
 //! | `client.pem`, `client.key` | a client certificate, for the MTLS listener |
+//! | `client.enc.key` | `client.key` encrypted: PKCS#8 PEM (`ENCRYPTED PRIVATE KEY`), PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC |
+//! | `client.p12` | `client.pem` and `client.key` in a PKCS12 store |
+//! | `truststore.p12`, `broker.p12`, `expired.p12` | the CA, and the brokers' keys with their chains, in PKCS12 stores |
 //!
-//! The brokers read them inline (`ssl.keystore.key`, PEM), so the keys need no password.
+//! The brokers from Kafka 2.7 on read the PEM files inline (`ssl.keystore.key`), so those keys
+//! need no password; older ones read the PKCS12 stores. The encrypted and PKCS12 files are
+//! protected by [`STORE_PASSWORD`] and written by the JDK ([`pkcs12`]), for every version: the
+//! tests load them as a client would. (Kafka's Java client cannot load `client.enc.key` on
+//! JDK 17: its PEM reader asks for a `SecretKeyFactory` named after the key's algorithm, and
+//! the JDK has none for PBES2, JDK-8231581. Java clients take `client.p12`.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -91,9 +99,10 @@ pub fn generate(dir: &Path) -> Result<(), String> {
 /// The password of the PKCS12 stores (test material only).
 pub const STORE_PASSWORD: &str = "purekafka";
 
-/// Writes `truststore.p12`, `broker.p12` and `expired.p12` from the PEM files in `dir`, for
-/// brokers that read no PEM stores (before Kafka 2.7): with the JDK the brokers run on
-/// (`xtask/kafka/Pkcs12.java`, launched as a single source file), so nothing else is needed.
+/// Writes `truststore.p12`, `broker.p12`, `expired.p12` (for brokers that read no PEM stores,
+/// before Kafka 2.7), `client.p12` and `client.enc.key` from the PEM files in `dir`: with the
+/// JDK the brokers run on (`xtask/kafka/Pkcs12.java`, launched as a single source file), so
+/// nothing else (no openssl) is needed.
 pub fn pkcs12(dir: &Path, root: &Path) -> Result<(), String> {
     let program = root.join("xtask/kafka/Pkcs12.java");
     let out = std::process::Command::new(super::process::java())
