@@ -59,6 +59,31 @@ pub fn sasl_addr() -> String {
     std::env::var("PUREKAFKA_SASL").unwrap_or_else(|_| "127.0.0.1:9094".into())
 }
 
+/// The OAUTH listener's bootstrap address: SASL_PLAINTEXT with OAUTHBEARER, which takes
+/// unsecured tokens.
+pub fn oauth_addr() -> String {
+    std::env::var("PUREKAFKA_OAUTH").unwrap_or_else(|_| "127.0.0.1:9100".into())
+}
+
+/// The REAUTH listener's bootstrap address: SASL_PLAINTEXT with PLAIN, SCRAM and unsecured
+/// OAUTHBEARER, whose sessions last 10 s (`connections.max.reauth.ms`).
+pub fn reauth_addr() -> String {
+    std::env::var("PUREKAFKA_REAUTH").unwrap_or_else(|_| "127.0.0.1:9102".into())
+}
+
+/// The OIDC listener's bootstrap address, where the running Kafka has one (3.1 and later):
+/// OAUTHBEARER tokens checked against the harness's JWKS.
+pub fn oidc_addr() -> Option<String> {
+    std::env::var("PUREKAFKA_OIDC").ok()
+}
+
+/// A file of the local Kafka's OAUTHBEARER material (`signing.key`, `jwks.json`).
+pub fn oauth_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var("PUREKAFKA_OAUTH_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/run/oauth").into());
+    std::path::PathBuf::from(dir).join(name)
+}
+
 /// fixtures/ckafka.json, pointed at the SASL listener under test.
 pub fn ckafka() -> CKafkaConfig {
     let mut c = CKafkaConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ckafka.json"))

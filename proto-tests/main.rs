@@ -12,11 +12,17 @@ mod common;
 mod consumer;
 mod consumer_calls;
 mod consumer_group;
+#[cfg(feature = "oidc")]
+mod idp;
 mod kip848;
+mod oauth;
+#[cfg(feature = "oidc")]
+mod oidc;
 #[cfg(feature = "cli")]
 mod pkcat;
 mod produce_fetch;
 mod producer;
+mod reauth;
 mod rebalance;
 mod sasl;
 mod scram;

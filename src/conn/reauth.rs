@@ -42,6 +42,7 @@ pub(super) fn keep(conn: &Connection, sasl: &Sasl, session: Session) {
                 }
                 match handshake::reauthenticate(&conn, &sasl).await {
                     Ok(next) => {
+                        conn.wire.reauthenticated();
                         tracing::debug!(
                             broker = conn.broker(),
                             mechanism = sasl.mechanism.name(),

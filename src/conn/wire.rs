@@ -425,6 +425,13 @@ impl Wire {
         }
     }
 
+    /// Counts a re-authentication in the broker's statistics, when they are kept.
+    pub fn reauthenticated(&self) {
+        if let Some((c, _)) = &self.counters {
+            c.reauths.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Hands the re-authentication task to the connection, to be stopped when the connection
     /// is dropped.
     pub fn adopt_reauth(&self, task: AbortHandle) {

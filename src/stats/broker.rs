@@ -33,6 +33,8 @@ pub(crate) struct BrokerCounters {
     pub rxcorriderrs: AtomicU64,
     pub connects: AtomicU64,
     pub disconnects: AtomicU64,
+    /// SASL re-authentications completed (KIP-368).
+    pub reauths: AtomicU64,
     /// Requests waiting for the socket (gauge).
     pub outbuf: AtomicI64,
     /// When the last write and read happened, on [`clock_us`]; 0: never.
@@ -69,6 +71,7 @@ impl BrokerCounters {
             rxcorriderrs: AtomicU64::new(0),
             connects: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
+            reauths: AtomicU64::new(0),
             outbuf: AtomicI64::new(0),
             last_tx: AtomicI64::new(0),
             last_rx: AtomicI64::new(0),
@@ -184,6 +187,7 @@ impl BrokerCounters {
             wakeups: 0,
             connects: get(&self.connects),
             disconnects: get(&self.disconnects),
+            reauths: get(&self.reauths),
             int_latency: self.int_latency.take(),
             outbuf_latency: self.outbuf_latency.take(),
             rtt: self.rtt.take(),

@@ -42,6 +42,7 @@ const BROKER_COUNTERS: &[&str] = &[
     "wakeups",
     "connects",
     "disconnects",
+    "reauths",
 ];
 const PARTITION_COUNTERS: &[&str] = &[
     "txmsgs",

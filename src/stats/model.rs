@@ -137,6 +137,9 @@ pub struct BrokerStatistics {
     pub connects: i64,
     /// Connections lost.
     pub disconnects: i64,
+    /// SASL re-authentications completed on the broker's connections (KIP-368). purekafka's
+    /// own: librdkafka has no such field.
+    pub reauths: i64,
     /// Producer: µs a batch's first record waited in the client before its request was
     /// written, one sample per batch.
     pub int_latency: WindowStatistics,

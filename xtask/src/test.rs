@@ -15,7 +15,7 @@ use crate::run::{cargo, check, output_of, root, target_dir};
 const MUSL: &str = "x86_64-unknown-linux-musl";
 /// purekafka's optional features, TLS, pkcat and the metrics facade, for the commands that name
 /// packages of the whole workspace.
-const FEATURES: &str = "purekafka/tls,purekafka/cli,purekafka/metrics";
+const FEATURES: &str = "purekafka/tls,purekafka/cli,purekafka/metrics,purekafka/oidc";
 /// The patched kafka-protocol: a workspace member so that it packages with purekafka, but
 /// upstream's code, neither linted nor tested as ours.
 const PROTOCOL_COPY: &str = "purekafka-kafka-protocol";

@@ -1,0 +1,161 @@
+//! SASL/OAUTHBEARER against the OAUTH listener, which validates unsecured tokens with Kafka's
+//! own default handler: round trips for producer, consumer and admin, and tokens refused
+//! (by the broker, or by the client before it sends one) as typed errors within 2 s, after one
+//! connection each. The OIDC method is in `oidc.rs`, re-authentication in `reauth.rs`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use purekafka::oauth::{OAuthBearerToken, TokenFuture, TokenProvider};
+use purekafka::{Admin, ClientConfig, Error};
+
+use crate::bad_credentials::{fails_fast, Counter, KINDS};
+use crate::common::{oauth_addr, round_trip, Proxy};
+
+/// A client of the OAUTH listener at `servers` that presents unsecured tokens for `principal`.
+pub fn unsecured(servers: &str, principal: &str) -> ClientConfig {
+    ClientConfig::new()
+        .bootstrap_servers(servers.split(','))
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .unwrap()
+        .set("sasl.mechanism", "OAUTHBEARER")
+        .unwrap()
+        .set("enable.sasl.oauthbearer.unsecure.jwt", "true")
+        .unwrap()
+        .set(
+            "sasl.oauthbearer.config",
+            format!("principal={principal} scope=kafka,test lifeSeconds=600 extension_traceId=42"),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unsecured_tokens_round_trip() {
+    round_trip(unsecured(&oauth_addr(), "alice"), "OAUTHBEARER unsecured").await;
+    let admin = Admin::builder(unsecured(&oauth_addr(), "alice"))
+        .build()
+        .await
+        .expect("admin over OAUTHBEARER");
+    let cluster = admin.describe_cluster().await.unwrap();
+    assert!(!cluster.brokers.is_empty());
+    assert!(admin.list_topics().await.is_ok());
+}
+
+/// Hands out the same token every time, counting the calls.
+struct Fixed {
+    token: OAuthBearerToken,
+    calls: AtomicUsize,
+}
+
+struct Shared(Arc<Fixed>);
+
+impl TokenProvider for Shared {
+    fn token(&self) -> TokenFuture<'_> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let token = self.0.token.clone();
+        Box::pin(async move { Ok(token) })
+    }
+}
+
+/// An unsigned JWT with these claims.
+fn unsigned(claims: &str) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(claims)
+    )
+}
+
+fn epoch_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A token Kafka's validator refuses (it names no principal in `sub`) fails every kind of
+/// client with an authentication error that carries the broker's answer, within 2 s, after one
+/// connection, and the provider was asked once per client.
+#[tokio::test]
+async fn a_token_the_broker_refuses_is_an_authentication_error() {
+    let expires = SystemTime::now() + Duration::from_secs(600);
+    let claims = format!(
+        r#"{{"iat":{},"exp":{}}}"#,
+        epoch_seconds(SystemTime::now()),
+        epoch_seconds(expires)
+    );
+    for kind in KINDS {
+        let proxy = Proxy::start(oauth_addr().split(',').next().unwrap().to_owned()).await;
+        let provider = Arc::new(Fixed {
+            token: OAuthBearerToken::new(unsigned(&claims), "nobody", expires),
+            calls: AtomicUsize::new(0),
+        });
+        let config = ClientConfig::new()
+            .bootstrap_servers([proxy.addr.clone()])
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .unwrap()
+            .oauthbearer_token_provider(Shared(provider.clone()));
+        let counters: [&dyn Counter; 1] = [&proxy];
+        let error = fails_fast("refused token", kind, &counters, config, 1).await;
+        let Error::Authentication {
+            mechanism, message, ..
+        } = &error
+        else {
+            panic!("{kind:?}: expected Error::Authentication, got {error:?}");
+        };
+        assert_eq!(mechanism, "OAUTHBEARER");
+        // Kafka answers RFC 7628's JSON error, then fails the exchange.
+        assert!(message.contains("invalid_token"), "{kind:?}: {message}");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1, "{kind:?}");
+    }
+}
+
+/// A provider's token that has already expired is refused by the client itself, before any
+/// SASL request, with the reason.
+#[tokio::test]
+async fn an_expired_token_is_refused_before_it_is_sent() {
+    let expired = SystemTime::now() - Duration::from_secs(1);
+    for kind in KINDS {
+        let proxy = Proxy::start(oauth_addr().split(',').next().unwrap().to_owned()).await;
+        let provider = Arc::new(Fixed {
+            token: OAuthBearerToken::new(unsigned(r#"{"sub":"alice","exp":1}"#), "alice", expired),
+            calls: AtomicUsize::new(0),
+        });
+        let config = ClientConfig::new()
+            .bootstrap_servers([proxy.addr.clone()])
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .unwrap()
+            .oauthbearer_token_provider(Shared(provider.clone()));
+        let counters: [&dyn Counter; 1] = [&proxy];
+        let error = fails_fast("expired token", kind, &counters, config, 1).await;
+        let Error::Authentication { message, .. } = &error else {
+            panic!("{kind:?}: expected Error::Authentication, got {error:?}");
+        };
+        assert!(
+            message.contains("no OAUTHBEARER token") && message.contains("already expired"),
+            "{kind:?}: {message}"
+        );
+    }
+}
+
+/// Without a source of tokens the client is not built, and the error names the three.
+#[tokio::test]
+async fn oauthbearer_without_a_token_source_is_refused_when_built() {
+    let config = ClientConfig::new()
+        .bootstrap_servers(oauth_addr().split(','))
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .unwrap()
+        .set("sasl.mechanism", "OAUTHBEARER")
+        .unwrap();
+    let Err(error) = Admin::builder(config).build().await else {
+        panic!("OAUTHBEARER without a token source must not build");
+    };
+    let text = error.to_string();
+    assert!(
+        matches!(error, Error::Config(_))
+            && text.contains("sasl.oauthbearer.method=oidc")
+            && text.contains("oauthbearer_token_provider")
+            && text.contains("enable.sasl.oauthbearer.unsecure.jwt"),
+        "{text}"
+    );
+}
