@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use assignor::Assignor;
 pub use ckafka::{CKafkaConfig, CKafkaSasl};
-pub use tls::TlsConfig;
+pub use tls::{StoreType, TlsConfig};
 
 use crate::error::ConfigError;
 use crate::producer::KeyPartitioner;
