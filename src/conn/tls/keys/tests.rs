@@ -352,3 +352,29 @@ fn pkcs12_truststores_from_openssl_and_java() {
     ];
     assert_eq!(trusted(&typed).unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_wrong_password_fails_building_a_client_before_it_connects() {
+    // Nothing listens on port 1: the error comes from reading the key, not from a broker.
+    let config = ClientConfig::new()
+        .set("bootstrap.servers", "localhost:1")
+        .unwrap()
+        .set("security.protocol", "SSL")
+        .unwrap()
+        .set(
+            "ssl.keystore.location",
+            fixture("client.openssl.p12").display(),
+        )
+        .unwrap()
+        .set("ssl.keystore.password", "not-the-password")
+        .unwrap();
+    let err = crate::Producer::builder(config)
+        .build()
+        .await
+        .expect_err("the build fails");
+    let crate::Error::Config(config_error) = &err else {
+        panic!("expected Error::Config, got {err:?}");
+    };
+    assert_eq!(invalid(config_error).0, "ssl.keystore.password");
+    assert!(!format!("{err} {err:?}").contains("not-the-password"));
+}
