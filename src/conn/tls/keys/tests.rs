@@ -378,3 +378,104 @@ async fn a_wrong_password_fails_building_a_client_before_it_connects() {
     assert_eq!(invalid(config_error).0, "ssl.keystore.password");
     assert!(!format!("{err} {err:?}").contains("not-the-password"));
 }
+
+/// A server's check of client certificates that takes any certificate but checks the
+/// handshake's signature with it: so the client proves it holds the certificate's key.
+#[derive(Debug)]
+struct SignatureOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for SignatureOnly {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS handshake on loopback between a client of `config` and a server that requires a client
+/// certificate: the certificate chain the server received.
+async fn handshake(config: &TlsConfig) -> Vec<CertificateDer<'static>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(Arc::new(SignatureOnly(provider)))
+        .with_single_cert(
+            vec![CertificateDer::from_pem_file(fixture("client.pem")).unwrap()],
+            PrivateKeyDer::from_pem_file(fixture("client.key")).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.expect("the server's handshake");
+        // The client's first byte: sent after its Finished, so its certificate was checked.
+        let mut byte = [0u8];
+        tokio::io::AsyncReadExt::read_exact(&mut tls, &mut byte)
+            .await
+            .unwrap();
+        tls.get_ref().1.peer_certificates().unwrap().to_vec()
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = Tls::new(config)
+        .unwrap()
+        .connect(&format!("localhost:{}", addr.port()), tcp)
+        .await
+        .expect("the client's handshake");
+    tokio::io::AsyncWriteExt::write_all(&mut tls, b"!")
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::flush(&mut tls).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), accepted)
+        .await
+        .expect("the server within 10 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn decrypted_keys_and_pkcs12_keys_sign_the_handshake() {
+    let openssl_cert = CertificateDer::from_pem_file(fixture("client.pem")).unwrap();
+    let seen = handshake(&pem_client("client.enc.key", Some(PASSWORD))).await;
+    assert_eq!(seen, vec![openssl_cert.clone()]);
+    let seen = handshake(&pkcs12_client("client.openssl.p12", Some(PASSWORD))).await;
+    assert_eq!(seen, vec![openssl_cert]);
+    // Java's EC key, completed with the public key from its certificate.
+    for name in ["client.java.p12", "client.java-legacy.p12"] {
+        let config = pkcs12_client(name, Some(PASSWORD));
+        let (chain, _) = identity(&config);
+        assert_eq!(handshake(&config).await, chain, "{name}");
+    }
+}
