@@ -13,6 +13,7 @@
 //! the password is missing or wrong, the file's key when its format is one purekafka does not
 //! read. Passwords never appear in an error or a log line.
 
+use base64::Engine;
 use p12_keystore::error::Error as P12Error;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12Archive, Pkcs12ImportPolicy};
 use pkcs8::der::{Decode, Header, SliceReader};
@@ -99,13 +100,22 @@ fn decrypt_pkcs8(
     origin: Origin<'_>,
     password: Option<&Secret>,
 ) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    let (_, der) = pkcs8::der::pem::decode_vec(block.as_bytes()).map_err(|e| {
-        invalid(
-            origin.key,
-            origin.shown,
-            format!("its ENCRYPTED PRIVATE KEY block is not valid PEM: {e}"),
-        )
-    })?;
+    // Base64 of any line width and line ending, as OpenSSL reads it (RFC 7468's strict parser
+    // would refuse Java's 76 columns).
+    let base64: String = block
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .flat_map(|line| line.split_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .map_err(|e| {
+            invalid(
+                origin.key,
+                origin.shown,
+                format!("its ENCRYPTED PRIVATE KEY block is not valid base64: {e}"),
+            )
+        })?;
     let unsupported = |scheme: String| {
         invalid(
             origin.key,

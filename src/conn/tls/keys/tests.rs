@@ -479,3 +479,30 @@ async fn decrypted_keys_and_pkcs12_keys_sign_the_handshake() {
         assert_eq!(handshake(&config).await, chain, "{name}");
     }
 }
+
+#[test]
+fn pem_that_openssl_reads_is_read_whatever_its_line_width_and_endings() {
+    // The encrypted key as Java's MIME base64 (76 columns) and Windows (CRLF) would write it;
+    // OpenSSL reads both.
+    let pem = std::fs::read_to_string(fixture("client.enc.key")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let wide = format!(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\n{}\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    let crlf = pem.replace('\n', "\r\n");
+    for (what, text) in [("76 columns", wide), ("CRLF", crlf)] {
+        let origin = super::Origin {
+            key: "ssl.key.pem",
+            shown: "[redacted]",
+        };
+        let key = super::private_key(text.as_bytes(), origin, Some(&Secret::new(PASSWORD)))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(key.secret_der(), plain_key(), "{what}");
+    }
+}
