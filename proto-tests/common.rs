@@ -73,11 +73,13 @@ pub fn reauth_addr() -> String {
 
 /// The OIDC listener's bootstrap address, where the running Kafka has one (3.1 and later):
 /// OAUTHBEARER tokens checked against the harness's JWKS.
+#[cfg(feature = "oidc")]
 pub fn oidc_addr() -> Option<String> {
     std::env::var("PUREKAFKA_OIDC").ok()
 }
 
 /// A file of the local Kafka's OAUTHBEARER material (`signing.key`, `jwks.json`).
+#[cfg(feature = "oidc")]
 pub fn oauth_file(name: &str) -> std::path::PathBuf {
     let dir = std::env::var("PUREKAFKA_OAUTH_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/kafka/run/oauth").into());

@@ -6,7 +6,7 @@
 //! The listeners advertise `localhost`, the one name their certificate holds; 127.0.0.1 is the
 //! same broker under a name the certificate lacks.
 
-use purekafka::{ClientConfig, Error, SaslMechanism};
+use purekafka::{ClientConfig, ConfigError, Error, SaslMechanism};
 
 use crate::bad_credentials::{fails_fast, Kind, KINDS};
 use crate::common::{ckafka, round_trip, ssl_addr, tls_file, Proxy};
@@ -64,6 +64,63 @@ async fn mutual_tls_with_a_client_certificate() {
         .set("ssl.key.location", tls_file("client.key").display())
         .unwrap();
     round_trip(config, "mutual TLS").await;
+}
+
+/// The harness's encrypted client key (`client.enc.key`: encrypted PKCS#8, password
+/// `purekafka`) with `client.pem`, against the listener that requires a client certificate;
+/// a wrong password is a `ConfigError` naming `ssl.key.password`, before any connection.
+#[tokio::test]
+async fn mutual_tls_with_an_encrypted_key() {
+    let servers = listener("PUREKAFKA_MTLS", "localhost:9098");
+    let config = |password: &str| {
+        ssl(&servers)
+            .set("ssl.certificate.location", tls_file("client.pem").display())
+            .unwrap()
+            .set("ssl.key.location", tls_file("client.enc.key").display())
+            .unwrap()
+            .set("ssl.key.password", password)
+            .unwrap()
+    };
+    round_trip(config("purekafka"), "mutual TLS with an encrypted key").await;
+    wrong_password(config("not-the-password"), "ssl.key.password").await;
+}
+
+/// The harness's PKCS#12 keystore (`client.p12`, password `purekafka`, the client's key and
+/// certificate) as librdkafka's `ssl.keystore.location`; a wrong password names
+/// `ssl.keystore.password`.
+#[tokio::test]
+async fn mutual_tls_with_a_pkcs12_keystore() {
+    let servers = listener("PUREKAFKA_MTLS", "localhost:9098");
+    let config = |password: &str| {
+        ssl(&servers)
+            .set("ssl.keystore.location", tls_file("client.p12").display())
+            .unwrap()
+            .set("ssl.keystore.password", password)
+            .unwrap()
+    };
+    round_trip(config("purekafka"), "mutual TLS with a PKCS#12 keystore").await;
+    wrong_password(config("not-the-password"), "ssl.keystore.password").await;
+}
+
+/// Building a producer with `config` fails at once with a `ConfigError` naming `key`, and the
+/// password is shown nowhere.
+async fn wrong_password(config: ClientConfig, key: &str) {
+    let err = purekafka::Producer::builder(config)
+        .build()
+        .await
+        .expect_err("a wrong password fails the build");
+    let Error::Config(ConfigError::InvalidValue {
+        key: named, reason, ..
+    }) = &err
+    else {
+        panic!("expected ConfigError::InvalidValue naming {key}, got {err:?}");
+    };
+    assert_eq!(named, key, "{err}");
+    assert!(reason.contains("password does not"), "{reason}");
+    assert!(
+        !format!("{err} {err:?}").contains("not-the-password"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

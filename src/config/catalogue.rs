@@ -294,16 +294,6 @@ const ENTRIES: &[Entry] = &[
         Text,
         "names Java security machinery; rustls has one implementation of each",
     ),
-    refused(
-        &["ssl.key.password"],
-        "encrypted private keys are not read yet; decrypt the key (openssl pkcs8 -in KEY -out \
-         PLAIN.pem) and leave ssl.key.password unset",
-    ),
-    refused(
-        &["ssl.keystore.password", "ssl.truststore.password"],
-        "purekafka reads PEM stores, which have no store password; convert the PKCS12 or JKS \
-         store to PEM and leave the password unset",
-    ),
     // SASL.
     inert(
         &[

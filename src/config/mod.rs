@@ -25,7 +25,7 @@ pub use assignor::Assignor;
 pub use ckafka::{CKafkaConfig, CKafkaSasl};
 pub(crate) use oauth::TokenSpec;
 pub use oauth::{OAuthBearerConfig, OAuthBearerMethod};
-pub use tls::TlsConfig;
+pub use tls::{StoreType, TlsConfig};
 
 use crate::error::ConfigError;
 use crate::producer::KeyPartitioner;

@@ -6,8 +6,9 @@
 //!  TcpStream ──Tls::connect(addr)──► TlsStream ──tokio::io::split──► Wire's reader and writer
 //! ```
 //!
-//! Files are read when the client is built, so a missing or unreadable one is a
-//! [`ConfigError`] naming its key. Certificate failures and the broker's TLS alerts become
+//! Files are read when the client is built, so a missing or unreadable one, or a password that
+//! does not open it, is a [`ConfigError`] naming its key; encrypted keys and PKCS#12 stores are
+//! read in [`keys`]. Certificate failures and the broker's TLS alerts become
 //! [`Error::Tls`]; another broker or attempt would fail the same way, so the client does not
 //! retry them.
 
@@ -25,8 +26,12 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::TlsConfig;
+use crate::config::{StoreType, TlsConfig};
 use crate::error::{ConfigError, Error};
+
+mod keys;
+
+use keys::{Origin, Store};
 
 /// The TLS side of every connection of a client: its rustls configuration, made once.
 #[derive(Clone)]
@@ -52,9 +57,13 @@ impl Tls {
             .with_custom_certificate_verifier(verifier);
         let tls = match client_identity(config)? {
             Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+                let (key, value) = match &config.keystore_location {
+                    Some(path) => ("ssl.keystore.location", path.display().to_string()),
+                    None => ("ssl.key.location", describe(&config.key_location)),
+                };
                 ConfigError::InvalidValue {
-                    key: "ssl.key.location".into(),
-                    value: describe(&config.key_location),
+                    key: key.into(),
+                    value,
                     reason: format!("the key does not fit the certificate: {e}"),
                 }
             })?,
@@ -239,13 +248,34 @@ fn trusted_roots(config: &TlsConfig) -> Result<RootCertStore, ConfigError> {
         } else {
             vec![path.clone()]
         };
+        let shown = path.display().to_string();
         let mut certs = Vec::new();
         for file in &files {
-            let text = std::fs::read(file).map_err(|e| file_error(file, e))?;
-            // In a folder, files that hold no certificate (an index, a key) are skipped.
-            certs.extend(CertificateDer::pem_slice_iter(&text).filter_map(Result::ok));
+            let bytes = std::fs::read(file).map_err(|e| file_error(file, e))?;
+            // A file named on its own may be a PKCS#12 truststore: by ssl.truststore.type or,
+            // unset, when it is not PEM. A folder's files are PEM.
+            let pkcs12 = !path.is_dir()
+                && match config.truststore_type {
+                    Some(kind) => kind == StoreType::Pkcs12,
+                    None => !keys::is_pem(&bytes),
+                };
+            if pkcs12 {
+                let store = Store {
+                    origin: Origin {
+                        key: "ssl.ca.location",
+                        shown: &shown,
+                    },
+                    password_key: "ssl.truststore.password",
+                    convert: keys::CONVERT_TRUSTSTORE,
+                };
+                let password = config.truststore_password.as_ref();
+                certs.extend(keys::pkcs12_certificates(&bytes, store, password)?);
+            } else {
+                // In a folder, files that hold no certificate (an index, a key) are skipped.
+                certs.extend(CertificateDer::pem_slice_iter(&bytes).filter_map(Result::ok));
+            }
         }
-        add(certs, "ssl.ca.location", path.display().to_string())?;
+        add(certs, "ssl.ca.location", shown)?;
     }
     if let Some(pem) = &config.ca_pem {
         let certs = CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok);
@@ -273,10 +303,14 @@ fn trusted_roots(config: &TlsConfig) -> Result<RootCertStore, ConfigError> {
     Ok(roots)
 }
 
+/// A client certificate chain and its private key.
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
 /// The client's certificate chain and key, when one of them is configured; both must be.
-fn client_identity(
-    config: &TlsConfig,
-) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ConfigError> {
+fn client_identity(config: &TlsConfig) -> Result<Option<Identity>, ConfigError> {
+    if let Some(path) = &config.keystore_location {
+        return keystore_identity(config, path).map(Some);
+    }
     let chain = pem_bytes(
         config.certificate_pem.as_deref().map(str::as_bytes),
         ("ssl.certificate.pem", "[PEM text]"),
@@ -291,10 +325,19 @@ fn client_identity(
         config.key_location.as_deref(),
         "ssl.key.location",
     )?
-    .map(|pem| private_key(&pem.bytes, pem.key, &pem.shown))
+    .map(|pem| {
+        let origin = Origin {
+            key: pem.key,
+            shown: &pem.shown,
+        };
+        keys::private_key(&pem.bytes, origin, config.key_password.as_ref())
+    })
     .transpose()?;
     match (chain, key) {
-        (Some(chain), Some(key)) => Ok(Some((chain, key))),
+        (Some(chain), Some(key)) => {
+            let key = keys::with_public_key(key, &chain[0]);
+            Ok(Some((chain, key)))
+        }
         (None, None) => Ok(None),
         (Some(_), None) => Err(ConfigError::Conflict(
             "ssl.certificate.location is set without ssl.key.location: a client certificate \
@@ -307,6 +350,49 @@ fn client_identity(
                 .into(),
         )),
     }
+}
+
+/// The chain and key of `ssl.keystore.location`: a PEM file holding both (Java's PEM keystore)
+/// or a PKCS#12 store (librdkafka's keystore), as `ssl.keystore.type` says or, unset, as the
+/// file's contents show.
+fn keystore_identity(config: &TlsConfig, path: &Path) -> Result<Identity, ConfigError> {
+    let others = [
+        ("ssl.key.location", config.key_location.is_some()),
+        ("ssl.key.pem", config.key_pem.is_some()),
+        (
+            "ssl.certificate.location",
+            config.certificate_location.is_some(),
+        ),
+        ("ssl.certificate.pem", config.certificate_pem.is_some()),
+    ];
+    if let Some((other, _)) = others.iter().find(|(_, set)| *set) {
+        return Err(ConfigError::Conflict(format!(
+            "ssl.keystore.location and {other} both name the client's key or certificate; \
+             set one of them"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
+    let shown = path.display().to_string();
+    let origin = Origin {
+        key: "ssl.keystore.location",
+        shown: &shown,
+    };
+    let pem = match config.keystore_type {
+        Some(kind) => kind == StoreType::Pem,
+        None => keys::is_pem(&bytes),
+    };
+    if pem {
+        let chain = certificates(&bytes, origin.key, origin.shown)?;
+        let key = keys::private_key(&bytes, origin, config.key_password.as_ref())?;
+        let key = keys::with_public_key(key, &chain[0]);
+        return Ok((chain, key));
+    }
+    let store = Store {
+        origin,
+        password_key: "ssl.keystore.password",
+        convert: keys::CONVERT_KEYSTORE,
+    };
+    keys::pkcs12_identity(&bytes, store, config.keystore_password.as_ref())
 }
 
 /// The PEM bytes of a setting, with the key and value to name in errors about them.
@@ -351,25 +437,6 @@ fn certificates(
         return Err(invalid(key, value, "no PEM certificate in it".to_owned()));
     }
     Ok(chain)
-}
-
-fn private_key(pem: &[u8], key: &str, value: &str) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    if pem.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
-        return Err(invalid(
-            key,
-            value,
-            "the key is encrypted, which purekafka does not read; decrypt it \
-             (openssl pkcs8 -in KEY -out PLAIN.pem)"
-                .to_owned(),
-        ));
-    }
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
-        invalid(
-            key,
-            value,
-            format!("no PEM private key (PKCS#8, PKCS#1 or SEC1) in it: {e}"),
-        )
-    })
 }
 
 fn invalid(key: &str, value: &str, reason: String) -> ConfigError {
@@ -529,13 +596,5 @@ mod tests {
             !format!("{err} {err:?}").contains("AAAA"),
             "the key is never shown"
         );
-    }
-
-    #[test]
-    fn encrypted_keys_are_named_as_such() {
-        let pem =
-            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        let err = private_key(pem, "ssl.key.location", "/k.pem").unwrap_err();
-        assert!(err.to_string().contains("encrypted"), "{err}");
     }
 }
