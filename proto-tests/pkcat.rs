@@ -270,6 +270,63 @@ async fn the_ckafka_file_logs_in_with_sasl() {
     std::fs::remove_file(&file).unwrap();
 }
 
+/// pkcat over SASL/OAUTHBEARER with unsecured tokens, all from -X properties as librdkafka
+/// takes them.
+#[tokio::test]
+async fn oauthbearer_from_x_properties() {
+    let topic = new_topic("pkcat-oauth", 1).await;
+    let servers = crate::common::oauth_addr();
+    let oauth = |config: &str| {
+        vec![
+            "-b".to_owned(),
+            servers.clone(),
+            "-X".to_owned(),
+            "security.protocol=SASL_PLAINTEXT".to_owned(),
+            "-X".to_owned(),
+            "sasl.mechanism=OAUTHBEARER".to_owned(),
+            "-X".to_owned(),
+            "enable.sasl.oauthbearer.unsecure.jwt=true".to_owned(),
+            "-X".to_owned(),
+            format!("sasl.oauthbearer.config={config}"),
+        ]
+    };
+    let args = |config: &str, more: &[&str]| {
+        let mut all = oauth(config);
+        all.extend(more.iter().map(|s| s.to_string()));
+        all
+    };
+    let run = |all: Vec<String>, stdin: &[u8]| {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        pkcat(&refs, stdin)
+    };
+    let produced = run(
+        args("principal=alice", &["-t", &topic, "-P"]),
+        b"over OAUTHBEARER\n",
+    );
+    assert!(produced.status.success(), "{produced:?}");
+    let consumed = run(
+        args(
+            "principal=alice scope=read",
+            &["-t", &topic, "-C", "-e", "-f", "%s@%o\\n"],
+        ),
+        b"",
+    );
+    assert!(consumed.status.success(), "{consumed:?}");
+    assert_eq!(
+        String::from_utf8(consumed.stdout).unwrap(),
+        "over OAUTHBEARER@0\n"
+    );
+    // A description without a principal is refused before any connection, naming its key, as
+    // a usage error (exit status 2).
+    let refused = run(args("scope=read", &["-L"]), b"");
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("sasl.oauthbearer.config") && said.contains("principal"),
+        "{said}"
+    );
+}
+
 #[tokio::test]
 async fn perf_produces_and_consumes_with_a_summary() {
     let topic = new_topic("pkcat-perf", 2).await;

@@ -335,7 +335,7 @@ fn jaas_credentials(value: &str) -> Option<(String, String)> {
 /// `builtin.features`: succeeds when purekafka has every feature listed, as librdkafka checks
 /// an application's required features.
 fn check_features(v: &Value) -> Result<(), ConfigError> {
-    const FEATURES: [&str; 8] = [
+    const FEATURES: [&str; 9] = [
         "gzip",
         "snappy",
         "lz4",
@@ -343,10 +343,14 @@ fn check_features(v: &Value) -> Result<(), ConfigError> {
         "sasl",
         "sasl_plain",
         "sasl_scram",
+        "sasl_oauthbearer",
         "regex",
     ];
-    let have =
-        |feature: &str| FEATURES.contains(&feature) || (feature == "ssl" && cfg!(feature = "tls"));
+    let have = |feature: &str| {
+        FEATURES.contains(&feature)
+            || (feature == "ssl" && cfg!(feature = "tls"))
+            || (matches!(feature, "oidc" | "http") && cfg!(feature = "oidc"))
+    };
     let missing: Vec<&str> = v
         .value
         .split(',')
@@ -358,12 +362,17 @@ fn check_features(v: &Value) -> Result<(), ConfigError> {
     } else {
         Err(v.invalid(&format!(
             "purekafka lacks {}; it has gzip, snappy, lz4, zstd, sasl, sasl_plain, sasl_scram, \
-             regex{}",
+             sasl_oauthbearer, regex{}{}",
             missing.join(", "),
             if cfg!(feature = "tls") {
                 ", ssl"
             } else {
                 " (ssl with the `tls` feature)"
+            },
+            if cfg!(feature = "oidc") {
+                ", http, oidc"
+            } else {
+                " (http and oidc with the `oidc` feature)"
             }
         )))
     }

@@ -245,8 +245,13 @@ async fn exchange(
                         .error_message
                         .map(|m| m.to_string())
                         .unwrap_or_else(|| format!("error code {}", response.error_code));
+                    // OAUTHBEARER: the broker's JSON error, which Kafka repeats as the
+                    // message.
                     if let Some(refusal) = client.refusal() {
-                        message = format!("{message} (the broker's answer: {refusal})");
+                        message = match message.contains(refusal) {
+                            true => format!("the broker refused the token: {message}"),
+                            false => format!("{message} (the broker refused the token: {refusal})"),
+                        };
                     }
                     return Err(auth_error(message));
                 }

@@ -451,14 +451,22 @@ fn builtin_features_are_checked() {
         "gzip, snappy,lz4,zstd,sasl_plain,SASL_SCRAM,regex"
     )
     .is_ok());
-    let err = set("builtin.features", "zstd,plugins,sasl_oauthbearer").unwrap_err();
+    let err = set(
+        "builtin.features",
+        "zstd,plugins,sasl_gssapi,sasl_oauthbearer",
+    )
+    .unwrap_err();
     assert!(
-        err.to_string().contains("lacks plugins, sasl_oauthbearer"),
+        err.to_string().contains("lacks plugins, sasl_gssapi;"),
         "{err}"
     );
     assert_eq!(
         set("builtin.features", "ssl").is_ok(),
         cfg!(feature = "tls")
+    );
+    assert_eq!(
+        set("builtin.features", "sasl_oauthbearer,oidc,http").is_ok(),
+        cfg!(feature = "oidc")
     );
 }
 
