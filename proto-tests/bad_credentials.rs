@@ -151,10 +151,8 @@ async fn wrong_password_is_an_authentication_error() {
 
 #[tokio::test]
 async fn a_mechanism_purekafka_lacks_is_refused_before_connecting() {
-    // OAUTHBEARER is a real Kafka mechanism, GSSAPI too; "SCRAM" alone is a typo. None reaches
-    // a broker.
+    // GSSAPI is a real Kafka mechanism; "SCRAM" alone is a typo. Neither reaches a broker.
     for (mechanism, reason) in [
-        ("OAUTHBEARER", "not supported; purekafka speaks PLAIN"),
         ("GSSAPI", "not supported; purekafka speaks PLAIN"),
         ("SCRAM", "unknown SASL mechanism"),
     ] {

@@ -377,9 +377,15 @@ const ENTRIES: &[Entry] = &[
         LOGIN_TUNING,
     ),
     refused(
+        &["sasl.login.callback.handler.class"],
+        "names a Java class; purekafka cannot load one. Its OIDC login handler \
+         (org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler) is \
+         taken, as sasl.oauthbearer.method=oidc; for a handler of your own, give a token \
+         provider (ClientConfig::oauthbearer_token_provider)",
+    ),
+    refused(
         &[
             "sasl.client.callback.handler.class",
-            "sasl.login.callback.handler.class",
             "sasl.login.class",
             "sasl.oauthbearer.jwt.retriever.class",
             "sasl.oauthbearer.jwt.validator.class",

@@ -132,6 +132,79 @@ pub(super) fn apply(o: &mut OAuthBearerConfig, v: &Value) -> Result<bool, Config
     Ok(true)
 }
 
+/// The Java client's login callback handler for OIDC (KIP-768), under its name from Kafka 3.4
+/// and its earlier one: naming it in `sasl.login.callback.handler.class` means the OIDC method.
+const JAVA_OIDC_HANDLERS: [&str; 2] = [
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",
+];
+
+/// Applies the Java client's `sasl.login.callback.handler.class` when it names the OIDC login
+/// handler; any other class is left to the catalogue, which refuses it.
+pub(super) fn apply_java_handler(
+    o: &mut OAuthBearerConfig,
+    v: &Value,
+) -> Result<bool, ConfigError> {
+    if v.key != "sasl.login.callback.handler.class" || !JAVA_OIDC_HANDLERS.contains(&v.value.trim())
+    {
+        return Ok(false);
+    }
+    if !cfg!(feature = "oidc") {
+        return Err(v.invalid(NO_OIDC));
+    }
+    o.method = OAuthBearerMethod::Oidc;
+    Ok(true)
+}
+
+/// Applies the options of the Java client's `OAuthBearerLoginModule` entry in
+/// `sasl.jaas.config`: `clientId`, `clientSecret`, `scope` and `extension_NAME` for OIDC (with
+/// the OIDC login handler), and the unsecured login's `unsecuredLoginStringClaim_sub`,
+/// `unsecuredLoginLifetimeSeconds`, `unsecuredLoginPrincipalClaimName` and
+/// `unsecuredLoginExtension_NAME`, which, as in the Java client, make unsecured tokens when no
+/// login handler is named. The error names the option; it never holds a value.
+pub(super) fn apply_jaas(
+    o: &mut OAuthBearerConfig,
+    options: &[(String, String)],
+) -> Result<(), String> {
+    let mut unsecured: Vec<String> = Vec::new();
+    for (name, value) in options {
+        match name.as_str() {
+            "clientId" => o.client_id = Some(value.clone()),
+            "clientSecret" => o.client_secret = Some(Secret::new(value.as_str())),
+            "scope" => o.scope = Some(value.clone()),
+            "unsecuredLoginStringClaim_sub" => unsecured.push(format!("principal={value}")),
+            "unsecuredLoginLifetimeSeconds" => unsecured.push(format!("lifeSeconds={value}")),
+            "unsecuredLoginPrincipalClaimName" => {
+                unsecured.push(format!("principalClaimName={value}"))
+            }
+            _ => {
+                if let Some(key) = name.strip_prefix("extension_") {
+                    check_extension(key, value).map_err(|e| e.to_string())?;
+                    o.extensions.push((key.to_owned(), value.clone()));
+                } else if let Some(key) = name.strip_prefix("unsecuredLoginExtension_") {
+                    check_extension(key, value).map_err(|e| e.to_string())?;
+                    unsecured.push(format!("extension_{key}={value}"));
+                } else {
+                    return Err(format!(
+                        "the OAuthBearerLoginModule option `{name}` is not read by purekafka; it \
+                         reads clientId, clientSecret, scope and extension_NAME (OIDC), and \
+                         unsecuredLoginStringClaim_sub, unsecuredLoginLifetimeSeconds, \
+                         unsecuredLoginPrincipalClaimName and unsecuredLoginExtension_NAME"
+                    ));
+                }
+            }
+        }
+    }
+    if unsecured.iter().any(|u| u.contains(char::is_whitespace)) {
+        return Err("an unsecured login option holds a space".to_owned());
+    }
+    if !unsecured.is_empty() {
+        o.unsecure_jwt = true;
+        o.config = Some(unsecured.join(" "));
+    }
+    Ok(())
+}
+
 /// Why `sasl.oauthbearer.method=oidc` is refused by a build without the `oidc` feature.
 const NO_OIDC: &str = "the OIDC method needs purekafka's `oidc` feature, which this build lacks";
 
@@ -329,6 +402,75 @@ mod tests {
             .unwrap();
         assert!(config.validate().is_ok());
         assert!(!format!("{config:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_java_clients_unsecured_login_makes_unsecured_tokens() {
+        let config = oauth()
+            .set(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredLoginStringClaim_sub=\"alice\" unsecuredLoginLifetimeSeconds=\"600\" \
+                 unsecuredLoginExtension_traceId=\"42\";",
+            )
+            .unwrap();
+        let o = &config.common.oauthbearer;
+        assert!(o.unsecure_jwt);
+        assert_eq!(
+            o.config.as_deref(),
+            Some("principal=alice lifeSeconds=600 extension_traceId=42")
+        );
+        assert!(matches!(o.token_spec(), Ok(TokenSpec::Unsecured(_))));
+        let err = oauth()
+            .set(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredLoginNumberClaim_age=\"7\";",
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`unsecuredLoginNumberClaim_age`"),
+            "{err}"
+        );
+    }
+
+    /// The Java client's OIDC login: its handler class, JAAS options and endpoint property.
+    #[cfg(feature = "oidc")]
+    #[test]
+    fn the_java_clients_oidc_login_is_the_oidc_method() {
+        let config = oauth()
+            .set(
+                "sasl.login.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+            )
+            .unwrap()
+            .set(
+                "sasl.oauthbearer.token.endpoint.url",
+                "https://idp.example/token",
+            )
+            .unwrap()
+            .set(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 clientId=\"app\" clientSecret=\"s3cr3t\" scope=\"kafka\" \
+                 extension_logicalCluster=\"lkc-1\";",
+            )
+            .unwrap();
+        let Ok(TokenSpec::Oidc(oidc)) = config.common.oauthbearer.token_spec() else {
+            panic!("the OIDC method");
+        };
+        assert_eq!(oidc.client_id, "app");
+        assert_eq!(oidc.client_secret.expose(), "s3cr3t");
+        assert_eq!(oidc.scope.as_deref(), Some("kafka"));
+        assert_eq!(
+            oidc.extensions,
+            vec![("logicalCluster".to_owned(), "lkc-1".to_owned())]
+        );
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+        // Any other class is still refused.
+        assert!(oauth()
+            .set("sasl.login.callback.handler.class", "com.example.MyHandler")
+            .is_err());
     }
 
     #[cfg(not(feature = "oidc"))]

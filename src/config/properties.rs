@@ -62,19 +62,39 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         "sasl.username" => c.sasl_username = Some(value.to_owned()),
         "sasl.password" => c.sasl_password = Some(Secret::new(value)),
         "sasl.jaas.config" => {
-            let (username, password) = jaas_credentials(value).ok_or_else(|| {
-                // Never echoed: the value holds a password.
-                ConfigError::InvalidValue {
-                    key: key.to_owned(),
-                    value: "[redacted]".to_owned(),
-                    reason: "purekafka reads the username and password of a PlainLoginModule or \
-                             ScramLoginModule entry only; for anything else set sasl.mechanism, \
-                             sasl.username and sasl.password"
-                        .to_owned(),
-                }
+            // Never echoed: the value holds a password or a secret.
+            let refused = |reason: &str| ConfigError::InvalidValue {
+                key: key.to_owned(),
+                value: "[redacted]".to_owned(),
+                reason: reason.to_owned(),
+            };
+            let (module, options) = jaas_options(value).ok_or_else(|| {
+                refused("not a JAAS login line (`LoginModule required name=\"value\" ...;`)")
             })?;
-            c.sasl_username = Some(username);
-            c.sasl_password = Some(Secret::new(password));
+            if module.ends_with(".OAuthBearerLoginModule") {
+                super::oauth::apply_jaas(&mut c.oauthbearer, &options)
+                    .map_err(|reason| refused(&reason))?;
+            } else if module.ends_with(".PlainLoginModule") || module.ends_with(".ScramLoginModule")
+            {
+                let option = |name: &str| {
+                    options
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                };
+                let (Some(username), Some(password)) = (option("username"), option("password"))
+                else {
+                    return Err(refused("the login module needs a username and a password"));
+                };
+                c.sasl_username = Some(username);
+                c.sasl_password = Some(Secret::new(password));
+            } else {
+                return Err(refused(
+                    "purekafka reads the PlainLoginModule, ScramLoginModule and \
+                     OAuthBearerLoginModule entries only; for anything else set \
+                     sasl.mechanism, sasl.username and sasl.password",
+                ));
+            }
         }
         "client.id" => c.client_id = value.to_owned(),
         "socket.timeout.ms" => c.socket_timeout = v.millis(10, 300_000)?,
@@ -261,6 +281,7 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
         }
         _ if super::tls::apply(&mut c.tls, &v)? => {}
         _ if super::oauth::apply(&mut c.oauthbearer, &v)? => {}
+        _ if super::oauth::apply_java_handler(&mut c.oauthbearer, &v)? => {}
         _ => {
             return super::catalogue::apply(&v).unwrap_or_else(|| {
                 Err(ConfigError::UnknownKey {
@@ -304,32 +325,25 @@ fn with_port(key: &str, server: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// The username and password of a Java `sasl.jaas.config` entry for PLAIN or SCRAM:
+/// The login module of a Java `sasl.jaas.config` entry and its options, in order:
 /// `org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";`
-fn jaas_credentials(value: &str) -> Option<(String, String)> {
+fn jaas_options(value: &str) -> Option<(&str, Vec<(String, String)>)> {
     let value = value.trim().strip_suffix(';').unwrap_or(value.trim());
     let (module, rest) = value.split_once(char::is_whitespace)?;
-    if !(module.ends_with(".PlainLoginModule") || module.ends_with(".ScramLoginModule")) {
-        return None;
-    }
     let rest = rest.trim_start().strip_prefix("required")?;
-    let (mut username, mut password) = (None, None);
+    let mut options = Vec::new();
     let mut rest = rest.trim_start();
     while !rest.is_empty() {
         let (name, after) = rest.split_once('=')?;
         let after = after.trim_start();
-        let (quoted, tail) = match after.strip_prefix('"') {
+        let (value, tail) = match after.strip_prefix('"') {
             Some(inner) => inner.split_once('"')?,
             None => after.split_once(char::is_whitespace).unwrap_or((after, "")),
         };
-        match name.trim() {
-            "username" => username = Some(quoted.to_owned()),
-            "password" => password = Some(quoted.to_owned()),
-            _ => {}
-        }
+        options.push((name.trim().to_owned(), value.to_owned()));
         rest = tail.trim_start();
     }
-    Some((username?, password?))
+    Some((module, options))
 }
 
 /// `builtin.features`: succeeds when purekafka has every feature listed, as librdkafka checks
