@@ -12,7 +12,7 @@ use base64::Engine;
 use purekafka::oauth::{OAuthBearerToken, TokenFuture, TokenProvider};
 use purekafka::{Admin, ClientConfig, Error};
 
-use crate::bad_credentials::{fails_fast, Counter, KINDS};
+use crate::bad_credentials::{fails_fast, Counter, Kind, KINDS};
 use crate::common::{oauth_addr, round_trip, Proxy};
 
 /// A client of the OAUTH listener at `servers` that presents unsecured tokens for `principal`.
@@ -73,6 +73,40 @@ fn epoch_seconds(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// Builds a client of `kind` whose provider hands out `token`, through a counting proxy to the
+/// OAUTH listener; it must fail within 2 s after one connection. Returns the error's message
+/// and how often the provider was asked.
+async fn refused_with(scenario: &str, kind: Kind, token: OAuthBearerToken) -> (String, usize) {
+    let proxy = Proxy::start(oauth_addr().split(',').next().unwrap().to_owned()).await;
+    let provider = Arc::new(Fixed {
+        token,
+        calls: AtomicUsize::new(0),
+    });
+    let config = ClientConfig::new()
+        .bootstrap_servers([proxy.addr.clone()])
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .unwrap()
+        .oauthbearer_token_provider(Shared(provider.clone()));
+    let counters: [&dyn Counter; 1] = [&proxy];
+    let error = fails_fast(scenario, kind, &counters, config, 1).await;
+    (
+        token_refusal(kind, &error),
+        provider.calls.load(Ordering::SeqCst),
+    )
+}
+
+/// The message of an OAUTHBEARER authentication error, which `error` must be.
+pub(crate) fn token_refusal(kind: Kind, error: &Error) -> String {
+    let Error::Authentication {
+        mechanism, message, ..
+    } = error
+    else {
+        panic!("{kind:?}: expected Error::Authentication, got {error:?}");
+    };
+    assert_eq!(mechanism, "OAUTHBEARER", "{kind:?}");
+    message.clone()
+}
+
 /// A token Kafka's validator refuses (it names no principal in `sub`) fails every kind of
 /// client with an authentication error that carries the broker's answer, within 2 s, after one
 /// connection, and the provider was asked once per client.
@@ -85,28 +119,14 @@ async fn a_token_the_broker_refuses_is_an_authentication_error() {
         epoch_seconds(expires)
     );
     for kind in KINDS {
-        let proxy = Proxy::start(oauth_addr().split(',').next().unwrap().to_owned()).await;
-        let provider = Arc::new(Fixed {
-            token: OAuthBearerToken::new(unsigned(&claims), "nobody", expires),
-            calls: AtomicUsize::new(0),
-        });
-        let config = ClientConfig::new()
-            .bootstrap_servers([proxy.addr.clone()])
-            .set("security.protocol", "SASL_PLAINTEXT")
-            .unwrap()
-            .oauthbearer_token_provider(Shared(provider.clone()));
-        let counters: [&dyn Counter; 1] = [&proxy];
-        let error = fails_fast("refused token", kind, &counters, config, 1).await;
-        let Error::Authentication {
-            mechanism, message, ..
-        } = &error
-        else {
-            panic!("{kind:?}: expected Error::Authentication, got {error:?}");
-        };
-        assert_eq!(mechanism, "OAUTHBEARER");
+        let token = OAuthBearerToken::new(unsigned(&claims), "nobody", expires);
+        let (message, calls) = refused_with("refused token", kind, token).await;
         // Kafka answers RFC 7628's JSON error, then fails the exchange.
-        assert!(message.contains("invalid_token"), "{kind:?}: {message}");
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 1, "{kind:?}");
+        assert!(
+            message.contains("the broker refused the token") && message.contains("invalid_token"),
+            "{kind:?}: {message}"
+        );
+        assert_eq!(calls, 1, "{kind:?}");
     }
 }
 
@@ -116,21 +136,8 @@ async fn a_token_the_broker_refuses_is_an_authentication_error() {
 async fn an_expired_token_is_refused_before_it_is_sent() {
     let expired = SystemTime::now() - Duration::from_secs(1);
     for kind in KINDS {
-        let proxy = Proxy::start(oauth_addr().split(',').next().unwrap().to_owned()).await;
-        let provider = Arc::new(Fixed {
-            token: OAuthBearerToken::new(unsigned(r#"{"sub":"alice","exp":1}"#), "alice", expired),
-            calls: AtomicUsize::new(0),
-        });
-        let config = ClientConfig::new()
-            .bootstrap_servers([proxy.addr.clone()])
-            .set("security.protocol", "SASL_PLAINTEXT")
-            .unwrap()
-            .oauthbearer_token_provider(Shared(provider.clone()));
-        let counters: [&dyn Counter; 1] = [&proxy];
-        let error = fails_fast("expired token", kind, &counters, config, 1).await;
-        let Error::Authentication { message, .. } = &error else {
-            panic!("{kind:?}: expected Error::Authentication, got {error:?}");
-        };
+        let token = OAuthBearerToken::new(unsigned(r#"{"sub":"alice","exp":1}"#), "alice", expired);
+        let (message, _) = refused_with("expired token", kind, token).await;
         assert!(
             message.contains("no OAUTHBEARER token") && message.contains("already expired"),
             "{kind:?}: {message}"

@@ -155,9 +155,18 @@ pub(super) async fn reauthenticate(conn: &Connection, sasl: &Sasl) -> Result<Ses
         conn,
         exclusive: conn.wire.exclusive().await,
     };
-    let session = exchange(conn, &mut held, sasl, client).await?;
-    held.exclusive.finish();
-    Ok(session)
+    match exchange(conn, &mut held, sasl, client).await {
+        Ok(session) => {
+            held.exclusive.finish();
+            Ok(session)
+        }
+        Err(e) => {
+            // The broker closes the connection after a failed exchange: its requests in flight
+            // fail with this cause (before the held write half, dropped unfinished, says less).
+            conn.poison(e.clone());
+            Err(e)
+        }
+    }
 }
 
 /// How an authentication error begins when the token source had no token.

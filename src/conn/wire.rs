@@ -166,9 +166,8 @@ impl Drop for Tasks {
     }
 }
 
-/// A [`Wire`] that does not keep the connection open: the last [`Wire`] dropped closes it
-/// (and stops the task that holds this).
-/// It holds the rest of the wire; only the tasks, whose end closes the socket, are held
+/// A [`Wire`] that does not keep the connection open: the last [`Wire`] dropped closes it,
+/// and stops the task that holds this. Only the tasks, whose end closes the socket, are held
 /// weakly.
 #[derive(Clone)]
 pub(crate) struct WeakWire {
