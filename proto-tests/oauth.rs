@@ -73,6 +73,34 @@ fn epoch_seconds(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// The application's own token provider: its token (an unsigned JWT it made) logs producer,
+/// consumer and admin in, each client asking it once.
+#[tokio::test]
+async fn an_applications_token_provider_round_trips() {
+    let expires = SystemTime::now() + Duration::from_secs(600);
+    let claims = format!(
+        r#"{{"sub":"app-principal","iat":{},"exp":{}}}"#,
+        epoch_seconds(SystemTime::now()),
+        epoch_seconds(expires)
+    );
+    let provider = Arc::new(Fixed {
+        token: OAuthBearerToken::new(unsigned(&claims), "app-principal", expires),
+        calls: AtomicUsize::new(0),
+    });
+    let config = || {
+        ClientConfig::new()
+            .bootstrap_servers(oauth_addr().split(','))
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .unwrap()
+            .oauthbearer_token_provider(Shared(provider.clone()))
+    };
+    round_trip(config(), "OAUTHBEARER from a token provider").await;
+    let admin = Admin::builder(config()).build().await.expect("admin");
+    assert!(!admin.describe_cluster().await.unwrap().brokers.is_empty());
+    // Producer, consumer, admin: one call each.
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 3);
+}
+
 /// Builds a client of `kind` whose provider hands out `token`, through a counting proxy to the
 /// OAUTH listener; it must fail within 2 s after one connection. Returns the error's message
 /// and how often the provider was asked.

@@ -80,6 +80,7 @@ async fn under_load(config: ClientConfig, what: &str) {
         })
     };
     let mut read = BTreeSet::new();
+    let mut reads = 0u64;
     let mut read_errors = Vec::new();
     let deadline = Instant::now() + LOAD + Duration::from_secs(30);
     let mut sent = None;
@@ -100,6 +101,7 @@ async fn under_load(config: ClientConfig, what: &str) {
         match consumer.poll(Duration::from_millis(200)).await {
             Ok(messages) => {
                 for m in messages {
+                    reads += 1;
                     read.insert(String::from_utf8(m.value.unwrap().to_vec()).unwrap());
                 }
             }
@@ -137,7 +139,11 @@ async fn under_load(config: ClientConfig, what: &str) {
         read_errors.is_empty(),
         "{what}: consumer errors: {read_errors:?}"
     );
-    assert_eq!(read.len() as u64, sent, "{what}: every record read once");
+    assert_eq!(
+        (read.len() as u64, reads),
+        (sent, sent),
+        "{what}: every record read, each once"
+    );
     assert_eq!((p_lost, c_lost), (0, 0), "{what}: connections lost");
     // A session of 10 s is renewed at 8.5-9.5 s: at least 5 times in 60 s on each client's
     // connection to the leader.

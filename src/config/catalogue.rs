@@ -361,9 +361,14 @@ const ENTRIES: &[Entry] = &[
         Text,
         TOKEN_VALIDATION,
     ),
+    refused_unless(
+        &["sasl.oauthbearer.header.urlencode"],
+        &["false"],
+        "purekafka sends the client id and secret in HTTP Basic authentication as they are, as \
+         librdkafka does; it does not URL-encode them first",
+    ),
     inert(
         &[
-            "sasl.oauthbearer.header.urlencode",
             "sasl.login.connect.timeout.ms",
             "sasl.login.read.timeout.ms",
             "sasl.login.refresh.buffer.seconds",

@@ -230,6 +230,21 @@ impl OAuthBearerConfig {
         if let Some(provider) = &self.provider {
             return Ok(TokenSpec::Provider(provider.clone()));
         }
+        // As librdkafka: each pair names one thing twice.
+        if self.method == OAuthBearerMethod::Oidc && self.unsecure_jwt {
+            return Err(ConfigError::Conflict(
+                "enable.sasl.oauthbearer.unsecure.jwt=true and sasl.oauthbearer.method=oidc \
+                 each choose where tokens come from; set one of them"
+                    .into(),
+            ));
+        }
+        if self.https_ca_location.is_some() && self.https_ca_pem.is_some() {
+            return Err(ConfigError::Conflict(
+                "https.ca.location and https.ca.pem both name the token endpoint's CAs; set one \
+                 of them"
+                    .into(),
+            ));
+        }
         match self.method {
             OAuthBearerMethod::Oidc => self.oidc(),
             OAuthBearerMethod::Default if self.unsecure_jwt => {
@@ -471,6 +486,43 @@ mod tests {
         assert!(oauth()
             .set("sasl.login.callback.handler.class", "com.example.MyHandler")
             .is_err());
+    }
+
+    #[cfg(feature = "oidc")]
+    #[test]
+    fn settings_that_contradict_each_other_are_refused() {
+        let oidc = || {
+            oauth()
+                .set("sasl.oauthbearer.method", "oidc")
+                .unwrap()
+                .set(
+                    "sasl.oauthbearer.token.endpoint.url",
+                    "https://idp.example/token",
+                )
+                .unwrap()
+                .set("sasl.oauthbearer.client.id", "app")
+                .unwrap()
+                .set("sasl.oauthbearer.client.secret", "s")
+                .unwrap()
+        };
+        let unsecured = oidc()
+            .set("enable.sasl.oauthbearer.unsecure.jwt", "true")
+            .unwrap();
+        let both_cas = oidc()
+            .set("https.ca.location", "/etc/ca.pem")
+            .unwrap()
+            .set("https.ca.pem", "-----BEGIN CERTIFICATE-----")
+            .unwrap();
+        for (config, names) in [
+            (unsecured, "enable.sasl.oauthbearer.unsecure.jwt"),
+            (both_cas, "https.ca.pem"),
+        ] {
+            let err = config.validate().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Conflict(m) if m.contains(names)),
+                "{err}"
+            );
+        }
     }
 
     #[cfg(not(feature = "oidc"))]

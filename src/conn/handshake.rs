@@ -64,6 +64,9 @@ pub(super) async fn api_versions(wire: &Wire, timeout: Duration) -> Result<ApiVe
 pub(super) struct Session {
     /// When the exchange began, before the broker started the session's clock.
     pub began: Instant,
+    /// When the SaslHandshake was answered, after the broker took it: the broker refuses to
+    /// begin another re-authentication within a second of that.
+    pub handshake_answered: Instant,
     /// How long the broker keeps the session (KIP-368's `session_lifetime_ms`), when it
     /// closes connections whose session expired; the client re-authenticates before then.
     pub lifetime: Option<Duration>,
@@ -146,15 +149,18 @@ pub(super) async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Sessi
     exchange(conn, &mut Fresh(conn), sasl, client).await
 }
 
-/// Authenticates a connection in use again, before its session expires (KIP-368): the token
-/// first, then the exchange with the write half held, so that no request comes between its
-/// messages. Requests in flight are answered first; requests sent meanwhile wait.
-pub(super) async fn reauthenticate(conn: &Connection, sasl: &Sasl) -> Result<Session, Error> {
-    let client = sasl_client(conn.broker(), sasl).await?;
-    let mut held = Held {
-        conn,
-        exclusive: conn.wire.exclusive().await,
-    };
+/// Authenticates a connection in use again with `client`, before its session expires
+/// (KIP-368). The write half is held for the exchange, so that no request comes between its
+/// messages, and the requests already written are answered first, so that the exchange's own
+/// time starts once the broker can take it: requests sent meanwhile wait.
+pub(super) async fn reauthenticate(
+    conn: &Connection,
+    sasl: &Sasl,
+    client: SaslClient,
+) -> Result<Session, Error> {
+    let mut exclusive = conn.wire.exclusive().await;
+    exclusive.drained().await;
+    let mut held = Held { conn, exclusive };
     match exchange(conn, &mut held, sasl, client).await {
         Ok(session) => {
             held.exclusive.finish();
@@ -217,6 +223,7 @@ async fn exchange(
     let request = SaslHandshakeRequest::default()
         .with_mechanism(StrBytes::from_static_str(client.mechanism()));
     let response = channel.call(&request, handshake_version).await?;
+    let handshake_answered = Instant::now();
     match response.error_code {
         0 => {}
         codes::UNSUPPORTED_SASL_MECHANISM => {
@@ -286,7 +293,11 @@ async fn exchange(
             Some(next) => token = Bytes::from(next),
             None => {
                 tracing::debug!(broker = %broker, mechanism = sasl.mechanism.name(), session_lifetime_ms = lifetime.map(|l| l.as_millis() as u64), "authenticated");
-                return Ok(Session { began, lifetime });
+                return Ok(Session {
+                    began,
+                    handshake_answered,
+                    lifetime,
+                });
             }
         }
     }

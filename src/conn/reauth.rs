@@ -6,8 +6,8 @@
 //!
 //! Each connection with a lifetime has a task that sleeps until 85-95% of it (a random point,
 //! so that a client's connections do not all re-authenticate at once, as the Java client
-//! spreads them), then re-authenticates. The task holds the connection weakly: dropping the
-//! connection stops it.
+//! spreads them), takes a token if the mechanism needs one, then re-authenticates. The task
+//! holds the connection weakly, but for the exchange itself: dropping the connection stops it.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use super::handshake::{self, Session};
 use super::{Connection, Sasl};
 use crate::error::Error;
 
-/// The broker refuses to start re-authentication within a second of the last start.
+/// The broker refuses to begin a re-authentication within a second of the last beginning.
 const AT_LEAST: Duration = Duration::from_millis(1050);
 /// How long to wait before asking for a token again when the source had none, while the
 /// session lasts.
@@ -29,40 +29,48 @@ pub(super) fn keep(conn: &Connection, sasl: &Sasl, session: Session) {
         return;
     }
     let weak = conn.downgrade();
+    let broker = conn.broker().to_owned();
     let sasl = sasl.clone();
     let task = tokio::spawn(async move {
         let mut session = session;
         while let Some(lifetime) = session.lifetime {
             let expires = session.began + lifetime;
-            tokio::time::sleep_until(session.began + due(lifetime, fastrand::f64())).await;
-            loop {
-                let Some(conn) = weak.upgrade() else { return };
-                if conn.is_closed() {
+            tokio::time::sleep_until(due(&session, lifetime, fastrand::f64())).await;
+            // The token first, the connection held only weakly meanwhile: a provider that
+            // takes its time keeps no connection open, and is given until the session ends.
+            let client = loop {
+                let fetched =
+                    tokio::time::timeout_at(expires, handshake::sasl_client(&broker, &sasl));
+                let error = match fetched.await {
+                    Ok(Ok(client)) => break client,
+                    Ok(Err(e)) => e,
+                    Err(_) => no_token_in_time(&broker, &sasl),
+                };
+                if Instant::now() + TOKEN_RETRY >= expires {
+                    close(&weak, &broker, error);
                     return;
                 }
-                match handshake::reauthenticate(&conn, &sasl).await {
-                    Ok(next) => {
-                        conn.wire.reauthenticated();
-                        tracing::debug!(
-                            broker = conn.broker(),
-                            mechanism = sasl.mechanism.name(),
-                            session_lifetime_ms = next.lifetime.map(|l| l.as_millis() as u64),
-                            "re-authenticated"
-                        );
-                        session = next;
-                        break;
-                    }
-                    // No token yet, nothing sent: the session may outlast another try.
-                    Err(e) if is_before_exchange(&e) && Instant::now() + TOKEN_RETRY < expires => {
-                        tracing::warn!(broker = conn.broker(), error = %e, "re-authentication postponed");
-                        drop(conn);
-                        tokio::time::sleep(TOKEN_RETRY).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(broker = conn.broker(), error = %e, "re-authentication failed; closing the connection");
-                        conn.poison(e);
-                        return;
-                    }
+                tracing::warn!(broker, error = %error, "re-authentication postponed");
+                tokio::time::sleep(TOKEN_RETRY).await;
+            };
+            let Some(conn) = weak.upgrade() else { return };
+            if conn.is_closed() {
+                return;
+            }
+            match handshake::reauthenticate(&conn, &sasl, client).await {
+                Ok(next) => {
+                    conn.wire.reauthenticated();
+                    tracing::debug!(
+                        broker,
+                        mechanism = sasl.mechanism.name(),
+                        session_lifetime_ms = next.lifetime.map(|l| l.as_millis() as u64),
+                        "re-authenticated"
+                    );
+                    session = next;
+                }
+                Err(e) => {
+                    tracing::warn!(broker, error = %e, "re-authentication failed; the connection is closed");
+                    return;
                 }
             }
         }
@@ -70,17 +78,32 @@ pub(super) fn keep(conn: &Connection, sasl: &Sasl, session: Session) {
     conn.wire.adopt_reauth(task.abort_handle());
 }
 
-/// When to re-authenticate, after a session of `lifetime` began: at 85% to 95% of it, by
+/// When to re-authenticate `session`, of `lifetime`: at 85% to 95% of it from when it began, by
 /// `draw` (from 0 to 1), and no sooner than the broker allows.
-fn due(lifetime: Duration, draw: f64) -> Duration {
-    lifetime
-        .mul_f64(0.85 + 0.10 * draw.clamp(0.0, 1.0))
-        .max(AT_LEAST)
+fn due(session: &Session, lifetime: Duration, draw: f64) -> Instant {
+    let at = session.began + lifetime.mul_f64(0.85 + 0.10 * draw.clamp(0.0, 1.0));
+    at.max(session.handshake_answered + AT_LEAST)
 }
 
-/// An error from before any byte of the exchange went out: the token source had none.
-fn is_before_exchange(error: &Error) -> bool {
-    matches!(error, Error::Authentication { message, .. } if message.starts_with(handshake::NO_TOKEN))
+/// The error when the token source gave none before the session's end.
+fn no_token_in_time(broker: &str, sasl: &Sasl) -> Error {
+    Error::Authentication {
+        broker: broker.to_owned(),
+        mechanism: sasl.mechanism.name().to_owned(),
+        message: format!(
+            "{}: the token provider gave none before the session expired",
+            handshake::NO_TOKEN
+        ),
+    }
+}
+
+/// Closes the connection, if it is still there, with `error`: its session ends without a
+/// token to renew it.
+fn close(weak: &super::WeakConnection, broker: &str, error: Error) {
+    tracing::warn!(broker, error = %error, "re-authentication failed; the connection is closed");
+    if let Some(conn) = weak.upgrade() {
+        conn.poison(error);
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +232,128 @@ mod tests {
         producer.close().await;
     }
 
+    /// A re-authentication waits for the answers ahead of it (here a Fetch the broker holds
+    /// 5 s, where socket.timeout.ms is 1 s) before its own time starts: the consumer's
+    /// connections stay up through sessions of 3 s for 20 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_poll_fetch_in_flight_does_not_time_the_reauthentication_out() {
+        let cluster = MemCluster::new(1);
+        cluster.topic("t", &[1]);
+        cluster.session_lifetime(1, Duration::from_secs(3));
+        let config = ClientConfig::new()
+            .bootstrap_servers([cluster.addr(1)])
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .unwrap()
+            .set("sasl.username", "user")
+            .unwrap()
+            .set("sasl.password", "secret")
+            .unwrap()
+            .set("socket.timeout.ms", 1000)
+            .unwrap()
+            .set("fetch.wait.max.ms", 5000)
+            .unwrap();
+        let mut consumer = crate::Consumer::builder(config).build().await.unwrap();
+        consumer
+            .assign([("t", 0)], crate::Offset::Earliest)
+            .await
+            .unwrap();
+        // The first fetch makes the connection to the leader.
+        let _ = consumer.poll(Duration::from_secs(1)).await;
+        let connections = cluster.connections(1);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            assert!(consumer
+                .poll(Duration::from_secs(1))
+                .await
+                .unwrap()
+                .is_empty());
+        }
+        let (reauthentications, broken) = cluster.sessions(1);
+        assert_eq!(broken, 0);
+        assert!(reauthentications >= 4, "{reauthentications}");
+        assert_eq!(cluster.connections(1), connections, "no reconnect");
+    }
+
+    /// Sets its flag when dropped.
+    struct Dropped(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Gives one token, which expires within 10 ms of the wall clock (the paused clock of the
+    /// tests does not move it), then hangs at the next call until dropped.
+    struct HangsOnRenewal {
+        calls: AtomicUsize,
+        dropped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl TokenProvider for HangsOnRenewal {
+        fn token(&self) -> TokenFuture<'_> {
+            let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
+            let guard = (!first).then(|| Dropped(self.dropped.clone()));
+            Box::pin(async move {
+                if let Some(_guard) = guard {
+                    std::future::pending::<()>().await;
+                }
+                let expires = SystemTime::now() + Duration::from_millis(10);
+                Ok(OAuthBearerToken::new("token", "alice", expires))
+            })
+        }
+    }
+
+    /// A provider that never answers holds no connection open, and the session it cannot renew
+    /// closes its connection when it ends; once the client is closed, the call to the provider
+    /// is dropped with it.
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_that_hangs_keeps_nothing_open_after_close() {
+        let cluster = MemCluster::new(1);
+        cluster.topic("t", &[1]);
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let provider = Arc::new(HangsOnRenewal {
+            calls: AtomicUsize::new(0),
+            dropped: dropped.clone(),
+        });
+        struct Shared(Arc<HangsOnRenewal>);
+        impl TokenProvider for Shared {
+            fn token(&self) -> TokenFuture<'_> {
+                self.0.token()
+            }
+        }
+        let config = sasl_client(&cluster).oauthbearer_token_provider(Shared(provider.clone()));
+        let producer = Producer::builder(config).build().await.unwrap();
+        producer
+            .produce(ProducerRecord::new("t").partition(0))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let connections = cluster.connections(1);
+        // The token expires on the wall clock; the sessions of 2 s are due for renewal, and the
+        // provider hangs.
+        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+        assert!(
+            !dropped.load(Ordering::SeqCst),
+            "the provider is still being asked"
+        );
+        assert_eq!(
+            cluster.sessions(1),
+            (0, 0),
+            "no re-authentication without a token"
+        );
+        assert_eq!(cluster.connections(1), connections);
+        producer.close().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the hung call outlived the client"
+        );
+    }
+
     /// Dropping the client stops the re-authentication tasks with the connections.
     #[tokio::test(start_paused = true)]
     async fn a_dropped_connection_is_not_renewed() {
@@ -227,10 +372,22 @@ mod tests {
 
     #[test]
     fn due_between_85_and_95_percent_and_not_within_a_second() {
+        let began = Instant::now();
+        let session = |answered_after: u64, lifetime: Duration| Session {
+            began,
+            handshake_answered: began + Duration::from_millis(answered_after),
+            lifetime: Some(lifetime),
+        };
         let ten = Duration::from_secs(10);
-        assert_eq!(due(ten, 0.0), Duration::from_millis(8500));
-        assert_eq!(due(ten, 1.0), Duration::from_millis(9500));
-        assert_eq!(due(ten, 0.5), Duration::from_millis(9000));
-        assert_eq!(due(Duration::from_millis(500), 0.5), AT_LEAST);
+        let s = session(5, ten);
+        assert_eq!(due(&s, ten, 0.0) - began, Duration::from_millis(8500));
+        assert_eq!(due(&s, ten, 1.0) - began, Duration::from_millis(9500));
+        assert_eq!(due(&s, ten, 0.5) - began, Duration::from_millis(9000));
+        // A second after the broker took the handshake, however short the session.
+        let short = Duration::from_millis(500);
+        assert_eq!(
+            due(&session(300, short), short, 0.5) - began,
+            Duration::from_millis(1350)
+        );
     }
 }

@@ -525,9 +525,11 @@ pub(crate) fn https_config(
     ca_location: &Option<std::path::PathBuf>,
     ca_pem: &Option<String>,
 ) -> Result<rustls::ClientConfig, ConfigError> {
+    // PEM only, as librdkafka reads https.ca.location: never taken for a PKCS#12 store.
     let settings = TlsConfig {
         ca_location: ca_location.clone(),
         ca_pem: ca_pem.clone(),
+        truststore_type: Some(StoreType::Pem),
         ..TlsConfig::default()
     };
     // The same checks as for the brokers' CAs, reported under the https.* names.

@@ -146,6 +146,34 @@ pub(crate) struct Wire {
     /// The broker's statistics counters, when statistics are kept, and this connection's
     /// gauge of requests in flight among them.
     counters: Option<(Arc<BrokerCounters>, Arc<AtomicI64>)>,
+    outstanding: Arc<Outstanding>,
+}
+
+/// How many requests written on the wire await their answers, and a signal when none does:
+/// a re-authentication waits for the answers ahead of it before its own requests' time starts.
+#[derive(Default)]
+pub(super) struct Outstanding {
+    count: std::sync::atomic::AtomicUsize,
+    idle: Notify,
+}
+
+impl Outstanding {
+    /// A request with an answer to come is handed to the reader.
+    fn sent(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// It was not handed over after all, or its answer came.
+    pub(super) fn settled(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// The wire stopped: nothing more will be answered.
+    pub(super) fn stopped(&self) {
+        self.idle.notify_waiters();
+    }
 }
 
 /// The reader task: told to stop when the wire is poisoned (it then fails what is in flight
@@ -178,6 +206,7 @@ pub(crate) struct WeakWire {
     tasks: Weak<Tasks>,
     runtime: tokio::runtime::Handle,
     counters: Option<(Arc<BrokerCounters>, Arc<AtomicI64>)>,
+    outstanding: Arc<Outstanding>,
 }
 
 impl WeakWire {
@@ -191,6 +220,7 @@ impl WeakWire {
             tasks: self.tasks.upgrade()?,
             runtime: self.runtime.clone(),
             counters: self.counters.clone(),
+            outstanding: self.outstanding.clone(),
         })
     }
 }
@@ -224,6 +254,23 @@ impl Exclusive {
                 Some(deadline),
             )
             .await
+    }
+
+    /// Waits until every request written before the write half was taken is answered (or the
+    /// connection fails): the broker answers in order, so the exchange's first answer would
+    /// wait behind theirs, which a JoinGroup or a long-poll Fetch may hold for minutes. (It
+    /// takes `&mut self` for `Send`: the held write half is not `Sync`.)
+    pub async fn drained(&mut self) {
+        let outstanding = &self.wire.outstanding;
+        loop {
+            let idle = outstanding.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if outstanding.count.load(Ordering::Acquire) == 0 || self.wire.is_closed() {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// The exchange is complete: other requests may go again.
@@ -289,13 +336,14 @@ impl Wire {
             let inflight = c.attach();
             (c, inflight)
         });
+        let outstanding = Arc::new(Outstanding::default());
         let reader = tokio::spawn(read_loop(
             read,
             pending_rx,
             max_frame,
             broker.clone(),
             poison.clone(),
-            (stop.clone(), writer.clone()),
+            (stop.clone(), writer.clone(), outstanding.clone()),
             counters.clone(),
         ));
         Wire {
@@ -310,6 +358,7 @@ impl Wire {
             }),
             runtime: tokio::runtime::Handle::current(),
             counters,
+            outstanding,
         }
     }
 
@@ -421,6 +470,7 @@ impl Wire {
             tasks: Arc::downgrade(&self.tasks),
             runtime: self.runtime.clone(),
             counters: self.counters.clone(),
+            outstanding: self.outstanding.clone(),
         }
     }
 
@@ -546,7 +596,9 @@ impl Wire {
             .counters
             .as_ref()
             .map(|(_, inflight)| Gauge::up(inflight));
+        self.outstanding.sent();
         if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
+            self.outstanding.settled();
             refuse(Some(refused), self.failure(false));
             return Ok(());
         }
@@ -713,8 +765,10 @@ impl Wire {
                 .counters
                 .as_ref()
                 .map(|(_, inflight)| Gauge::up(inflight));
+            self.outstanding.sent();
             if let Err(mpsc::error::SendError(refused)) = w.pending.send(pending) {
                 // The reader stopped: the connection failed, and this request never went.
+                self.outstanding.settled();
                 return Err(refuse(Some(refused), self.failure(false)));
             }
             // The reader brings it down with the answer, or with the connection.

@@ -246,6 +246,9 @@ pub(crate) struct TokenSource {
     state: tokio::sync::Mutex<Held>,
 }
 
+/// The answer of a call to the provider.
+type Fetched = Result<OAuthBearerToken, TokenError>;
+
 #[derive(Default)]
 struct Held {
     token: Option<OAuthBearerToken>,
@@ -253,6 +256,18 @@ struct Held {
     refresh_at: Option<SystemTime>,
     /// When the provider last failed.
     failed_at: Option<tokio::time::Instant>,
+    /// The call to the provider under way, on a task of its own: a caller that gives up (its
+    /// connection timed out) leaves it to finish for the next.
+    fetching: Option<tokio::task::JoinHandle<Fetched>>,
+}
+
+impl Drop for Held {
+    /// The client is gone: so is the call to its provider.
+    fn drop(&mut self) {
+        if let Some(fetching) = self.fetching.take() {
+            fetching.abort();
+        }
+    }
 }
 
 impl fmt::Debug for TokenSource {
@@ -270,18 +285,42 @@ impl TokenSource {
     }
 
     /// The token to authenticate with now: the one held while it is fresh, else a new one.
-    /// Cancel-safe: dropped while the provider works, nothing changes.
+    /// Cancel-safe: dropped while the provider works, nothing is lost, and the provider's
+    /// answer waits for the next caller.
     pub async fn current(&self) -> Result<OAuthBearerToken, TokenError> {
+        self.current_at(SystemTime::now).await
+    }
+
+    /// As [`TokenSource::current`], with the wall clock `now` (the tests' own).
+    async fn current_at(
+        &self,
+        now: impl Fn() -> SystemTime,
+    ) -> Result<OAuthBearerToken, TokenError> {
         let mut held = self.state.lock().await;
-        let now = SystemTime::now();
-        let valid = held.token.as_ref().filter(|t| t.expires_at > now).cloned();
+        let asked = now();
+        let valid = held
+            .token
+            .as_ref()
+            .filter(|t| t.expires_at > asked)
+            .cloned();
         if let (Some(token), Some(refresh_at)) = (&valid, held.refresh_at) {
             let resting = held.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER);
-            if now < refresh_at || resting {
+            if held.fetching.is_none() && (asked < refresh_at || resting) {
                 return Ok(token.clone());
             }
         }
-        let fetched = self.provider.token().await.and_then(|token| {
+        let provider = self.provider.clone();
+        let fetching = held
+            .fetching
+            .get_or_insert_with(|| tokio::spawn(async move { provider.token().await }));
+        let answer = fetching.await.unwrap_or_else(|e| {
+            Err(TokenError::new(format!(
+                "the token provider panicked or was cancelled: {e}"
+            )))
+        });
+        held.fetching = None;
+        let now = now();
+        let fetched = answer.and_then(|token| {
             token.check()?;
             match token.expires_at.duration_since(now) {
                 Ok(life) if !life.is_zero() => Ok((token, life)),
@@ -305,14 +344,14 @@ impl TokenSource {
             }
             Err(e) => {
                 held.failed_at = Some(tokio::time::Instant::now());
-                match valid {
+                match held.token.as_ref().filter(|t| t.expires_at > now) {
                     Some(token) => {
                         tracing::warn!(
                             error = %e,
                             "refreshing the OAUTHBEARER token failed; the current one is used \
                              until it expires"
                         );
-                        Ok(token)
+                        Ok(token.clone())
                     }
                     None => Err(e),
                 }
@@ -342,8 +381,17 @@ mod tests {
         }
     }
 
+    /// The tests' wall clock: tokens expire relative to it, and each call says when it is.
+    fn base() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn at(seconds: u64) -> impl Fn() -> SystemTime {
+        move || base() + Duration::from_secs(seconds)
+    }
+
     fn token(value: &str, life: Duration) -> OAuthBearerToken {
-        OAuthBearerToken::new(value, "alice", SystemTime::now() + life)
+        OAuthBearerToken::new(value, "alice", base() + life)
     }
 
     fn source(answers: Vec<Result<OAuthBearerToken, TokenError>>) -> (Arc<Scripted>, TokenSource) {
@@ -354,45 +402,75 @@ mod tests {
         (provider.clone(), TokenSource::new(provider))
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_fresh_token_is_reused_and_an_old_one_replaced() {
         let (provider, source) = source(vec![
-            Ok(token("first", Duration::from_millis(300))),
+            Ok(token("first", Duration::from_secs(100))),
             Ok(token("second", Duration::from_secs(3600))),
         ]);
-        assert_eq!(source.current().await.unwrap().value(), "first");
-        assert_eq!(source.current().await.unwrap().value(), "first");
+        assert_eq!(source.current_at(at(0)).await.unwrap().value(), "first");
+        assert_eq!(source.current_at(at(79)).await.unwrap().value(), "first");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
-        // Past 80% of its 300 ms.
-        std::thread::sleep(Duration::from_millis(260));
-        assert_eq!(source.current().await.unwrap().value(), "second");
+        // Past 80% of its 100 s.
+        assert_eq!(source.current_at(at(81)).await.unwrap().value(), "second");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_failed_refresh_keeps_the_valid_token_and_rests() {
         let down = || Err(TokenError::new("identity provider down"));
         let (provider, source) = source(vec![
-            Ok(token("first", Duration::from_millis(500))),
+            Ok(token("first", Duration::from_secs(100))),
             down(),
             down(),
         ]);
-        source.current().await.unwrap();
-        std::thread::sleep(Duration::from_millis(420));
-        assert_eq!(source.current().await.unwrap().value(), "first");
+        source.current_at(at(0)).await.unwrap();
+        assert_eq!(source.current_at(at(85)).await.unwrap().value(), "first");
         // Within a second of the failure, the provider is not asked again.
-        assert_eq!(source.current().await.unwrap().value(), "first");
+        assert_eq!(source.current_at(at(86)).await.unwrap().value(), "first");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
         // Once the token has expired, the provider is asked, and its failure is the answer.
-        std::thread::sleep(Duration::from_millis(100));
-        let e = source.current().await.unwrap_err();
+        let e = source.current_at(at(101)).await.unwrap_err();
         assert_eq!(e.to_string(), "identity provider down");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// A caller that gives up while the provider works (its connection's setup timed out)
+    /// leaves the call running: the next caller gets its answer without asking again.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_provider_is_asked_once_across_callers_that_give_up() {
+        struct Slow(AtomicUsize);
+        impl TokenProvider for Slow {
+            fn token(&self) -> TokenFuture<'_> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(40)).await;
+                    Ok(OAuthBearerToken::new(
+                        "slow",
+                        "alice",
+                        SystemTime::now() + Duration::from_secs(3600),
+                    ))
+                })
+            }
+        }
+        let provider = Arc::new(Slow(AtomicUsize::new(0)));
+        let source = TokenSource::new(provider.clone());
+        let gave_up = tokio::time::timeout(Duration::from_secs(30), source.current()).await;
+        assert!(gave_up.is_err());
+        let token = tokio::time::timeout(Duration::from_secs(30), source.current())
+            .await
+            .expect("the first call's answer, 10 s later")
+            .unwrap();
+        assert_eq!(token.value(), "slow");
+        assert_eq!(provider.0.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn expired_and_malformed_tokens_are_refused_with_the_reason() {
         let expired = OAuthBearerToken::new("abc", "alice", SystemTime::UNIX_EPOCH);
+        let token = |value: &str, life: Duration| {
+            OAuthBearerToken::new(value, "alice", SystemTime::now() + life)
+        };
         let (_, s) = source(vec![Ok(expired)]);
         let e = s.current().await.unwrap_err().to_string();
         assert!(e.contains("already expired"), "{e}");

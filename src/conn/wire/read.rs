@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, Mutex, Notify};
 use tokio::time::Instant;
 
-use super::{io_error, io_failure, Pending, Reply, Writer, LOOK, READ_BUFFER};
+use super::{io_error, io_failure, Outstanding, Pending, Reply, Writer, LOOK, READ_BUFFER};
 use crate::error::Error;
 use crate::protocol::api::api_name;
 use crate::protocol::frame;
@@ -27,7 +27,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     max_frame: usize,
     broker: Arc<str>,
     poison: Arc<OnceLock<Error>>,
-    (stop, writer): (Arc<Notify>, Arc<Mutex<Writer>>),
+    (stop, writer, outstanding): (Arc<Notify>, Arc<Mutex<Writer>>, Arc<Outstanding>),
     counters: Option<(Arc<BrokerCounters>, Arc<AtomicI64>)>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
@@ -54,6 +54,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
                             inflight.fetch_sub(1, Ordering::Relaxed);
                         }
                         deliver(frame, p);
+                        outstanding.settled();
                         answered = true;
                         continue;
                     }
@@ -138,6 +139,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     // completion runs with it.
     drop(queue);
     drop(incoming);
+    outstanding.stopped();
     // The socket closes with its write half; a request being written still holds it, and ends
     // soon: its write fails, or its deadline drops it.
     let mut writer = writer.lock().await;
