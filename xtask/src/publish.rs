@@ -16,7 +16,7 @@ pub fn package() -> Result<(), String> {
 }
 
 /// Builds the library the way an application on the oldest supported Rust would: a scratch
-/// application depending on purekafka (default features, then `tls` and `metrics`), its
+/// application depending on purekafka (default features, then `tls`, `metrics` and `oidc`), its
 /// dependencies resolved to the newest versions that declare that Rust (cargo's MSRV-aware
 /// fallback), checked with the toolchain of Cargo.toml's `rust-version`, which rustup installs
 /// if it is missing. Where rustup cannot, clippy's `incompatible_msrv` lint stands in, as it
@@ -47,7 +47,7 @@ pub fn msrv() -> Result<(), String> {
             "[package]\nname = \"msrv-app\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
              rust-version = \"{version}\"\npublish = false\n\n[dependencies]\n\
              purekafka = {{ path = {:?} }}\n\n[features]\ntls = [\"purekafka/tls\"]\n\
-             metrics = [\"purekafka/metrics\"]\n\n\
+             metrics = [\"purekafka/metrics\"]\noidc = [\"purekafka/oidc\"]\n\n\
              # Its own workspace, not a member of purekafka's.\n[workspace]\n",
             root.display().to_string()
         ),
@@ -60,7 +60,7 @@ pub fn msrv() -> Result<(), String> {
     lock.current_dir(&app)
         .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
     check(lock)?;
-    for features in [&[][..], &["--features", "tls,metrics"]] {
+    for features in [&[][..], &["--features", "tls,metrics,oidc"]] {
         let mut build = Command::new("rustup");
         build
             .args(["run", version, "cargo", "check", "--locked"])
