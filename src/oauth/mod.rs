@@ -10,10 +10,10 @@
 //! A client asks its [`TokenProvider`] for a token when it first authenticates, and again
 //! once 80% of the token's lifetime has gone, as librdkafka does: every connection made or
 //! re-authenticated after that point presents the new token. All connections of a client share
-//! one token; two connections that need a new one at once ask the provider
-//! once. When a refresh fails while the old token is still valid, the old one goes on being
-//! used, and the provider is asked again at the next authentication, no sooner than a second
-//! later.
+//! one token; two connections that need a new one at once ask the provider once, and a call
+//! whose connection gave up on it runs on for the next. When a refresh fails while the old
+//! token is still valid, the old one goes on being used, and the provider is asked again at the
+//! next authentication, no sooner than a second later.
 
 mod jwt;
 #[cfg(feature = "oidc")]
