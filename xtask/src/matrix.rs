@@ -46,6 +46,15 @@ pub fn matrix() -> Result<(), String> {
             .output()
             .map_err(|e| format!("cannot run the proto-tests: {e}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
+        // Each run's whole output stays for reading a failure afterwards.
+        let log = root().join(format!("target/matrix/{version}.log"));
+        let saved = std::fs::create_dir_all(root().join("target/matrix")).and_then(|()| {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            std::fs::write(&log, format!("{stdout}\n--- stderr ---\n{stderr}"))
+        });
+        if let Err(e) = saved {
+            eprintln!("cannot keep the output in {}: {e}", log.display());
+        }
         let results = parse_results(&stdout);
         if results.is_empty() {
             return Err(format!(
@@ -65,7 +74,7 @@ pub fn matrix() -> Result<(), String> {
             if failed.is_empty() {
                 String::new()
             } else {
-                format!("; failed: {failed:?}")
+                format!("; failed: {failed:?} (output in {})", log.display())
             }
         );
         runs.push(Run {
