@@ -26,6 +26,7 @@ mod reauth;
 mod rebalance;
 mod sasl;
 mod scram;
+mod share;
 mod statistics;
 #[cfg(feature = "tls")]
 mod tls;

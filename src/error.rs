@@ -225,6 +225,40 @@ pub enum Error {
     #[error("the record was purged from the producer's queue before it was sent")]
     Purged,
 
+    /// The cluster has no share groups (KIP-932): brokers before Kafka 4.1 lack the APIs, and
+    /// 4.1 and later answer UNSUPPORTED_VERSION while the cluster's `share.version` feature
+    /// is 0 (Kafka 4.2 turns it on in new clusters).
+    #[error("share groups are not available from broker {broker}: {reason}")]
+    ShareGroupsUnavailable {
+        /// The broker address.
+        broker: String,
+        /// Why not, and what turns them on.
+        reason: String,
+    },
+
+    /// A share consumer's acknowledgements could not be sent: the share session with the
+    /// broker that handed the records out ended (its connection closed), and with it the
+    /// member's hold on the records. The broker delivers them again, to this member or another.
+    #[error("acknowledgements for broker {broker} were not sent: {reason}")]
+    AcknowledgementsNotSent {
+        /// The broker (its node id).
+        broker: String,
+        /// Why not.
+        reason: String,
+    },
+
+    /// A call the client's state does not allow: a share consumer asked for records while
+    /// some it handed out are unacknowledged in explicit mode, or told to acknowledge in
+    /// implicit mode (librdkafka's `ERR__STATE`, Java's `IllegalStateException`, with Java's
+    /// words). A mistake of the application's; nothing was sent, and nothing is lost.
+    #[error("{call} is not allowed: {state}")]
+    State {
+        /// The call, e.g. `poll`.
+        call: &'static str,
+        /// Why not.
+        state: String,
+    },
+
     /// A call of the transactional producer failed. `kind` says what the application does
     /// next, as librdkafka's error classes do: call again, abort the transaction and go on, or
     /// close the producer. [`Error::is_retriable`], [`Error::txn_requires_abort`] and

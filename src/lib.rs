@@ -2,7 +2,7 @@
 //! itself over tokio TCP and builds as a static binary.
 //!
 //! ```text
-//!  producer / consumer / admin     the public clients
+//!  producer / consumer / share     the public clients (and admin)
 //!          │
 //!  cluster                         metadata cache, broker pool, leader lookup
 //!          │
@@ -50,6 +50,7 @@ pub mod guide;
 pub mod oauth;
 mod producer;
 pub mod protocol;
+mod share;
 mod stats;
 #[cfg(test)]
 mod testing;
@@ -64,7 +65,7 @@ pub use admin::{
 pub use cluster::{ClientEvent, ClientEvents};
 pub use config::{
     Acks, Assignor, AutoOffsetReset, CKafkaConfig, ClientConfig, GroupProtocol, IsolationLevel,
-    SaslMechanism, Secret, SecurityProtocol,
+    SaslMechanism, Secret, SecurityProtocol, ShareAcknowledgementMode,
 };
 pub use consumer::{
     Assigned, CommitHandle, Consumer, ConsumerBuilder, ListenerFuture, Message, MessageStream,
@@ -78,6 +79,10 @@ pub use producer::{
 };
 pub use protocol::compression::Compression;
 pub use protocol::records::Header;
+pub use share::{
+    AcknowledgeType, AcknowledgementCommit, ShareCommitHandle, ShareConsumer, ShareConsumerBuilder,
+    ShareMessageStream,
+};
 pub use stats::{
     BrokerStatistics, EosStatistics, GroupStatistics, PartitionStatistics, Statistics,
     StatisticsStream, TopicStatistics, TopparStatistics, WindowStatistics, OFFSET_INVALID,

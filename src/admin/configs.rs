@@ -32,6 +32,10 @@ pub enum ConfigResource {
     BrokerDefault,
     /// One broker's log4j loggers and their levels, by node id.
     BrokerLogger(i32),
+    /// A group's configuration (Kafka 4.0 and later): for a share group,
+    /// `share.auto.offset.reset` (where a new group starts: `latest` unless set),
+    /// `share.record.lock.duration.ms`, `share.isolation.level` and the like.
+    Group(String),
 }
 
 impl ConfigResource {
@@ -42,6 +46,7 @@ impl ConfigResource {
             ConfigResource::Broker(id) => (BROKER, id.to_string()),
             ConfigResource::BrokerDefault => (BROKER, String::new()),
             ConfigResource::BrokerLogger(id) => (BROKER_LOGGER, id.to_string()),
+            ConfigResource::Group(group) => (GROUP, group.clone()),
         }
     }
 
@@ -49,7 +54,9 @@ impl ConfigResource {
     fn broker(&self) -> Option<i32> {
         match self {
             ConfigResource::Broker(id) | ConfigResource::BrokerLogger(id) => Some(*id),
-            ConfigResource::Topic(_) | ConfigResource::BrokerDefault => None,
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefault | ConfigResource::Group(_) => {
+                None
+            }
         }
     }
 
@@ -57,6 +64,7 @@ impl ConfigResource {
     fn resource(&self) -> Resource {
         match self {
             ConfigResource::Topic(topic) => Resource::Topic(topic.clone()),
+            ConfigResource::Group(group) => Resource::Group(group.clone()),
             other => Resource::Broker(other.to_string()),
         }
     }
@@ -69,6 +77,7 @@ impl fmt::Display for ConfigResource {
             ConfigResource::Broker(id) => write!(f, "broker {id}"),
             ConfigResource::BrokerDefault => f.write_str("the broker defaults"),
             ConfigResource::BrokerLogger(id) => write!(f, "broker {id}'s loggers"),
+            ConfigResource::Group(group) => write!(f, "group {group}"),
         }
     }
 }
@@ -76,6 +85,7 @@ impl fmt::Display for ConfigResource {
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const BROKER_LOGGER: i8 = 8;
+const GROUP: i8 = 32;
 
 /// Where a configuration entry's value comes from (the Java client's `ConfigEntry.ConfigSource`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -554,9 +554,11 @@ const ENTRIES: &[Entry] = &[
         "every purekafka call that waits takes a timeout of its own, or runs until it is \
          dropped (wrap it in a timeout)",
     ),
-    refused(
-        &["share.acknowledgement.mode", "share.acquire.mode"],
-        "share groups (KIP-932) are not supported yet",
+    refused_unless(
+        &["share.acquire.mode"],
+        &["batch_optimized"],
+        "record_limit needs ShareFetch v2 (KIP-1206), which purekafka does not speak yet; a \
+         share consumer hands out at most max.poll.records per poll all the same",
     ),
 ];
 

@@ -214,6 +214,19 @@ pub enum GroupProtocol {
     Consumer,
 }
 
+/// How a [`ShareConsumer`](crate::ShareConsumer) acknowledges the records it hands out
+/// (`share.acknowledgement.mode`), with the Java client's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareAcknowledgementMode {
+    /// Each call for records accepts every record the previous calls handed out (`implicit`,
+    /// the default).
+    #[default]
+    Implicit,
+    /// The application acknowledges each record, and a call for records is refused while one
+    /// handed out is unacknowledged (`explicit`).
+    Explicit,
+}
+
 /// A secret string, such as a SASL password. Its `Debug` never shows the value.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -481,6 +494,9 @@ pub struct ConsumerConfig {
     pub check_crcs: bool,
     /// `isolation.level`: whether records of aborted and open transactions are read.
     pub isolation_level: IsolationLevel,
+    /// `share.acknowledgement.mode`: how a [`ShareConsumer`](crate::ShareConsumer)
+    /// acknowledges records; the plain consumer ignores it.
+    pub share_acknowledgement_mode: ShareAcknowledgementMode,
 }
 
 /// The whole client configuration. Build it from librdkafka property names with
@@ -584,6 +600,7 @@ impl Default for ClientConfig {
                 client_rack: None,
                 check_crcs: true,
                 isolation_level: IsolationLevel::ReadCommitted,
+                share_acknowledgement_mode: ShareAcknowledgementMode::Implicit,
             },
         }
     }

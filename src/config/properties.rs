@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     Acks, AddressFamily, Assignor, AutoOffsetReset, ClientConfig, Compression, GroupProtocol,
-    IsolationLevel, SaslMechanism, Secret, SecurityProtocol,
+    IsolationLevel, SaslMechanism, Secret, SecurityProtocol, ShareAcknowledgementMode,
 };
 use crate::error::ConfigError;
 
@@ -274,6 +274,12 @@ pub(super) fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result
             k.isolation_level = v.one_of(&[
                 ("read_committed", IsolationLevel::ReadCommitted),
                 ("read_uncommitted", IsolationLevel::ReadUncommitted),
+            ])?
+        }
+        "share.acknowledgement.mode" => {
+            k.share_acknowledgement_mode = v.one_of(&[
+                ("implicit", ShareAcknowledgementMode::Implicit),
+                ("explicit", ShareAcknowledgementMode::Explicit),
             ])?
         }
         "max.partition.fetch.bytes" | "fetch.message.max.bytes" => {

@@ -168,6 +168,7 @@ pub(super) async fn absorb(
                                     key: r.key,
                                     value: r.value,
                                     headers: r.headers,
+                                    delivery_count: None,
                                 }),
                         );
                     }

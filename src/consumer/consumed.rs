@@ -153,6 +153,7 @@ mod tests {
             key: None,
             value: None,
             headers: Vec::new(),
+            delivery_count: None,
         }
     }
 

@@ -28,6 +28,9 @@ pub struct Message {
     pub value: Option<Bytes>,
     /// The headers.
     pub headers: Vec<Header>,
+    /// How many times a share group delivered the record, this time included (Java's
+    /// `ConsumerRecord.deliveryCount()`); `None` outside share groups.
+    pub delivery_count: Option<i16>,
 }
 
 /// What a record's timestamp is.

@@ -281,7 +281,7 @@ async fn send_leave(
 
 /// A member id of 32 hex digits from 128 random bits (std's per-process random hash keys,
 /// mixed with the time): v1 of ConsumerGroupHeartbeat has the client choose it.
-fn new_member_id() -> String {
+pub(super) fn new_member_id() -> String {
     let random = std::collections::hash_map::RandomState::new();
     let mut id = String::with_capacity(32);
     for half in 0..2u8 {
@@ -544,7 +544,7 @@ async fn topic_ids(cluster: &Cluster, owned: &TopicPartitions) -> Vec<Owned> {
 /// An id the cache does not know is a topic created since it was read (or the consumer's first
 /// look at its subscription): the subscribed topics are asked for again at once, and the ids
 /// looked up once more.
-async fn resolve(
+pub(super) async fn resolve(
     cluster: &Cluster,
     topics: &[String],
     assignment: &[(u128, Vec<i32>)],

@@ -1,7 +1,8 @@
 //! Group coordination, the layer under the consumer: finding the coordinator and committing
 //! through it ([`coordinator`]), the classic JoinGroup/SyncGroup member ([`classic`]) and its
-//! assignors ([`assignor`]), the KIP-848 member ([`consumer_group`]), and the poll clock both
-//! use for `max.poll.interval.ms` ([`poll_clock`]).
+//! assignors ([`assignor`]), the KIP-848 member ([`consumer_group`]), the share group member
+//! ([`share_group`], KIP-932), and the poll clock they use for `max.poll.interval.ms`
+//! ([`poll_clock`]).
 //!
 //! ```text
 //!  consumer (membership, subscription, listener) ─► group ─► cluster, conn, protocol, config
@@ -19,6 +20,7 @@ pub(crate) mod classic;
 pub(crate) mod consumer_group;
 pub(crate) mod coordinator;
 pub(crate) mod poll_clock;
+pub(crate) mod share_group;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

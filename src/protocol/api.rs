@@ -92,6 +92,13 @@ api_requests! {
     CreateAclsRequest => CreateAclsResponse, CreateAcls;
     DescribeAclsRequest => DescribeAclsResponse, DescribeAcls;
     DeleteAclsRequest => DeleteAclsResponse, DeleteAcls;
+    ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse, ShareGroupHeartbeat;
+    ShareGroupDescribeRequest => ShareGroupDescribeResponse, ShareGroupDescribe;
+    ShareFetchRequest => ShareFetchResponse, ShareFetch;
+    ShareAcknowledgeRequest => ShareAcknowledgeResponse, ShareAcknowledge;
+    DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse, DescribeShareGroupOffsets;
+    AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse, AlterShareGroupOffsets;
+    DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse, DeleteShareGroupOffsets;
 }
 
 #[cfg(test)]

@@ -69,3 +69,12 @@ pub const UNRELEASED_INSTANCE_ID: i16 = 111;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 /// An offset commit came with an epoch older than the member's (KIP-848).
 pub const STALE_MEMBER_EPOCH: i16 = 113;
+/// The record is not acquired by this member (any more): its acknowledgement came too late
+/// (the acquisition lock expired) or from another member (KIP-932).
+pub const INVALID_RECORD_STATE: i16 = 121;
+/// The broker has no share session for the member (KIP-932).
+pub const SHARE_SESSION_NOT_FOUND: i16 = 122;
+/// The share session's epoch is not the one the broker expects (KIP-932).
+pub const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+/// The broker holds as many share sessions as it may (KIP-932).
+pub const SHARE_SESSION_LIMIT_REACHED: i16 = 133;

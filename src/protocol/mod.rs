@@ -8,7 +8,8 @@
 //! - [`versions`]: the APIs purekafka speaks and version negotiation with a broker;
 //! - [`produce`]: Produce request bodies that carry record batches without copying them;
 //! - [`records`]: the record-batch encoder (the producer's hot path) and zero-copy decoder;
-//! - [`sasl`]: SASL mechanisms as state machines.
+//! - [`sasl`]: SASL mechanisms as state machines;
+//! - [`share`]: share groups' acquired records and acknowledgements (KIP-932).
 //!
 //! Request and response bodies are kafka-protocol's message types; its `anyhow` errors are turned
 //! into strings here and into [`crate::Error`] by the connection layer.
@@ -24,6 +25,7 @@ pub mod frame;
 pub mod produce;
 pub mod records;
 pub mod sasl;
+pub mod share;
 pub mod versions;
 
 #[cfg(test)]

@@ -20,6 +20,11 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, SaslAuthenticateRequest,
     SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
 };
+use kafka_protocol::messages::{
+    AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsRequest, ShareAcknowledgeRequest, ShareFetchRequest,
+    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest,
+};
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
 use super::api::ApiRequest;
@@ -79,6 +84,16 @@ pub const OURS: &[(i16, i16, i16)] = &[
     ours::<CreateAclsRequest>(None),
     ours::<DescribeAclsRequest>(None),
     ours::<DeleteAclsRequest>(None),
+    // Share groups (KIP-932). Version 0 of the first four was Kafka 4.0's early access, gone
+    // since 4.1; v1 is what Kafka 4.1 and later (and librdkafka) speak. ShareFetch and
+    // ShareAcknowledge v2 (4.2) add record_limit acquisition and RENEW, not used yet.
+    ours::<ShareGroupHeartbeatRequest>(None),
+    ours::<ShareGroupDescribeRequest>(None),
+    ours::<ShareFetchRequest>(Some(1)),
+    ours::<ShareAcknowledgeRequest>(Some(1)),
+    ours::<DescribeShareGroupOffsetsRequest>(None),
+    ours::<AlterShareGroupOffsetsRequest>(None),
+    ours::<DeleteShareGroupOffsetsRequest>(None),
 ];
 
 const fn ours<R: ApiRequest>(cap: Option<i16>) -> (i16, i16, i16) {

@@ -632,6 +632,13 @@ pub fn server_properties(
             "share.coordinator.state.topic.min.isr",
             n.min(2).to_string(),
         ));
+        // Share groups (KIP-932): quick heartbeats, as for KIP-848 groups, and acquisition
+        // locks a test may shorten to a second or two with the group config
+        // share.record.lock.duration.ms (the default stays 30 s). Brokers before share
+        // groups ignore the keys.
+        p.push(("group.share.min.heartbeat.interval.ms", "500".into()));
+        p.push(("group.share.heartbeat.interval.ms", "500".into()));
+        p.push(("group.share.min.record.lock.duration.ms", "1000".into()));
     }
     p.push(("num.network.threads", "2".into()));
     p.push(("num.io.threads", "4".into()));
