@@ -201,3 +201,120 @@ async fn release_delivers_again_and_reject_archives() {
     assert!(later.is_empty(), "{later:?}");
     consumer.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn admin_lists_describes_resets_and_deletes_share_groups() {
+    if !broker_has_share_groups() {
+        let err = admin()
+            .await
+            .describe_share_groups(&["no-such-group"])
+            .await
+            .unwrap()
+            .remove(0)
+            .1
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ShareGroupsUnavailable { .. }),
+            "unexpected {err:?}"
+        );
+        return;
+    }
+    let topic = new_topic("share-admin", 2).await;
+    fill(&topic, 10).await;
+    let group = share_group(&[]).await;
+    let admin = admin().await;
+    let mut consumer = ShareConsumer::builder(member(&group))
+        .build()
+        .await
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let got = poll_until(&mut consumer, 10, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 10);
+    let results = consumer.commit_sync().await.unwrap();
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+
+    // Listed, and described with its member and both partitions.
+    let listed = admin.list_share_groups().await.unwrap();
+    let listing = listed.iter().find(|g| g.group_id == group).expect("listed");
+    assert_eq!(
+        listing
+            .group_type
+            .as_deref()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("share")
+    );
+    let (_, described) = admin
+        .describe_share_groups(&[&group])
+        .await
+        .unwrap()
+        .remove(0);
+    let described = described.unwrap();
+    assert_eq!(described.state, "Stable");
+    assert_eq!(described.members.len(), 1);
+    assert_eq!(described.members[0].subscribed_topics, vec![topic.clone()]);
+    assert_eq!(
+        described.members[0].assignment,
+        vec![(topic.clone(), vec![0, 1])]
+    );
+    // The group reads partition 0 (Kafka stores where it starts when it next writes the
+    // partition's state, so it may still say 0 here).
+    let start = |offsets: &[purekafka::PartitionOutcome<purekafka::ShareGroupOffset>]| {
+        offsets
+            .iter()
+            .find(|(tp, _)| *tp == (topic.clone(), 0))
+            .map(|(_, r)| r.as_ref().unwrap().start_offset)
+    };
+    let offsets = admin.list_share_group_offsets(&group).await.unwrap();
+    assert!(
+        start(&offsets).is_some_and(|o| (0..=10).contains(&o)),
+        "{offsets:?}"
+    );
+
+    // A group with a member can be neither reset nor deleted.
+    let err = admin
+        .alter_share_group_offsets(&group, &[(&topic, 0, 0)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("NonEmptyGroup"), "{err}");
+    consumer.close().await.unwrap();
+
+    // Empty: back to offset 3, and the records from 3 on are delivered again.
+    let reset = admin
+        .alter_share_group_offsets(&group, &[(&topic, 0, 3)])
+        .await
+        .unwrap();
+    assert!(reset.iter().all(|(_, r)| r.is_ok()), "{reset:?}");
+    let offsets = admin.list_share_group_offsets(&group).await.unwrap();
+    assert_eq!(start(&offsets), Some(3), "{offsets:?}");
+    let mut again = ShareConsumer::builder(member(&group))
+        .build()
+        .await
+        .unwrap();
+    again.subscribe(&[&topic]).unwrap();
+    let redone: BTreeSet<usize> = poll_until(&mut again, 7, Duration::from_secs(30))
+        .await
+        .iter()
+        .map(value)
+        .collect();
+    assert_eq!(redone, (3..10).collect());
+    again.commit_sync().await.unwrap();
+    again.close().await.unwrap();
+
+    let forgotten = admin
+        .delete_share_group_offsets(&group, &[&topic])
+        .await
+        .unwrap();
+    assert!(forgotten.iter().all(|(_, r)| r.is_ok()), "{forgotten:?}");
+    let deleted = admin.delete_groups(&[&group]).await.unwrap();
+    assert!(deleted.iter().all(|(_, r)| r.is_ok()), "{deleted:?}");
+    let (_, gone) = admin
+        .describe_share_groups(&[&group])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        gone.as_ref().map_or(true, |d| d.state == "Dead"),
+        "{gone:?}"
+    );
+}

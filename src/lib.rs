@@ -60,7 +60,8 @@ pub use admin::{
     AdminBuilder, AlterConfig, Assignee, BrokerDescription, ClusterDescription, CommittedOffset,
     ConfigEntry, ConfigOutcome, ConfigResource, ConfigSource, GroupDescription, GroupListing,
     ListedOffset, LogDir, MemberDescription, NewTopic, OffsetSpec, Outcome, PartitionDescription,
-    PartitionLag, PartitionOutcome, ReplicaInfo, TopicDescription, TopicListing,
+    PartitionLag, PartitionOutcome, ReplicaInfo, ShareGroupDescription, ShareGroupOffset,
+    ShareMemberDescription, TopicDescription, TopicListing,
 };
 pub use cluster::{ClientEvent, ClientEvents};
 pub use config::{

@@ -200,8 +200,9 @@ impl Admin {
         Ok(kip848_description(answer, coordinator))
     }
 
-    /// Deletes each of `groups`, with its committed offsets. One outcome per group: a group
-    /// with members is NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND.
+    /// Deletes each of `groups`, with its committed offsets: consumer and share groups alike
+    /// (a share group with its start offsets). One outcome per group: a group with members is
+    /// NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND.
     ///
     /// Cancel-safe for the client; dropped after its request went out, the change may still
     /// be made (see [`Admin`]).
@@ -378,7 +379,7 @@ impl Admin {
     /// Sends `request` to `group`'s coordinator and returns the answer with the connection it
     /// came on and the coordinator's broker id. While `code` finds the coordinator moving or loading in the answer, or the
     /// connection fails, it finds the coordinator again and asks again, up to the timeout.
-    async fn on_coordinator<R: ApiRequest>(
+    pub(super) async fn on_coordinator<R: ApiRequest>(
         &self,
         group: &str,
         request: &R,
@@ -418,7 +419,7 @@ impl Admin {
 
 /// One outcome per partition asked, in order, from the `(topic, partition, error code)`s of an
 /// answer.
-fn per_partition<'a>(
+pub(super) fn per_partition<'a>(
     api: &'static str,
     asked: impl Iterator<Item = (&'a str, i32)>,
     answered: impl Iterator<Item = (&'a str, i32, i16)> + Clone,

@@ -12,6 +12,7 @@ mod configs;
 mod groups;
 mod log_dirs;
 mod offsets;
+mod share_groups;
 #[cfg(test)]
 mod tests;
 mod topics;
@@ -30,6 +31,7 @@ pub use groups::{
 };
 pub use log_dirs::{LogDir, ReplicaInfo};
 pub use offsets::{Assignee, ListedOffset, OffsetSpec, PartitionLag};
+pub use share_groups::{ShareGroupDescription, ShareGroupOffset, ShareMemberDescription};
 pub use topics::{NewTopic, PartitionDescription, TopicDescription, TopicListing};
 
 use crate::cluster::{ClientEvents, ClientKind, Cluster, TopicPartition, LATEST};

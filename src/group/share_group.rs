@@ -363,8 +363,8 @@ pub(crate) fn unavailable(broker: &str, off: bool) -> Error {
         "the cluster has them turned off (its share.version feature is 0; \
          `kafka-features.sh upgrade --feature share.version=1` turns them on)"
     } else {
-        "the broker does not speak ShareGroupHeartbeat v1 (share groups need Kafka 4.2, or 4.1 \
-         with the share.version feature turned on)"
+        "the broker does not speak the share group APIs (Kafka 4.2 and later have them, and \
+         4.1 with the share.version feature turned on)"
     };
     Error::ShareGroupsUnavailable {
         broker: broker.to_owned(),

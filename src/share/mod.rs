@@ -749,7 +749,10 @@ mod tests {
         let err = ClientConfig::new()
             .set("share.acknowledgement.mode", "sometimes")
             .unwrap_err();
-        assert!(err.to_string().contains("share.acknowledgement.mode"), "{err}");
+        assert!(
+            err.to_string().contains("share.acknowledgement.mode"),
+            "{err}"
+        );
         let err = ClientConfig::new()
             .set("share.acquire.mode", "record_limit")
             .unwrap_err();
