@@ -461,3 +461,65 @@ async fn statistics_go_to_stderr_as_json_lines() {
     // The first record was delivered before the last statistics.
     assert!(objects.iter().any(|o| o["txmsgs"] == 1), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_share_group_member_prints_and_accepts_each_record() {
+    let topic = new_topic("pkcat-share", 1).await;
+    let b = plaintext_addr();
+    let lines: String = (0..20).map(|i| format!("r{i}\n")).collect();
+    ok(&["-b", &b, "-t", &topic, "-P"], lines.as_bytes());
+    if !crate::share::broker_has_share_groups() {
+        let out = pkcat(
+            &[
+                "-b",
+                &b,
+                "-C",
+                "--share",
+                &unique_topic("sg"),
+                "-c",
+                "1",
+                &topic,
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("share groups are not available"),
+            "{stderr}"
+        );
+        return;
+    }
+    let group = crate::share::share_group(&[]).await;
+    // Twelve printed and accepted; the rest released when pkcat stops.
+    let first = ok(
+        &[
+            "-b", &b, "-C", "--share", &group, "-c", "12", "-f", "%s\\n", &topic,
+        ],
+        b"",
+    );
+    let first: Vec<String> = String::from_utf8(first)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(first.len(), 12);
+    // A second member gets exactly the eight the first did not print.
+    let second = ok(
+        &[
+            "-b", &b, "-C", "--share", &group, "-c", "8", "-f", "%s\\n", &topic,
+        ],
+        b"",
+    );
+    let mut all: Vec<String> = first;
+    all.extend(
+        String::from_utf8(second)
+            .unwrap()
+            .lines()
+            .map(str::to_owned),
+    );
+    all.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "every record printed once");
+}

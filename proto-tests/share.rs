@@ -318,3 +318,236 @@ async fn admin_lists_describes_resets_and_deletes_share_groups() {
         "{gone:?}"
     );
 }
+
+/// proto-tests/java/ShareReader.java with the Java client of the running broker's jars.
+fn java_share_reader(args: &[&str]) -> std::process::Child {
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto-tests/java/ShareReader.java"
+    );
+    crate::common::java_tool(source, source)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java runs proto-tests/java/ShareReader.java")
+}
+
+/// A record as ShareReader prints it: `(offset, value, delivery count)`.
+fn java_record(line: &str) -> Option<(i64, String, i16)> {
+    let fields: Vec<&str> = line.strip_prefix("record\t")?.split('\t').collect();
+    let [_, offset, value, count] = fields[..] else {
+        panic!("ShareReader printed {line:?}");
+    };
+    Some((
+        offset.parse().unwrap(),
+        value.to_owned(),
+        count.parse().unwrap(),
+    ))
+}
+
+/// Reads as a member until no record came for `idle` after the first (or 90 s), accepting
+/// each (implicit mode); returns the values and their delivery counts.
+async fn read_until_idle(config: ClientConfig, topic: String, idle: Duration) -> Vec<(usize, i16)> {
+    let mut consumer = ShareConsumer::builder(config).build().await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let started = Instant::now();
+    let mut last: Option<Instant> = None;
+    let mut got = Vec::new();
+    while started.elapsed() < Duration::from_secs(90) {
+        let batch = consumer.poll(Duration::from_millis(200)).await.unwrap();
+        if batch.is_empty() {
+            if last.is_some_and(|l| l.elapsed() >= idle) {
+                break;
+            }
+            continue;
+        }
+        last = Some(Instant::now());
+        got.extend(batch.iter().map(|m| (value(m), m.delivery_count.unwrap())));
+        // Some work per batch, so that the members take turns.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let results = consumer.commit_sync().await.unwrap();
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    consumer.close().await.unwrap();
+    got
+}
+
+#[tokio::test]
+async fn two_purekafka_members_and_a_java_member_split_a_partition() {
+    if !broker_has_share_groups() {
+        return older_brokers_say_share_groups_are_unavailable().await;
+    }
+    const N: usize = 3000;
+    let topic = new_topic("share-split", 1).await;
+    let group = share_group(&[]).await;
+    let b = crate::common::plaintext_addr();
+    let java = java_share_reader(&["read", &b, &group, &topic, "3000", "50"]);
+    let config = || member(&group).set("max.poll.records", 50).unwrap();
+    let idle = Duration::from_secs(3);
+    let ours = [
+        tokio::spawn(read_until_idle(config(), topic.clone(), idle)),
+        tokio::spawn(read_until_idle(config(), topic.clone(), idle)),
+    ];
+    // Every member in the group before the first record is written.
+    let admin = admin().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, described) = admin
+            .describe_share_groups(&[&group])
+            .await
+            .unwrap()
+            .remove(0);
+        if described.is_ok_and(|d| d.members.len() == 3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "three members within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Written over about three seconds, as work arriving.
+    let producer = Producer::builder(plaintext()).build().await.unwrap();
+    for chunk in 0..30 {
+        for i in chunk * 100..(chunk + 1) * 100 {
+            producer
+                .produce(
+                    ProducerRecord::new(&topic)
+                        .partition(0)
+                        .value(i.to_string()),
+                )
+                .await
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    producer.close().await;
+
+    let mut seen: BTreeMap<usize, &str> = BTreeMap::new();
+    let mut counts = Vec::new();
+    for (name, task) in ["purekafka-1", "purekafka-2"].into_iter().zip(ours) {
+        let got = task.await.unwrap();
+        assert!(
+            got.iter().all(|&(_, count)| count == 1),
+            "{name}: delivered twice"
+        );
+        for (v, _) in &got {
+            if let Some(other) = seen.insert(*v, name) {
+                panic!("record {v} processed by {other} and {name}");
+            }
+        }
+        counts.push((name, got.len()));
+    }
+    let java_out = tokio::task::spawn_blocking(move || java.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&java_out.stdout);
+    assert!(
+        java_out.status.success() && stdout.lines().any(|l| l == "done"),
+        "ShareReader failed ({}):\n{stdout}\n{}",
+        java_out.status,
+        String::from_utf8_lossy(&java_out.stderr)
+    );
+    let java_records: Vec<(i64, String, i16)> = stdout.lines().filter_map(java_record).collect();
+    for (_, v, count) in &java_records {
+        assert_eq!(*count, 1, "java: delivered twice");
+        let v: usize = v.parse().unwrap();
+        if let Some(other) = seen.insert(v, "java") {
+            panic!("record {v} processed by {other} and java");
+        }
+    }
+    counts.push(("java", java_records.len()));
+    eprintln!("share split of {N} records: {counts:?}");
+    assert_eq!(seen.len(), N, "every record processed: {counts:?}");
+    assert!(
+        counts.iter().all(|&(_, n)| n > 0),
+        "each member had some: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn records_held_by_a_killed_member_are_delivered_again() {
+    if !broker_has_share_groups() {
+        return older_brokers_say_share_groups_are_unavailable().await;
+    }
+    let topic = new_topic("share-kill", 1).await;
+    fill(&topic, 10).await;
+    let group = share_group(&[("share.record.lock.duration.ms", "2000")]).await;
+    let b = crate::common::plaintext_addr();
+    let mut java = java_share_reader(&["hold", &b, &group, &topic]);
+    // The Java member acquires records, prints them and holds them.
+    let stdout = java.stdout.take().unwrap();
+    let held = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut held = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line == "holding" {
+                return held;
+            }
+            held.extend(java_record(&line));
+        }
+        panic!("ShareReader ended before holding anything");
+    });
+    let held = tokio::time::timeout(Duration::from_secs(60), held)
+        .await
+        .expect("the Java member holds records within 60 s")
+        .unwrap();
+    assert!(!held.is_empty());
+    // SIGKILL: no acknowledgement, no leaving.
+    java.kill().unwrap();
+    java.wait().unwrap();
+    let killed = Instant::now();
+    let mut consumer = ShareConsumer::builder(member(&group))
+        .build()
+        .await
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let got = poll_until(&mut consumer, 10, Duration::from_secs(30)).await;
+    let again = killed.elapsed();
+    let counts: BTreeMap<usize, Option<i16>> =
+        got.iter().map(|m| (value(m), m.delivery_count)).collect();
+    assert_eq!(counts.len(), 10, "{counts:?}");
+    for (_, v, _) in &held {
+        let v: usize = v.parse().unwrap();
+        assert_eq!(counts[&v], Some(2), "record {v} held by the killed member");
+    }
+    eprintln!(
+        "{} records held by a killed member delivered again (count 2) within {:?}",
+        held.len(),
+        again
+    );
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_poison_record_is_archived_at_the_delivery_limit() {
+    if !broker_has_share_groups() {
+        return older_brokers_say_share_groups_are_unavailable().await;
+    }
+    let topic = new_topic("share-poison", 1).await;
+    fill(&topic, 1).await;
+    let group = share_group(&[("share.delivery.count.limit", "2")]).await;
+    let config = member(&group)
+        .set("share.acknowledgement.mode", "explicit")
+        .unwrap();
+    let mut consumer = ShareConsumer::builder(config).build().await.unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    // Delivered, released, delivered again, released: the limit of two is reached.
+    for delivery in 1..=2 {
+        let got = poll_until(&mut consumer, 1, Duration::from_secs(30)).await;
+        assert_eq!(got.len(), 1, "delivery {delivery}");
+        assert_eq!(got[0].delivery_count, Some(delivery));
+        consumer
+            .acknowledge(&got[0], AcknowledgeType::Release)
+            .unwrap();
+        let results = consumer.commit_sync().await.unwrap();
+        assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    }
+    let later = poll_until(&mut consumer, 1, Duration::from_secs(4)).await;
+    assert!(
+        later.is_empty(),
+        "archived, never delivered again: {later:?}"
+    );
+    consumer.close().await.unwrap();
+}

@@ -24,8 +24,9 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, FindCoordinatorResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, ResponseHeader,
+    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use purekafka::protocol::frame;
@@ -46,6 +47,7 @@ const UNKNOWN_TOPIC: i16 = 3;
 pub const PRODUCE: i16 = ApiKey::Produce as i16;
 pub const FETCH: i16 = ApiKey::Fetch as i16;
 pub const METADATA: i16 = ApiKey::Metadata as i16;
+pub const SHARE_GROUP_HEARTBEAT: i16 = ApiKey::ShareGroupHeartbeat as i16;
 
 /// One request as the fake broker read it.
 pub struct Request {
@@ -370,6 +372,25 @@ impl Shared {
             ApiKey::Produce => {
                 let asked = ProduceRequest::decode(&mut body, version).unwrap();
                 respond(request, &produce(&asked))
+            }
+            // It coordinates every group.
+            ApiKey::FindCoordinator => respond(
+                request,
+                &FindCoordinatorResponse::default()
+                    .with_node_id(BrokerId(NODE))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(self.port as i32),
+            ),
+            // A share group of one member that has nothing assigned.
+            ApiKey::ShareGroupHeartbeat => {
+                let asked = ShareGroupHeartbeatRequest::decode(&mut body, version).unwrap();
+                respond(
+                    request,
+                    &ShareGroupHeartbeatResponse::default()
+                        .with_member_id(Some(asked.member_id))
+                        .with_member_epoch(asked.member_epoch.max(0) + 1)
+                        .with_heartbeat_interval_ms(500),
+                )
             }
             _ => return None,
         })

@@ -6,6 +6,7 @@
 mod fake_broker;
 mod hostile;
 mod metadata;
+mod share;
 mod timeouts;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -182,14 +182,17 @@ impl AckRuns {
         &self.runs
     }
 
-    /// The offsets acknowledged with a type other than GAP, as inclusive ranges: what the
-    /// application acknowledged.
+    /// The offsets acknowledged with a type other than GAP, as inclusive ranges, whatever
+    /// their types: what the application acknowledged.
     pub fn acknowledged(&self) -> Vec<(i64, i64)> {
-        self.runs
-            .iter()
-            .filter(|r| r.2 != ACK_GAP)
-            .map(|r| (r.0, r.1))
-            .collect()
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for &(first, last, _) in self.runs.iter().filter(|r| r.2 != ACK_GAP) {
+            match out.last_mut() {
+                Some(prev) if prev.1.checked_add(1) == Some(first) => prev.1 = last,
+                _ => out.push((first, last)),
+            }
+        }
+        out
     }
 
     /// The batches of a ShareFetch: one per run, each with one type.
@@ -313,6 +316,8 @@ mod tests {
             ]
         );
         assert_eq!(acks.acknowledged(), vec![(-5, -5), (0, 99), (102, 102)]);
+        acks.add(103, 103, ACK_REJECT);
+        assert_eq!(acks.acknowledged(), vec![(-5, -5), (0, 99), (102, 103)]);
     }
 
     #[test]

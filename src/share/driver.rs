@@ -209,6 +209,11 @@ impl Driver {
         let mut brokers: BTreeSet<i32> = self.routes.keys().copied().collect();
         brokers.extend(self.inner.state().brokers_with_acks());
         for broker in brokers {
+            let (wanted, topics, known) = self.wanted(broker);
+            if known.len() < wanted.len() {
+                self.reroute_at = Some(now + self.params.backoff);
+            }
+            let wanted = &wanted;
             let link = self.links.entry(broker).or_default();
             if link.busy || link.idle_until.is_some_and(|t| t > now) {
                 continue;
@@ -219,8 +224,6 @@ impl Driver {
                 link.conn = None;
                 link.session.reset();
             }
-            let empty = BTreeSet::new();
-            let wanted = self.routes.get(&broker).unwrap_or(&empty);
             let mut state = self.inner.state();
             let waiting = state.ready.iter().any(|c| c.broker == broker);
             let want_records = !self.stopped && !wanted.is_empty() && !waiting;
@@ -259,11 +262,34 @@ impl Driver {
                 false => (BTreeMap::new(), Numbers::default()),
             };
             drop(state);
-            let plan = link.session.plan(wanted, carried.keys());
+            let plan = link.session.plan(&known, carried.keys());
             // The answer names every partition the session holds, not only those named now.
-            let topics: BTreeSet<Arc<str>> = wanted.iter().map(|tp| tp.0.clone()).collect();
             self.fetch(broker, plan, carried, numbers, topics);
         }
+    }
+
+    /// The partitions to fetch from `broker`, their topics, and those of them whose topic id
+    /// the metadata has (a topic without one yet is asked for again, and fetched once known).
+    fn wanted(
+        &self,
+        broker: i32,
+    ) -> (
+        BTreeSet<TopicPartition>,
+        BTreeSet<Arc<str>>,
+        BTreeSet<TopicPartition>,
+    ) {
+        let wanted = self.routes.get(&broker).cloned().unwrap_or_default();
+        let topics: BTreeSet<Arc<str>> = wanted.iter().map(|tp| tp.0.clone()).collect();
+        let ids = self.names_and_ids(topics.iter().cloned());
+        for topic in topics.iter().filter(|t| !ids.contains_key(*t)) {
+            self.cluster.refresh_soon(topic);
+        }
+        let known = wanted
+            .iter()
+            .filter(|tp| ids.contains_key(&tp.0))
+            .cloned()
+            .collect();
+        (wanted, topics, known)
     }
 
     fn names_and_ids(&self, tps: impl IntoIterator<Item = Arc<str>>) -> BTreeMap<Arc<str>, u128> {
@@ -302,7 +328,6 @@ impl Driver {
         let mut topics: BTreeMap<u128, Vec<FetchPartition>> = BTreeMap::new();
         for tp in &plan.fetch {
             let Some(&id) = ids.get(&tp.0) else {
-                self.cluster.refresh_soon(&tp.0);
                 continue;
             };
             let batches = carried

@@ -445,17 +445,19 @@ impl ShareConsumer {
         if self.settings.mode == ShareAcknowledgementMode::Implicit {
             return Err(state("acknowledge", IMPLICIT_MODE));
         }
-        let handed = self
+        // The partition's records from each broker that handed some out (two, when its
+        // leader moved between polls).
+        for handed in self
             .handed
             .iter_mut()
-            .find(|h| *h.tp.0 == *msg.topic && h.tp.1 == msg.partition)
-            .ok_or_else(|| state("acknowledge", NOT_ACKNOWLEDGEABLE))?;
-        let at = handed
-            .offsets
-            .binary_search(&msg.offset)
-            .map_err(|_| state("acknowledge", NOT_ACKNOWLEDGEABLE))?;
-        handed.acks[at] = Some(kind.wire());
-        Ok(())
+            .filter(|h| *h.tp.0 == *msg.topic && h.tp.1 == msg.partition)
+        {
+            if let Ok(at) = handed.offsets.binary_search(&msg.offset) {
+                handed.acks[at] = Some(kind.wire());
+                return Ok(());
+            }
+        }
+        Err(state("acknowledge", NOT_ACKNOWLEDGEABLE))
     }
 
     /// Sends the acknowledgements made so far (in implicit mode, first accepts what was
@@ -704,73 +706,4 @@ impl Future for ShareCommitHandle {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused_key(config: ClientConfig) -> String {
-        match check(&config.consumer) {
-            Err(ConfigError::InvalidValue { key, .. }) | Err(ConfigError::Missing { key }) => key,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn settings_a_share_group_decides_are_refused_by_name() {
-        let base = || ClientConfig::new().set("group.id", "g").unwrap();
-        for (key, value) in [
-            ("auto.offset.reset", "earliest"),
-            ("enable.auto.commit", "false"),
-            ("group.instance.id", "i-1"),
-            ("isolation.level", "read_uncommitted"),
-            ("group.protocol", "consumer"),
-            ("group.remote.assignor", "uniform"),
-            ("partition.assignment.strategy", "cooperative-sticky"),
-            ("session.timeout.ms", "10000"),
-        ] {
-            assert_eq!(refused_key(base().set(key, value).unwrap()), key);
-        }
-        assert_eq!(refused_key(ClientConfig::new()), "group.id");
-        assert_eq!(check(&base().consumer).unwrap(), "g");
-    }
-
-    #[test]
-    fn the_mode_and_the_record_limit_come_from_the_properties() {
-        let config = ClientConfig::new()
-            .set("group.id", "g")
-            .unwrap()
-            .set("share.acknowledgement.mode", "explicit")
-            .unwrap();
-        let settings = Settings::of(&config, "g".into());
-        assert_eq!(settings.mode, ShareAcknowledgementMode::Explicit);
-        assert_eq!(settings.max_poll_records, DEFAULT_MAX_POLL_RECORDS);
-        assert_eq!(settings.params.max_records, 500);
-        let config = config.set("max.poll.records", 20).unwrap();
-        assert_eq!(Settings::of(&config, "g".into()).params.max_records, 20);
-        let err = ClientConfig::new()
-            .set("share.acknowledgement.mode", "sometimes")
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("share.acknowledgement.mode"),
-            "{err}"
-        );
-        let err = ClientConfig::new()
-            .set("share.acquire.mode", "record_limit")
-            .unwrap_err();
-        assert!(err.to_string().contains("share.acquire.mode"), "{err}");
-    }
-
-    #[test]
-    fn records_delivered_again_below_those_handed_out_keep_the_offsets_ascending() {
-        let mut handed = Handed {
-            broker: 1,
-            tp: (Arc::from("t"), 0),
-            offsets: Vec::new(),
-            acks: Vec::new(),
-        };
-        for offset in [5, 6, 9, 2, 7, 6] {
-            insert_sorted(&mut handed, offset);
-        }
-        assert_eq!(handed.offsets, vec![2, 5, 6, 7, 9]);
-        assert_eq!(handed.acks.len(), 5);
-    }
-}
+mod tests;

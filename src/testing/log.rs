@@ -31,7 +31,8 @@ pub(super) fn metadata(state: &State, asked: MetadataRequest) -> MetadataRespons
         .into_iter()
         .map(|name| {
             let topic = MetadataResponseTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                .with_topic_id(super::share::topic_id(&name));
             let Some(partitions) = state.topics.get(&name) else {
                 return topic.with_error_code(3); // UNKNOWN_TOPIC_OR_PARTITION
             };

@@ -22,7 +22,8 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, DescribeGroupsRequest, DescribeTransactionsRequest,
     EndTxnRequest, FetchRequest, HeartbeatRequest, InitProducerIdRequest, InitProducerIdResponse,
     JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetFetchRequest, ProduceRequest, ProducerId, SyncGroupRequest, TxnOffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, ProducerId, ShareAcknowledgeRequest, ShareFetchRequest,
+    ShareGroupHeartbeatRequest, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -33,6 +34,7 @@ use log::{fetch, list_offsets, metadata, produce};
 
 mod group;
 mod log;
+mod share;
 mod txn;
 use crate::protocol::records::BatchDecoder;
 use crate::protocol::versions::OURS;
@@ -40,6 +42,8 @@ use crate::protocol::versions::OURS;
 /// The clusters alive, by id, for [`dial`].
 static CLUSTERS: Mutex<Vec<(u64, Weak<Mutex<State>>)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Numbers each connection a broker serves.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// A connection to `addr` when it names a broker of a live in-memory cluster
 /// (`mem-<cluster>-<node>:9092`): the client's end of a pipe whose other end that broker serves.
@@ -118,6 +122,8 @@ struct State {
     offset_fetch_stable: Vec<bool>,
     /// The KIP-848 groups broker 1 coordinates, with their member ids.
     kip848_groups: BTreeMap<String, Vec<String>>,
+    /// The share groups, their records and their members' sessions.
+    shares: share::Shares,
 }
 
 /// An in-memory cluster; its brokers stop answering when it is dropped.
@@ -318,6 +324,32 @@ impl MemCluster {
         self.state().txns.ended.clone()
     }
 
+    /// Share groups' members hold a record this long after they acquired it.
+    pub fn share_lock(&self, lock: std::time::Duration) {
+        self.state().shares.lock = lock;
+    }
+
+    /// Share groups archive a record released after `limit` deliveries.
+    pub fn share_delivery_limit(&self, limit: i16) {
+        self.state().shares.limit = limit;
+    }
+
+    /// Every share session ends, as a broker restart would end them (the records stay
+    /// acquired by their members): the next request names a session the brokers do not have.
+    pub fn forget_share_sessions(&self) {
+        self.state().shares.forget_sessions();
+    }
+
+    /// The acknowledgements the brokers took: (topic, partition, first, last, type).
+    pub fn share_acknowledged(&self) -> Vec<(String, i32, i64, i64, i8)> {
+        self.state().shares.acknowledged.clone()
+    }
+
+    /// The share session epochs of ShareFetch and ShareAcknowledge requests, in order.
+    pub fn share_epochs(&self) -> Vec<(&'static str, i32)> {
+        self.state().shares.epochs.clone()
+    }
+
     /// The offsets `group` has committed through transactions.
     pub fn txn_offsets(&self, group: &str) -> BTreeMap<(String, i32), i64> {
         self.state()
@@ -331,7 +363,16 @@ impl MemCluster {
 
 /// Broker `node` of the cluster behind `state`, on one connection: reads each request and
 /// answers it, in order, until the client closes or the cluster is gone.
-async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
+async fn serve(pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    serve_conn(pipe, &state, node, conn).await;
+    // The share sessions on the connection end with it (their records are released).
+    if let Some(state) = state.upgrade() {
+        state.lock().unwrap().shares.disconnected(conn);
+    }
+}
+
+async fn serve_conn(mut pipe: DuplexStream, state: &Weak<Mutex<State>>, node: i32, conn: u64) {
     let mut buf = BytesMut::with_capacity(4096);
     // Set once this connection stops answering: a broker answers in order, so after one
     // request it holds, it answers none.
@@ -373,7 +414,7 @@ async fn serve(mut pipe: DuplexStream, state: Weak<Mutex<State>>, node: i32) {
         let mut again = false;
         let answer = loop {
             let Some(state) = state.upgrade() else { return };
-            let (answer, ready) = take(&state, node, &frame, &mut holding, again);
+            let (answer, ready) = take(&state, node, &frame, &mut holding, again, conn);
             if ready || waits_until.is_some_and(|at| tokio::time::Instant::now() >= at) {
                 break answer;
             }
@@ -431,6 +472,7 @@ fn take(
     frame: &Bytes,
     holding: &mut bool,
     again: bool,
+    conn: u64,
 ) -> (Option<Vec<u8>>, bool) {
     let mut state = state.lock().unwrap();
     let broker = state.brokers.get_mut(&node).unwrap();
@@ -443,7 +485,7 @@ fn take(
     }
     match *holding {
         true => (None, true),
-        false => answer(&mut state, node, frame.clone(), again),
+        false => answer(&mut state, node, frame.clone(), again, conn),
     }
 }
 
@@ -451,25 +493,60 @@ fn take(
 fn fetch_wait(frame: &Bytes) -> Option<std::time::Duration> {
     let mut frame = frame.clone();
     let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame).ok()?;
-    if header.request_api_key != ApiKey::Fetch as i16 {
-        return None;
-    }
-    let asked = FetchRequest::decode(&mut frame, header.request_api_version).ok()?;
-    Some(std::time::Duration::from_millis(
-        asked.max_wait_ms.max(0) as u64
-    ))
+    let version = header.request_api_version;
+    let wait = match ApiKey::try_from(header.request_api_key).ok()? {
+        ApiKey::Fetch => FetchRequest::decode(&mut frame, version).ok()?.max_wait_ms,
+        ApiKey::ShareFetch => {
+            ShareFetchRequest::decode(&mut frame, version)
+                .ok()?
+                .max_wait_ms
+        }
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(wait.max(0) as u64))
 }
 
 /// The response frame to one request, or `None` when none is sent (Produce with acks=0); and
 /// whether it is ready to go (false for a Fetch that found no records, which may wait, and for
 /// a group's request waiting for the other members). `again`: the same request asked again.
-fn answer(state: &mut State, node: i32, frame: Bytes, again: bool) -> (Option<Vec<u8>>, bool) {
+fn answer(
+    state: &mut State,
+    node: i32,
+    frame: Bytes,
+    again: bool,
+    conn: u64,
+) -> (Option<Vec<u8>>, bool) {
+    if i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::ShareFetch as i16 {
+        return share_fetch(state, node, frame, again, conn);
+    }
     let empty_fetch = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Fetch as i16
         && !has_records(state, node, &frame);
     match respond_to(state, node, frame, again) {
         Asked::Now(answer) => (answer, !empty_fetch),
         Asked::Wait => (None, false),
     }
+}
+
+/// A ShareFetch's answer, and whether it is ready (see [`share::fetch`]).
+fn share_fetch(
+    state: &mut State,
+    node: i32,
+    mut frame: Bytes,
+    again: bool,
+    conn: u64,
+) -> (Option<Vec<u8>>, bool) {
+    let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut frame)
+        .expect("a request header");
+    let version = header.request_api_version;
+    let asked = ShareFetchRequest::decode(&mut frame, version).unwrap();
+    let (response, ready) = share::fetch(state, node, &asked, again, conn);
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    buf.put_i32(header.correlation_id);
+    encode_with_header(&response, version, &mut buf);
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    (Some(buf.to_vec()), ready)
 }
 
 /// Whether a Fetch in `frame` finds any records (or an error), as broker `node` answers it.
@@ -675,6 +752,15 @@ fn respond_to(
                     Some(r) => Asked::Now(encode(&|buf| encode_with_header(&r, version, buf))),
                     None => Asked::Wait,
                 };
+            }
+            ApiKey::ShareGroupHeartbeat => {
+                let response = share::heartbeat(state, &decode!(ShareGroupHeartbeatRequest));
+                respond(&|buf| encode_with_header(&response, version, buf))
+            }
+            ApiKey::ShareAcknowledge => {
+                let asked = decode!(ShareAcknowledgeRequest);
+                let response = share::acknowledge_request(state, node, &asked);
+                respond(&|buf| encode_with_header(&response, version, buf))
             }
             other => panic!("the in-memory broker does not play {other:?}"),
         }

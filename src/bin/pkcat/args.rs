@@ -17,7 +17,8 @@ modes:
   -P                produce: each line of stdin (-D for another delimiter) is a record; FILE
                     arguments are sent one record per file (-l: one per line)
   -C                consume from -t (all partitions, or -p), or with -G GROUP TOPIC... as a
-                    member of the group
+                    member of the group, or with --share GROUP TOPIC... as a member of the
+                    share group (Kafka 4.2 and later), accepting each record it prints
   -L                the cluster's metadata: brokers, topics, partitions (-t for one topic)
   perf              produce (-P) or consume (-C) -n records of -s bytes, with a live progress
                     line on stderr and a summary on stdout
@@ -41,6 +42,8 @@ produce:
 
 consume:
   -G GROUP          join GROUP; the topics follow the options (or -t)
+  --share GROUP     join share group GROUP; the topics follow the options (or -t); each
+                    record printed is accepted, the others released when pkcat stops
   -o OFFSET         beginning, end, stored, N (absolute) or -N (N from the end); default
                     beginning (with -G: the group's offsets, beginning where it has none)
   -c COUNT          exit after COUNT records
@@ -80,7 +83,9 @@ pub struct Command {
     pub topic: Option<String>,
     pub partition: Option<i32>,
     pub group: Option<String>,
-    /// FILE arguments (-P) or TOPIC arguments (-C -G).
+    /// `--share GROUP`: a member of a share group.
+    pub share: Option<String>,
+    /// FILE arguments (-P) or TOPIC arguments (-C -G, -C --share).
     pub rest: Vec<String>,
     pub start: Option<Start>,
     pub count: Option<u64>,
@@ -126,6 +131,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Refusa
         topic: None,
         partition: None,
         group: None,
+        share: None,
         rest: Vec::new(),
         start: None,
         count: None,
@@ -180,6 +186,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Refusa
             Short('l') => c.lines = true,
             Short('c') => c.count = Some(number(&mut parser, "-c")?),
             Short('G') => c.group = Some(text(&mut parser)?),
+            Long("share") => c.share = Some(text(&mut parser)?),
             Short('o') => c.start = Some(start(&text(&mut parser)?)?),
             Short('e') => c.exit_at_end = true,
             Short('f') => format = Some(text(&mut parser)?),
@@ -243,6 +250,8 @@ fn check(c: &Command) -> Result<(), Refusal> {
         Mode::Produce | Mode::Perf { produce: true } if c.topic.is_none() => {
             usage("producing needs a topic: -t TOPIC")
         }
+        Mode::Consume if c.share.is_some() => check_share(c),
+        _ if c.share.is_some() => usage("--share is for -C"),
         Mode::Consume if c.group.is_none() && c.topic.is_none() => {
             usage("consuming needs -t TOPIC, or -G GROUP TOPIC...")
         }
@@ -266,6 +275,31 @@ fn check(c: &Command) -> Result<(), Refusal> {
         Mode::Perf { .. } if !c.rest.is_empty() => usage("perf takes no FILE or TOPIC arguments"),
         _ => Ok(()),
     }
+}
+
+/// `-C --share GROUP TOPIC...`: the share group decides where each partition is read from
+/// and has no end, so neither -o, -p, -e nor -G goes with it.
+fn check_share(c: &Command) -> Result<(), Refusal> {
+    let usage = |m: &str| Err(Refusal::Usage(m.to_owned()));
+    if c.group.is_some() {
+        return usage("give -G or --share, not both");
+    }
+    if c.partition.is_some() {
+        return usage("-p reads one partition outside a group; a share group assigns them");
+    }
+    if c.start.is_some() {
+        return usage(
+            "with --share, the group decides where reading starts (its group config \
+             share.auto.offset.reset); -o does not apply",
+        );
+    }
+    if c.exit_at_end {
+        return usage("a share group has no end to reach: give -c COUNT, or stop with Ctrl-C");
+    }
+    if c.rest.is_empty() && c.topic.is_none() {
+        return usage("--share GROUP needs the topics to read");
+    }
+    Ok(())
 }
 
 fn text(parser: &mut lexopt::Parser) -> Result<String, Refusal> {
@@ -376,6 +410,11 @@ mod tests {
             (c.group.as_deref(), &c.rest[..]),
             (Some("g"), &["t1".to_owned(), "t2".to_owned()][..])
         );
+        let c = parse_line("-C -b h:9092 --share sg -c 3 t1 t2").unwrap();
+        assert_eq!(
+            (c.share.as_deref(), &c.rest[..], c.count),
+            (Some("sg"), &["t1".to_owned(), "t2".to_owned()][..], Some(3))
+        );
         let c = parse_line("perf -P -b h:9092 -t t -n 10 -s 5").unwrap();
         assert!(matches!(c.mode, Mode::Perf { produce: true }));
         assert_eq!((c.perf_records, c.perf_size), (10, 5));
@@ -393,6 +432,13 @@ mod tests {
         assert!(refusal("-C -t t").contains("no brokers"));
         assert!(refusal("-C -b h:9092 -t t -f %z").contains("%z"));
         assert!(refusal("-C -b h:9092 -G g t -o 5").contains("with -G"));
+        assert!(
+            refusal("-C -b h:9092 --share g t -o beginning").contains("share.auto.offset.reset")
+        );
+        assert!(refusal("-C -b h:9092 --share g t -e").contains("no end"));
+        assert!(refusal("-C -b h:9092 --share g").contains("needs the topics"));
+        assert!(refusal("-C -b h:9092 --share g -G g t").contains("not both"));
+        assert!(refusal("-P -b h:9092 -t t --share g").contains("for -C"));
         assert_eq!(refusal("-h"), "help");
     }
 }

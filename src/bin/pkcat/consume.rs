@@ -1,13 +1,17 @@
 //! `pkcat -C`: records to stdout, from the partitions of `-t` (all, or `-p`) starting at `-o`,
-//! or as a member of `-G`'s group. Stops after `-c` records, at the end of every partition with
-//! `-e`, or at Ctrl-C; a group member then commits and leaves. Errors that pass (a broker
-//! down, a leader moving, a subscribed topic not there yet) are reported on stderr and reading
-//! goes on, as kcat does; any other ends the run.
+//! as a member of `-G`'s group, or as a member of `--share`'s share group. Stops after `-c`
+//! records, at the end of every partition with `-e`, or at Ctrl-C; a group member then commits
+//! and leaves, a share group member accepts what it printed and releases the rest. Errors that
+//! pass (a broker down, a leader moving, a subscribed topic not there yet) are reported on
+//! stderr and reading goes on, as kcat does; any other ends the run.
 
 use std::io::Write;
 use std::time::Duration;
 
-use purekafka::{AutoOffsetReset, Consumer, Offset};
+use purekafka::{
+    AcknowledgeType, AutoOffsetReset, ClientConfig, Consumer, Offset, ShareAcknowledgementMode,
+    ShareConsumer,
+};
 
 use crate::args::{Command, Start};
 use crate::Failure;
@@ -59,6 +63,76 @@ pub async fn run(c: Command) -> Result<(), Failure> {
     consumer.close().await?;
     ended?;
     flushed?;
+    if !c.quiet {
+        eprintln!("pkcat: {printed} records consumed");
+    }
+    Ok(())
+}
+
+/// `pkcat -C --share GROUP TOPIC...`: each record printed (and written out) is accepted;
+/// records past `-c`, and those fetched when pkcat stops, are released for another member.
+pub async fn share(c: Command) -> Result<(), Failure> {
+    let mut config = c.config.clone();
+    config.consumer.group_id = c.share.clone();
+    // pkcat's own default start is for plain consumers; a share group has its group config.
+    config.consumer.auto_offset_reset = ClientConfig::default().consumer.auto_offset_reset;
+    config.consumer.share_acknowledgement_mode = ShareAcknowledgementMode::Explicit;
+    let mut consumer = ShareConsumer::builder(config).build().await?;
+    let topics: Vec<&str> = c.topic.iter().chain(&c.rest).map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let ended: Result<(), Failure> = async {
+        loop {
+            let batch = tokio::select! {
+                batch = consumer.poll(POLL) => batch,
+                _ = &mut interrupted => return Ok(()),
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) if e.is_retriable() => {
+                    eprintln!("pkcat: {e} (carrying on)");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let room = c.count.map_or(usize::MAX, |n| (n - printed) as usize);
+            let shown = batch.len().min(room);
+            for msg in &batch[..shown] {
+                c.output
+                    .write(&mut out, msg, &c.delimiter, c.key_delimiter.as_deref())?;
+            }
+            // Accepted only once written out: a record lost on the way is delivered again.
+            out.flush()?;
+            for (i, msg) in batch.iter().enumerate() {
+                let kind = match i < shown {
+                    true => AcknowledgeType::Accept,
+                    false => AcknowledgeType::Release,
+                };
+                consumer.acknowledge(msg, kind)?;
+            }
+            printed += shown as u64;
+            if c.count.is_some_and(|n| printed >= n) {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    let flushed = out.flush();
+    drop(out);
+    let committed = consumer.commit_sync().await;
+    consumer.close().await?;
+    ended?;
+    flushed?;
+    for result in committed? {
+        if let Err(e) = result.result {
+            eprintln!("pkcat: {e}");
+        }
+    }
     if !c.quiet {
         eprintln!("pkcat: {printed} records consumed");
     }

@@ -5,6 +5,7 @@
 //! pkcat -b 127.0.0.1:9092 -t test -P -K: < records.txt
 //! pkcat -b 127.0.0.1:9092 -t test -C -o beginning -e -f '%t[%p]@%o: %k %s\n'
 //! pkcat -F ckafka.json -C -G readers test
+//! pkcat -b 127.0.0.1:9092 -C --share workers jobs
 //! pkcat -b 127.0.0.1:9092 -L
 //! pkcat perf -P -b 127.0.0.1:9092 -t test -n 1000000 -s 100
 //! ```
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command.mode {
             Mode::Produce => produce::run(command).await,
+            Mode::Consume if command.share.is_some() => consume::share(command).await,
             Mode::Consume => consume::run(command).await,
             Mode::Metadata => metadata::run(command).await,
             Mode::Perf { produce: true } => perf::produce(command).await,
