@@ -9,6 +9,7 @@
 //! peer-<client> consume --topic T [--bootstrap …] [--messages N] [--size B] [--partitions P]
 //!     [--fetch-min-bytes B] [--fetch-max-wait-ms MS] [--max-partition-fetch-bytes B]
 //!     [--check-crcs true|false]
+//! peer-<client> share-consume (the consume flags) --group G [--members M]
 //! peer-<client> member --topic T --group G [--bootstrap …] [--seconds S]
 //! ```
 //!
@@ -25,6 +26,12 @@
 //!   every record is checked ([`Tally`]). Before the clock starts, the client has connected and
 //!   fetched the topic's metadata ([`Options::check_partitions`]), so that no client's time
 //!   holds its way of learning where the partitions are.
+//!
+//! - **share-consume** reads `--messages` records of such a topic with `--members` members of
+//!   share group `--group` (whose `share.auto.offset.reset` the harness set to `earliest`), in
+//!   one process, each record accepted; timed from just before the members subscribe to the
+//!   Nth record, as Kafka's `ShareConsumerPerformance` times it. Every record is checked
+//!   ([`ShareTally`]): the right size, and none twice.
 //!
 //! - **member** joins group `--group` subscribed to `--topic`, with the cooperative-sticky
 //!   assignor, and polls for `--seconds` (100 ms at a time, as applications do), then leaves:
@@ -58,6 +65,8 @@ pub enum Workload {
     Latency,
     /// Read `messages` records from the beginning of every partition.
     Consume,
+    /// Read them as members of one share group.
+    ShareConsume,
 }
 
 impl Workload {
@@ -66,6 +75,7 @@ impl Workload {
             Workload::Produce => "produce",
             Workload::Latency => "latency",
             Workload::Consume => "consume",
+            Workload::ShareConsume => "share-consume",
         }
     }
 }
@@ -103,18 +113,28 @@ pub struct Options {
     /// Produce: records per transaction, each committed before the next begins; 0 sends
     /// without transactions.
     pub transaction_size: u64,
+    /// Share-consume: the share group, and how many members read in it.
+    pub group: String,
+    pub members: usize,
 }
 
 impl Options {
     /// Parses `WORKLOAD --flag value …` (the arguments after the program name).
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let (workload, rest) = args.split_first().ok_or("no workload given")?;
-        let workload = [Workload::Produce, Workload::Latency, Workload::Consume]
-            .into_iter()
-            .find(|w| w.name() == workload)
-            .ok_or_else(|| {
-                format!("unknown workload {workload:?}; expected produce, latency or consume")
-            })?;
+        let workload = [
+            Workload::Produce,
+            Workload::Latency,
+            Workload::Consume,
+            Workload::ShareConsume,
+        ]
+        .into_iter()
+        .find(|w| w.name() == workload)
+        .ok_or_else(|| {
+            format!(
+                "unknown workload {workload:?}; expected produce, latency, consume or share-consume"
+            )
+        })?;
         let mut o = Options {
             workload,
             bootstrap: "127.0.0.1:9092".into(),
@@ -135,6 +155,8 @@ impl Options {
             check_crcs: true,
             each: false,
             transaction_size: 0,
+            group: String::new(),
+            members: 3,
         };
         let mut it = rest.iter();
         while let Some(flag) = it.next() {
@@ -174,11 +196,16 @@ impl Options {
                 "--check-crcs" => o.check_crcs = boolean()?,
                 "--each" => o.each = boolean()?,
                 "--transaction-size" => o.transaction_size = number()?,
+                "--group" => o.group = value.clone(),
+                "--members" => o.members = number()?.max(1) as usize,
                 _ => return Err(format!("unknown option {flag}")),
             }
         }
         if o.topic.is_empty() {
             return Err("--topic is required".into());
+        }
+        if o.workload == Workload::ShareConsume && o.group.is_empty() {
+            return Err("share-consume needs --group".into());
         }
         Ok(o)
     }
@@ -262,6 +289,16 @@ impl Options {
                 self.fetch_max_wait_ms,
                 self.max_partition_fetch_bytes,
                 self.check_crcs
+            ),
+            Workload::ShareConsume => write!(
+                head,
+                ",\"partitions\":{},\"fetch_min_bytes\":{},\"fetch_max_wait_ms\":{},\
+                 \"check_crcs\":{},\"members\":{}",
+                self.partitions,
+                self.fetch_min_bytes,
+                self.fetch_max_wait_ms,
+                self.check_crcs,
+                self.members
             ),
         };
         if self.workload == Workload::Latency {
@@ -374,6 +411,75 @@ impl Tally {
         );
         let what = "records out of order or of the wrong size";
         finish(client, line, self.wrong, what);
+    }
+}
+
+/// Counts records of the share-consume workload, which come in no order, and checks each:
+/// its value has `--size` bytes, and no offset of a partition comes twice. N records that pass
+/// are then exactly the topic's N records.
+pub struct ShareTally {
+    size: usize,
+    /// Per partition, a bit per offset seen.
+    seen: Vec<Vec<u64>>,
+    pub count: u64,
+    wrong: u64,
+}
+
+impl ShareTally {
+    pub fn new(o: &Options) -> ShareTally {
+        ShareTally {
+            size: o.size,
+            seen: vec![Vec::new(); o.partitions.max(0) as usize],
+            count: 0,
+            wrong: 0,
+        }
+    }
+
+    /// Notes one record (`value_len` is `None` for a null value).
+    pub fn note(&mut self, partition: i32, offset: i64, value_len: Option<usize>) {
+        self.count += 1;
+        let first = match (self.seen.get_mut(partition as usize), u64::try_from(offset)) {
+            (Some(bits), Ok(offset)) => {
+                let (word, bit) = ((offset / 64) as usize, offset % 64);
+                if bits.len() <= word {
+                    bits.resize(word + 1, 0);
+                }
+                let first = bits[word] & (1 << bit) == 0;
+                bits[word] |= 1 << bit;
+                first
+            }
+            _ => false,
+        };
+        if !first || value_len != Some(self.size) {
+            if self.wrong == 0 {
+                eprintln!(
+                    "unexpected record: partition {partition} offset {offset} (seen before: {}), \
+                     value of {value_len:?} bytes",
+                    !first
+                );
+            }
+            self.wrong += 1;
+        }
+    }
+
+    /// Prints the result line for `client`; exits 1 if any record was not as expected.
+    pub fn report(&self, timer: &Timer, client: &str, o: &Options) {
+        let elapsed = timer.0.elapsed().as_secs_f64();
+        let line = format!(
+            "{},\"consumed\":{},\"wrong\":{},\"elapsed_s\":{elapsed:.3},\"msgs_per_s\":{:.0},\
+             \"mb_per_s\":{:.2}}}",
+            o.result_head(client),
+            self.count,
+            self.wrong,
+            self.count as f64 / elapsed,
+            (self.count as usize * o.size) as f64 / elapsed / 1e6,
+        );
+        finish(
+            client,
+            line,
+            self.wrong,
+            "records delivered twice or of the wrong size",
+        );
     }
 }
 
@@ -607,7 +713,9 @@ mod tests {
         );
         assert_eq!(o.transactions().count(), 0, "no transactions asked for");
 
-        let o = Options::parse(&args("produce --topic t --messages 2500 --transaction-size 1000"));
+        let o = Options::parse(&args(
+            "produce --topic t --messages 2500 --transaction-size 1000",
+        ));
         let sizes: Vec<u64> = o.unwrap().transactions().collect();
         assert_eq!(sizes, [1000, 1000, 500]);
 

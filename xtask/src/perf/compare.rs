@@ -4,7 +4,8 @@
 //! ```text
 //! benches/peers (release build) ── peer-purekafka create-topic ──▶ one fresh 8-partition topic
 //!                                                                   per workload
-//!   consume only: peer-purekafka produce fills it (not measured)
+//!   consume only: peer-purekafka produce fills it (not measured); share-consume also: each
+//!   run's share group set to start at the beginning (peer-purekafka share-group)
 //! for each workload, R rounds of: purekafka, rdkafka, rskafka, krafka, java (A B C D E A B …)
 //!     each run: one process ── wait4 ──▶ user+sys CPU, peak RSS
 //!               its stdout ──────────▶ msgs/s timed inside it (produce: first send to last
@@ -187,7 +188,7 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
         let topic = format!("perf-compare-{}-{}", w.id, std::process::id());
         let messages = w.messages(o.messages);
         topic_chore(&setup, "create-topic", &topic)?;
-        if w.kind == Kind::Consume {
+        if matches!(w.kind, Kind::Consume | Kind::ShareConsume) {
             fill(&setup, w, &topic, messages)?;
         }
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); o.clients.len()];
@@ -199,7 +200,7 @@ pub fn compare(args: &[&str]) -> Result<(), String> {
                 }
                 let what = w.describe(o.messages);
                 eprintln!("[{what}] round {round}/{}: {} ...", o.rounds, client.name());
-                let group = format!("{topic}-{round}");
+                let group = format!("{topic}-{round}-{}", client.name());
                 match run_one(&setup, &o, w, &topic, &group, client)? {
                     Outcome::Ran(s) => {
                         eprintln!("    {}", s.progress(w.kind));
@@ -307,6 +308,24 @@ fn run_one(
     client: Client,
 ) -> Result<Outcome, String> {
     let messages = w.messages(o.messages);
+    if w.kind == Kind::ShareConsume {
+        if !matches!(client, Client::Purekafka | Client::Java) {
+            return Ok(Outcome::Unsupported(format!(
+                "{} has no share consumer",
+                client.name()
+            )));
+        }
+        // A new share group starts at the end of each partition unless told otherwise.
+        let mut cmd = Command::new(setup.peers.join("peer-purekafka"));
+        cmd.args([
+            "share-group",
+            "--group",
+            group,
+            "--bootstrap",
+            &setup.bootstrap,
+        ]);
+        check(cmd)?;
+    }
     let cmd = match client {
         Client::Java => java::command(
             &setup.java_libs,
@@ -320,6 +339,9 @@ fn run_one(
         _ => {
             let mut cmd = Command::new(setup.peers.join(format!("peer-{}", client.name())));
             cmd.args(w.peer_args(o.produce, &setup.bootstrap, topic, o.messages));
+            if w.kind == Kind::ShareConsume {
+                cmd.args(["--group", group]);
+            }
             cmd
         }
     };

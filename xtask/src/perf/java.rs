@@ -5,6 +5,8 @@
 //! - ack latency: `ProducerPerformance --throughput RATE --warmup-records W`; its steady-state
 //!   summary line has the 50th and 99th percentiles and the max, in whole milliseconds (it
 //!   times with `System.currentTimeMillis`, from just before each `send` to its callback).
+//! - share-consume: `ShareConsumerPerformance --threads 3`, a fresh share group per run set to
+//!   start at the beginning; its `nMsg.sec` runs from before the members subscribe.
 //! - consume: `ConsumerPerformance` with a fresh group per run (it has no manual assignment;
 //!   `auto.offset.reset=earliest` is its default); its `fetch.nMsg.sec` leaves out the time
 //!   the group join took. It hard-codes `check.crcs=false`.
@@ -19,7 +21,7 @@ use std::process::Command;
 use super::report::Reading;
 use super::workload::{
     Kind, ProduceSettings, Workload, FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES, LATENCY_RATE,
-    MAX_PARTITION_FETCH_BYTES,
+    MAX_PARTITION_FETCH_BYTES, SHARE_MEMBERS,
 };
 use crate::kafka;
 use crate::run::{check, root, target_dir};
@@ -80,6 +82,21 @@ pub fn command(
         }
         return cmd;
     }
+    if w.kind == Kind::ShareConsume {
+        cmd.arg("org.apache.kafka.tools.ShareConsumerPerformance")
+            .args(["--bootstrap-server", bootstrap])
+            .args(["--topic", topic])
+            .args(["--num-records", &messages.to_string()])
+            .args(["--group", group])
+            .args(["--threads", &SHARE_MEMBERS.to_string()]);
+        for property in [
+            format!("fetch.min.bytes={FETCH_MIN_BYTES}"),
+            format!("fetch.max.wait.ms={FETCH_MAX_WAIT_MS}"),
+        ] {
+            cmd.arg("--command-property").arg(property);
+        }
+        return cmd;
+    }
     let throughput = match w.kind {
         Kind::Latency => LATENCY_RATE as i64,
         _ => -1,
@@ -108,6 +125,7 @@ pub fn command(
 pub fn read(kind: Kind, stdout: &str) -> Option<Reading> {
     match kind {
         Kind::Consume => read_consumer(stdout),
+        Kind::ShareConsume => read_share_consumer(stdout),
         Kind::Produce | Kind::Latency => read_producer(stdout),
     }
 }
@@ -156,6 +174,36 @@ fn read_consumer(stdout: &str) -> Option<Reading> {
     Some(Reading {
         count: count as u64,
         msgs_per_s: column("fetch.nMsg.sec")?,
+        bytes_per_record: Some(column("data.consumed.in.MB")? * 1024.0 * 1024.0 / count),
+        ..Reading::default()
+    })
+}
+
+/// ShareConsumerPerformance's summary: under its header `start.time, end.time,
+/// data.consumed.in.MB, MB.sec, nMsg.sec, data.consumed.in.nMsg, fetch.time.ms`, the group's
+/// line, its rate taken over the whole run from before the members subscribed.
+fn read_share_consumer(stdout: &str) -> Option<Reading> {
+    let mut lines = stdout.lines();
+    let header: Vec<&str> = lines
+        .find(|l| l.starts_with("start.time") && l.contains("nMsg.sec"))?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    // The summary is the last line with as many fields (a warning may come first).
+    let values: Vec<&str> = lines
+        .filter(|l| l.split(',').count() == header.len())
+        .last()?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let column = |name: &str| -> Option<f64> {
+        let i = header.iter().position(|h| *h == name)?;
+        values.get(i)?.parse().ok()
+    };
+    let count = column("data.consumed.in.nMsg")?;
+    Some(Reading {
+        count: count as u64,
+        msgs_per_s: column("nMsg.sec")?,
         bytes_per_record: Some(column("data.consumed.in.MB")? * 1024.0 * 1024.0 / count),
         ..Reading::default()
     })
@@ -223,6 +271,34 @@ mod tests {
              h:1 --topic t --num-records 100000 --group g --fetch-size 1048576 \
              --command-property fetch.min.bytes=1 --command-property fetch.max.wait.ms=500"
         );
+        assert_eq!(
+            line("share-consume"),
+            "-Xmx512M -cp /l/* org.apache.kafka.tools.ShareConsumerPerformance \
+             --bootstrap-server h:1 --topic t --num-records 100000 --group g --threads 3 \
+             --command-property fetch.min.bytes=1 --command-property fetch.max.wait.ms=500"
+        );
+    }
+
+    /// ShareConsumerPerformance 4.4.0's output, as it printed it here: one run that read its
+    /// 10,000 records, one that ran out of time.
+    #[test]
+    fn reads_the_share_consumer_summary() {
+        let out = "start.time, end.time, data.consumed.in.MB, MB.sec, nMsg.sec, \
+                   data.consumed.in.nMsg, fetch.time.ms\n\
+                   2026-12-04 10:19:21:171, 2026-12-04 10:19:22:733, 0.9537, 0.6105, 6402.0487, \
+                   10000, 1562\n";
+        let r = read(Kind::ShareConsume, out).unwrap();
+        assert_eq!((r.count, r.msgs_per_s), (10_000, 6402.0487));
+        assert!((r.bytes_per_record.unwrap() - 100.0).abs() < 0.01);
+        let timed_out = "start.time, end.time, data.consumed.in.MB, MB.sec, nMsg.sec, \
+                         data.consumed.in.nMsg, fetch.time.ms\n\
+                         WARNING: Exiting before consuming the expected number of records: \
+                         timeout (10000 ms) exceeded. You can use the --timeout option to \
+                         increase the timeout.\n\
+                         2026-12-04 10:18:02:913, 2026-12-04 10:18:13:202, 0.0000, 0.0000, \
+                         0.0000, 0, 10289\n";
+        let r = read(Kind::ShareConsume, timed_out).unwrap();
+        assert_eq!(r.count, 0);
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Tables {
                 m.cpu_s,
                 m.max_rss_mib
             ),
-            Kind::Produce | Kind::Consume => writeln!(
+            Kind::Produce | Kind::Consume | Kind::ShareConsume => writeln!(
                 self.throughput,
                 "| {what} | {client} | {} | {:.1} | {:.2} | {:.0} |",
                 thousands(m.msgs_per_s.round() as u64),

@@ -13,6 +13,9 @@ pub enum Kind {
     Latency,
     /// A topic filled beforehand, read from the beginning of every partition.
     Consume,
+    /// The same topic read by [`SHARE_MEMBERS`] members of one share group (KIP-932) in one
+    /// process, each record accepted.
+    ShareConsume,
 }
 
 /// One workload.
@@ -38,6 +41,9 @@ pub struct Workload {
 /// Partitions of every topic, all of them read by the consume workload.
 pub const PARTITIONS: u32 = 8;
 
+/// Members of the share group in the share-consume workload.
+pub const SHARE_MEMBERS: u32 = 3;
+
 /// Records per second of the latency workloads. Modest on purpose: the slowest client sends
 /// 100 B records some 200 times faster, so no client queues behind its own backlog, and the
 /// figure is the round trip of a lone small batch (linger 0) through client and broker. At
@@ -62,7 +68,7 @@ pub const MAX_PARTITION_FETCH_BYTES: u32 = 1 << 20;
 /// cannot turn it off). Kafka's `ConsumerPerformance` hard-codes `check.crcs=false`.
 pub const CHECK_CRCS: bool = true;
 
-pub const WORKLOADS: [Workload; 9] = [
+pub const WORKLOADS: [Workload; 10] = [
     Workload {
         id: "acks1",
         kind: Kind::Produce,
@@ -129,6 +135,18 @@ pub const WORKLOADS: [Workload; 9] = [
     Workload {
         id: "consume",
         kind: Kind::Consume,
+        size: 100,
+        share: 1.0,
+        acks: "1",
+        idempotence: false,
+        each: false,
+        transaction: 0,
+    },
+    // Kafka 4.2 and later: the share group starts at the beginning (its group config
+    // share.auto.offset.reset=earliest, set before each run).
+    Workload {
+        id: "share-consume",
+        kind: Kind::ShareConsume,
         size: 100,
         share: 1.0,
         acks: "1",
@@ -203,6 +221,10 @@ impl Workload {
                 }
             ),
             Kind::Consume => format!("consume {n} × {} B, {PARTITIONS} partitions", self.size),
+            Kind::ShareConsume => format!(
+                "share-consume {n} × {} B, {PARTITIONS} partitions, {SHARE_MEMBERS} members",
+                self.size
+            ),
             Kind::Latency => format!(
                 "ack latency, {n} × {} B at {} msgs/s, linger.ms=0, acks={}",
                 self.size,
@@ -224,6 +246,7 @@ impl Workload {
             Kind::Produce => "produce",
             Kind::Latency => "latency",
             Kind::Consume => "consume",
+            Kind::ShareConsume => "share-consume",
         };
         let mut args = format!(
             "{kind} --bootstrap {bootstrap} --topic {topic} --messages {} --size {}",
@@ -244,6 +267,12 @@ impl Workload {
                 " --partitions {PARTITIONS} --fetch-min-bytes {FETCH_MIN_BYTES} \
                  --fetch-max-wait-ms {FETCH_MAX_WAIT_MS} \
                  --max-partition-fetch-bytes {MAX_PARTITION_FETCH_BYTES} --check-crcs {CHECK_CRCS}"
+            ),
+            Kind::ShareConsume => write!(
+                args,
+                " --partitions {PARTITIONS} --fetch-min-bytes {FETCH_MIN_BYTES} \
+                 --fetch-max-wait-ms {FETCH_MAX_WAIT_MS} --check-crcs {CHECK_CRCS} \
+                 --members {SHARE_MEMBERS}"
             ),
         };
         if self.each {
@@ -272,7 +301,10 @@ pub fn settings(s: ProduceSettings) -> String {
          consume: fetch.min.bytes={FETCH_MIN_BYTES} fetch.max.wait.ms={FETCH_MAX_WAIT_MS} \
          max.partition.fetch.bytes={MAX_PARTITION_FETCH_BYTES} check.crcs={CHECK_CRCS} \
          (java: false, hard-coded in ConsumerPerformance), from the beginning of all \
-         {PARTITIONS} partitions of a topic filled beforehand by peer-purekafka\n",
+         {PARTITIONS} partitions of a topic filled beforehand by peer-purekafka\n\
+         share-consume: the same, {SHARE_MEMBERS} members of a new share group in one process \
+         (java: ShareConsumerPerformance --threads {SHARE_MEMBERS}), max.poll.records=500, \
+         implicit acknowledgement, timed from the subscription to the Nth record\n",
         s.linger_ms,
         s.batch_size,
         s.batch_size,
@@ -320,6 +352,10 @@ mod tests {
             by_id("consume").describe(100_000),
             "consume 100,000 × 100 B, 8 partitions"
         );
+        assert_eq!(
+            by_id("share-consume").describe(1_000_000),
+            "share-consume 1,000,000 × 100 B, 8 partitions, 3 members"
+        );
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(thousands(999), "999");
     }
@@ -341,6 +377,11 @@ mod tests {
             "--partitions 8 --fetch-min-bytes 1 --fetch-max-wait-ms 500 \
              --max-partition-fetch-bytes 1048576 --check-crcs true"
         ));
+        let args = by_id("share-consume")
+            .peer_args(S, "h:1", "t", 100)
+            .join(" ");
+        assert!(args.starts_with("share-consume --bootstrap h:1 --topic t --messages 100 "));
+        assert!(args.ends_with("--check-crcs true --members 3"));
         let args = by_id("acks1").peer_args(S, "h:1", "t", 100);
         assert!(args.join(" ").contains("--linger-ms 5 --batch-size 1000"));
         let args = by_id("txn").peer_args(S, "h:1", "t", 1_000_000).join(" ");

@@ -35,6 +35,10 @@ async fn main() -> Result<()> {
         Workload::Produce => produce(&o, builder(&kafka, &o).build().await?).await,
         Workload::Latency => latency(&o, builder(&kafka, &o).build().await?).await,
         Workload::Consume => consume(&o, kafka).await,
+        Workload::ShareConsume => purekafka_peers::unsupported(
+            CLIENT,
+            "not measured: the share-consume workload compares purekafka with Java",
+        ),
     }
 }
 

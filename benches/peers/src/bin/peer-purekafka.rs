@@ -4,7 +4,11 @@
 //! ```text
 //! peer-purekafka create-topic --topic T --partitions P [--bootstrap ADDR]
 //! peer-purekafka delete-topic --topic T [--bootstrap ADDR]
+//! peer-purekafka share-group --group G [--bootstrap ADDR]
 //! ```
+//!
+//! (`share-group` sets share group G's `share.auto.offset.reset` to `earliest`, so that it
+//! reads a topic filled before it.)
 //!
 //! - produce: records are queued with `produce`, and a second task counts the delivery reports,
 //!   as an application that wants every outcome without awaiting each record would. With
@@ -16,13 +20,20 @@
 //! - latency: each record's `DeliveryFuture` is awaited on a task of its own.
 //! - consume: a `Consumer` without a group, every partition `assign`ed at `Offset::Earliest`,
 //!   read with `recv`.
+//! - share-consume: `--members` `ShareConsumer`s of one share group on the same runtime, each
+//!   polling (implicit acknowledgement: each poll accepts the last), until together they have
+//!   the Nth record; then each commits and closes.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use purekafka::{Admin, ClientConfig, Consumer, Offset, Producer, ProducerRecord, RecordMetadata};
-use purekafka_peers::{run_latency, MemberOptions, Options, Tally, Timer, Workload};
+use purekafka::{
+    Admin, AlterConfig, ClientConfig, ConfigResource, Consumer, Offset, Producer, ProducerRecord,
+    RecordMetadata, ShareConsumer,
+};
+use purekafka_peers::{run_latency, MemberOptions, Options, ShareTally, Tally, Timer, Workload};
 
 const CLIENT: &str = "purekafka";
 
@@ -38,12 +49,14 @@ async fn main() -> Result<()> {
         Some("create-topic") => topic_chore(&args[1..], true).await,
         Some("delete-topic") => topic_chore(&args[1..], false).await,
         Some("member") => member(MemberOptions::from_args(&args[1..])).await,
+        Some("share-group") => share_group(&args[1..]).await,
         _ => {
             let o = Options::from_env();
             match o.workload {
                 Workload::Produce => produce(o).await,
                 Workload::Latency => latency(o).await,
                 Workload::Consume => consume(o).await,
+                Workload::ShareConsume => share_consume(o).await,
             }
         }
     }
@@ -237,6 +250,80 @@ async fn consume(o: Options) -> Result<()> {
         );
     }
     tally.report(timer, CLIENT, &o);
+    Ok(())
+}
+
+/// Sets `--group`'s `share.auto.offset.reset` to `earliest`.
+async fn share_group(args: &[String]) -> Result<()> {
+    let (mut bootstrap, mut group) = ("127.0.0.1:9092".to_owned(), None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--bootstrap" => bootstrap = value.clone(),
+            "--group" => group = Some(value.clone()),
+            _ => return Err(format!("unknown option {flag}").into()),
+        }
+    }
+    let group = group.ok_or("--group is required")?;
+    let admin = Admin::builder(ClientConfig::new().bootstrap_servers([bootstrap]))
+        .build()
+        .await?;
+    let earliest = AlterConfig::Set("share.auto.offset.reset".into(), "earliest".into());
+    for (_, result) in admin
+        .incremental_alter_configs(&[(ConfigResource::Group(group), vec![earliest])])
+        .await?
+    {
+        result?;
+    }
+    Ok(())
+}
+
+/// `--members` share group members on this runtime, together reading `--messages` records.
+async fn share_consume(o: Options) -> Result<()> {
+    let config = ClientConfig::new()
+        .bootstrap_servers([o.bootstrap.as_str()])
+        .group_id(&o.group)
+        .set("fetch.min.bytes", o.fetch_min_bytes)?
+        .set("fetch.wait.max.ms", o.fetch_max_wait_ms)?
+        .set("check.crcs", o.check_crcs)?;
+    let mut members = Vec::with_capacity(o.members);
+    for _ in 0..o.members {
+        members.push(ShareConsumer::builder(config.clone()).build().await?);
+    }
+    let tally = Arc::new(Mutex::new(ShareTally::new(&o)));
+    let o = Arc::new(o);
+    let timer = Arc::new(Timer::start());
+    let mut tasks = Vec::new();
+    for mut member in members {
+        member.subscribe(&[&o.topic])?;
+        let (tally, o, timer) = (tally.clone(), o.clone(), timer.clone());
+        tasks.push(tokio::spawn(async move {
+            // Until the members together have every record; the one that takes the last
+            // prints the result at once.
+            while tally.lock().unwrap().count < o.messages {
+                let batch = member.poll(Duration::from_millis(100)).await?;
+                let mut tally = tally.lock().unwrap();
+                let before = tally.count;
+                for msg in &batch {
+                    tally.note(
+                        msg.partition,
+                        msg.offset,
+                        msg.value.as_ref().map(Bytes::len),
+                    );
+                }
+                if before < o.messages && tally.count >= o.messages {
+                    tally.report(&timer, CLIENT, &o);
+                }
+            }
+            Ok::<_, purekafka::Error>(member)
+        }));
+    }
+    for task in tasks {
+        let mut member = task.await??;
+        member.commit_sync().await?;
+        member.close().await?;
+    }
     Ok(())
 }
 

@@ -84,6 +84,10 @@ fn main() -> Result<()> {
         Workload::Produce => produce(o),
         Workload::Latency => latency(o),
         Workload::Consume => consume(o),
+        Workload::ShareConsume => purekafka_peers::unsupported(
+            CLIENT,
+            "not measured: the share-consume workload compares purekafka with Java",
+        ),
     }
 }
 

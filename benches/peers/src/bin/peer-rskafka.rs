@@ -39,6 +39,10 @@ async fn main() -> Result<()> {
         Workload::Produce => produce(&o, producers(&client, &o).await?).await,
         Workload::Latency => latency(&o, producers(&client, &o).await?).await,
         Workload::Consume => consume(o, client).await,
+        Workload::ShareConsume => purekafka_peers::unsupported(
+            CLIENT,
+            "not measured: the share-consume workload compares purekafka with Java",
+        ),
     }
 }
 
