@@ -70,7 +70,8 @@ pub use config::{
 };
 pub use consumer::{
     Assigned, CommitHandle, Consumer, ConsumerBuilder, ListenerFuture, Message, MessageStream,
-    Offset, RebalanceEvent, RebalanceEvents, RebalanceListener, Revoking, TimestampType,
+    Offset, RebalanceEvent, RebalanceEvents, RebalanceListener, RecordStream, Revoking,
+    TimestampType,
 };
 pub use error::{ConfigError, Error, KafkaCode, Resource, Result, TxnErrorKind};
 pub use group::ConsumerGroupMetadata;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::fetch::{FetchState, Reply};
-use super::{Message, TimestampType};
+use super::Message;
 use crate::cluster::{Cluster, TopicPartition, EARLIEST, LATEST};
 use crate::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::conn::Connection;
@@ -149,35 +149,21 @@ pub(super) async fn absorb(
                         let reason = format!("batch at offset {}: {e}", batch.base_offset);
                         corrupt(&conn, &topic, p.partition_index, reason)
                     })?;
+                    let (last_offset, leader_epoch) =
+                        (batch.last_offset, batch.partition_leader_epoch);
                     if delivered {
-                        let timestamp_type = match batch.is_log_append_time() {
-                            true => TimestampType::LogAppendTime,
-                            false => TimestampType::CreateTime,
-                        };
+                        let from = *position;
                         out.extend(
-                            batch
-                                .records
-                                .into_iter()
-                                .filter(|r| r.offset >= *position)
-                                .map(|r| Message {
-                                    topic: topic.clone(),
-                                    partition: p.partition_index,
-                                    offset: r.offset,
-                                    timestamp: r.timestamp,
-                                    timestamp_type,
-                                    key: r.key,
-                                    value: r.value,
-                                    headers: r.headers,
-                                    delivery_count: None,
-                                }),
+                            Message::of_batch(&topic, p.partition_index, batch)
+                                .filter(|m| m.offset >= from),
                         );
                     }
-                    let next = batch.last_offset.checked_add(1).ok_or_else(|| {
+                    let next = last_offset.checked_add(1).ok_or_else(|| {
                         let reason = "last offset is i64::MAX".to_owned();
                         corrupt(&conn, &topic, p.partition_index, reason)
                     })?;
                     *position = (*position).max(next);
-                    tp_epochs.record = batch.partition_leader_epoch;
+                    tp_epochs.record = leader_epoch;
                     whole += 1;
                 }
                 if leads && present > 0 && whole == 0 && !over_budget {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::protocol::records::Header;
+use crate::protocol::records::{Batch, Header};
 
 /// A consumed record. Its `Display` is the seed's `test[0]@628`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,36 @@ pub struct Message {
     /// How many times a share group delivered the record, this time included (Java's
     /// `ConsumerRecord.deliveryCount()`); `None` outside share groups.
     pub delivery_count: Option<i16>,
+}
+
+impl Message {
+    /// The data records of a decoded batch of `topic[partition]` as messages (none for a
+    /// control batch), without a copy of their bytes.
+    pub(crate) fn of_batch(
+        topic: &Arc<str>,
+        partition: i32,
+        batch: Batch,
+    ) -> impl Iterator<Item = Message> + '_ {
+        let timestamp_type = match batch.is_log_append_time() {
+            true => TimestampType::LogAppendTime,
+            false => TimestampType::CreateTime,
+        };
+        let records = match batch.is_control() {
+            true => Vec::new(),
+            false => batch.records,
+        };
+        records.into_iter().map(move |r| Message {
+            topic: topic.clone(),
+            partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            timestamp_type,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+            delivery_count: None,
+        })
+    }
 }
 
 /// What a record's timestamp is.

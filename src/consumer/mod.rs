@@ -55,7 +55,8 @@ pub use listener::{
 use listener::{Finished, SharedListener};
 use membership::Membership;
 pub use message::{Message, TimestampType};
-pub use stream::{CommitHandle, MessageStream};
+pub(crate) use stream::Recv;
+pub use stream::{CommitHandle, MessageStream, RecordStream};
 use subscription::Subscription;
 
 /// Where to start reading a partition.

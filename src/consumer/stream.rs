@@ -23,30 +23,48 @@ impl Future for CommitHandle {
     }
 }
 
-type NextMessage<'a> =
-    Pin<Box<dyn Future<Output = (&'a mut Consumer, Result<Message, Error>)> + Send + 'a>>;
-
-/// A [`Consumer`] as a [`Stream`](futures_core::Stream) of messages; see [`Consumer::stream`].
-///
-/// It borrows the consumer: between messages, [`MessageStream::consumer`] reaches it, to
-/// commit or store offsets while streaming; dropped, even while waiting for a message (a
-/// timeout around `next()`), it leaves the consumer as it was, since `recv` is cancel-safe.
-pub struct MessageStream<'a> {
-    consumer: Option<&'a mut Consumer>,
-    /// The `recv` in progress, which holds the consumer until it completes.
-    next: Option<NextMessage<'a>>,
+/// What hands out records one at a time, for [`RecordStream`]: the consumer and the share
+/// consumer.
+pub(crate) trait Recv: Send {
+    fn next_record(&mut self) -> Pin<Box<dyn Future<Output = Result<Message, Error>> + Send + '_>>;
 }
 
-impl<'a> MessageStream<'a> {
-    pub(super) fn new(consumer: &'a mut Consumer) -> Self {
-        MessageStream {
+impl Recv for Consumer {
+    fn next_record(&mut self) -> Pin<Box<dyn Future<Output = Result<Message, Error>> + Send + '_>> {
+        Box::pin(self.recv())
+    }
+}
+
+type NextRecord<'a, C> =
+    Pin<Box<dyn Future<Output = (&'a mut C, Result<Message, Error>)> + Send + 'a>>;
+
+/// A client as a [`Stream`](futures_core::Stream) of messages, each taken by its `recv`: a
+/// [`Consumer`] ([`MessageStream`], see [`Consumer::stream`]) or a
+/// [`ShareConsumer`](crate::ShareConsumer) ([`ShareMessageStream`](crate::ShareMessageStream)).
+///
+/// It borrows the client: between messages, [`RecordStream::consumer`] reaches it, to commit,
+/// store offsets, seek or acknowledge while streaming; dropped, even while waiting for a
+/// message (a timeout around `next()`), it leaves the client as it was, since `recv` is
+/// cancel-safe.
+pub struct RecordStream<'a, C> {
+    consumer: Option<&'a mut C>,
+    /// The `recv` in progress, which holds the client until it completes.
+    next: Option<NextRecord<'a, C>>,
+}
+
+/// A [`Consumer`] as a [`Stream`](futures_core::Stream) of messages; see [`Consumer::stream`].
+pub type MessageStream<'a> = RecordStream<'a, Consumer>;
+
+impl<'a, C> RecordStream<'a, C> {
+    pub(crate) fn new(consumer: &'a mut C) -> Self {
+        RecordStream {
             consumer: Some(consumer),
             next: None,
         }
     }
 
-    /// The consumer, between messages (`None` while one is being waited for): to commit,
-    /// store offsets or seek while streaming.
+    /// The client, between messages (`None` while one is being waited for): to commit, store
+    /// offsets, seek or acknowledge while streaming.
     ///
     /// ```no_run
     /// # async fn demo(mut consumer: purekafka::Consumer) -> Result<(), purekafka::Error> {
@@ -59,12 +77,13 @@ impl<'a> MessageStream<'a> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn consumer(&mut self) -> Option<&mut Consumer> {
+    pub fn consumer(&mut self) -> Option<&mut C> {
         self.consumer.as_deref_mut()
     }
 }
 
-impl futures_core::Stream for MessageStream<'_> {
+#[allow(private_bounds)]
+impl<'a, C: Recv + 'a> futures_core::Stream for RecordStream<'a, C> {
     type Item = Result<Message, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -73,7 +92,7 @@ impl futures_core::Stream for MessageStream<'_> {
                 return Poll::Ready(None);
             };
             self.next = Some(Box::pin(async move {
-                let message = consumer.recv().await;
+                let message = consumer.next_record().await;
                 (consumer, message)
             }));
         }

@@ -37,7 +37,7 @@ use super::session::{FetchPlan, ShareSession, FINAL_EPOCH};
 use super::{AcknowledgementCommit, Callback};
 use crate::cluster::{by_leader, ByLeader, Cluster, TopicPartition};
 use crate::conn::Connection;
-use crate::consumer::{Message, TimestampType};
+use crate::consumer::Message;
 use crate::error::{Error, KafkaCode, Resource};
 use crate::group::share_group::unavailable;
 use crate::protocol::codes;
@@ -608,6 +608,15 @@ impl Driver {
         }
         let mut results = Vec::new();
         let mut answered: BTreeSet<TopicPartition> = BTreeSet::new();
+        // A partition's answer to the acknowledgements the request carried for it, if any.
+        let mut acked = |tp: &TopicPartition, code: i16, message: Option<&StrBytes>| {
+            let Some(runs) = carried.get(tp) else {
+                return false;
+            };
+            answered.insert(tp.clone());
+            results.extend(ack_result(api, tp, runs, code, message));
+            true
+        };
         let mut reroute = false;
         match answer {
             Answer::Fetch(response) => {
@@ -620,16 +629,8 @@ impl Driver {
                     };
                     for p in topic.partitions {
                         let tp = (name.clone(), p.partition_index);
-                        if let Some(runs) = carried.get(&tp) {
-                            answered.insert(tp.clone());
-                            results.extend(ack_result(
-                                api,
-                                &tp,
-                                runs,
-                                p.acknowledge_error_code,
-                                p.acknowledge_error_message.as_ref(),
-                            ));
-                        }
+                        let message = p.acknowledge_error_message.as_ref();
+                        acked(&tp, p.acknowledge_error_code, message);
                         if p.error_code != 0 {
                             reroute |= self.partition_error(
                                 api,
@@ -663,24 +664,15 @@ impl Driver {
                     };
                     for p in topic.partitions {
                         let tp = (name.clone(), p.partition_index);
-                        if let Some(runs) = carried.get(&tp) {
-                            answered.insert(tp.clone());
-                            results.extend(ack_result(
-                                api,
-                                &tp,
-                                runs,
-                                p.error_code,
-                                p.error_message.as_ref(),
-                            ));
-                            if matches!(
-                                p.error_code,
-                                codes::NOT_LEADER_OR_FOLLOWER
-                                    | codes::UNKNOWN_TOPIC_OR_PARTITION
-                                    | codes::FENCED_LEADER_EPOCH
-                            ) {
-                                self.cluster.refresh_soon(&tp.0);
-                                reroute = true;
-                            }
+                        let moved = matches!(
+                            p.error_code,
+                            codes::NOT_LEADER_OR_FOLLOWER
+                                | codes::UNKNOWN_TOPIC_OR_PARTITION
+                                | codes::FENCED_LEADER_EPOCH
+                        );
+                        if acked(&tp, p.error_code, p.error_message.as_ref()) && moved {
+                            self.cluster.refresh_soon(&tp.0);
+                            reroute = true;
                         }
                     }
                 }
@@ -759,24 +751,7 @@ impl Driver {
                 }
             };
             read_up_to = batch.last_offset;
-            if batch.is_control() {
-                continue;
-            }
-            let timestamp_type = match batch.is_log_append_time() {
-                true => TimestampType::LogAppendTime,
-                false => TimestampType::CreateTime,
-            };
-            messages.extend(batch.records.into_iter().map(|r| Message {
-                topic: tp.0.clone(),
-                partition: tp.1,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                timestamp_type,
-                key: r.key,
-                value: r.value,
-                headers: r.headers,
-                delivery_count: None,
-            }));
+            messages.extend(Message::of_batch(&tp.0, tp.1, batch));
         }
         let mut delivered = vec![None; messages.len()];
         let gaps = deliveries(messages.iter().map(|m| m.offset), acquired, |i, count| {

@@ -245,6 +245,12 @@ fn check(config: &ConsumerConfig) -> Result<String, ConfigError> {
             "share groups assign with the broker's share assignor",
         );
     }
+    if config.heartbeat_interval != defaults.heartbeat_interval {
+        return refuse(
+            "heartbeat.interval.ms",
+            "the group config share.heartbeat.interval.ms decides it",
+        );
+    }
     if config.session_timeout != defaults.session_timeout {
         return refuse(
             "session.timeout.ms",

@@ -341,6 +341,7 @@ fn settings_a_share_group_decides_are_refused_by_name() {
         ("group.remote.assignor", "uniform"),
         ("partition.assignment.strategy", "cooperative-sticky"),
         ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "1000"),
     ] {
         assert_eq!(refused_key(base().set(key, value).unwrap()), key);
     }

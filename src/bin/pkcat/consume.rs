@@ -9,8 +9,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use purekafka::{
-    AcknowledgeType, AutoOffsetReset, ClientConfig, Consumer, Offset, ShareAcknowledgementMode,
-    ShareConsumer,
+    AcknowledgeType, AutoOffsetReset, ClientConfig, Consumer, Message, Offset,
+    ShareAcknowledgementMode, ShareConsumer,
 };
 
 use crate::args::{Command, Start};
@@ -31,17 +31,8 @@ pub async fn run(c: Command) -> Result<(), Failure> {
     // Whatever ends the reading, the consumer is closed (a member commits and leaves).
     let ended: Result<(), Failure> = async {
         loop {
-            let batch = tokio::select! {
-                batch = consumer.poll(POLL) => batch,
-                _ = &mut interrupted => return Ok(()),
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) if e.is_retriable() => {
-                    eprintln!("pkcat: {e} (carrying on)");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+            let Some(batch) = next_batch(consumer.poll(POLL), &mut interrupted).await? else {
+                return Ok(());
             };
             for msg in &batch {
                 c.output
@@ -88,17 +79,8 @@ pub async fn share(c: Command) -> Result<(), Failure> {
     tokio::pin!(interrupted);
     let ended: Result<(), Failure> = async {
         loop {
-            let batch = tokio::select! {
-                batch = consumer.poll(POLL) => batch,
-                _ = &mut interrupted => return Ok(()),
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) if e.is_retriable() => {
-                    eprintln!("pkcat: {e} (carrying on)");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+            let Some(batch) = next_batch(consumer.poll(POLL), &mut interrupted).await? else {
+                return Ok(());
             };
             let room = c.count.map_or(usize::MAX, |n| (n - printed) as usize);
             let shown = batch.len().min(room);
@@ -137,6 +119,25 @@ pub async fn share(c: Command) -> Result<(), Failure> {
         eprintln!("pkcat: {printed} records consumed");
     }
     Ok(())
+}
+
+/// The next batch of a poll, or `None` at Ctrl-C. An error that passes is reported on stderr
+/// and gives an empty batch; any other ends the run.
+async fn next_batch(
+    poll: impl std::future::Future<Output = Result<Vec<Message>, purekafka::Error>>,
+    interrupted: &mut (impl std::future::Future + Unpin),
+) -> Result<Option<Vec<Message>>, Failure> {
+    tokio::select! {
+        batch = poll => match batch {
+            Ok(batch) => Ok(Some(batch)),
+            Err(e) if e.is_retriable() => {
+                eprintln!("pkcat: {e} (carrying on)");
+                Ok(Some(Vec::new()))
+            }
+            Err(e) => Err(e.into()),
+        },
+        _ = interrupted => Ok(None),
+    }
 }
 
 /// The consumer `c` asks for: a member of `-G`'s group, or one of no group.

@@ -74,12 +74,7 @@ pub fn command(
             .args(["--group", group])
             // The tool sets max.partition.fetch.bytes from --fetch-size, over any property.
             .args(["--fetch-size", &MAX_PARTITION_FETCH_BYTES.to_string()]);
-        for property in [
-            format!("fetch.min.bytes={FETCH_MIN_BYTES}"),
-            format!("fetch.max.wait.ms={FETCH_MAX_WAIT_MS}"),
-        ] {
-            cmd.arg("--command-property").arg(property);
-        }
+        fetch_properties(&mut cmd);
         return cmd;
     }
     if w.kind == Kind::ShareConsume {
@@ -89,12 +84,7 @@ pub fn command(
             .args(["--num-records", &messages.to_string()])
             .args(["--group", group])
             .args(["--threads", &SHARE_MEMBERS.to_string()]);
-        for property in [
-            format!("fetch.min.bytes={FETCH_MIN_BYTES}"),
-            format!("fetch.max.wait.ms={FETCH_MAX_WAIT_MS}"),
-        ] {
-            cmd.arg("--command-property").arg(property);
-        }
+        fetch_properties(&mut cmd);
         return cmd;
     }
     let throughput = match w.kind {
@@ -177,6 +167,16 @@ fn read_consumer(stdout: &str) -> Option<Reading> {
         bytes_per_record: Some(column("data.consumed.in.MB")? * 1024.0 * 1024.0 / count),
         ..Reading::default()
     })
+}
+
+/// The fetch settings every consumer gets, as the perf tools take properties.
+fn fetch_properties(cmd: &mut Command) {
+    for property in [
+        format!("fetch.min.bytes={FETCH_MIN_BYTES}"),
+        format!("fetch.max.wait.ms={FETCH_MAX_WAIT_MS}"),
+    ] {
+        cmd.arg("--command-property").arg(property);
+    }
 }
 
 /// ShareConsumerPerformance's summary: under its header `start.time, end.time,
