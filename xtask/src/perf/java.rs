@@ -191,8 +191,7 @@ fn read_share_consumer(stdout: &str) -> Option<Reading> {
         .collect();
     // The summary is the last line with as many fields (a warning may come first).
     let values: Vec<&str> = lines
-        .filter(|l| l.split(',').count() == header.len())
-        .last()?
+        .rfind(|l| l.split(',').count() == header.len())?
         .split(',')
         .map(str::trim)
         .collect();
