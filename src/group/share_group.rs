@@ -233,8 +233,11 @@ async fn heartbeats(
                 }
             }
             Err(Heartbeat::Fenced) => {
+                // Join again, after a pause: a coordinator that fences every heartbeat must
+                // not get them in a tight loop.
                 full = true;
                 unresolved = None;
+                tokio::time::sleep(config.backoff).await;
                 continue;
             }
             Err(Heartbeat::Retry(why)) => {

@@ -132,8 +132,21 @@ impl Driver {
         }
     }
 
-    /// Runs until the consumer closes (or is dropped, which aborts the task).
-    pub async fn run(mut self) {
+    /// Runs until the consumer closes (or is dropped, which aborts the task). However it
+    /// ends, commits still waiting are answered with what came.
+    pub async fn run(self) {
+        struct Ended(Arc<Inner>);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                self.0.state().end();
+                self.0.app.notify_one();
+            }
+        }
+        let _ended = Ended(self.inner.clone());
+        self.drive().await;
+    }
+
+    async fn drive(mut self) {
         let mut member_gone = false;
         loop {
             if self.inner.state().closing {
@@ -143,10 +156,13 @@ impl Driver {
                 self.route().await;
             }
             self.start_requests();
+            // Only a pause still to come: a link no longer asked anything keeps a past one.
+            let now = Instant::now();
             let wake_at = self
                 .links
                 .values()
                 .filter_map(|l| l.idle_until)
+                .filter(|&t| t > now)
                 .chain(self.reroute_at)
                 .min();
             tokio::select! {
@@ -229,6 +245,12 @@ impl Driver {
             let want_records = !self.stopped && !wanted.is_empty() && !waiting;
             if state.has_acks(broker) {
                 let open = link.session.is_open();
+                // Whether a fetch will open a session here, once this broker's records are
+                // taken: the acknowledgements wait for it.
+                let will_open = !self.stopped && !wanted.is_empty();
+                if !open && !want_records && will_open {
+                    continue;
+                }
                 if !open && !want_records {
                     // Nothing will open a session here: the acknowledgements cannot go out.
                     let (carried, numbers) = state.take(broker);
@@ -254,7 +276,7 @@ impl Driver {
                     continue;
                 }
             }
-            if !want_records {
+            if !want_records || known.is_empty() {
                 continue;
             }
             let (carried, numbers) = match link.session.is_open() {
@@ -517,7 +539,13 @@ impl Driver {
         self.inner.state().answered(broker, numbers, &results);
         if let Some(callback) = &self.callback {
             for result in &results {
-                callback(result);
+                // The application's code: its panic must not end the driver, and with it
+                // every commit waiting.
+                let called =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(result)));
+                if called.is_err() {
+                    tracing::error!("the acknowledgement commit callback panicked");
+                }
             }
         }
     }

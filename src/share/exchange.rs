@@ -109,6 +109,8 @@ impl Exchange {
         }
         let pending = self.pending.entry(broker).or_default();
         pending.first = Some(pending.first.map_or(numbers.lo, |f| f.min(numbers.lo)));
+        // Not sent after all: a commit waiting for them asks for them at once.
+        pending.sent = pending.sent.min(numbers.lo.saturating_sub(1));
         for (tp, mut earlier) in runs {
             if let Some(later) = pending.runs.remove(&tp) {
                 earlier.extend(&later);
@@ -157,6 +159,11 @@ impl Exchange {
 
     /// Waits for everything queued so far: `done` gets the answers, per partition.
     pub fn commit(&mut self, done: oneshot::Sender<Vec<AcknowledgementCommit>>) {
+        if self.ended {
+            // Nothing will be sent any more.
+            let _ = done.send(Vec::new());
+            return;
+        }
         let window: BTreeMap<i32, (u64, u64)> = self
             .pending
             .iter()
@@ -303,6 +310,7 @@ mod tests {
         // The session ended before the broker took them.
         x.requeue(1, carried, numbers);
         assert!(rx.try_recv().is_err());
+        assert!(x.flush(1), "the commit asks for them again at once");
         let (carried, numbers) = x.take(1);
         assert_eq!(numbers, Numbers { lo: 1, hi: 2 });
         assert_eq!(carried[&tp(0)].runs(), &[(0, 11, ACK_ACCEPT)]);
@@ -319,5 +327,10 @@ mod tests {
         x.end();
         assert!(rx.try_recv().unwrap().is_empty());
         assert!(x.ended);
+        // A commit after the end is answered at once: nothing goes out any more.
+        let (tx, mut rx) = oneshot::channel();
+        x.queue(1, &tp(0), &runs(1, 1));
+        x.commit(tx);
+        assert!(rx.try_recv().unwrap().is_empty());
     }
 }
