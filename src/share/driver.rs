@@ -8,7 +8,7 @@
 //!      partitions the session does not fetch ─► ShareAcknowledge
 //!    else records wanted (none of this broker's are waiting to be taken) ─► ShareFetch,
 //!      carrying the acknowledgements (once the session is open)
-//!  answers: records ─► deliveries() ─► the exchange (gaps acknowledged as GAP)
+//!  answers: records ─► intake.rs: deliveries() ─► the exchange (gaps acknowledged as GAP)
 //!           per partition acknowledgement results ─► commits, the callback
 //!           NOT_LEADER_OR_FOLLOWER & co ─► metadata asked again, partitions routed anew
 //!           session errors ─► a new session; its acknowledgements queued again
@@ -16,11 +16,10 @@
 //!  close ─► answers in flight awaited ─► ShareAcknowledge at epoch -1 to every open session
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::messages::share_acknowledge_request::{AcknowledgePartition, AcknowledgeTopic};
 use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{
@@ -32,18 +31,16 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::exchange::{Chunk, Inner, Numbers};
+use super::exchange::{Inner, Numbers};
 use super::session::{FetchPlan, ShareSession, FINAL_EPOCH};
 use super::{AcknowledgementCommit, Callback};
 use crate::cluster::{by_leader, ByLeader, Cluster, TopicPartition};
 use crate::conn::Connection;
-use crate::consumer::Message;
 use crate::error::{Error, KafkaCode, Resource};
 use crate::group::share_group::unavailable;
 use crate::protocol::codes;
 use crate::protocol::consumer_protocol::TopicPartitions;
-use crate::protocol::records::{BatchDecoder, DecodeError};
-use crate::protocol::share::{deliveries, AckRuns, Acquired, ACK_GAP, ACK_REJECT};
+use crate::protocol::share::{AckRuns, Acquired};
 
 /// Settings of the driver's requests.
 #[derive(Clone)]
@@ -57,6 +54,18 @@ pub(super) struct Params {
     pub check_crcs: bool,
     pub decompression_limit: usize,
     pub backoff: Duration,
+}
+
+impl Params {
+    /// The group, as share requests name it.
+    fn group(&self) -> GroupId {
+        GroupId(StrBytes::from_string(self.group_id.clone()))
+    }
+
+    /// The member, as share requests name it.
+    fn member(&self) -> StrBytes {
+        StrBytes::from_string(self.member_id.clone())
+    }
 }
 
 /// The driver's link with one broker.
@@ -370,8 +379,8 @@ impl Driver {
         }
         let p = &self.params;
         let request = ShareFetchRequest::default()
-            .with_group_id(Some(GroupId(StrBytes::from_string(p.group_id.clone()))))
-            .with_member_id(Some(StrBytes::from_string(p.member_id.clone())))
+            .with_group_id(Some(p.group()))
+            .with_member_id(Some(p.member()))
             .with_share_session_epoch(plan.epoch)
             .with_max_wait_ms(millis(p.max_wait))
             .with_min_bytes(p.min_bytes)
@@ -441,8 +450,8 @@ impl Driver {
         }
         let p = &self.params;
         let request = ShareAcknowledgeRequest::default()
-            .with_group_id(Some(GroupId(StrBytes::from_string(p.group_id.clone()))))
-            .with_member_id(Some(StrBytes::from_string(p.member_id.clone())))
+            .with_group_id(Some(p.group()))
+            .with_member_id(Some(p.member()))
             .with_share_session_epoch(epoch)
             .with_topics(
                 topics
@@ -750,81 +759,6 @@ impl Driver {
             message: message.map(|m| m.to_string()),
         });
         false
-    }
-
-    /// Decodes a partition's records, hands the acquired ones to the application and
-    /// acknowledges the gaps (and, past a corrupt batch, rejects what could not be read).
-    fn take_in(&self, broker: i32, tp: TopicPartition, records: Bytes, acquired: &[Acquired]) {
-        let decoder = BatchDecoder::new(
-            records,
-            self.params.check_crcs,
-            self.params.decompression_limit,
-        );
-        let mut messages: Vec<Message> = Vec::new();
-        let mut corrupt: Option<(i64, String)> = None;
-        let mut read_up_to = i64::MIN;
-        for batch in decoder {
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) => {
-                    let reason = match e {
-                        DecodeError::InflatesBeyond(_) => format!(
-                            "a batch inflates beyond receive.message.max.bytes ({} bytes)",
-                            self.params.decompression_limit
-                        ),
-                        e => e.to_string(),
-                    };
-                    corrupt = Some((read_up_to.saturating_add(1), reason));
-                    break;
-                }
-            };
-            read_up_to = batch.last_offset;
-            messages.extend(Message::of_batch(&tp.0, tp.1, batch));
-        }
-        let mut delivered = vec![None; messages.len()];
-        let gaps = deliveries(messages.iter().map(|m| m.offset), acquired, |i, count| {
-            delivered[i] = Some(count)
-        });
-        let messages: VecDeque<Message> = messages
-            .into_iter()
-            .zip(delivered)
-            .filter_map(|(mut m, count)| {
-                m.delivery_count = Some(count?);
-                Some(m)
-            })
-            .collect();
-        let mut acks = AckRuns::default();
-        for (first, last) in gaps {
-            match &corrupt {
-                // What could not be read is rejected, as the Java client does: delivered again
-                // it would fail again, up to the delivery limit.
-                Some((from, _)) if last >= *from => {
-                    if first < *from {
-                        acks.add(first, from - 1, ACK_GAP);
-                    }
-                    acks.add(first.max(*from), last, ACK_REJECT);
-                }
-                _ => acks.add(first, last, ACK_GAP),
-            }
-        }
-        let mut state = self.inner.state();
-        state.queue(broker, &tp, &acks);
-        if !messages.is_empty() {
-            state.ready.push_back(Chunk {
-                broker,
-                tp: tp.clone(),
-                messages,
-            });
-        }
-        if let Some((from, reason)) = corrupt {
-            state.errors.push_back(Error::CorruptBatch {
-                topic: tp.0.to_string(),
-                partition: tp.1,
-                reason: format!("from offset {from}: {reason}; its records were rejected"),
-            });
-        }
-        drop(state);
-        self.inner.app.notify_one();
     }
 
     /// The consumer closes: waits for the requests in flight, then closes every open session

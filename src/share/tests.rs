@@ -13,6 +13,7 @@ use crate::protocol::share::{ACK_ACCEPT, ACK_REJECT, ACK_RELEASE};
 use crate::testing::MemCluster;
 use crate::{AcknowledgeType, ClientConfig, Error, Message, Producer, ProducerRecord};
 
+use super::settings::DEFAULT_MAX_POLL_RECORDS;
 use super::*;
 
 fn config(cluster: &MemCluster) -> ClientConfig {
